@@ -1,0 +1,3 @@
+from flagd.cli import main
+
+raise SystemExit(main())

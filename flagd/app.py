@@ -1,0 +1,48 @@
+"""The Starlette application: `create_app(settings)` builds it; nothing is global."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from flagd.http.access_log import AccessLogMiddleware
+from flagd.http.handlers import EXCEPTION_HANDLERS
+from flagd.routes import health
+from flagd.settings import Settings
+from flagd.state import ServerState
+from flagd.storage.migrations import apply_migrations, load_migrations
+from flagd.storage.pool import open_pool
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        migrations = load_migrations()
+        pool = await open_pool(settings)
+        try:
+            if settings.migrate_on_start:
+                async with pool.acquire() as conn:
+                    await apply_migrations(conn, migrations)
+            yield {"server": ServerState(settings=settings, pool=pool, migrations=migrations)}
+        finally:
+            await pool.close()
+
+    middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
+    return Starlette(
+        routes=[*health.routes],
+        middleware=middleware,
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        lifespan=lifespan,
+    )
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for uvicorn workers (`uvicorn --factory flagd.app:create_app_from_env`)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,60 @@
+"""The one table that maps exceptions to HTTP responses in the error model.
+
+Every response that is not a success has the body
+`{"error": {"code": "<stable_code>", "message": "<what to fix>"}}` (plus `details`
+for validation problems), including Starlette's own 404 and 405.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ExceptionHandler
+
+from flagd import errors
+from flagd.http.responses import error_response
+
+logger = logging.getLogger(__name__)
+
+
+async def _flagd_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.FlagdError)
+    return error_response(exc)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(_translate_http_exception(request, exc))
+
+
+def _translate_http_exception(request: Request, exc: HTTPException) -> errors.FlagdError:
+    method, path = request.method, request.url.path
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 404:
+        return errors.NotFound(f"No endpoint at {method} {path}; check the path against the API reference.")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return errors.MethodNotAllowed(
+            f"{method} is not allowed on {path}; use one of: {allowed}.", headers=headers
+        )
+    return errors.FlagdError(
+        exc.detail, code=f"http_{exc.status_code}", status=exc.status_code, headers=headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware re-raises after this, so the traceback is logged by uvicorn.
+    return error_response(
+        errors.FlagdError("The server failed to handle this request; the error has been logged.")
+    )
+
+
+EXCEPTION_HANDLERS: Mapping[type[Exception] | int, ExceptionHandler] = {
+    errors.FlagdError: _flagd_error,
+    HTTPException: _http_exception,
+    Exception: _unexpected,
+}

@@ -1,0 +1,53 @@
+"""Liveness and readiness probes.
+
+`/healthz` says the process is serving requests and touches nothing else.
+`/readyz` says this instance can do its work: the database answers and its schema is
+the one this server expects. Otherwise it answers 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flagd.errors import DatabaseUnavailable, ServiceUnavailable
+from flagd.http.responses import OrjsonResponse
+from flagd.state import server_state
+from flagd.storage.migrations import schema_status
+
+# A probe must answer quickly even when the database hangs.
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    return OrjsonResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state = server_state(request)
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            async with state.pool.acquire() as conn:
+                status = await schema_status(conn, state.migrations)
+                instance_id = (
+                    await conn.fetchval("SELECT instance_id::text FROM instance") if status.current else None
+                )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"the database is not reachable: {exc or type(exc).__name__}") from exc
+    if not status.up_to_date:
+        raise ServiceUnavailable(
+            f"the database schema is at version {status.current} but this server needs {status.latest}; "
+            "run `flagd migrate`",
+            code="schema_out_of_date",
+        )
+    return OrjsonResponse({"status": "ready", "schema_version": status.current, "instance_id": instance_id})
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

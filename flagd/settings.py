@@ -1,0 +1,120 @@
+"""Server settings: one frozen value, read once from the environment and passed in.
+
+Every variable is documented in README.md ("Configuration"). Reading fails with a
+`SettingsError` that names the variable and says what a valid value looks like.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, TypeVar
+
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+_LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error", "critical")
+_LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    data_dir: Path = field(default_factory=lambda: Path(".flagd"))
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "text"
+    access_log: bool = True
+    migrate_on_start: bool = True
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+    db_connect_timeout: float = 10.0
+    max_body_bytes: int = 1_048_576
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"FLAGD_PORT must be between 0 and 65535, got {self.port}")
+        if self.workers < 1:
+            raise SettingsError(f"FLAGD_WORKERS must be at least 1, got {self.workers}")
+        if not 0 <= self.db_pool_min_size <= self.db_pool_max_size or self.db_pool_max_size < 1:
+            raise SettingsError(
+                "FLAGD_DB_POOL_MIN_SIZE and FLAGD_DB_POOL_MAX_SIZE must satisfy 0 <= min <= max and max >= 1, "
+                f"got min={self.db_pool_min_size} max={self.db_pool_max_size}"
+            )
+        if self.db_connect_timeout <= 0:
+            raise SettingsError(f"FLAGD_DB_CONNECT_TIMEOUT must be positive, got {self.db_connect_timeout}")
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"FLAGD_MAX_BODY_BYTES must be at least 1024, got {self.max_body_bytes}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        defaults = cls()
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            host=reader.get("FLAGD_HOST", str, defaults.host),
+            port=reader.get("FLAGD_PORT", int, defaults.port),
+            workers=reader.get("FLAGD_WORKERS", int, defaults.workers),
+            data_dir=reader.get("FLAGD_DATA_DIR", Path, defaults.data_dir),
+            log_level=reader.choice("FLAGD_LOG_LEVEL", _LOG_LEVELS, defaults.log_level),
+            log_format=reader.choice("FLAGD_LOG_FORMAT", _LOG_FORMATS, defaults.log_format),
+            access_log=reader.get("FLAGD_ACCESS_LOG", _parse_bool, defaults.access_log),
+            migrate_on_start=reader.get("FLAGD_MIGRATE_ON_START", _parse_bool, defaults.migrate_on_start),
+            db_pool_min_size=reader.get("FLAGD_DB_POOL_MIN_SIZE", int, defaults.db_pool_min_size),
+            db_pool_max_size=reader.get("FLAGD_DB_POOL_MAX_SIZE", int, defaults.db_pool_max_size),
+            db_connect_timeout=reader.get("FLAGD_DB_CONNECT_TIMEOUT", float, defaults.db_connect_timeout),
+            max_body_bytes=reader.get("FLAGD_MAX_BODY_BYTES", int, defaults.max_body_bytes),
+        )
+
+    def with_database(self, database_url: str) -> Settings:
+        return replace(self, database_url=database_url)
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError:
+            kind = (
+                "true or false" if parse is _parse_bool else f"a valid {getattr(parse, '__name__', 'value')}"
+            )
+            raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
+
+    def choice(self, name: str, choices: tuple[T, ...], default: T) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        value = raw.strip().lower()
+        for choice in choices:
+            if choice == value:
+                return choice
+        allowed = ", ".join(str(c) for c in choices)
+        raise SettingsError(f"{name} must be one of {allowed}, got {raw!r}")

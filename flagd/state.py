@@ -1,0 +1,23 @@
+"""What the lifespan builds once and every handler reads from `request.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.requests import Request
+
+from flagd.settings import Settings
+from flagd.storage.migrations import Migration
+
+
+@dataclass(frozen=True, slots=True)
+class ServerState:
+    settings: Settings
+    pool: asyncpg.Pool
+    migrations: tuple[Migration, ...]
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.state.server
+    return state

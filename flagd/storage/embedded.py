@@ -1,0 +1,145 @@
+"""An embedded PostgreSQL cluster in the data directory, for a first run with no setup.
+
+The cluster comes from the `pgserver` package (PostgreSQL binaries shipped in a wheel),
+so it needs nothing installed on the machine. It lives in `<data_dir>/pgdata`, listens
+only on a Unix socket, is reused by the next start, and is stopped on shutdown.
+
+One flagd process owns a data directory at a time: an exclusive lock on
+`<data_dir>/flagd.lock` is taken before the cluster is touched, so a second
+`flagd serve` on the same directory fails with a clear message instead of sharing
+(or corrupting) a cluster it does not own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "flagd"
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded cluster could not be started; the message says why and what to do."""
+
+
+class DataDirectoryLock:
+    """An exclusive, advisory lock on a data directory, held for the life of the process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "flagd.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise EmbeddedPostgresError(
+                f"the data directory {self.path.parent} is in use by another flagd process (pid {holder}); "
+                "stop that process, or set FLAGD_DATA_DIR to another directory, "
+                "or set DATABASE_URL to use an external PostgreSQL"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class EmbeddedPostgres:
+    """Start with `start()` (returns the database URL), stop with `stop()`; or use `with`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.expanduser().resolve()
+        self.pgdata = self.data_dir / "pgdata"
+        self._lock = DataDirectoryLock(self.data_dir)
+        self._server: Any = None
+
+    def start(self) -> str:
+        self._lock.acquire()
+        try:
+            return self._start_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def stop(self) -> None:
+        try:
+            if self._server is not None:
+                logger.info("stopping embedded PostgreSQL in %s", self.pgdata)
+                self._server.cleanup()
+                self._server = None
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _start_locked(self) -> str:
+        pgserver = _import_pgserver()
+        first_run = not (self.pgdata / "PG_VERSION").exists()
+        if first_run:
+            logger.info(
+                "initialising embedded PostgreSQL in %s (first run, takes a few seconds)", self.pgdata
+            )
+        else:
+            logger.info("starting embedded PostgreSQL in %s", self.pgdata)
+        # pgserver counts the processes sharing a cluster in this file and stops the cluster when
+        # the last one leaves. We hold the directory lock, so any pid listed there is a leftover of
+        # a process that died without cleaning up; left in place it would keep us from stopping.
+        (self.pgdata / ".handle_pids.json").unlink(missing_ok=True)
+        try:
+            self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        except Exception as exc:
+            raise EmbeddedPostgresError(
+                f"embedded PostgreSQL failed to start in {self.pgdata}: {exc}; "
+                f"its log is {self.pgdata / 'log'}"
+            ) from exc
+        asyncio.run(_ensure_database(self._server.get_uri(), DATABASE_NAME))
+        url: str = self._server.get_uri(database=DATABASE_NAME)
+        logger.info("embedded PostgreSQL ready at %s", url)
+        return url
+
+
+def _import_pgserver() -> Any:
+    # pgserver asks platformdirs for a runtime directory at import, which warns when
+    # XDG_RUNTIME_DIR is unset (containers, CI); the fallback it picks is fine.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    return pgserver
+
+
+async def _ensure_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

@@ -1,0 +1,58 @@
+"""The asyncpg connection pool, with connection failures translated into one clear error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from flagd.errors import DatabaseUnavailable
+from flagd.settings import Settings
+
+_CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def redact(database_url: str) -> str:
+    """The URL with any password replaced, fit for logs and error messages."""
+    parts = urlsplit(database_url)
+    if parts.password is None:
+        return database_url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def open_pool(settings: Settings) -> asyncpg.Pool:
+    url = _require_url(settings)
+    with _translate_connect_errors(url):
+        return await asyncpg.create_pool(
+            url,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            timeout=settings.db_connect_timeout,
+        )
+
+
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """A single connection, for the CLI and start-up tasks."""
+    url = _require_url(settings)
+    with _translate_connect_errors(url):
+        return await asyncpg.connect(url, timeout=settings.db_connect_timeout)
+
+
+def _require_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise DatabaseUnavailable(
+            "DATABASE_URL is not set; set it to a PostgreSQL URL, or run `flagd serve` to use embedded PostgreSQL"
+        )
+    return settings.database_url
+
+
+@contextmanager
+def _translate_connect_errors(url: str) -> Iterator[None]:
+    try:
+        yield
+    except _CONNECT_ERRORS as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc

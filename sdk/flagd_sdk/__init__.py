@@ -1,0 +1,3 @@
+"""flagd_sdk: the thin Python SDK for flagd."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pure statistics for experiments: sufficient statistics in, results out; no I/O."""
