@@ -1,0 +1,111 @@
+"""Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test.
+
+With DATABASE_URL set, tests create their databases on that server (the role needs
+CREATEDB); otherwise one embedded cluster is started for the session. A migrated
+template database is built once, and each test gets its own copy of it, so tests
+never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from flagd.app import create_app
+from flagd.settings import Settings
+from flagd.storage.embedded import EmbeddedPostgres
+from flagd.storage.migrations import apply_migrations, load_migrations
+from tests.support import LiveServer, database_url_for, drop_database, running_server
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield external
+        return
+    # A short path keeps the Unix socket under the kernel's 107-byte limit.
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    url = embedded.start()
+    try:
+        yield database_url_for(url, "postgres")
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_admin_url: str) -> Iterator[str]:
+    name = f"flagd_test_template_{uuid.uuid4().hex[:8]}"
+
+    async def build() -> None:
+        admin = await asyncpg.connect(pg_admin_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(database_url_for(pg_admin_url, name))
+        try:
+            await apply_migrations(conn, load_migrations())
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    yield name
+    asyncio.run(drop_database(pg_admin_url, name))
+
+
+async def _fresh_database(admin_url: str, template: str) -> str:
+    name = f"flagd_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    return name
+
+
+@pytest.fixture
+async def database_url(pg_admin_url: str, template_database: str) -> AsyncIterator[str]:
+    """A database of its own for this test, with every migration applied."""
+    name = await _fresh_database(pg_admin_url, template_database)
+    yield database_url_for(pg_admin_url, name)
+    await drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+async def empty_database_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """A database of its own for this test, with no migrations applied."""
+    name = await _fresh_database(pg_admin_url, "template0")
+    yield database_url_for(pg_admin_url, name)
+    await drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, port=0, data_dir=tmp_path / "data", db_pool_max_size=4)
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+    async with running_server(create_app(settings)) as live:
+        yield live
+
+
+@pytest.fixture
+async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+        yield http

@@ -1,0 +1,134 @@
+"""The `flagd` command line, run as a user runs it: in a child process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.support import FlagdProcess, flagd_env, free_port
+
+
+def run_flagd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flagd", *args],
+        env=env if env is not None else flagd_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_should_list_commands_in_help() -> None:
+    result = run_flagd("--help")
+    assert result.returncode == 0
+    assert "serve" in result.stdout
+    assert "migrate" in result.stdout
+
+
+def test_should_exit_2_on_unknown_option() -> None:
+    result = run_flagd("serve", "--no-such-option")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-such-option" in result.stderr
+
+
+def test_should_exit_1_with_the_variable_name_on_a_bad_setting() -> None:
+    result = run_flagd("migrate", env=flagd_env(FLAGD_PORT="eighty"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "flagd: error: FLAGD_PORT must be a valid int, got 'eighty'"
+
+
+def test_should_report_an_unreachable_database_without_leaking_its_password() -> None:
+    url = f"postgresql://flagd:s3cret@127.0.0.1:{free_port()}/flagd"
+    result = run_flagd("migrate", "--database-url", url)
+    assert result.returncode == 1
+    assert "flagd: error: cannot connect to PostgreSQL at postgresql://flagd:***@127.0.0.1" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_should_migrate_and_check_an_external_database(empty_database_url: str) -> None:
+    before = run_flagd("migrate", "--check", "--database-url", empty_database_url)
+    applied = run_flagd("migrate", "--database-url", empty_database_url)
+    again = run_flagd("migrate", "--database-url", empty_database_url)
+    after = run_flagd("migrate", "--check", "--database-url", empty_database_url)
+    assert (before.returncode, applied.returncode, again.returncode, after.returncode) == (1, 0, 0, 0)
+    assert "migration(s) pending" in before.stdout
+    assert "applied 1 migration(s): 0001_instance" in applied.stderr
+    assert "schema is up to date at version 1" in again.stderr
+    assert "schema is up to date at version 1" in after.stdout
+
+
+def test_should_serve_with_two_workers_and_json_logs(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = flagd_env(DATABASE_URL=database_url, FLAGD_LOG_FORMAT="json")
+    server = FlagdProcess(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "out.log")
+    try:
+        server.wait_ready(base)
+        for _ in range(4):
+            assert httpx.get(f"{base}/healthz").status_code == 200
+    finally:
+        code = server.stop()
+    assert code == 0
+    records = [orjson.loads(line) for line in server.output.splitlines() if line.startswith("{")]
+    assert records, server.output
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+    access = [r for r in records if r["logger"] == "flagd.access" and r["path"] == "/healthz"]
+    assert len(access) == 4
+    assert {r["status"] for r in access} == {200}
+    worker_starts = [r for r in records if r["message"].startswith("Started server process")]
+    assert len(worker_starts) == 2
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def test_should_refuse_a_second_server_on_the_same_data_directory(data_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    first = FlagdProcess(
+        ["serve", "--port", str(port), "--data-dir", str(data_dir)], flagd_env(), tmp_path / "1.log"
+    )
+    try:
+        first.wait_ready(f"http://127.0.0.1:{port}")
+        second = run_flagd("serve", "--port", str(free_port()), "--data-dir", str(data_dir))
+        still_ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+    finally:
+        first.stop()
+    assert second.returncode == 1
+    assert (
+        f"the data directory {data_dir.resolve()} is in use by another flagd process (pid {first.process.pid})"
+        in (second.stderr)
+    )
+    assert still_ready.status_code == 200
+
+
+def test_should_keep_data_across_a_restart_and_stop_postgres_on_shutdown(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    instance_ids = []
+    for attempt in range(2):
+        port = free_port()
+        server = FlagdProcess(
+            ["serve", "--port", str(port), "--data-dir", str(data_dir)],
+            flagd_env(),
+            tmp_path / f"{attempt}.log",
+        )
+        try:
+            instance_ids.append(server.wait_ready(f"http://127.0.0.1:{port}").json()["instance_id"])
+        finally:
+            code = server.stop()
+        assert code == 0, server.output
+        assert "stopping embedded PostgreSQL" in server.output
+        assert not (data_dir / "pgdata" / "postmaster.pid").exists(), (
+            "PostgreSQL still running after shutdown"
+        )
+    assert instance_ids[0] == instance_ids[1]
+    assert "initialising embedded PostgreSQL" in (tmp_path / "0.log").read_text()
+    assert "initialising embedded PostgreSQL" not in (tmp_path / "1.log").read_text()

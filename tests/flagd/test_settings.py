@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from flagd.settings import Settings, SettingsError
+
+
+def test_should_use_documented_defaults_when_environment_is_empty() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url is None
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8080, 1)
+    assert settings.data_dir == Path(".flagd")
+    assert (settings.log_level, settings.log_format) == ("info", "text")
+    assert settings.migrate_on_start is True
+
+
+def test_should_read_every_variable_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://u:p@db/flagd",
+            "FLAGD_HOST": "0.0.0.0",
+            "FLAGD_PORT": "9000",
+            "FLAGD_WORKERS": "4",
+            "FLAGD_DATA_DIR": "/var/lib/flagd",
+            "FLAGD_LOG_LEVEL": "DEBUG",
+            "FLAGD_LOG_FORMAT": "json",
+            "FLAGD_ACCESS_LOG": "off",
+            "FLAGD_MIGRATE_ON_START": "no",
+            "FLAGD_DB_POOL_MIN_SIZE": "2",
+            "FLAGD_DB_POOL_MAX_SIZE": "20",
+            "FLAGD_DB_CONNECT_TIMEOUT": "2.5",
+            "FLAGD_MAX_BODY_BYTES": "65536",
+        }
+    )
+    assert settings == Settings(
+        database_url="postgresql://u:p@db/flagd",
+        host="0.0.0.0",
+        port=9000,
+        workers=4,
+        data_dir=Path("/var/lib/flagd"),
+        log_level="debug",
+        log_format="json",
+        access_log=False,
+        migrate_on_start=False,
+        db_pool_min_size=2,
+        db_pool_max_size=20,
+        db_connect_timeout=2.5,
+        max_body_bytes=65536,
+    )
+
+
+def test_should_treat_blank_values_as_unset() -> None:
+    assert Settings.from_env({"DATABASE_URL": "", "FLAGD_PORT": "  "}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"FLAGD_PORT": "eighty"}, "FLAGD_PORT must be a valid int, got 'eighty'"),
+        ({"FLAGD_PORT": "70000"}, "FLAGD_PORT must be between 0 and 65535"),
+        ({"FLAGD_WORKERS": "0"}, "FLAGD_WORKERS must be at least 1"),
+        ({"FLAGD_LOG_FORMAT": "xml"}, "FLAGD_LOG_FORMAT must be one of text, json, got 'xml'"),
+        ({"FLAGD_LOG_LEVEL": "loud"}, "FLAGD_LOG_LEVEL must be one of debug, info, warning, error, critical"),
+        ({"FLAGD_ACCESS_LOG": "maybe"}, "FLAGD_ACCESS_LOG must be true or false, got 'maybe'"),
+        ({"FLAGD_DB_POOL_MIN_SIZE": "5", "FLAGD_DB_POOL_MAX_SIZE": "2"}, "0 <= min <= max"),
+        ({"FLAGD_DB_CONNECT_TIMEOUT": "0"}, "FLAGD_DB_CONNECT_TIMEOUT must be positive"),
+        ({"FLAGD_MAX_BODY_BYTES": "10"}, "FLAGD_MAX_BODY_BYTES must be at least 1024"),
+    ],
+)
+def test_should_name_the_variable_when_a_value_is_invalid(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(fragment)):
+        Settings.from_env(env)
+
+
+def test_should_replace_only_the_database_url() -> None:
+    base = Settings(port=9999)
+    assert base.with_database("postgresql:///x") == Settings(port=9999, database_url="postgresql:///x")

@@ -1,0 +1,117 @@
+"""Helpers the fixtures and tests share: database URLs, live servers, subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def database_url_for(url: str, database: str) -> str:
+    """The same server and credentials as `url`, another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LiveServer:
+    url: str
+    port: int
+
+
+@asynccontextmanager
+async def running_server(app: ASGIApp) -> AsyncIterator[LiveServer]:
+    """Serve `app` with uvicorn on 127.0.0.1 (a free port) inside the test's event loop."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped during start-up; see the log above")
+        await asyncio.sleep(0.005)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", port=port)
+    finally:
+        server.should_exit = True
+        await task
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class FlagdProcess:
+    """`flagd ARGS` in a child process, with its output collected to a file for assertions."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], log_path: os.PathLike[str]) -> None:
+        self.log_path = log_path
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "flagd", *args], env=dict(env), stdout=log_fd, stderr=subprocess.STDOUT
+            )
+        finally:
+            os.close(log_fd)  # the child holds its own copy
+
+    @property
+    def output(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+
+    def wait_ready(self, base_url: str, timeout: float = 60.0) -> httpx.Response:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"flagd exited with {self.process.returncode}:\n{self.output}")
+            try:
+                response = httpx.get(f"{base_url}/readyz", timeout=2.0)
+                if response.status_code == 200:
+                    return response
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"flagd was not ready within {timeout}s:\n{self.output}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        return code
+
+
+def flagd_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_") and k != "DATABASE_URL"}
+    env.update(overrides)
+    return env
