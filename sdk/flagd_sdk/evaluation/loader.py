@@ -1,0 +1,238 @@
+"""Load a flag set in the flagd definition format: validate it whole, then compile it.
+
+`load_flag_set(document)` checks everything before anything is used and raises
+`FlagSetError` listing every problem with its JSON path. With `strict=False` it loads
+what it can the way other flagd evaluators do: a flag whose definition is unusable
+resolves with PARSE_ERROR, a rule part that cannot be compiled fails (or yields null)
+when it is reached, and the problems are kept on the result for the caller to show.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from flagd_sdk.evaluation.compiler import Compiler, ResultFn
+from flagd_sdk.evaluation.flag import Flag
+from flagd_sdk.evaluation.flag_set import FlagSet
+from flagd_sdk.evaluation.operators import OPERATORS, RESULT_OPERATORS
+from flagd_sdk.evaluation.problems import FlagSetError, Problem, child
+from flagd_sdk.evaluation.types import MetadataValue
+
+_STATES = {"ENABLED": True, "DISABLED": False}
+_FLAG_MEMBERS = {"state", "variants", "defaultVariant", "targeting", "metadata"}
+# Members flagd's own sync machinery adds to flags; harmless, so tolerated.
+_TOLERATED_MEMBERS = {"key", "source", "selector"}
+
+
+def load_flag_set(document: Any, *, strict: bool = True) -> FlagSet:
+    """A compiled flag set from a decoded JSON document (or its JSON text)."""
+    problems: list[Problem] = []
+    if isinstance(document, str | bytes | bytearray):
+        try:
+            document = json.loads(document)
+        except ValueError as exc:
+            raise FlagSetError([Problem("", f"the flag set is not valid JSON: {exc}")]) from None
+    flags_doc, evaluators, set_metadata = _read_root(document, problems)
+    _validate_evaluators(evaluators, problems)
+    flags = {
+        key: _load_flag(key, definition, path, evaluators, set_metadata, problems)
+        for key, definition, path in _flag_entries(flags_doc, problems)
+    }
+    if strict and problems:
+        raise FlagSetError(problems)
+    return FlagSet(flags=flags, metadata=set_metadata, problems=tuple(problems), document=document)
+
+
+def _read_root(document: Any, problems: list[Problem]) -> tuple[Any, dict[str, Any], Mapping[str, MetadataValue]]:
+    if not isinstance(document, dict):
+        problems.append(Problem("", 'a flag set must be a JSON object with a "flags" member'))
+        return {}, {}, MappingProxyType({})
+    if "flags" not in document:
+        problems.append(Problem("flags", 'is missing; a flag set needs a "flags" object (it may be empty)'))
+    evaluators = document.get("$evaluators", {})
+    if not isinstance(evaluators, dict):
+        problems.append(Problem("$evaluators", "must be an object of named rules"))
+        evaluators = {}
+    metadata = _metadata(document.get("metadata"), "metadata", problems)
+    return document.get("flags", {}), evaluators, metadata
+
+
+def _flag_entries(flags_doc: Any, problems: list[Problem]) -> list[tuple[str, Any, str]]:
+    """(key, definition, path) for each flag, from the object form or flagd's array form."""
+    if isinstance(flags_doc, dict):
+        entries = []
+        for key, definition in flags_doc.items():
+            if not key:
+                problems.append(Problem("flags", "a flag key must not be empty"))
+                continue
+            entries.append((key, definition, child("flags", key)))
+        return entries
+    if isinstance(flags_doc, list):
+        entries, seen = [], set()
+        for index, definition in enumerate(flags_doc):
+            path = child("flags", index)
+            key = definition.get("key") if isinstance(definition, dict) else None
+            if not isinstance(key, str) or not key:
+                problems.append(Problem(path, 'a flag in the array form needs a non-empty "key"'))
+                continue
+            if key in seen:
+                problems.append(Problem(child(path, "key"), f'flag "{key}" is defined more than once'))
+                continue
+            seen.add(key)
+            entries.append((key, definition, path))
+        return entries
+    problems.append(Problem("flags", "must be an object mapping flag keys to flag definitions"))
+    return []
+
+
+def _validate_evaluators(evaluators: dict[str, Any], problems: list[Problem]) -> None:
+    for name, rule in evaluators.items():
+        path = child("$evaluators", name)
+        if not isinstance(rule, dict):
+            problems.append(Problem(path, "an evaluator must be a JsonLogic rule (an object)"))
+            continue
+        _compiler(evaluators, None, problems).compile(rule, path)
+
+
+def _compiler(evaluators: Mapping[str, Any], flag_key: str | None, sink: list[Problem] | None) -> Compiler:
+    return Compiler(
+        evaluators=evaluators,
+        flag_key=flag_key,
+        sink=sink,
+        operators=OPERATORS,
+        result_operators=RESULT_OPERATORS,
+    )
+
+
+def _load_flag(
+    key: str,
+    definition: Any,
+    path: str,
+    evaluators: Mapping[str, Any],
+    set_metadata: Mapping[str, MetadataValue],
+    problems: list[Problem],
+) -> Flag:
+    first_problem = len(problems)
+    if not isinstance(definition, dict):
+        problems.append(Problem(path, "a flag must be an object with state and variants"))
+        definition = {}
+    for member in definition:
+        if member not in _FLAG_MEMBERS and member not in _TOLERATED_MEMBERS:
+            allowed = ", ".join(sorted(_FLAG_MEMBERS))
+            problems.append(Problem(child(path, member), f"unknown member; a flag has {allowed}"))
+    enabled = _state(definition, path, problems)
+    variants = _variants(definition, path, problems)
+    default_variant = _default_variant(definition, path, variants, problems)
+    metadata = MappingProxyType({**set_metadata, **_metadata(definition.get("metadata"), child(path, "metadata"), problems)})
+    rule = _rule(key, definition, path, evaluators, variants, problems)
+    structural = [p for p in problems[first_problem:] if not p.path.startswith(child(path, "targeting"))]
+    return Flag(
+        key=key,
+        enabled=enabled,
+        variants=MappingProxyType(variants),
+        default_variant=default_variant,
+        rule=rule,
+        metadata=metadata,
+        broken=f'flag "{key}" is invalid: {structural[0]}' if structural else None,
+    )
+
+
+def _state(definition: Mapping[str, Any], path: str, problems: list[Problem]) -> bool:
+    state = definition.get("state")
+    if state not in _STATES:
+        shown = "is missing" if state is None else f"is {state!r}"
+        problems.append(Problem(child(path, "state"), f'{shown}; use "ENABLED" or "DISABLED"'))
+        return False
+    return _STATES[state]
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    return None
+
+
+def _variants(definition: Mapping[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:
+    at = child(path, "variants")
+    variants = definition.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        problems.append(Problem(at, "must be a non-empty object mapping variant names to values"))
+        return {}
+    kinds: dict[str, str] = {}
+    for name, value in variants.items():
+        kind = _kind(value)
+        if kind is None:
+            problems.append(
+                Problem(child(at, name), f"is {json.dumps(value)}; a variant is a boolean, string, number or object")
+            )
+        elif kind not in kinds.values() and kinds:
+            first_name, first_kind = next(iter(kinds.items()))
+            problems.append(
+                Problem(
+                    child(at, name),
+                    f'is a {kind} but "{first_name}" is a {first_kind}; all variants of a flag share one type',
+                )
+            )
+        else:
+            kinds[name] = kind
+    return dict(variants)
+
+
+def _default_variant(
+    definition: Mapping[str, Any], path: str, variants: Mapping[str, Any], problems: list[Problem]
+) -> str | None:
+    default = definition.get("defaultVariant")
+    if default is None or default == "":
+        return None
+    at = child(path, "defaultVariant")
+    if not isinstance(default, str):
+        problems.append(Problem(at, f"must be a variant name or null, got {json.dumps(default)}"))
+        return None
+    if variants and default not in variants:
+        known = ", ".join(variants)
+        problems.append(Problem(at, f'"{default}" is not one of the variants ({known})'))
+        return None
+    return default
+
+
+def _metadata(metadata: Any, path: str, problems: list[Problem]) -> Mapping[str, MetadataValue]:
+    if metadata is None:
+        return MappingProxyType({})
+    if not isinstance(metadata, dict):
+        problems.append(Problem(path, "must be an object of string, number or boolean values"))
+        return MappingProxyType({})
+    valid = {}
+    for name, value in metadata.items():
+        if isinstance(value, bool | int | float | str):
+            valid[name] = value
+        else:
+            problems.append(Problem(child(path, name), f"is {json.dumps(value)}; use a string, number or boolean"))
+    return MappingProxyType(valid)
+
+
+def _rule(
+    key: str,
+    definition: Mapping[str, Any],
+    path: str,
+    evaluators: Mapping[str, Any],
+    variants: Mapping[str, Any],
+    problems: list[Problem],
+) -> ResultFn | None:
+    targeting = definition.get("targeting")
+    if targeting is None or targeting == {}:
+        return None
+    at = child(path, "targeting")
+    if not isinstance(targeting, dict):
+        problems.append(Problem(at, "must be a JsonLogic rule (an object), or {} for none"))
+        return None
+    compiler = _compiler(evaluators, key, problems)
+    return compiler.compile_result(targeting, at, frozenset(variants) if variants else None)
