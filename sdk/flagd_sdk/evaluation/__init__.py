@@ -13,7 +13,7 @@ targeting is JsonLogic plus flagd's fractional, sem_ver, starts_with and ends_wi
 
 from flagd_sdk.evaluation.evaluator import Evaluator
 from flagd_sdk.evaluation.flag_set import FlagSet
-from flagd_sdk.evaluation.loader import load_flag_set
+from flagd_sdk.evaluation.loader import compile_rule, load_flag_set
 from flagd_sdk.evaluation.problems import FlagSetError, Problem
 from flagd_sdk.evaluation.types import ErrorCode, FlagType, Reason, ResolutionDetails
 
@@ -26,5 +26,6 @@ __all__ = [
     "Problem",
     "Reason",
     "ResolutionDetails",
+    "compile_rule",
     "load_flag_set",
 ]

@@ -70,7 +70,12 @@ def _string_to_number(text: str) -> int | float:
         return 0
     if _DECIMAL.match(stripped):
         number = float(stripped)
-        if number.is_integer() and abs(number) < 2**53 and "e" not in stripped.lower() and "." not in stripped:
+        if (
+            number.is_integer()
+            and abs(number) < 2**53
+            and "e" not in stripped.lower()
+            and "." not in stripped
+        ):
             return int(stripped)
         return number
     if stripped in ("Infinity", "+Infinity"):

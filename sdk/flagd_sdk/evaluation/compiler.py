@@ -73,6 +73,9 @@ class Compiler:
         self.result_operators = result_operators
         self._sink = sink
         self._expanding: tuple[str, ...] = ()
+        # Set while validating one evaluator: cycles through it are reported even from inside
+        # inlined references, whose other problems are reported under their own evaluator.
+        self._cycle_sink: list[Problem] | None = None
 
     def report(self, path: str, message: str) -> None:
         if self._sink is not None:
@@ -98,6 +101,14 @@ class Compiler:
             return lambda data: [item(data) for item in items]
         return Constant(node)
 
+    def compile_evaluator(self, name: str, path: str) -> Compiled:
+        """Validate a shared rule of `$evaluators` on its own, as the start of any `$ref` chain."""
+        self._expanding, self._cycle_sink = (name,), self._sink
+        try:
+            return self.compile(self.evaluators[name], path)
+        finally:
+            self._expanding, self._cycle_sink = (), None
+
     def compile_args(self, args: Any, path: str) -> list[Compiled]:
         """Compile an operator's arguments; a lone argument stands for a one-element list."""
         if isinstance(args, list):
@@ -108,7 +119,9 @@ class Compiler:
         if isinstance(node, dict) and len(node) == 1:
             ((op, args),) = node.items()
             if op == "$ref":
-                return self._expand_ref(args, path, lambda n, p: self.compile_result(n, p, None), _broken_result)
+                return self._expand_ref(
+                    args, path, lambda n, p: self.compile_result(n, p, None), _broken_result
+                )
             result_builder = self.result_operators.get(op)
             if result_builder is not None:
                 return result_builder(self, args, child(path, op), variants)
@@ -142,7 +155,10 @@ class Compiler:
             return on_error(message)
         if name in self._expanding:
             message = f"$ref cycle: {' -> '.join((*self._expanding, name))}"
-            self.report(path, message)
+            if self._sink is None and self._cycle_sink is not None:
+                self._cycle_sink.append(Problem(path, message))
+            else:
+                self.report(path, message)
             return on_error(message)
         # The evaluator's own problems are reported once, at $evaluators.<name>; here it is only inlined.
         sink, self._sink = self._sink, None

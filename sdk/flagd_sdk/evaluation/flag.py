@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from flagd_sdk.evaluation.compiler import ResultFn, TargetingParseError, variant_name
-from flagd_sdk.evaluation.types import ErrorCode, FlagType, JsonValue, MetadataValue, Reason, ResolutionDetails
+from flagd_sdk.evaluation.types import (
+    ErrorCode,
+    FlagType,
+    JsonValue,
+    MetadataValue,
+    Reason,
+    ResolutionDetails,
+)
 
 _MISMATCH: Final = object()
 
@@ -69,7 +76,9 @@ class Flag:
             except TargetingParseError as exc:
                 return self._error(default, ErrorCode.PARSE_ERROR, f'flag "{self.key}": {exc}')
             except Exception as exc:  # a rule must never take the application down
-                return self._error(default, ErrorCode.GENERAL, f'flag "{self.key}": targeting failed: {exc!r}')
+                return self._error(
+                    default, ErrorCode.GENERAL, f'flag "{self.key}": targeting failed: {exc!r}'
+                )
             if result is None:
                 name, reason = self.default_variant, Reason.DEFAULT
             else:
@@ -100,7 +109,9 @@ class Flag:
         """The shared details for this outcome; None when the variant's value is not of that type."""
         value = _converted(flag_type, self.variants[name])
         details = (
-            None if value is _MISMATCH else ResolutionDetails(value, name, reason, flag_metadata=self.metadata)
+            None
+            if value is _MISMATCH
+            else ResolutionDetails(value, name, reason, flag_metadata=self.metadata)
         )
         self._cache[(flag_type, name, reason)] = details
         return details

@@ -54,24 +54,36 @@ class FlagSet:
         if context is None:
             context = _EMPTY_CONTEXT
         elif type(context) is not dict:
-            if not isinstance(context, Mapping):
+            supplied: Any = context  # typed as a Mapping, but callers are not always typed
+            if not isinstance(supplied, Mapping):
                 return _invalid_context(flag, default, "the evaluation context must be a mapping")
-            context = dict(context)
+            try:
+                context = dict(context)
+            except Exception as exc:  # a caller's mapping type must not take the application down
+                return _invalid_context(flag, default, f"the evaluation context could not be read: {exc!r}")
         targeting_key = context.get("targetingKey")
         if targeting_key is not None and type(targeting_key) is not str:
             return _invalid_context(flag, default, "targetingKey must be a string")
         return flag.resolve(flag_type, default, context)
 
-    def resolve_boolean(self, key: str, default: bool, context: Mapping[str, Any] | None = None) -> ResolutionDetails:
+    def resolve_boolean(
+        self, key: str, default: bool, context: Mapping[str, Any] | None = None
+    ) -> ResolutionDetails:
         return self.resolve(FlagType.BOOLEAN, key, default, context)
 
-    def resolve_string(self, key: str, default: str, context: Mapping[str, Any] | None = None) -> ResolutionDetails:
+    def resolve_string(
+        self, key: str, default: str, context: Mapping[str, Any] | None = None
+    ) -> ResolutionDetails:
         return self.resolve(FlagType.STRING, key, default, context)
 
-    def resolve_integer(self, key: str, default: int, context: Mapping[str, Any] | None = None) -> ResolutionDetails:
+    def resolve_integer(
+        self, key: str, default: int, context: Mapping[str, Any] | None = None
+    ) -> ResolutionDetails:
         return self.resolve(FlagType.INTEGER, key, default, context)
 
-    def resolve_float(self, key: str, default: float, context: Mapping[str, Any] | None = None) -> ResolutionDetails:
+    def resolve_float(
+        self, key: str, default: float, context: Mapping[str, Any] | None = None
+    ) -> ResolutionDetails:
         return self.resolve(FlagType.FLOAT, key, default, context)
 
     def resolve_object(

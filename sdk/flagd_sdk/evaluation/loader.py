@@ -10,7 +10,7 @@ when it is reached, and the problems are kept on the result for the caller to sh
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -46,7 +46,9 @@ def load_flag_set(document: Any, *, strict: bool = True) -> FlagSet:
     return FlagSet(flags=flags, metadata=set_metadata, problems=tuple(problems), document=document)
 
 
-def _read_root(document: Any, problems: list[Problem]) -> tuple[Any, dict[str, Any], Mapping[str, MetadataValue]]:
+def _read_root(
+    document: Any, problems: list[Problem]
+) -> tuple[Any, dict[str, Any], Mapping[str, MetadataValue]]:
     if not isinstance(document, dict):
         problems.append(Problem("", 'a flag set must be a JSON object with a "flags" member'))
         return {}, {}, MappingProxyType({})
@@ -94,7 +96,7 @@ def _validate_evaluators(evaluators: dict[str, Any], problems: list[Problem]) ->
         if not isinstance(rule, dict):
             problems.append(Problem(path, "an evaluator must be a JsonLogic rule (an object)"))
             continue
-        _compiler(evaluators, None, problems).compile(rule, path)
+        _compiler(evaluators, None, problems).compile_evaluator(name, path)
 
 
 def _compiler(evaluators: Mapping[str, Any], flag_key: str | None, sink: list[Problem] | None) -> Compiler:
@@ -126,7 +128,9 @@ def _load_flag(
     enabled = _state(definition, path, problems)
     variants = _variants(definition, path, problems)
     default_variant = _default_variant(definition, path, variants, problems)
-    metadata = MappingProxyType({**set_metadata, **_metadata(definition.get("metadata"), child(path, "metadata"), problems)})
+    metadata = MappingProxyType(
+        {**set_metadata, **_metadata(definition.get("metadata"), child(path, "metadata"), problems)}
+    )
     rule = _rule(key, definition, path, evaluators, variants, problems)
     structural = [p for p in problems[first_problem:] if not p.path.startswith(child(path, "targeting"))]
     return Flag(
@@ -172,7 +176,10 @@ def _variants(definition: Mapping[str, Any], path: str, problems: list[Problem])
         kind = _kind(value)
         if kind is None:
             problems.append(
-                Problem(child(at, name), f"is {json.dumps(value)}; a variant is a boolean, string, number or object")
+                Problem(
+                    child(at, name),
+                    f"is {json.dumps(value)}; a variant is a boolean, string, number or object",
+                )
             )
         elif kind not in kinds.values() and kinds:
             first_name, first_kind = next(iter(kinds.items()))
@@ -215,7 +222,9 @@ def _metadata(metadata: Any, path: str, problems: list[Problem]) -> Mapping[str,
         if isinstance(value, bool | int | float | str):
             valid[name] = value
         else:
-            problems.append(Problem(child(path, name), f"is {json.dumps(value)}; use a string, number or boolean"))
+            problems.append(
+                Problem(child(path, name), f"is {json.dumps(value)}; use a string, number or boolean")
+            )
     return MappingProxyType(valid)
 
 
@@ -236,3 +245,19 @@ def _rule(
         return None
     compiler = _compiler(evaluators, key, problems)
     return compiler.compile_result(targeting, at, frozenset(variants) if variants else None)
+
+
+def compile_rule(
+    rule: Any, *, evaluators: Mapping[str, Any] | None = None, flag_key: str | None = None
+) -> Callable[[Any], Any]:
+    """A standalone JsonLogic rule (with flagd's operators) as a function of the data.
+
+    Raises FlagSetError with every located problem; the compiled function itself may
+    raise when it reaches an operation that failed at run time, so callers that must
+    not fail wrap it.
+    """
+    problems: list[Problem] = []
+    compiled = _compiler(evaluators or {}, flag_key, problems).compile(rule, "rule")
+    if problems:
+        raise FlagSetError(problems)
+    return compiled

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from gherkin.parser import Parser
 from gherkin.pickles.compiler import Compiler
@@ -21,7 +21,9 @@ from gherkin.pickles.compiler import Compiler
 from flagd_sdk.evaluation import FlagSet, FlagType, ResolutionDetails
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-TESTBED = Path(os.environ.get("FLAGD_TESTBED_DIR", REPO_ROOT.parent / "shared" / "conformance" / "flagd-testbed"))
+TESTBED = Path(
+    os.environ.get("FLAGD_TESTBED_DIR", REPO_ROOT.parent / "shared" / "conformance" / "flagd-testbed")
+)
 # Other hashing generations of `fractional`, which this evaluator deliberately does not implement.
 EXCLUDED_TAGS = frozenset({"@fractional-v1", "@fractional-v3"})
 
@@ -49,15 +51,14 @@ class Scenario:
 
 def scenarios() -> Iterator[Scenario]:
     for feature in sorted((TESTBED / "gherkin").glob("*.feature")):
-        document = Parser().parse(feature.read_text(encoding="utf-8"))
-        document["uri"] = feature.name
+        document: Any = {**Parser().parse(feature.read_text(encoding="utf-8")), "uri": feature.name}
         for pickle in Compiler().compile(document):
             yield Scenario(
                 feature=feature.stem,
                 line=pickle["location"]["line"],
                 name=pickle["name"],
                 tags=frozenset(tag["name"] for tag in pickle["tags"]),
-                steps=tuple(pickle["steps"]),
+                steps=tuple(cast(dict[str, Any], step) for step in pickle["steps"]),
             )
 
 
@@ -135,7 +136,9 @@ def _context_key(world: World, match: re.Match[str], raw: dict[str, Any]) -> Non
     world.context[match[1]] = typed(match[2], match[3])
 
 
-@step(r'a context containing a nested property with outer key "([^"]+)" and inner key "([^"]+)", with value "(.*)"')
+@step(
+    r'a context containing a nested property with outer key "([^"]+)" and inner key "([^"]+)", with value "(.*)"'
+)
 def _nested_key(world: World, match: re.Match[str], raw: dict[str, Any]) -> None:
     world.context.setdefault(match[1], {})[match[2]] = match[3]
 
@@ -143,7 +146,9 @@ def _nested_key(world: World, match: re.Match[str], raw: dict[str, Any]) -> None
 @step(r"the flag was evaluated with details")
 def _evaluate(world: World, match: re.Match[str], raw: dict[str, Any]) -> None:
     assert world.flag_set is not None
-    world.result = world.flag_set.resolve(_FLAG_TYPES[world.type_name], world.key, world.default, world.context)
+    world.result = world.flag_set.resolve(
+        _FLAG_TYPES[world.type_name], world.key, world.default, world.context
+    )
 
 
 @step(r'the resolved details value should be "(.*)"')

@@ -10,8 +10,9 @@ import math
 from typing import Any
 
 from flagd_sdk.evaluation.coercion import NAN, parse_float, to_number
-from flagd_sdk.evaluation.compiler import Compiled, Compiler
+from flagd_sdk.evaluation.compiler import Compiler
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
+from flagd_sdk.evaluation.types import Compiled
 
 Number = int | float
 
@@ -85,7 +86,7 @@ def build_remainder(compiler: Compiler, args: Any, path: str) -> Compiled:
 
 
 def _two(compiler: Compiler, raw: list[Any], path: str) -> tuple[Compiled, Compiled]:
-    fns = compiler.compile_args((raw + [None, None])[:2], path)
+    fns = compiler.compile_args([*raw, None, None][:2], path)
     return fns[0], fns[1]
 
 

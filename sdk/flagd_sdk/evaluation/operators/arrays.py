@@ -10,14 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 from flagd_sdk.evaluation.coercion import truthy
-from flagd_sdk.evaluation.compiler import Compiled, Compiler, Constant
+from flagd_sdk.evaluation.compiler import Compiler, Constant
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
+from flagd_sdk.evaluation.types import Compiled
 
 
 def _array_and_rule(compiler: Compiler, op: str, args: Any, path: str) -> tuple[Compiled, Compiled]:
     raw = as_list(args)
     check_arity(compiler, op, raw, path, 2, 2)
-    fns = compiler.compile_args((raw + [None, None])[:2], path)
+    fns = compiler.compile_args([*raw, None, None][:2], path)
     return fns[0], fns[1]
 
 
@@ -44,7 +45,7 @@ def build_filter(compiler: Compiler, args: Any, path: str) -> Compiled:
 def build_reduce(compiler: Compiler, args: Any, path: str) -> Compiled:
     raw = as_list(args)
     check_arity(compiler, "reduce", raw, path, 2, 3)
-    array_fn, rule, initial_fn = compiler.compile_args((raw + [None, None, None])[:3], path)
+    array_fn, rule, initial_fn = compiler.compile_args([*raw, None, None, None][:3], path)
 
     def fold(data: Any) -> Any:
         accumulator = initial_fn(data)

@@ -11,9 +11,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flagd_sdk.evaluation.compiler import Compiled, Compiler, Constant
+from flagd_sdk.evaluation.compiler import Compiler, Constant
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
 from flagd_sdk.evaluation.problems import child
+from flagd_sdk.evaluation.types import Compiled
 
 _MISSING = object()
 

@@ -15,15 +15,17 @@ weight is not an integer.
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
 
-from flagd_sdk.evaluation.compiler import Compiled, Compiler, Constant, ResultFn
+from flagd_sdk.evaluation.compiler import Compiler, Constant, ResultFn
 from flagd_sdk.evaluation.murmur import murmur3_32
 from flagd_sdk.evaluation.operators._args import as_list
 from flagd_sdk.evaluation.problems import child
+from flagd_sdk.evaluation.types import Compiled
 
 MAX_TOTAL_WEIGHT = 2**31 - 1
 """flagd caps the weight sum at the largest signed 32-bit integer."""
@@ -107,7 +109,7 @@ def _weight(compiler: Compiler, bucket: list[Any], at: str) -> Compiled:
     if isinstance(weight, dict):
         return compiler.compile(weight, child(at, 1))
     if isinstance(weight, bool) or not isinstance(weight, int):
-        compiler.report(child(at, 1), f"weight must be a whole number, got {weight!r}")
+        compiler.report(child(at, 1), f"weight must be a whole number, got {json.dumps(weight)}")
         return Constant(weight)
     if weight < 0:
         compiler.report(child(at, 1), f"weight must not be negative, got {weight}")

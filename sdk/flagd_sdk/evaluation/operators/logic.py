@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flagd_sdk.evaluation.coercion import less_or_equal, less_than, loose_equals, strict_equals, to_string, truthy
-from flagd_sdk.evaluation.compiler import Compiled, Compiler, Constant, ResultFn
+from flagd_sdk.evaluation.coercion import (
+    less_or_equal,
+    less_than,
+    loose_equals,
+    strict_equals,
+    to_string,
+    truthy,
+)
+from flagd_sdk.evaluation.compiler import Compiler, Constant, ResultFn
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
 from flagd_sdk.evaluation.problems import child
+from flagd_sdk.evaluation.types import Compiled
 
 
 def build_if(compiler: Compiler, args: Any, path: str) -> Compiled:

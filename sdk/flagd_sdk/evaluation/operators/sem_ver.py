@@ -10,10 +10,11 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from flagd_sdk.evaluation.compiler import Compiled, Compiler, Constant
+from flagd_sdk.evaluation.compiler import Compiler, Constant
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
 from flagd_sdk.evaluation.problems import child
 from flagd_sdk.evaluation.semver import COMPARATORS, Version, parse_version
+from flagd_sdk.evaluation.types import Compiled
 
 _OPERATORS = " ".join(COMPARATORS)
 

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flagd_sdk.evaluation.coercion import to_number, to_string
-from flagd_sdk.evaluation.compiler import Compiled, Compiler, Constant
+from flagd_sdk.evaluation.compiler import Compiler, Constant
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
+from flagd_sdk.evaluation.types import Compiled
 
 
 def build_cat(compiler: Compiler, args: Any, path: str) -> Compiled:
@@ -48,7 +49,8 @@ def build_substr(compiler: Compiler, args: Any, path: str) -> Compiled:
     raw = as_list(args)
     check_arity(compiler, "substr", raw, path, 2, 3)
     fns = compiler.compile_args(raw, path)
-    source, start = (fns + [Constant(""), Constant(0)])[:2]
+    source: Compiled = fns[0] if fns else Constant("")
+    start: Compiled = fns[1] if len(fns) > 1 else Constant(0)
     if len(fns) >= 3:
         length = fns[2]
         return lambda data: substr(source(data), start(data), length(data))
