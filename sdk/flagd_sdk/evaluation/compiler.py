@@ -50,6 +50,19 @@ class Constant:
         return self.value
 
 
+class ConstantResult:
+    """A literal in result position: always names the same variant, never from a split."""
+
+    __slots__ = ("result", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.result = (value, False)
+
+    def __call__(self, data: Any) -> tuple[Any, bool]:
+        return self.result
+
+
 def broken(message: str) -> Compiled:
     def raise_parse_error(data: Any) -> Any:
         raise TargetingParseError(message)
@@ -129,8 +142,7 @@ class Compiler:
             self._check_variant_name(node, path, variants)
         compiled = self.compile(node, path)
         if isinstance(compiled, Constant):
-            constant = (compiled.value, False)
-            return lambda data: constant
+            return ConstantResult(compiled.value)
         return lambda data: (compiled(data), False)
 
     def _check_variant_name(self, value: Any, path: str, variants: frozenset[str]) -> None:

@@ -40,7 +40,17 @@ def _converted(flag_type: FlagType, value: Any) -> Any:
 class Flag:
     """A flag ready to evaluate. Built by the loader; `broken` flags resolve with PARSE_ERROR."""
 
-    __slots__ = ("_cache", "broken", "default_variant", "enabled", "key", "metadata", "rule", "variants")
+    __slots__ = (
+        "_cache",
+        "_names",
+        "broken",
+        "default_variant",
+        "enabled",
+        "key",
+        "metadata",
+        "rule",
+        "variants",
+    )
 
     def __init__(
         self,
@@ -56,6 +66,7 @@ class Flag:
         self.key = key
         self.enabled = enabled
         self.variants = variants
+        self._names = frozenset(variants)
         self.default_variant = default_variant
         self.rule = rule
         self.metadata = metadata
@@ -84,7 +95,7 @@ class Flag:
             else:
                 name = result if type(result) is str else variant_name(result)
                 reason = Reason.SPLIT if split else Reason.TARGETING_MATCH
-                if name not in self.variants:
+                if name not in self._names:
                     return self._error(
                         default,
                         ErrorCode.GENERAL,

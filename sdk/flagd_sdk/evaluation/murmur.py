@@ -48,21 +48,23 @@ def murmur3_32_pure(data: bytes, seed: int = 0) -> int:
     return h
 
 
-def _pure_str(text: str) -> int:
-    return murmur3_32_pure(text.encode("utf-8"))
+def _pure_hash(text: str, seed: int = 0, signed: bool = False) -> int:
+    value = murmur3_32_pure(text.encode("utf-8"), seed)
+    return value - (1 << 32) if signed and value >= 1 << 31 else value
 
 
-def _load() -> Callable[[str], int]:
+def _load() -> Callable[[str, int, bool], int]:
     try:
         import mmh3
     except ImportError:
-        return _pure_str
-
-    def fast(text: str) -> int:
-        return mmh3.hash(text, 0, False)
-
-    return fast
+        return _pure_hash
+    return mmh3.hash
 
 
-murmur3_32: Callable[[str], int] = _load()
-"""Unsigned MurmurHash3_x86_32 (seed 0) of the UTF-8 bytes of `text`."""
+hash_text: Callable[[str, int, bool], int] = _load()
+"""`mmh3.hash(text, seed, signed)`, or the pure-Python equivalent; called positionally on hot paths."""
+
+
+def murmur3_32(text: str) -> int:
+    """Unsigned MurmurHash3_x86_32 (seed 0) of the UTF-8 bytes of `text`."""
+    return hash_text(text, 0, False)

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flagd_sdk.evaluation import FlagSet, FlagSetError, Reason, load_flag_set
+from flagd_sdk.evaluation import FlagSet, FlagSetError, Reason, load_flag_set, murmur
 from flagd_sdk.evaluation.murmur import murmur3_32, murmur3_32_pure
+from flagd_sdk.evaluation.operators import fractional
 from flagd_sdk.evaluation.operators.fractional import bucket_index
 
 
@@ -52,9 +53,21 @@ def test_should_hash_published_murmur3_vectors(text: str, expected: int) -> None
     assert murmur3_32_pure(text.encode()) == expected
 
 
-@given(st.text(max_size=64))
-def test_should_give_identical_hashes_with_and_without_the_c_extension(text: str) -> None:
+@given(st.text(max_size=64), st.integers(min_value=0, max_value=2**32 - 1), st.booleans())
+def test_should_give_identical_hashes_with_and_without_the_c_extension(
+    text: str, seed: int, signed: bool
+) -> None:
+    assert murmur._pure_hash(text, seed, signed) == mmh3.hash(text, seed, signed)
     assert murmur3_32_pure(text.encode("utf-8")) == mmh3.hash(text, 0, False) == murmur3_32(text)
+
+
+def test_should_assign_identically_with_the_pure_python_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = split_flag([["a", 30], ["b", 50], ["c", 20]])
+    users = [f"user-{i}" for i in range(2000)]
+    with_c_extension = [assign(flags, u) for u in users]
+    monkeypatch.setattr(fractional, "hash_text", murmur._pure_hash)
+    pure = split_flag([["a", 30], ["b", 50], ["c", 20]])
+    assert [assign(pure, u) for u in users] == with_c_extension
 
 
 # --- bucket arithmetic --------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
 
-from flagd_sdk.evaluation.compiler import Compiler, Constant, ResultFn
-from flagd_sdk.evaluation.murmur import murmur3_32
+from flagd_sdk.evaluation.compiler import Compiler, Constant, ConstantResult, ResultFn
+from flagd_sdk.evaluation.murmur import hash_text
 from flagd_sdk.evaluation.operators._args import as_list
 from flagd_sdk.evaluation.problems import child
 from flagd_sdk.evaluation.types import Compiled
@@ -65,6 +65,14 @@ def build_fractional_result(
         compiler, args, path, lambda node, at: compiler.compile_result(node, at, variants)
     )
     pick = _picker(compiler.flag_key or "", key_fn, weights)
+    constant_results = [(n.value, True) for n in names if isinstance(n, ConstantResult)]
+    if len(constant_results) == len(names):
+
+        def choose_constant_split(data: Any) -> tuple[Any, bool]:
+            index = pick(data)
+            return (None, False) if index is None else constant_results[index]
+
+        return choose_constant_split
 
     def choose_split(data: Any) -> tuple[Any, bool]:
         index = pick(data)
@@ -144,21 +152,49 @@ def _picker(flag_key: str, key_fn: Compiled | None, weights: list[Compiled]) -> 
     constants = [w.value for w in weights if isinstance(w, Constant)]
     if len(constants) == len(weights):
         cumulative = _cumulative(constants)
+        if not cumulative or cumulative[-1] <= 0:
+            return lambda data: None
+        total = cumulative[-1]
+        if key_fn is None:
+            # The common shape, {"fractional": [[variant, weight], ...]}: bucket_index inlined for speed.
+
+            def pick_by_targeting_key(data: Any) -> int | None:
+                targeting_key = data.get("targetingKey") if type(data) is dict else None
+                if type(targeting_key) is not str or not targeting_key:
+                    return None
+                return bisect_right(cumulative, (hash_text(flag_key + targeting_key, 0, False) * total) >> 32)
+
+            return pick_by_targeting_key
 
         def pick_static(data: Any) -> int | None:
             key = bucket_key(data)
-            if key is None or cumulative is None:
-                return None
-            return bucket_index(murmur3_32(key), cumulative)
+            return None if key is None else bucket_index(hash_text(key, 0, False), cumulative)
 
         return pick_static
 
     def pick_dynamic(data: Any) -> int | None:
+        # Weights computed per evaluation: one pass to total them, one to walk them, no lists built
+        # beyond the values themselves (this path runs on every evaluation of a ramped rollout).
         key = bucket_key(data)
         if key is None:
             return None
-        cumulative = _cumulative([w(data) for w in weights])
-        return None if cumulative is None else bucket_index(murmur3_32(key), cumulative)
+        values = [w(data) for w in weights]
+        total = 0
+        for value in values:
+            if type(value) is not int:
+                return None
+            if value > 0:
+                total += value
+        if total <= 0 or total > MAX_TOTAL_WEIGHT:
+            return None
+        bucket = (hash_text(key, 0, False) * total) >> 32
+        end = 0
+        for index, value in enumerate(values):
+            if value > 0:
+                end += value
+                if bucket < end:
+                    return index
+        return None
 
     return pick_dynamic
 

@@ -25,6 +25,9 @@ def build_if(compiler: Compiler, args: Any, path: str) -> Compiled:
         return Constant(None)
     if len(fns) == 3:
         cond, then, other = fns
+        if isinstance(then, Constant) and isinstance(other, Constant):
+            yes, no = then.value, other.value
+            return lambda data: yes if truthy(cond(data)) else no
         return lambda data: then(data) if truthy(cond(data)) else other(data)
     pairs = [(fns[i], fns[i + 1]) for i in range(0, len(fns) - 1, 2)]
     fallback = fns[-1] if len(fns) % 2 else Constant(None)
@@ -112,10 +115,22 @@ def _binary(test: Callable[[Any, Any], bool], name: str) -> Callable[[Compiler, 
         left, right = fns[0], fns[1]
         if isinstance(right, Constant):
             constant = right.value
+            if test is _fast_loose_equals and type(constant) is str:
+                return _equals_text(left, constant)
             return lambda data: test(left(data), constant)
         return lambda data: test(left(data), right(data))
 
     return build
+
+
+def _equals_text(left: Compiled, text: str) -> Compiled:
+    """`{"==": [<expr>, "literal"]}`, the commonest targeting test, without the coercion call."""
+
+    def equals_text(data: Any) -> bool:
+        value = left(data)
+        return value == text if type(value) is str else loose_equals(value, text)
+
+    return equals_text
 
 
 def _not_loose(a: Any, b: Any) -> bool:
