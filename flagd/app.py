@@ -10,9 +10,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from flagd.auth.guard import Authenticator
+from flagd.config.watcher import ConfigWatcher
 from flagd.http.access_log import AccessLogMiddleware
 from flagd.http.handlers import EXCEPTION_HANDLERS
-from flagd.routes import health
+from flagd.routes import admin, config_stream, health, ofrep
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage.migrations import apply_migrations, load_migrations
@@ -30,13 +32,23 @@ def create_app(settings: Settings) -> Starlette:
             if settings.migrate_on_start:
                 async with pool.acquire() as conn:
                     await apply_migrations(conn, migrations)
-            yield {"server": ServerState(settings=settings, pool=pool, migrations=migrations)}
+            auth = Authenticator(pool)
+            config = ConfigWatcher(pool, settings, on_keys_changed=auth.forget)
+            await config.start()
+            try:
+                yield {
+                    "server": ServerState(
+                        settings=settings, pool=pool, migrations=migrations, auth=auth, config=config
+                    )
+                }
+            finally:
+                await config.stop()
         finally:
             await pool.close()
 
     middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
     return Starlette(
-        routes=[*health.routes],
+        routes=[*health.routes, *admin.routes, *config_stream.routes, *ofrep.routes],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,

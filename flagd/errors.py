@@ -10,6 +10,7 @@
     ├── MethodNotAllowed            405 method_not_allowed
     ├── Conflict                    409 conflict
     ├── PreconditionFailed          412 precondition_failed
+    ├── PreconditionRequired        428 precondition_required
     ├── PayloadTooLarge             413 payload_too_large
     ├── UnsupportedMediaType        415 unsupported_media_type
     ├── ValidationFailed            422 validation_failed   (carries located problems)
@@ -89,6 +90,11 @@ class Conflict(FlagdError):
 class PreconditionFailed(FlagdError):
     default_status = 412
     default_code = "precondition_failed"
+
+
+class PreconditionRequired(FlagdError):
+    default_status = 428
+    default_code = "precondition_required"
 
 
 class PayloadTooLarge(FlagdError):

@@ -42,6 +42,8 @@ class Settings:
     db_pool_max_size: int = 10
     db_connect_timeout: float = 10.0
     max_body_bytes: int = 1_048_576
+    config_poll_seconds: float = 5.0
+    sse_heartbeat_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -57,6 +59,12 @@ class Settings:
             raise SettingsError(f"FLAGD_DB_CONNECT_TIMEOUT must be positive, got {self.db_connect_timeout}")
         if self.max_body_bytes < 1024:
             raise SettingsError(f"FLAGD_MAX_BODY_BYTES must be at least 1024, got {self.max_body_bytes}")
+        if self.config_poll_seconds <= 0:
+            raise SettingsError(f"FLAGD_CONFIG_POLL_SECONDS must be positive, got {self.config_poll_seconds}")
+        if self.sse_heartbeat_seconds <= 0:
+            raise SettingsError(
+                f"FLAGD_SSE_HEARTBEAT_SECONDS must be positive, got {self.sse_heartbeat_seconds}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +85,10 @@ class Settings:
             db_pool_max_size=reader.get("FLAGD_DB_POOL_MAX_SIZE", int, defaults.db_pool_max_size),
             db_connect_timeout=reader.get("FLAGD_DB_CONNECT_TIMEOUT", float, defaults.db_connect_timeout),
             max_body_bytes=reader.get("FLAGD_MAX_BODY_BYTES", int, defaults.max_body_bytes),
+            config_poll_seconds=reader.get("FLAGD_CONFIG_POLL_SECONDS", float, defaults.config_poll_seconds),
+            sse_heartbeat_seconds=reader.get(
+                "FLAGD_SSE_HEARTBEAT_SECONDS", float, defaults.sse_heartbeat_seconds
+            ),
         )
 
     def with_database(self, database_url: str) -> Settings:

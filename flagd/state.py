@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.requests import Request
 
+from flagd.auth.guard import Authenticator
+from flagd.config.watcher import ConfigWatcher
 from flagd.settings import Settings
 from flagd.storage.migrations import Migration
 
@@ -16,6 +18,8 @@ class ServerState:
     settings: Settings
     pool: asyncpg.Pool
     migrations: tuple[Migration, ...]
+    auth: Authenticator
+    config: ConfigWatcher
 
 
 def server_state(request: Request) -> ServerState:

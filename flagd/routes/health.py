@@ -44,7 +44,20 @@ async def readyz(request: Request) -> Response:
             "run `flagd migrate`",
             code="schema_out_of_date",
         )
-    return OrjsonResponse({"status": "ready", "schema_version": status.current, "instance_id": instance_id})
+    if not state.config.loaded:
+        raise ServiceUnavailable(
+            "the flag configuration has not been loaded from the database yet; see the server log",
+            code="config_not_loaded",
+        )
+    snapshot = state.config.snapshot
+    return OrjsonResponse(
+        {
+            "status": "ready",
+            "schema_version": status.current,
+            "instance_id": instance_id,
+            "config_version": snapshot.version,
+        }
+    )
 
 
 routes = [

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 
 from flagd.errors import DatabaseUnavailable
 from flagd.settings import Settings
@@ -32,6 +34,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
             timeout=settings.db_connect_timeout,
+            init=init_connection,
         )
 
 
@@ -39,7 +42,21 @@ async def connect(settings: Settings) -> asyncpg.Connection:
     """A single connection, for the CLI and start-up tasks."""
     url = _require_url(settings)
     with _translate_connect_errors(url):
-        return await asyncpg.connect(url, timeout=settings.db_connect_timeout)
+        conn = await asyncpg.connect(url, timeout=settings.db_connect_timeout)
+    await init_connection(conn)
+    return conn
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """JSON columns in and out as Python values, through orjson (order and 1.0 kept as written)."""
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, schema="pg_catalog", encoder=_encode_json, decoder=orjson.loads, format="text"
+        )
+
+
+def _encode_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _require_url(settings: Settings) -> str:

@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from flagd.storage.migrations import load_migrations
 from tests.support import FlagdProcess, flagd_env, free_port
 
 
@@ -57,10 +58,14 @@ def test_should_migrate_and_check_an_external_database(empty_database_url: str) 
     again = run_flagd("migrate", "--database-url", empty_database_url)
     after = run_flagd("migrate", "--check", "--database-url", empty_database_url)
     assert (before.returncode, applied.returncode, again.returncode, after.returncode) == (1, 0, 0, 0)
-    assert "migration(s) pending" in before.stdout
-    assert "applied 1 migration(s): 0001_instance" in applied.stderr
-    assert "schema is up to date at version 1" in again.stderr
-    assert "schema is up to date at version 1" in after.stdout
+    migrations = load_migrations()
+    latest = migrations[-1].version
+    assert f"{len(migrations)} migration(s) pending" in before.stdout
+    assert (
+        f"applied {len(migrations)} migration(s): {', '.join(m.label for m in migrations)}" in applied.stderr
+    )
+    assert f"schema is up to date at version {latest}" in again.stderr
+    assert f"schema is up to date at version {latest}" in after.stdout
 
 
 def test_should_serve_with_two_workers_and_json_logs(database_url: str, tmp_path: Path) -> None:

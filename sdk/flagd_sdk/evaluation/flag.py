@@ -34,6 +34,8 @@ def _converted(flag_type: FlagType, value: Any) -> Any:
         return value if kind is int else _MISMATCH
     if flag_type is FlagType.FLOAT:
         return float(value) if kind is int or kind is float else _MISMATCH
+    if flag_type is FlagType.ANY:
+        return value
     return value if kind is dict or kind is list else _MISMATCH
 
 

@@ -43,6 +43,8 @@ class FlagType(StrEnum):
     INTEGER = "integer"
     FLOAT = "float"
     OBJECT = "object"
+    ANY = "any"
+    """Remote evaluation (OFREP), where the caller's type is checked by the caller: values as stored."""
 
 
 class ResolutionDetails(NamedTuple):

@@ -1,0 +1,1 @@
+"""API keys: scoped, stored only as hashes, checked in constant time."""

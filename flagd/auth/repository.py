@@ -1,0 +1,81 @@
+"""API keys in PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from flagd.auth.keys import NewKey, Scope
+from flagd.storage.types import Connection
+
+KEYS_CHANNEL = "flagd_keys"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    name: str
+    scope: Scope
+    prefix: str
+    secret_hash: bytes
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+_COLUMNS = "id, name, scope, prefix, secret_hash, created_at, revoked_at"
+
+
+class ApiKeyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def create(self, name: str, scope: Scope, key: NewKey) -> ApiKey:
+        row = await self._fetch_one(
+            f"INSERT INTO api_keys (name, scope, prefix, secret_hash) VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
+            name,
+            scope.value,
+            key.prefix,
+            key.secret_hash,
+        )
+        await self._notify()
+        return _key(row)
+
+    async def by_prefix(self, prefix: str) -> ApiKey | None:
+        row = await self._conn.fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE prefix = $1", prefix)
+        return _key(row) if row else None
+
+    async def list(self) -> list[ApiKey]:
+        rows = await self._conn.fetch(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id")
+        return [_key(row) for row in rows]
+
+    async def revoke(self, key_id: int) -> ApiKey | None:
+        row = await self._conn.fetchrow(
+            f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {_COLUMNS}",
+            key_id,
+        )
+        await self._notify()
+        return _key(row) if row else None
+
+    async def _fetch_one(self, query: str, *args: Any) -> asyncpg.Record:
+        row = await self._conn.fetchrow(query, *args)
+        assert row is not None, "INSERT ... RETURNING always returns its row"
+        return row
+
+    async def _notify(self) -> None:
+        # Delivered at commit: every worker then forgets the keys it had cached.
+        await self._conn.execute("SELECT pg_notify($1, '')", KEYS_CHANNEL)
+
+
+def _key(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        name=row["name"],
+        scope=Scope(row["scope"]),
+        prefix=row["prefix"],
+        secret_hash=bytes(row["secret_hash"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )

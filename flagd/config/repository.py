@@ -1,0 +1,149 @@
+"""Flags, shared evaluators and flag-set metadata in PostgreSQL; the caller owns the transaction.
+
+Every write bumps the one config version (`config_state.version`) and notifies the
+`flagd_config` channel with it; the notification is delivered when the transaction
+commits, so every worker reloads exactly the committed state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from flagd.storage.types import Connection
+
+CONFIG_CHANNEL = "flagd_config"
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRecord:
+    key: str
+    definition: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "version": self.version,
+            "definition": self.definition,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConfig:
+    """The whole configuration at one config version, as one consistent read."""
+
+    version: int
+    flags: dict[str, Any]
+    evaluators: dict[str, Any]
+    metadata: dict[str, Any]
+    updated_at: datetime
+
+    def document(self) -> dict[str, Any]:
+        """The flag set in the flagd definition format."""
+        document: dict[str, Any] = {"flags": self.flags}
+        if self.evaluators:
+            document["$evaluators"] = self.evaluators
+        if self.metadata:
+            document["metadata"] = self.metadata
+        return document
+
+
+_FLAG_COLUMNS = "key, definition, version, created_at, updated_at"
+
+# One statement, so one snapshot: no flag can change between reading the flags and the version.
+_LOAD = """
+SELECT s.version, s.metadata, s.updated_at,
+       (SELECT coalesce(json_object_agg(f.key, f.definition ORDER BY f.key), '{}') FROM flags f) AS flags,
+       (SELECT coalesce(json_object_agg(e.name, e.rule ORDER BY e.name), '{}') FROM evaluators e) AS evaluators
+FROM config_state s
+"""
+
+
+class ConfigRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def load(self, *, for_update: bool = False) -> StoredConfig:
+        if for_update:
+            # Writers queue here, so each validates against the state it will change.
+            await self._conn.execute("SELECT version FROM config_state FOR UPDATE")
+        row = await self._conn.fetchrow(_LOAD)
+        assert row is not None, "config_state always has its one row"
+        return StoredConfig(
+            version=row["version"],
+            flags=row["flags"],
+            evaluators=row["evaluators"],
+            metadata=row["metadata"],
+            updated_at=row["updated_at"],
+        )
+
+    async def version(self) -> int:
+        version: int = await self._conn.fetchval("SELECT version FROM config_state")
+        return version
+
+    async def get_flag(self, key: str) -> FlagRecord | None:
+        row = await self._conn.fetchrow(f"SELECT {_FLAG_COLUMNS} FROM flags WHERE key = $1", key)
+        return _flag(row) if row else None
+
+    async def list_flags(self) -> list[FlagRecord]:
+        rows = await self._conn.fetch(f"SELECT {_FLAG_COLUMNS} FROM flags ORDER BY key")
+        return [_flag(row) for row in rows]
+
+    async def insert_flag(self, key: str, definition: dict[str, Any]) -> FlagRecord:
+        row = await self._conn.fetchrow(
+            f"INSERT INTO flags (key, definition) VALUES ($1, $2) RETURNING {_FLAG_COLUMNS}", key, definition
+        )
+        assert row is not None
+        return _flag(row)
+
+    async def update_flag(self, key: str, definition: dict[str, Any]) -> FlagRecord:
+        row = await self._conn.fetchrow(
+            f"UPDATE flags SET definition = $2, version = version + 1, updated_at = now() "
+            f"WHERE key = $1 RETURNING {_FLAG_COLUMNS}",
+            key,
+            definition,
+        )
+        assert row is not None
+        return _flag(row)
+
+    async def delete_flag(self, key: str) -> None:
+        await self._conn.execute("DELETE FROM flags WHERE key = $1", key)
+
+    async def upsert_evaluator(self, name: str, rule: Any) -> None:
+        await self._conn.execute(
+            "INSERT INTO evaluators (name, rule) VALUES ($1, $2) "
+            "ON CONFLICT (name) DO UPDATE SET rule = $2, version = evaluators.version + 1, updated_at = now()",
+            name,
+            rule,
+        )
+
+    async def delete_evaluator(self, name: str) -> None:
+        await self._conn.execute("DELETE FROM evaluators WHERE name = $1", name)
+
+    async def set_metadata(self, metadata: dict[str, Any]) -> None:
+        await self._conn.execute("UPDATE config_state SET metadata = $1", metadata)
+
+    async def bump_version(self) -> int:
+        version: int = await self._conn.fetchval(
+            "UPDATE config_state SET version = version + 1, updated_at = now() RETURNING version"
+        )
+        await self._conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, str(version))
+        return version
+
+
+def _flag(row: asyncpg.Record) -> FlagRecord:
+    return FlagRecord(
+        key=row["key"],
+        definition=row["definition"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,182 @@
+"""Validated, audited changes to the flag configuration.
+
+Every change is checked with the evaluator's own loader against the whole flag set it
+will produce; only problems the change introduces are refused, so an older flaw in an
+unrelated flag never blocks work. Writers serialise on the config row, each write bumps
+the config version once, and the audit log records who changed what, before and after.
+The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flagd.config.audit import AuditRepository
+from flagd.config.plan import Change, Plan, plan, same_json
+from flagd.config.repository import ConfigRepository, FlagRecord, StoredConfig
+from flagd.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from flagd.storage.types import Connection
+from flagd_sdk.evaluation import Problem, load_flag_set
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$")
+_KEY_RULE = "start with a letter or digit and use only letters, digits, '.', '_', ':' and '-' (at most 256)"
+
+
+class FlagService:
+    def __init__(self, conn: Connection, actor: str) -> None:
+        self._conn = conn
+        self._actor = actor
+        self._config = ConfigRepository(conn)
+        self._audit = AuditRepository(conn)
+
+    async def create_flag(self, key: str, definition: dict[str, Any]) -> FlagRecord:
+        check_key(key, "flag key")
+        current = await self._config.load(for_update=True)
+        if key in current.flags:
+            raise Conflict(
+                f'flag "{key}" already exists; update it with PUT and If-Match', code="flag_exists"
+            )
+        _validate(current, {**current.document(), "flags": {**current.flags, key: definition}})
+        record = await self._config.insert_flag(key, definition)
+        await self._record("create", key, None, definition)
+        return record
+
+    async def update_flag(self, key: str, definition: dict[str, Any], expected_version: int) -> FlagRecord:
+        current = await self._config.load(for_update=True)
+        existing = await self._existing(key, expected_version)
+        _validate(current, {**current.document(), "flags": {**current.flags, key: definition}})
+        if same_json(existing.definition, definition):
+            return existing
+        record = await self._config.update_flag(key, definition)
+        await self._record("update", key, existing.definition, definition)
+        return record
+
+    async def delete_flag(self, key: str, expected_version: int) -> None:
+        current = await self._config.load(for_update=True)
+        existing = await self._existing(key, expected_version)
+        remaining = {k: v for k, v in current.flags.items() if k != key}
+        _validate(current, {**current.document(), "flags": remaining})
+        await self._config.delete_flag(key)
+        await self._record("delete", key, existing.definition, None)
+
+    async def apply(self, document: Any, *, prune: bool, dry_run: bool) -> tuple[Plan, int]:
+        """Make the stored set equal to `document` (or merge it in, without prune).
+
+        Returns the plan and the config version after it; with dry_run nothing is written.
+        """
+        flags, evaluators, metadata = read_document(document)
+        current = await self._config.load(for_update=not dry_run)
+        the_plan = plan(current, flags, evaluators, metadata, prune=prune)
+        _validate(current, the_plan.candidate)
+        if dry_run or not the_plan.changes:
+            return the_plan, current.version
+        for change in the_plan.changes:
+            await self._write(change)
+        version = await self._config.bump_version()
+        for change in the_plan.changes:
+            await self._audit.record(
+                actor=self._actor,
+                action=change.action,
+                entity=change.entity,
+                key=change.key,
+                before=change.before,
+                after=change.after,
+                config_version=version,
+            )
+        return the_plan, version
+
+    async def _write(self, change: Change) -> None:
+        if change.entity == "flag":
+            if change.action == "create":
+                await self._config.insert_flag(change.key, change.after)
+            elif change.action == "update":
+                await self._config.update_flag(change.key, change.after)
+            else:
+                await self._config.delete_flag(change.key)
+        elif change.entity == "evaluator":
+            if change.action == "delete":
+                await self._config.delete_evaluator(change.key)
+            else:
+                await self._config.upsert_evaluator(change.key, change.after)
+        else:
+            await self._config.set_metadata(change.after)
+
+    async def _existing(self, key: str, expected_version: int) -> FlagRecord:
+        existing = await self._config.get_flag(key)
+        if existing is None:
+            raise NotFound(f'flag "{key}" does not exist', code="flag_not_found")
+        if existing.version != expected_version:
+            raise PreconditionFailed(
+                f'flag "{key}" is at version {existing.version}, not {expected_version}: it changed since you read it; '
+                "fetch it again and reapply your change",
+                code="version_mismatch",
+            )
+        return existing
+
+    async def _record(self, action: Any, key: str, before: Any, after: Any) -> None:
+        version = await self._config.bump_version()
+        await self._audit.record(
+            actor=self._actor,
+            action=action,
+            entity="flag",
+            key=key,
+            before=before,
+            after=after,
+            config_version=version,
+        )
+
+
+def check_key(key: str, what: str) -> None:
+    if not KEY_PATTERN.match(key):
+        raise ValidationFailed(
+            f"{what} {key!r} is not allowed: it must {_KEY_RULE}",
+            details=[{"path": "key", "message": f"must {_KEY_RULE}"}],
+        )
+
+
+def read_document(document: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The flags, evaluators and metadata of a flagd document, flags in object form.
+
+    Everything else about the document is checked by `_validate`, on the set it produces.
+    """
+    if not isinstance(document, dict):
+        raise _validation_error([Problem("", 'a flag set must be a JSON object with a "flags" member')])
+    raw_flags = document.get("flags", {})
+    if isinstance(raw_flags, list):
+        flags = {}
+        for index, flag in enumerate(raw_flags):
+            if not isinstance(flag, dict) or not isinstance(flag.get("key"), str):
+                raise _validation_error(
+                    [Problem(f"flags[{index}]", 'a flag in the array form needs a "key"')]
+                )
+            flags[flag["key"]] = {k: v for k, v in flag.items() if k != "key"}
+    elif isinstance(raw_flags, dict):
+        flags = dict(raw_flags)
+    else:
+        raise _validation_error([Problem("flags", "must be an object mapping flag keys to flag definitions")])
+    for key in flags:
+        check_key(key, "flag key")
+    evaluators = document.get("$evaluators") or {}
+    if not isinstance(evaluators, dict):
+        raise _validation_error([Problem("$evaluators", "must be an object of named rules")])
+    for name in evaluators:
+        check_key(name, "evaluator name")
+    metadata = document.get("metadata")
+    return flags, dict(evaluators), dict(metadata) if isinstance(metadata, dict) else None
+
+
+def _validate(current: StoredConfig, candidate: dict[str, Any]) -> None:
+    known = {(p.path, p.message) for p in load_flag_set(current.document(), strict=False).problems}
+    new = [p for p in load_flag_set(candidate, strict=False).problems if (p.path, p.message) not in known]
+    if new:
+        raise _validation_error(new)
+
+
+def _validation_error(problems: list[Problem]) -> ValidationFailed:
+    count = len(problems)
+    return ValidationFailed(
+        f"the change would leave the flag set with {count} problem{'s' if count != 1 else ''}: {problems[0]}"
+        + (" (and more in details)" if count > 1 else ""),
+        details=[{"path": p.path, "message": p.message} for p in problems],
+    )

@@ -1,0 +1,64 @@
+"""The configuration a worker serves: the stored set at one version, compiled, with its wire forms."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from flagd.config.repository import StoredConfig
+from flagd_sdk.evaluation import FlagSet, load_flag_set
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSnapshot:
+    version: int
+    etag: str
+    document: dict[str, Any]
+    body: bytes
+    """`document` as JSON, rendered once: GET /v1/flags sends these bytes as they are."""
+    flag_set: FlagSet
+    float_flags: frozenset[str] = field(default_factory=frozenset)
+    """Flags with a fractional number among their variants: their numbers are sent as floats."""
+    updated_at: float = 0.0
+    placeholder: bool = False
+    """True for the empty set served before the database could be read."""
+
+    @classmethod
+    def placeholder_snapshot(cls) -> ConfigSnapshot:
+        document: dict[str, Any] = {"flags": {}}
+        return cls(
+            version=-1,
+            etag='"cfg-none"',
+            document=document,
+            body=orjson.dumps(document),
+            flag_set=load_flag_set(document),
+            placeholder=True,
+        )
+
+    @classmethod
+    def build(cls, stored: StoredConfig) -> ConfigSnapshot:
+        document = stored.document()
+        # Writes are validated, so the stored set loads cleanly; leniently all the same, so a flaw
+        # that predates a stricter rule degrades one flag instead of taking the whole set down.
+        flag_set = load_flag_set(document, strict=False)
+        for problem in flag_set.problems:
+            logger.warning("stored flag set at version %d: %s", stored.version, problem)
+        return cls(
+            version=stored.version,
+            etag=f'"cfg-{stored.version}"',
+            document=document,
+            body=orjson.dumps(document),
+            flag_set=flag_set,
+            float_flags=frozenset(key for key, flag in stored.flags.items() if _has_float(flag)),
+            updated_at=stored.updated_at.timestamp(),
+        )
+
+
+def _has_float(flag: Any) -> bool:
+    variants = flag.get("variants") if isinstance(flag, dict) else None
+    return isinstance(variants, dict) and any(type(v) is float for v in variants.values())

@@ -1,0 +1,69 @@
+"""Reading request bodies within the size limit, and JSON objects with known members only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from flagd.errors import BadRequest, MalformedBody, PayloadTooLarge, UnsupportedMediaType
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is {size} bytes or more; the limit is {limit} bytes (FLAGD_MAX_BODY_BYTES)"
+    )
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
+    return parse_json(await read_body(request, limit))
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise MalformedBody("the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"the request body is not valid JSON: {exc}") from exc
+
+
+def expect_object(
+    value: Any, *, required: Iterable[str] = (), optional: Iterable[str] = ()
+) -> dict[str, Any]:
+    """A JSON object with every required member and no member it does not know."""
+    if not isinstance(value, dict):
+        raise BadRequest("the request body must be a JSON object", code="wrong_type")
+    required, known = set(required), set(required) | set(optional)
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise BadRequest(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"this endpoint accepts {', '.join(map(repr, sorted(known)))}",
+            code="unknown_field",
+        )
+    missing = sorted(required - set(value))
+    if missing:
+        raise BadRequest(
+            f"missing field{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}",
+            code="missing_field",
+        )
+    return value

@@ -1,0 +1,88 @@
+"""Config distribution for SDKs that evaluate locally: the flag set with its ETag, and a change stream.
+
+`GET /v1/flags` answers 304 when `If-None-Match` names the current version.
+`GET /v1/flags/stream` is a server-sent-events stream: one event with the current
+version on connect, one per new version, and a heartbeat comment in between. Event
+data follows OFREP's change notifications (`{"type": "refetchEvaluation", ...}`), so
+OFREP client-side providers can use the stream too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flagd.auth.guard import Principal, requires
+from flagd.auth.keys import Scope
+from flagd.config.snapshot import ConfigSnapshot
+from flagd.config.watcher import ConfigWatcher
+from flagd.state import server_state
+
+STREAM_PATH = "/v1/flags/stream"
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    if header is None:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+@requires(Scope.SDK)
+async def get_flags(request: Request, principal: Principal) -> Response:
+    snapshot = server_state(request).config.snapshot
+    headers = {
+        "ETag": snapshot.etag,
+        "Cache-Control": "no-cache",
+        "X-Flagd-Config-Version": str(snapshot.version),
+    }
+    if etag_matches(request.headers.get("if-none-match"), snapshot.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(snapshot.body, media_type="application/json", headers=headers)
+
+
+def change_event(snapshot: ConfigSnapshot) -> ServerSentEvent:
+    data = {
+        "type": "refetchEvaluation",
+        "version": snapshot.version,
+        "etag": snapshot.etag,
+        "lastModified": int(snapshot.updated_at),
+    }
+    return ServerSentEvent(data=orjson.dumps(data).decode(), id=str(snapshot.version))
+
+
+@requires(Scope.SDK)
+async def stream_flags(request: Request, principal: Principal) -> Response:
+    state = server_state(request)
+    return EventSourceResponse(
+        _changes(state.config),
+        ping=state.settings.sse_heartbeat_seconds,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _changes(watcher: ConfigWatcher) -> AsyncIterator[ServerSentEvent]:
+    subscriber = watcher.subscribe()
+    try:
+        sent = watcher.snapshot.version
+        yield change_event(watcher.snapshot)
+        while True:
+            snapshot = await subscriber.get()
+            if snapshot is None:  # the server is shutting down
+                return
+            if snapshot.version != sent:
+                sent = snapshot.version
+                yield change_event(snapshot)
+    finally:
+        watcher.unsubscribe(subscriber)
+
+
+routes = [
+    Route("/v1/flags", get_flags, methods=["GET"]),
+    Route(STREAM_PATH, stream_flags, methods=["GET"]),
+]

@@ -1,0 +1,136 @@
+"""OFREP, the OpenFeature Remote Evaluation Protocol (open-feature/protocol, service/openapi.yaml).
+
+Evaluation here does not know the type the caller wants, so values go out as stored
+and the provider checks the type (that is where TYPE_MISMATCH comes from). Choices made
+for real providers: `variant` is always present (null when no variant was chosen);
+a flag that defers to the code default (disabled, or no default variant) has no
+`value`; numbers of a flag with any fractional variant are sent as floats; every error
+carries `errorDetails`; a request without a context, or a context without a
+targetingKey, is evaluated as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flagd.auth.guard import Principal, requires
+from flagd.auth.keys import Scope
+from flagd.config.snapshot import ConfigSnapshot
+from flagd.errors import MalformedBody
+from flagd.http.body import parse_json, read_body
+from flagd.routes.config_stream import STREAM_PATH, etag_matches
+from flagd.state import server_state
+from flagd_sdk.evaluation import ErrorCode, FlagType, ResolutionDetails
+
+_JSON = "application/json"
+_EVENT_STREAMS = [{"type": "sse", "endpoint": {"requestUri": STREAM_PATH}}]
+
+
+class _BadContext(Exception):
+    def __init__(self, details: str) -> None:
+        super().__init__(details)
+        self.details = details
+
+
+@requires(Scope.SDK)
+async def evaluate_flag(request: Request, principal: Principal) -> Response:
+    key: str = request.path_params["key"]
+    state = server_state(request)
+    try:
+        context = await _context(request, state.settings.max_body_bytes)
+    except _BadContext as exc:
+        return _json(
+            {"key": key, "errorCode": ErrorCode.INVALID_CONTEXT.value, "errorDetails": exc.details}, 400
+        )
+    snapshot = state.config.snapshot
+    details = snapshot.flag_set.resolve(FlagType.ANY, key, None, context)
+    if details.error_code is None:
+        return _json(_success(key, details, snapshot), 200)
+    status = 404 if details.error_code is ErrorCode.FLAG_NOT_FOUND else 400
+    return _json(_failure(key, details), status)
+
+
+@requires(Scope.SDK)
+async def evaluate_flags(request: Request, principal: Principal) -> Response:
+    state = server_state(request)
+    try:
+        context = await _context(request, state.settings.max_body_bytes)
+    except _BadContext as exc:
+        return _json({"errorCode": ErrorCode.INVALID_CONTEXT.value, "errorDetails": exc.details}, 400)
+    snapshot = state.config.snapshot
+    resolve = snapshot.flag_set.resolve
+    flags = []
+    for key in snapshot.flag_set.flags:
+        details = resolve(FlagType.ANY, key, None, context)
+        flags.append(
+            _success(key, details, snapshot) if details.error_code is None else _failure(key, details)
+        )
+    body = orjson.dumps(
+        {"flags": flags, "metadata": dict(snapshot.flag_set.metadata), "eventStreams": _EVENT_STREAMS}
+    )
+    # The ETag names this exact answer, so it is right for this context and this config alike.
+    etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(body, media_type=_JSON, headers={"ETag": etag})
+
+
+async def _context(request: Request, limit: int) -> dict[str, Any]:
+    try:
+        body = parse_json(await read_body(request, limit))
+    except MalformedBody as exc:
+        raise _BadContext(exc.message) from exc
+    if not isinstance(body, dict):
+        raise _BadContext(
+            'the request body must be a JSON object such as {"context": {"targetingKey": "user-1"}}'
+        )
+    context = body.get("context", {})
+    if context is None:
+        return {}
+    if not isinstance(context, dict):
+        raise _BadContext("context must be a JSON object")
+    targeting_key = context.get("targetingKey")
+    if targeting_key is not None and not isinstance(targeting_key, str):
+        raise _BadContext("context.targetingKey must be a string")
+    return context
+
+
+def _success(key: str, details: ResolutionDetails, snapshot: ConfigSnapshot) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "key": key,
+        "reason": details.reason.value,
+        "variant": details.variant,
+        "metadata": dict(details.flag_metadata),
+    }
+    if details.variant is not None:
+        value = details.value
+        if type(value) is int and key in snapshot.float_flags:
+            value = float(value)
+        body["value"] = value
+    return body
+
+
+def _failure(key: str, details: ResolutionDetails) -> dict[str, Any]:
+    assert details.error_code is not None
+    return {
+        "key": key,
+        "errorCode": details.error_code.value,
+        "errorDetails": details.error_message or details.error_code.value,
+        "metadata": dict(details.flag_metadata),
+    }
+
+
+def _json(body: dict[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=_JSON)
+
+
+routes = [
+    Route("/ofrep/v1/evaluate/flags/{key}", evaluate_flag, methods=["POST"]),
+    Route("/ofrep/v1/evaluate/flags", evaluate_flags, methods=["POST"]),
+]
