@@ -25,16 +25,13 @@ class ApiKey:
     revoked_at: datetime | None
 
 
-_COLUMNS = "id, name, scope, prefix, secret_hash, created_at, revoked_at"
-
-
 class ApiKeyRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def create(self, name: str, scope: Scope, key: NewKey) -> ApiKey:
         row = await self._fetch_one(
-            f"INSERT INTO api_keys (name, scope, prefix, secret_hash) VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
+            "INSERT INTO api_keys (name, scope, prefix, secret_hash) VALUES ($1, $2, $3, $4) RETURNING id, name, scope, prefix, secret_hash, created_at, revoked_at",
             name,
             scope.value,
             key.prefix,
@@ -44,16 +41,21 @@ class ApiKeyRepository:
         return _key(row)
 
     async def by_prefix(self, prefix: str) -> ApiKey | None:
-        row = await self._conn.fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE prefix = $1", prefix)
+        row = await self._conn.fetchrow(
+            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at FROM api_keys WHERE prefix = $1",
+            prefix,
+        )
         return _key(row) if row else None
 
     async def list(self) -> list[ApiKey]:
-        rows = await self._conn.fetch(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id")
+        rows = await self._conn.fetch(
+            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at FROM api_keys ORDER BY id"
+        )
         return [_key(row) for row in rows]
 
     async def revoke(self, key_id: int) -> ApiKey | None:
         row = await self._conn.fetchrow(
-            f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {_COLUMNS}",
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id, name, scope, prefix, secret_hash, created_at, revoked_at",
             key_id,
         )
         await self._notify()

@@ -56,8 +56,6 @@ class StoredConfig:
         return document
 
 
-_FLAG_COLUMNS = "key, definition, version, created_at, updated_at"
-
 # One statement, so one snapshot: no flag can change between reading the flags and the version.
 _LOAD = """
 SELECT s.version, s.metadata, s.updated_at,
@@ -90,24 +88,30 @@ class ConfigRepository:
         return version
 
     async def get_flag(self, key: str) -> FlagRecord | None:
-        row = await self._conn.fetchrow(f"SELECT {_FLAG_COLUMNS} FROM flags WHERE key = $1", key)
+        row = await self._conn.fetchrow(
+            "SELECT key, definition, version, created_at, updated_at FROM flags WHERE key = $1", key
+        )
         return _flag(row) if row else None
 
     async def list_flags(self) -> list[FlagRecord]:
-        rows = await self._conn.fetch(f"SELECT {_FLAG_COLUMNS} FROM flags ORDER BY key")
+        rows = await self._conn.fetch(
+            "SELECT key, definition, version, created_at, updated_at FROM flags ORDER BY key"
+        )
         return [_flag(row) for row in rows]
 
     async def insert_flag(self, key: str, definition: dict[str, Any]) -> FlagRecord:
         row = await self._conn.fetchrow(
-            f"INSERT INTO flags (key, definition) VALUES ($1, $2) RETURNING {_FLAG_COLUMNS}", key, definition
+            "INSERT INTO flags (key, definition) VALUES ($1, $2) RETURNING key, definition, version, created_at, updated_at",
+            key,
+            definition,
         )
         assert row is not None
         return _flag(row)
 
     async def update_flag(self, key: str, definition: dict[str, Any]) -> FlagRecord:
         row = await self._conn.fetchrow(
-            f"UPDATE flags SET definition = $2, version = version + 1, updated_at = now() "
-            f"WHERE key = $1 RETURNING {_FLAG_COLUMNS}",
+            "UPDATE flags SET definition = $2, version = version + 1, updated_at = now() "
+            "WHERE key = $1 RETURNING key, definition, version, created_at, updated_at",
             key,
             definition,
         )
