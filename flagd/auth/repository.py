@@ -47,6 +47,13 @@ class ApiKeyRepository:
         )
         return _key(row) if row else None
 
+    async def by_id(self, key_id: int) -> ApiKey | None:
+        row = await self._conn.fetchrow(
+            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at FROM api_keys WHERE id = $1",
+            key_id,
+        )
+        return _key(row) if row else None
+
     async def list(self) -> list[ApiKey]:
         rows = await self._conn.fetch(
             "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at FROM api_keys ORDER BY id"

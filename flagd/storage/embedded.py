@@ -32,6 +32,10 @@ class EmbeddedPostgresError(RuntimeError):
     """The embedded cluster could not be started; the message says why and what to do."""
 
 
+class DataDirectoryBusy(EmbeddedPostgresError):
+    """Another flagd process owns the data directory (and its cluster)."""
+
+
 class DataDirectoryLock:
     """An exclusive, advisory lock on a data directory, held for the life of the process."""
 
@@ -48,7 +52,7 @@ class DataDirectoryLock:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise EmbeddedPostgresError(
+            raise DataDirectoryBusy(
                 f"the data directory {self.path.parent} is in use by another flagd process (pid {holder}); "
                 "stop that process, or set FLAGD_DATA_DIR to another directory, "
                 "or set DATABASE_URL to use an external PostgreSQL"
@@ -73,6 +77,7 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.expanduser().resolve()
         self.pgdata = self.data_dir / "pgdata"
         self._lock = DataDirectoryLock(self.data_dir)
+        self._url_file = self.data_dir / "postgres.url"
         self._server: Any = None
 
     def start(self) -> str:
@@ -83,8 +88,16 @@ class EmbeddedPostgres:
             self._lock.release()
             raise
 
+    def running_url(self) -> str | None:
+        """The URL of the cluster another flagd process runs in this directory, if it published one."""
+        try:
+            return self._url_file.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
     def stop(self) -> None:
         try:
+            self._url_file.unlink(missing_ok=True)
             if self._server is not None:
                 logger.info("stopping embedded PostgreSQL in %s", self.pgdata)
                 self._server.cleanup()
@@ -122,6 +135,8 @@ class EmbeddedPostgres:
             ) from exc
         asyncio.run(_ensure_database(self._server.get_uri(), DATABASE_NAME))
         url: str = self._server.get_uri(database=DATABASE_NAME)
+        # Published so that `flagd keys`, `flagd apply` ... can work beside a running server.
+        self._url_file.write_text(url + "\n", encoding="utf-8")
         logger.info("embedded PostgreSQL ready at %s", url)
         return url
 

@@ -1,0 +1,80 @@
+"""What the commands share: the database to use, the actor named in the audit log, running async code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import asyncpg
+
+from flagd.settings import Settings
+from flagd.storage.embedded import DataDirectoryBusy, EmbeddedPostgres
+from flagd.storage.pool import connect
+
+logger = logging.getLogger("flagd.cli")
+
+Command = Callable[[Settings, argparse.Namespace], int]
+T = TypeVar("T")
+
+
+class CommandError(RuntimeError):
+    """A command failed for a reason the user can act on; printed without a traceback."""
+
+
+def database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="PostgreSQL URL (DATABASE_URL); omit for embedded PostgreSQL")
+    parser.add_argument("--data-dir", help="directory of the embedded PostgreSQL (FLAGD_DATA_DIR)")
+
+
+@contextmanager
+def database(settings: Settings, *, exclusive: bool = False) -> Iterator[Settings]:
+    """Settings with a database URL: the configured one, or the embedded cluster's.
+
+    Without `exclusive`, a cluster that a running `flagd serve` owns is used as it is,
+    so commands work beside a running server.
+    """
+    if settings.database_url is not None:
+        yield settings
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    try:
+        url = embedded.start()
+    except DataDirectoryBusy:
+        running = None if exclusive else embedded.running_url()
+        if running is None:
+            raise
+        logger.info("using the embedded PostgreSQL of the flagd server running in %s", embedded.data_dir)
+        yield settings.with_database(running)
+        return
+    try:
+        yield settings.with_database(url)
+    finally:
+        embedded.stop()
+
+
+def with_connection(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `work` on one connection to the command's database, in a transaction."""
+    with database(settings) as resolved:
+
+        async def run() -> T:
+            conn = await connect(resolved)
+            try:
+                async with conn.transaction():
+                    return await work(conn)
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+
+def cli_actor(args: argparse.Namespace) -> str:
+    explicit: str | None = getattr(args, "actor", None)
+    if explicit:
+        return explicit
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"

@@ -1,0 +1,102 @@
+"""Flags as code: `flagd apply FILE` makes the server's flags equal to a file; `flagd export` writes them out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+
+from flagd.cli.common import CommandError, cli_actor, database_options, with_connection
+from flagd.config.plan import Plan
+from flagd.config.repository import ConfigRepository
+from flagd.config.service import FlagService
+from flagd.settings import Settings
+
+
+def register(commands: Any) -> None:
+    apply = commands.add_parser(
+        "apply",
+        help="make the server's flags equal to a flags file (JSON or YAML)",
+        description="Create and update the flags, $evaluators and metadata of FILE, in one transaction. "
+        "With --prune, also delete what FILE does not define. Applying the same file twice changes nothing.",
+    )
+    apply.add_argument("file", help="flagd flag-definition file, JSON or YAML; - reads standard input")
+    apply.add_argument(
+        "--prune", action="store_true", help="delete flags and evaluators that FILE does not define"
+    )
+    apply.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    apply.add_argument("--actor", help="who to name in the audit log (default: cli:<user>@<host>)")
+    database_options(apply)
+    apply.set_defaults(command=apply_file)
+
+    export = commands.add_parser("export", help="write the server's flags in the flagd definition format")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.add_argument("--format", choices=["json", "yaml"], help="default: from the file name, else json")
+    database_options(export)
+    export.set_defaults(command=export_file)
+
+
+def read_document(source: str) -> Any:
+    if source == "-":
+        text, name = sys.stdin.read(), "<stdin>"
+    else:
+        path = Path(source)
+        try:
+            text, name = path.read_text(encoding="utf-8"), str(path)
+        except FileNotFoundError:
+            raise CommandError(f"{source}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"{source}: cannot be read: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as json_error:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as yaml_error:
+            raise CommandError(f"{name} is neither JSON ({json_error}) nor YAML ({yaml_error})") from None
+
+
+def apply_file(settings: Settings, args: argparse.Namespace) -> int:
+    document = read_document(args.file)
+
+    async def work(conn: asyncpg.Connection) -> tuple[Plan, int]:
+        return await FlagService(conn, cli_actor(args)).apply(
+            document, prune=args.prune, dry_run=args.dry_run
+        )
+
+    plan, version = with_connection(settings, work)
+    for change in plan.changes:
+        print(change.render())
+    counts = plan.counts()
+    summary = f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
+    if args.dry_run:
+        print(f"dry run: {summary}; nothing was changed (config version {version})", file=sys.stderr)
+    elif plan.changes:
+        print(f"applied: {summary.replace('to ', '')}; config version is now {version}", file=sys.stderr)
+    else:
+        print(f"nothing to change; config version is {version}", file=sys.stderr)
+    return 0
+
+
+def export_file(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        return (await ConfigRepository(conn).load()).document()
+
+    document = with_connection(settings, work)
+    fmt = args.format or ("yaml" if args.output and args.output.endswith((".yaml", ".yml")) else "json")
+    text = (
+        yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+        if fmt == "yaml"
+        else json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    )
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(document['flags'])} flag(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,117 @@
+"""`flagd keys create|list|revoke`: API keys, printed once and stored only as hashes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import asyncpg
+
+from flagd.auth import keys
+from flagd.auth.keys import Scope
+from flagd.auth.repository import ApiKey, ApiKeyRepository
+from flagd.cli.common import CommandError, cli_actor, database_options, with_connection
+from flagd.config.audit import AuditRepository
+from flagd.settings import Settings
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser(
+        "keys", help="manage API keys", description="Create, list and revoke API keys."
+    )
+    actions = group.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    create = actions.add_parser("create", help="create a key and print it (once)")
+    create.add_argument(
+        "--scope", required=True, choices=[s.value for s in Scope], help="what the key may call"
+    )
+    create.add_argument("--name", help="what the key is for, e.g. 'checkout service' (default: the scope)")
+    _common(create)
+    create.set_defaults(command=create_key)
+
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    _common(listing)
+    listing.set_defaults(command=list_keys)
+
+    revoke = actions.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("id", type=int, help="the key's id, as `flagd keys list` shows it")
+    _common(revoke)
+    revoke.set_defaults(command=revoke_key)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    database_options(parser)
+    parser.add_argument("--actor", help="who to name in the audit log (default: cli:<user>@<host>)")
+
+
+def _public(key: ApiKey) -> dict[str, Any]:
+    return {"id": key.id, "name": key.name, "scope": key.scope.value, "prefix": key.prefix}
+
+
+def create_key(settings: Settings, args: argparse.Namespace) -> int:
+    scope = Scope(args.scope)
+    name = (args.name or scope.value).strip()
+    if not name or len(name) > 200:
+        raise CommandError("--name must be 1 to 200 characters")
+    new = keys.generate()
+
+    async def work(conn: asyncpg.Connection) -> ApiKey:
+        created = await ApiKeyRepository(conn).create(name, scope, new)
+        await AuditRepository(conn).record(
+            actor=cli_actor(args),
+            action="create",
+            entity="api_key",
+            key=str(created.id),
+            before=None,
+            after=_public(created),
+            config_version=None,
+        )
+        return created
+
+    created = with_connection(settings, work)
+    print(new.token)
+    print(
+        f"created {scope.value} key {created.id} ({name}); this is the only time it is shown: store it now",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def list_keys(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> list[ApiKey]:
+        return await ApiKeyRepository(conn).list()
+
+    print(f"{'id':>5}  {'scope':8} {'prefix':12} {'created':20} {'revoked':20} name")
+    for key in with_connection(settings, work):
+        revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
+        created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{key.id:>5}  {key.scope.value:8} {key.prefix:12} {created:20} {revoked:20} {key.name}")
+    return 0
+
+
+def revoke_key(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> ApiKey | None:
+        repository = ApiKeyRepository(conn)
+        before = await repository.by_id(args.id)
+        revoked = await repository.revoke(args.id)
+        if before is not None and revoked is not None and before.revoked_at is None:
+            await AuditRepository(conn).record(
+                actor=cli_actor(args),
+                action="update",
+                entity="api_key",
+                key=str(args.id),
+                before={**_public(before), "revoked": False},
+                after={**_public(revoked), "revoked": True},
+                config_version=None,
+            )
+        return revoked
+
+    revoked = with_connection(settings, work)
+    if revoked is None:
+        raise CommandError(f"there is no key with id {args.id}; `flagd keys list` shows the ids")
+    print(
+        f"revoked key {revoked.id} ({revoked.name}); servers stop accepting it within seconds",
+        file=sys.stderr,
+    )
+    return 0

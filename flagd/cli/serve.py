@@ -1,0 +1,83 @@
+"""`flagd serve`: migrate, then run uvicorn with N workers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from flagd.cli.common import database, database_options, logger
+from flagd.log import logging_config
+from flagd.settings import Settings
+from flagd.storage.migrations import apply_migrations, load_migrations, schema_status
+from flagd.storage.pool import connect
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the HTTP server", description="Run the HTTP server.")
+    database_options(serve)
+    serve.add_argument("--host", help="address to listen on (FLAGD_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (FLAGD_PORT, default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (FLAGD_WORKERS, default 1)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"])
+    serve.add_argument("--log-format", choices=["text", "json"])
+    serve.set_defaults(command=run)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # embedded cluster below be stopped cleanly instead of being orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    with database(settings, exclusive=True) as settings:
+        if settings.migrate_on_start:
+            asyncio.run(apply_pending(settings))
+        # Workers build their app from the environment: hand them the URL, and tell them the
+        # migrations are done so they do not queue on the migration lock.
+        os.environ["DATABASE_URL"] = settings.database_url or ""
+        os.environ["FLAGD_MIGRATE_ON_START"] = "false"
+        logger.info(
+            "flagd listening on http://%s:%d with %d worker(s)",
+            settings.host,
+            settings.port,
+            settings.workers,
+        )
+        uvicorn.run(
+            "flagd.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=logging_config(settings),
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    return 0
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+async def apply_pending(settings: Settings) -> None:
+    migrations = load_migrations()
+    conn = await connect(settings)
+    try:
+        applied = await apply_migrations(conn, migrations)
+        status = await schema_status(conn, migrations)
+    finally:
+        await conn.close()
+    if applied:
+        names = ", ".join(m.label for m in applied)
+        logger.info(
+            "applied %d migration(s): %s; schema is at version %d", len(applied), names, status.current
+        )
+    else:
+        logger.info("schema is up to date at version %d", status.current)
