@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +39,12 @@ def create_app(settings: Settings) -> Starlette:
             try:
                 yield {
                     "server": ServerState(
-                        settings=settings, pool=pool, migrations=migrations, auth=auth, config=config
+                        settings=settings,
+                        pool=pool,
+                        migrations=migrations,
+                        auth=auth,
+                        config=config,
+                        worker_id=secrets.token_hex(4),
                     )
                 }
             finally:

@@ -10,8 +10,8 @@ from typing import Any
 
 from flagd.settings import Settings
 
-_TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_TEXT_FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
+_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:

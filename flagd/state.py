@@ -20,6 +20,8 @@ class ServerState:
     migrations: tuple[Migration, ...]
     auth: Authenticator
     config: ConfigWatcher
+    worker_id: str
+    """An opaque id of this worker process, sent on long-lived streams to tell workers apart."""
 
 
 def server_state(request: Request) -> ServerState:

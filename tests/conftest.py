@@ -19,10 +19,11 @@ import httpx
 import pytest
 
 from flagd.app import create_app
+from flagd.auth.keys import Scope
 from flagd.settings import Settings
 from flagd.storage.embedded import EmbeddedPostgres
 from flagd.storage.migrations import apply_migrations, load_migrations
-from tests.support import LiveServer, database_url_for, drop_database, running_server
+from tests.support import LiveServer, bearer, create_key, database_url_for, drop_database, running_server
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +97,14 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, port=0, data_dir=tmp_path / "data", db_pool_max_size=4)
+    return Settings(
+        database_url=database_url,
+        port=0,
+        data_dir=tmp_path / "data",
+        db_pool_max_size=4,
+        config_poll_seconds=0.5,
+        sse_heartbeat_seconds=1.0,
+    )
 
 
 @pytest.fixture
@@ -108,4 +116,28 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
 @pytest.fixture
 async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, timeout=10.0) as http:
+        yield http
+
+
+@pytest.fixture
+async def admin_key(database_url: str) -> str:
+    return await create_key(database_url, Scope.ADMIN, "admin-test")
+
+
+@pytest.fixture
+async def sdk_key(database_url: str) -> str:
+    return await create_key(database_url, Scope.SDK, "sdk-test")
+
+
+@pytest.fixture
+async def admin(server: LiveServer, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the live server that sends an admin key."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0, headers=bearer(admin_key)) as http:
+        yield http
+
+
+@pytest.fixture
+async def sdk(server: LiveServer, sdk_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the live server that sends an sdk key."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=10.0, headers=bearer(sdk_key)) as http:
         yield http

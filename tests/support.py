@@ -11,12 +11,17 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import uvicorn
 from starlette.types import ASGIApp
+
+from flagd.auth import keys
+from flagd.auth.keys import Scope
+from flagd.auth.repository import ApiKeyRepository
 
 
 def database_url_for(url: str, database: str) -> str:
@@ -59,6 +64,25 @@ async def running_server(app: ASGIApp) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await task
+
+
+async def create_key(database_url: str, scope: Scope, name: str = "test") -> str:
+    """A new API key of `scope` in the test's database; returns the token a client sends."""
+    new = keys.generate()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await ApiKeyRepository(conn).create(name, scope, new)
+    finally:
+        await conn.close()
+    return new.token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def flag_definition(**overrides: Any) -> dict[str, Any]:
+    return {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off", **overrides}
 
 
 def free_port() -> int:

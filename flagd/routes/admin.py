@@ -2,7 +2,8 @@
 
 A flag is addressed as a resource with a version; its ETag is that version. Updates
 and deletes must say which version they change (`If-Match`), so two editors never
-overwrite each other silently.
+overwrite each other silently. After a write commits, the worker that made it reloads
+its snapshot before answering (read-your-writes); other workers follow on NOTIFY.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ async def create_flag(request: Request, principal: Principal) -> Response:
         raise InvalidParameter("key must be a string")
     async with state.pool.acquire() as conn, conn.transaction():
         record = await FlagService(conn, principal.actor).create_flag(key, body["definition"])
+    await state.config.refresh()
     return _flag_response(record, status=201, location=f"/v1/admin/flags/{key}")
 
 
@@ -66,6 +68,7 @@ async def update_flag(request: Request, principal: Principal) -> Response:
     body = expect_object(await read_json(request, state.settings.max_body_bytes), required=("definition",))
     async with state.pool.acquire() as conn, conn.transaction():
         record = await FlagService(conn, principal.actor).update_flag(key, body["definition"], expected)
+    await state.config.refresh()
     return _flag_response(record)
 
 
@@ -76,6 +79,7 @@ async def delete_flag(request: Request, principal: Principal) -> Response:
     expected = _if_match(request)
     async with state.pool.acquire() as conn, conn.transaction():
         await FlagService(conn, principal.actor).delete_flag(key, expected)
+    await state.config.refresh()
     return Response(status_code=204)
 
 
@@ -95,6 +99,7 @@ async def apply_flag_set(request: Request, principal: Principal) -> Response:
     document = await read_json(request, state.settings.max_body_bytes)
     async with state.pool.acquire() as conn, conn.transaction():
         plan, version = await FlagService(conn, principal.actor).apply(document, prune=prune, dry_run=dry_run)
+    await state.config.refresh()
     return OrjsonResponse(
         {
             "dry_run": dry_run,

@@ -62,7 +62,7 @@ async def stream_flags(request: Request, principal: Principal) -> Response:
     return EventSourceResponse(
         _changes(state.config),
         ping=state.settings.sse_heartbeat_seconds,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Flagd-Worker": state.worker_id},
     )
 
 

@@ -1,0 +1,69 @@
+"""Config distribution: the flag set with its ETag, and the change stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from tests.support import flag_definition
+
+
+async def test_should_serve_the_flag_set_with_an_etag_and_304_when_unchanged(
+    sdk: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    await admin.post("/v1/admin/flags", json={"key": "a", "definition": flag_definition()})
+    first = await sdk.get("/v1/flags")
+    assert first.status_code == 200
+    assert first.json() == {"flags": {"a": flag_definition()}}
+    etag = first.headers["etag"]
+    unchanged = await sdk.get("/v1/flags", headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    await admin.put(
+        "/v1/admin/flags/a",
+        json={"definition": flag_definition(defaultVariant="on")},
+        headers={"If-Match": "1"},
+    )
+    for _ in range(100):  # the reload follows the NOTIFY
+        changed = await sdk.get("/v1/flags", headers={"If-None-Match": etag})
+        if changed.status_code == 200:
+            break
+        await asyncio.sleep(0.02)
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    assert changed.json()["flags"]["a"]["defaultVariant"] == "on"
+
+
+async def events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            yield orjson.loads(line[5:].strip())
+
+
+async def test_should_stream_the_current_version_then_every_change(
+    sdk: httpx.AsyncClient, admin: httpx.AsyncClient
+) -> None:
+    async with sdk.stream("GET", "/v1/flags/stream") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        stream = events(response)
+        initial = await asyncio.wait_for(anext(stream), 5)
+        assert initial["type"] == "refetchEvaluation"
+        created = await admin.post("/v1/admin/flags", json={"key": "a", "definition": flag_definition()})
+        assert created.status_code == 201
+        change = await asyncio.wait_for(anext(stream), 5)
+        assert change["version"] == initial["version"] + 1
+        assert change["etag"] == f'"cfg-{change["version"]}"'
+
+
+async def test_should_send_heartbeats_on_a_quiet_stream(sdk: httpx.AsyncClient) -> None:
+    async with sdk.stream("GET", "/v1/flags/stream") as response:
+        lines = response.aiter_lines()
+        seen: list[str] = []
+        while not any(line.startswith(":") for line in seen):
+            seen.append(await asyncio.wait_for(anext(lines), 5))
+    assert any(line.startswith(": ping") or line.startswith(":") for line in seen)

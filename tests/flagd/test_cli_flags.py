@@ -1,0 +1,150 @@
+"""`flagd keys`, `flagd apply` and `flagd export`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import yaml
+
+from tests.support import LiveServer, bearer, flag_definition, flagd_env
+
+
+def flagd(*args: str, database_url: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flagd", *args, "--database-url", database_url],
+        env=flagd_env(),
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+    )
+
+
+DOCUMENT: dict[str, Any] = {
+    "flags": {
+        "beta": flag_definition(targeting={"if": [{"$ref": "staff"}, "on", "off"]}),
+        "limit": {"state": "ENABLED", "variants": {"low": 1, "high": 2.5}, "defaultVariant": "low"},
+    },
+    "$evaluators": {"staff": {"ends_with": [{"var": "email"}, "@example.com"]}},
+    "metadata": {"flagSetId": "shop"},
+}
+
+
+async def test_should_create_a_key_that_the_server_accepts_and_list_it(
+    database_url: str, server: LiveServer
+) -> None:
+    created = flagd("keys", "create", "--scope", "sdk", "--name", "web shop", database_url=database_url)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("flagd_")
+    assert "only time it is shown" in created.stderr
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/v1/flags", headers=bearer(token))).status_code == 200
+    listed = flagd("keys", "list", database_url=database_url)
+    assert "web shop" in listed.stdout
+    assert token.split("_")[2] not in listed.stdout  # the secret never appears again
+
+
+async def test_should_revoke_a_key_and_audit_it(database_url: str) -> None:
+    flagd("keys", "create", "--scope", "admin", database_url=database_url)
+    revoked = flagd("keys", "revoke", "1", "--actor", "alice", database_url=database_url)
+    missing = flagd("keys", "revoke", "99", database_url=database_url)
+    assert revoked.returncode == 0, revoked.stderr
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        "flagd: error: there is no key with id 99; `flagd keys list` shows the ids",
+    )
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT actor, action FROM audit_log WHERE entity = 'api_key' ORDER BY id")
+    finally:
+        await conn.close()
+    assert [(r["actor"], r["action"]) for r in rows][-1] == ("alice", "update")
+
+
+def test_should_refuse_an_unknown_scope() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "flagd", "keys", "create", "--scope", "root"],
+        capture_output=True,
+        text=True,
+        env=flagd_env(),
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'root'" in result.stderr
+
+
+def test_should_apply_a_yaml_file_idempotently_and_export_it_back(database_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "flags.yaml"
+    source.write_text(yaml.safe_dump(DOCUMENT, sort_keys=False))
+    dry = flagd("apply", str(source), "--dry-run", database_url=database_url)
+    applied = flagd("apply", str(source), database_url=database_url)
+    again = flagd("apply", str(source), database_url=database_url)
+    exported = flagd("export", database_url=database_url)
+    assert dry.returncode == applied.returncode == again.returncode == exported.returncode == 0
+    assert "+ flag beta" in dry.stdout
+    # two flags and one evaluator to create; the flag-set metadata to update
+    assert "dry run: 3 to create, 1 to update, 0 to delete; nothing was changed" in dry.stderr
+    assert "applied: 3 create, 1 update, 0 delete; config version is now 1" in applied.stderr
+    assert "nothing to change; config version is 1" in again.stderr
+    assert json.loads(exported.stdout) == DOCUMENT
+    assert '"high": 2.5' in exported.stdout
+
+
+def test_should_show_a_diff_and_prune_only_when_asked(database_url: str, tmp_path: Path) -> None:
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps(DOCUMENT))
+    changed = {
+        "flags": {
+            "limit": {"state": "ENABLED", "variants": {"low": 1, "high": 2.5}, "defaultVariant": "high"}
+        }
+    }
+    second.write_text(json.dumps(changed))
+    flagd("apply", str(first), database_url=database_url)
+    merged = flagd("apply", str(second), "--dry-run", database_url=database_url)
+    pruned = flagd("apply", str(second), "--prune", database_url=database_url)
+    exported = flagd("export", database_url=database_url)
+    assert "~ flag limit" in merged.stdout
+    assert '-  "defaultVariant": "low"' in merged.stdout.replace("    ", "")
+    assert "- flag beta" not in merged.stdout
+    assert "- flag beta" in pruned.stdout
+    assert "- evaluator staff" in pruned.stdout
+    assert json.loads(exported.stdout) == changed
+
+
+def test_should_refuse_an_invalid_file_with_located_problems_and_change_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"flags": {"x": flag_definition(defaultVariant="maybe", state="ON")}}))
+    result = flagd("apply", str(bad), database_url=database_url)
+    exported = flagd("export", database_url=database_url)
+    assert result.returncode == 1
+    assert "flagd: error: the change would leave the flag set with 2 problems" in result.stderr
+    assert '  flags.x.state: is \'ON\'; use "ENABLED" or "DISABLED"' in result.stderr
+    assert '  flags.x.defaultVariant: "maybe" is not one of the variants (on, off)' in result.stderr
+    assert json.loads(exported.stdout) == {"flags": {}}
+
+
+def test_should_explain_a_file_that_is_neither_json_nor_yaml(database_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("flags: [unclosed")
+    result = flagd("apply", str(bad), database_url=database_url)
+    missing = flagd("apply", str(tmp_path / "nope.json"), database_url=database_url)
+    assert result.returncode == 1
+    assert "is neither JSON" in result.stderr
+    assert missing.stderr.strip().endswith("nope.json: no such file")
+
+
+def test_should_read_standard_input_and_write_yaml(database_url: str, tmp_path: Path) -> None:
+    applied = flagd("apply", "-", database_url=database_url, stdin=json.dumps(DOCUMENT))
+    target = tmp_path / "out.yaml"
+    exported = flagd("export", "-o", str(target), database_url=database_url)
+    assert applied.returncode == 0, applied.stderr
+    assert "wrote 2 flag(s)" in exported.stderr
+    assert yaml.safe_load(target.read_text()) == DOCUMENT
