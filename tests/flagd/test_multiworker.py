@@ -54,8 +54,8 @@ async def test_should_deliver_a_change_to_streams_on_every_worker(database_url: 
                     asyncio.gather(*(_next_version(lines) for lines in readers)), 10
                 )
             finally:
-                for stream in streams:
-                    await stream.__aexit__(None, None, None)
+                for opened in streams:
+                    await opened.__aexit__(None, None, None)
     finally:
         code = await asyncio.to_thread(server.stop)
     assert code == 0, server.output
