@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest install clean bench-evaluation
+.PHONY: run test lint typecheck pytest install clean bench-evaluation bench-ofrep
 
 run: $(STAMP)
 	$(BIN)/flagd serve
@@ -35,6 +35,10 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 bench-evaluation: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/evaluation.py
+
+bench-ofrep: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python bench/ofrep.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -13,7 +15,7 @@ from starlette.middleware import Middleware
 
 from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
-from flagd.http.access_log import AccessLogMiddleware
+from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.routes import admin, config_stream, health, ofrep
 from flagd.settings import Settings
@@ -25,40 +27,59 @@ logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> Starlette:
+    access_log = (
+        AccessLogWriter(json_lines=settings.log_format == "json")
+        if settings.access_log and settings.log_level in ("debug", "info")
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        migrations = load_migrations()
-        pool = await open_pool(settings)
+        flusher = asyncio.create_task(access_log.run()) if access_log is not None else None
         try:
-            if settings.migrate_on_start:
-                async with pool.acquire() as conn:
-                    await apply_migrations(conn, migrations)
-            auth = Authenticator(pool)
-            config = ConfigWatcher(pool, settings, on_keys_changed=auth.forget)
-            await config.start()
-            try:
-                yield {
-                    "server": ServerState(
-                        settings=settings,
-                        pool=pool,
-                        migrations=migrations,
-                        auth=auth,
-                        config=config,
-                        worker_id=secrets.token_hex(4),
-                    )
-                }
-            finally:
-                await config.stop()
+            async with _serving(settings) as state:
+                yield {"server": state}
         finally:
-            await pool.close()
+            if flusher is not None:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
 
-    middleware = [Middleware(AccessLogMiddleware)] if settings.access_log else []
+    middleware = [Middleware(AccessLogMiddleware, writer=access_log)] if access_log is not None else []
     return Starlette(
-        routes=[*health.routes, *admin.routes, *config_stream.routes, *ofrep.routes],
+        # Starlette tries routes in order: the hot evaluation paths come first.
+        routes=[*ofrep.routes, *config_stream.routes, *health.routes, *admin.routes],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+
+
+@asynccontextmanager
+async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
+    """The pool, the migrations, the key cache and the config watcher, for the life of the app."""
+    migrations = load_migrations()
+    pool = await open_pool(settings)
+    try:
+        if settings.migrate_on_start:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn, migrations)
+        auth = Authenticator(pool)
+        config = ConfigWatcher(pool, settings, on_keys_changed=auth.forget)
+        await config.start()
+        try:
+            yield ServerState(
+                settings=settings,
+                pool=pool,
+                migrations=migrations,
+                auth=auth,
+                config=config,
+                worker_id=secrets.token_hex(4),
+            )
+        finally:
+            await config.stop()
+    finally:
+        await pool.close()
 
 
 def create_app_from_env() -> Starlette:

@@ -25,5 +25,5 @@ class ServerState:
 
 
 def server_state(request: Request) -> ServerState:
-    state: ServerState = request.state.server
+    state: ServerState = request.scope["state"]["server"]
     return state

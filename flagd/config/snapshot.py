@@ -27,6 +27,8 @@ class ConfigSnapshot:
     updated_at: float = 0.0
     placeholder: bool = False
     """True for the empty set served before the database could be read."""
+    ofrep_bodies: dict[tuple[str, str | None, str], bytes] = field(default_factory=dict)
+    """OFREP success bodies by (flag, variant, reason): they depend on nothing else, so each is rendered once."""
 
     @classmethod
     def placeholder_snapshot(cls) -> ConfigSnapshot:

@@ -18,14 +18,16 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
-from flagd.auth.guard import Principal, requires
+from flagd.auth.guard import Principal, credentials, requires
 from flagd.auth.keys import Scope
 from flagd.config.snapshot import ConfigSnapshot
 from flagd.errors import MalformedBody
-from flagd.http.body import parse_json, read_body
+from flagd.http.body import parse_json, read_body, receive_body
 from flagd.routes.config_stream import STREAM_PATH, etag_matches
-from flagd.state import server_state
+from flagd.state import ServerState, server_state
 from flagd_sdk.evaluation import ErrorCode, FlagType, ResolutionDetails
 
 _JSON = "application/json"
@@ -38,22 +40,42 @@ class _BadContext(Exception):
         self.details = details
 
 
-@requires(Scope.SDK)
-async def evaluate_flag(request: Request, principal: Principal) -> Response:
-    key: str = request.path_params["key"]
-    state = server_state(request)
-    try:
-        context = await _context(request, state.settings.max_body_bytes)
-    except _BadContext as exc:
-        return _json(
-            {"key": key, "errorCode": ErrorCode.INVALID_CONTEXT.value, "errorDetails": exc.details}, 400
-        )
-    snapshot = state.config.snapshot
-    details = snapshot.flag_set.resolve(FlagType.ANY, key, None, context)
-    if details.error_code is None:
-        return _json(_success(key, details, snapshot), 200)
-    status = 404 if details.error_code is ErrorCode.FLAG_NOT_FOUND else 400
-    return _json(_failure(key, details), status)
+class EvaluateFlag:
+    """POST /ofrep/v1/evaluate/flags/{key}, the hottest path in the server, as a plain ASGI app.
+
+    It does what the Starlette endpoints do (authenticate, read the body within the
+    limit, answer in JSON, raise FlagdError into the shared handlers) without building
+    Request and Response objects: one pass over the raw headers, one receive for the
+    body, and a success body rendered once per (flag, variant, reason).
+    """
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        state: ServerState = scope["state"]["server"]
+        key: str = scope["path_params"]["key"]
+        await state.auth.authenticate_token(credentials(scope["headers"]), Scope.SDK)
+        try:
+            context = _read_context(await receive_body(scope, receive, state.settings.max_body_bytes))
+        except _BadContext as exc:
+            error = {"key": key, "errorCode": ErrorCode.INVALID_CONTEXT.value, "errorDetails": exc.details}
+            await _send(send, 400, orjson.dumps(error))
+            return
+        snapshot = state.config.snapshot
+        details = snapshot.flag_set.resolve(FlagType.ANY, key, None, context)
+        if details.error_code is None:
+            rendered_key = (key, details.variant, details.reason)
+            body = snapshot.ofrep_bodies.get(rendered_key)
+            if body is None:
+                body = snapshot.ofrep_bodies[rendered_key] = orjson.dumps(_success(key, details, snapshot))
+            await _send(send, 200, body)
+            return
+        status = 404 if details.error_code is ErrorCode.FLAG_NOT_FOUND else 400
+        await _send(send, status, orjson.dumps(_failure(key, details)))
+
+
+async def _send(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 @requires(Scope.SDK)
@@ -82,8 +104,12 @@ async def evaluate_flags(request: Request, principal: Principal) -> Response:
 
 
 async def _context(request: Request, limit: int) -> dict[str, Any]:
+    return _read_context(await read_body(request, limit))
+
+
+def _read_context(raw: bytes) -> dict[str, Any]:
     try:
-        body = parse_json(await read_body(request, limit))
+        body = parse_json(raw)
     except MalformedBody as exc:
         raise _BadContext(exc.message) from exc
     if not isinstance(body, dict):
@@ -131,6 +157,6 @@ def _json(body: dict[str, Any], status: int) -> Response:
 
 
 routes = [
-    Route("/ofrep/v1/evaluate/flags/{key}", evaluate_flag, methods=["POST"]),
+    Route("/ofrep/v1/evaluate/flags/{key}", EvaluateFlag(), methods=["POST"]),
     Route("/ofrep/v1/evaluate/flags", evaluate_flags, methods=["POST"]),
 ]

@@ -186,6 +186,8 @@ def build_in(compiler: Compiler, args: Any, path: str) -> Compiled:
     check_arity(compiler, "in", raw, path, 2, 2)
     fns = compiler.compile_args(raw, path) + [Constant(None)] * 2
     needle_fn, haystack_fn = fns[0], fns[1]
+    if isinstance(haystack_fn, Constant) and isinstance(haystack_fn.value, list):
+        return _in_literal_list(needle_fn, haystack_fn.value)
 
     def contains(data: Any) -> bool:
         needle, haystack = needle_fn(data), haystack_fn(data)
@@ -196,3 +198,16 @@ def build_in(compiler: Compiler, args: Any, path: str) -> Compiled:
         return False
 
     return contains
+
+
+def _in_literal_list(needle_fn: Compiled, items: list[Any]) -> Compiled:
+    """`{"in": [<expr>, ["DE", "FR", ...]]}`: strings found by hashing; anything else as JsonLogic says."""
+    texts = frozenset(item for item in items if type(item) is str)
+
+    def contains_literal(data: Any) -> bool:
+        needle = needle_fn(data)
+        if type(needle) is str:
+            return needle in texts
+        return any(strict_equals(needle, item) for item in items)
+
+    return contains_literal

@@ -1,0 +1,249 @@
+"""OFREP single-flag throughput: flagd with one worker beside a bare Starlette endpoint.
+
+    make bench-ofrep        (needs `wrk`; the target installs it from Debian if missing)
+
+Starts flagd (one worker, on embedded PostgreSQL unless DATABASE_URL is set) with an
+experiment flag (a country rule around a 50/50 fractional split), and a bare Starlette
+app (bench/bare_starlette.py) on the same uvicorn/uvloop/httptools, both pinned to CPU 0.
+`wrk`, pinned to CPU 1, posts the same JSON body with a random targetingKey to each, in
+alternating rounds so that machine noise hits both alike. Prints requests per second,
+p50/p99 latency, and flagd's throughput as a share of the baseline's (target: >= 70%),
+for flagd as deployed (access log on) and with FLAGD_ACCESS_LOG=false.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from flagd.auth import keys
+from flagd.auth.keys import Scope
+from flagd.auth.repository import ApiKeyRepository
+from flagd.config.service import FlagService
+from flagd.storage.embedded import EmbeddedPostgres
+from flagd.storage.migrations import apply_migrations, load_migrations
+from flagd.storage.pool import init_connection
+
+BENCH = Path(__file__).resolve().parent
+FLAG_KEY = "checkout-experiment"
+FLAGS = {
+    "flags": {
+        FLAG_KEY: {
+            "state": "ENABLED",
+            "variants": {"control": "control", "treatment": "treatment"},
+            "defaultVariant": "control",
+            "targeting": {
+                "if": [
+                    {"in": [{"var": "country"}, ["DE", "FR", "NL"]]},
+                    {"fractional": [["control", 50], ["treatment", 50]]},
+                    "control",
+                ]
+            },
+        }
+    }
+}
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {token}"
+local countries = {{"DE", "FR", "US", "NL"}}
+request = function()
+  local body = '{{"context": {{"targetingKey": "user-' .. math.random(1, 1000000) ..
+    '", "country": "' .. countries[math.random(1, 4)] .. '", "plan": "pro"}}}}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+@dataclass(frozen=True)
+class Round:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode} before it was ready")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {url} was not ready in {timeout}s")
+
+
+async def prepare(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await init_connection(conn)
+        await apply_migrations(conn, load_migrations())
+        async with conn.transaction():
+            await FlagService(conn, "bench").apply(FLAGS, prune=True, dry_run=False)
+        new = keys.generate()
+        await ApiKeyRepository(conn).create("bench", Scope.SDK, new)
+    finally:
+        await conn.close()
+    return new.token
+
+
+def run_wrk(url: str, script: Path, seconds: int, connections: int) -> Round:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "1", *command]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Round(
+        rps, _latency(output, "50%"), _latency(output, "99%"), errors + (int(non_2xx[1]) if non_2xx else 0)
+    )
+
+
+def _latency(output: str, percentile: str) -> float:
+    match = re.search(rf"{re.escape(percentile)}\s+([\d.]+)(us|ms|s)", output)
+    if match is None:
+        return float("nan")
+    value, unit = float(match[1]), match[2]
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    with log.open("wb") as sink:
+        return subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=8, help="length of each measured round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server (alternating)")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: `apt-get install wrk` (or run `make bench-ofrep`)", file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="flagd-bench-"))
+    embedded = None
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        embedded = EmbeddedPostgres(workdir / "data")
+        database_url = embedded.start()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        token = asyncio.run(prepare(database_url))
+        script = workdir / "ofrep.lua"
+        script.write_text(WRK_SCRIPT.format(token=token))
+        base_env = {**os.environ, "DATABASE_URL": database_url, "FLAGD_LOG_LEVEL": "warning"}
+        servers = {}
+        for name, extra in (("flagd", {}), ("flagd, no access log", {"FLAGD_ACCESS_LOG": "false"})):
+            port = free_port()
+            env = {**base_env, **extra, "FLAGD_LOG_LEVEL": "info"}
+            cmd = [sys.executable, "-m", "flagd", "serve", "--port", str(port), "--workers", "1"]
+            processes.append(start(cmd, env, workdir / f"{name}.log"))
+            servers[name] = f"http://127.0.0.1:{port}"
+        port = free_port()
+        baseline_cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_starlette:app",
+            "--app-dir",
+            str(BENCH),
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        processes.append(start(baseline_cmd, base_env, workdir / "baseline.log"))
+        servers["bare Starlette"] = f"http://127.0.0.1:{port}"
+        for process, url in zip(processes, servers.values(), strict=True):
+            wait_ready(url + "/healthz", process)
+
+        probe = httpx.post(
+            f"{servers['flagd']}/ofrep/v1/evaluate/flags/{FLAG_KEY}",
+            json={"context": {"targetingKey": "u-1", "country": "DE"}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        print(f"probe: {probe.status_code} {probe.text}")
+        if probe.status_code != 200:
+            return 1
+
+        results: dict[str, list[Round]] = {name: [] for name in servers}
+        for url in servers.values():  # warm-up: connection pools, caches, first-use imports
+            run_wrk(f"{url}/ofrep/v1/evaluate/flags/{FLAG_KEY}", script, 2, args.connections)
+        for round_number in range(args.rounds):
+            for name, url in servers.items():
+                result = run_wrk(
+                    f"{url}/ofrep/v1/evaluate/flags/{FLAG_KEY}", script, args.seconds, args.connections
+                )
+                results[name].append(result)
+                print(
+                    f"round {round_number + 1} {name:22} {result.requests_per_second:9.0f} req/s  "
+                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}"
+                )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+        if embedded is not None:
+            embedded.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(
+        f"{'server (1 worker)':22} {'median req/s':>13} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'of baseline':>12}"
+    )
+    baseline = statistics.median(r.requests_per_second for r in results["bare Starlette"])
+    for name, rounds in results.items():
+        rps = statistics.median(r.requests_per_second for r in rounds)
+        print(
+            f"{name:22} {rps:13.0f} {statistics.median(r.p50_ms for r in rounds):8.2f} "
+            f"{statistics.median(r.p99_ms for r in rounds):8.2f} {sum(r.errors for r in rounds):7d} {rps / baseline:11.0%}"
+        )
+    share = statistics.median(r.requests_per_second for r in results["flagd"]) / baseline
+    errors = sum(r.errors for rounds in results.values() for r in rounds)
+    print()
+    print(
+        f"{'PASS' if share >= 0.70 else 'FAIL'}  flagd (access log on) at {share:.0%} of bare Starlette (>= 70%)"
+    )
+    print(f"{'PASS' if errors == 0 else 'FAIL'}  {errors} errors or non-2xx answers")
+    return 0 if share >= 0.70 and errors == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
