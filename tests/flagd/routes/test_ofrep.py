@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -17,7 +18,9 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagEvaluationDetails, Reason
 from openfeature.provider.no_op_provider import NoOpProvider
 
-from tests.support import LiveServer, flag_definition
+from flagd.app import create_app
+from flagd.settings import Settings
+from tests.support import LiveServer, bearer, flag_definition, running_server
 
 FLAGS: dict[str, Any] = {
     "metadata": {"flagSetId": "shop"},
@@ -208,3 +211,17 @@ async def test_should_evaluate_in_bulk_with_an_etag(
     )
     assert same.status_code == 304
     assert other.status_code == 200
+
+
+async def test_should_refuse_an_oversized_body_and_a_request_without_key(
+    settings: Settings, sdk_key: str, server: LiveServer
+) -> None:
+    app = create_app(replace(settings, max_body_bytes=1024))
+    big = b'{"context": {"pad": "' + b"x" * 2048 + b'"}}'
+    async with running_server(app) as live, httpx.AsyncClient(base_url=live.url) as http:
+        oversized = await http.post("/ofrep/v1/evaluate/flags/greeting", content=big, headers=bearer(sdk_key))
+        anonymous = await http.post("/ofrep/v1/evaluate/flags/greeting", json={})
+    assert oversized.status_code == 413
+    assert oversized.json()["error"]["code"] == "payload_too_large"
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "unauthorized"
