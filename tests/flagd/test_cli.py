@@ -137,3 +137,24 @@ def test_should_keep_data_across_a_restart_and_stop_postgres_on_shutdown(
     assert instance_ids[0] == instance_ids[1]
     assert "initialising embedded PostgreSQL" in (tmp_path / "0.log").read_text()
     assert "initialising embedded PostgreSQL" not in (tmp_path / "1.log").read_text()
+
+
+def test_should_let_commands_use_a_running_servers_embedded_postgres(data_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = FlagdProcess(
+        ["serve", "--port", str(port), "--data-dir", str(data_dir)], flagd_env(), tmp_path / "s.log"
+    )
+    try:
+        server.wait_ready(base)
+        created = run_flagd("keys", "create", "--scope", "sdk", "--data-dir", str(data_dir))
+        accepted = httpx.get(
+            f"{base}/v1/flags", headers={"Authorization": f"Bearer {created.stdout.strip()}"}
+        )
+    finally:
+        code = server.stop()
+    assert created.returncode == 0, created.stderr
+    assert "using the embedded PostgreSQL of the flagd server running in" in created.stderr
+    assert accepted.status_code == 200
+    assert code == 0
+    assert not (data_dir / "postgres.url").exists()
