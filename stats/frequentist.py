@@ -1,0 +1,46 @@
+"""Fixed-horizon Welch t-tests for absolute and relative lift (one analysis, at a planned end).
+
+Two-sided: p = 2 (1 - F_t(|t|; df)), CI = effect -/+ t_{1-alpha/2; df} se; one-sided
+alternatives use the one tail (Welch 1947; the same conventions as GrowthBook's gbstats).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from scipy import stats as scipy_stats
+
+from stats.estimate import DataProblem, estimate
+from stats.results import TestResult
+from stats.sufficient import Statistic
+
+Alternative = Literal["two-sided", "greater", "less"]
+
+
+def fixed_horizon(
+    control: Statistic,
+    treatment: Statistic,
+    *,
+    relative: bool = False,
+    alpha: float = 0.05,
+    alternative: Alternative = "two-sided",
+    test_value: float = 0.0,
+) -> TestResult:
+    est = estimate(control, treatment, relative=relative)
+    if isinstance(est, DataProblem):
+        return TestResult.failed(est)
+    se = est.std_error
+    t = (est.effect - test_value) / se
+    dist = scipy_stats.t(est.dof)
+    if alternative == "two-sided":
+        width = float(dist.ppf(1 - alpha / 2)) * se
+        p_value = 2 * float(dist.sf(abs(t)))
+        low, high = est.effect - width, est.effect + width
+    elif alternative == "greater":
+        p_value = float(dist.sf(t))
+        low, high = est.effect - float(dist.ppf(1 - alpha)) * se, math.inf
+    else:
+        p_value = float(dist.cdf(t))
+        low, high = -math.inf, est.effect + float(dist.ppf(1 - alpha)) * se
+    return TestResult(effect=est.effect, ci_low=low, ci_high=high, p_value=min(p_value, 1.0), std_error=se)
