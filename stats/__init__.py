@@ -29,7 +29,7 @@ from stats.power import (
     sequential_power,
     sequential_sample_size,
 )
-from stats.results import TestResult
+from stats.results import AnalysisResult
 from stats.sequential import SequentialDesign, accumulate_looks, sequential
 from stats.srm import SrmResult, sample_ratio_mismatch
 from stats.sufficient import (
@@ -41,6 +41,7 @@ from stats.sufficient import (
 )
 
 __all__ = [
+    "AnalysisResult",
     "BetaBinomialResult",
     "BetaPrior",
     "DataProblem",
@@ -55,7 +56,6 @@ __all__ = [
     "SampleMeanStatistic",
     "SequentialDesign",
     "SrmResult",
-    "TestResult",
     "accumulate_looks",
     "benjamini_hochberg",
     "beta_binomial",

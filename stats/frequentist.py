@@ -12,7 +12,7 @@ from typing import Literal
 from scipy import stats as scipy_stats
 
 from stats.estimate import DataProblem, estimate
-from stats.results import TestResult
+from stats.results import AnalysisResult
 from stats.sufficient import Statistic
 
 Alternative = Literal["two-sided", "greater", "less"]
@@ -26,10 +26,10 @@ def fixed_horizon(
     alpha: float = 0.05,
     alternative: Alternative = "two-sided",
     test_value: float = 0.0,
-) -> TestResult:
+) -> AnalysisResult:
     est = estimate(control, treatment, relative=relative)
     if isinstance(est, DataProblem):
-        return TestResult.failed(est)
+        return AnalysisResult.failed(est)
     se = est.std_error
     t = (est.effect - test_value) / se
     dist = scipy_stats.t(est.dof)
@@ -43,4 +43,6 @@ def fixed_horizon(
     else:
         p_value = float(dist.cdf(t))
         low, high = -math.inf, est.effect + float(dist.ppf(1 - alpha)) * se
-    return TestResult(effect=est.effect, ci_low=low, ci_high=high, p_value=min(p_value, 1.0), std_error=se)
+    return AnalysisResult(
+        effect=est.effect, ci_low=low, ci_high=high, p_value=min(p_value, 1.0), std_error=se
+    )

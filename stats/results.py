@@ -9,7 +9,7 @@ from stats.estimate import DataProblem
 
 
 @dataclass(frozen=True, slots=True)
-class TestResult:
+class AnalysisResult:
     effect: float
     ci_low: float
     ci_high: float
@@ -22,6 +22,6 @@ class TestResult:
         return self.problem is None
 
     @classmethod
-    def failed(cls, problem: DataProblem) -> TestResult:
+    def failed(cls, problem: DataProblem) -> AnalysisResult:
         nan = math.nan
         return cls(effect=nan, ci_low=nan, ci_high=nan, p_value=nan, std_error=nan, problem=problem)

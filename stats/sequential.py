@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from stats.estimate import DataProblem, estimate
-from stats.results import TestResult
+from stats.results import AnalysisResult
 from stats.sufficient import Statistic
 
 
@@ -69,13 +69,13 @@ def sequential(
     relative: bool = False,
     alpha: float = 0.05,
     test_value: float = 0.0,
-) -> TestResult:
+) -> AnalysisResult:
     """An always-valid two-sided p-value and confidence interval at the data seen so far."""
     est = estimate(control, treatment, relative=relative)
     if isinstance(est, DataProblem):
-        return TestResult.failed(est)
+        return AnalysisResult.failed(est)
     width = design.half_width(est.n, est.variance, alpha)
-    return TestResult(
+    return AnalysisResult(
         effect=est.effect,
         ci_low=est.effect - width,
         ci_high=est.effect + width,
@@ -84,14 +84,14 @@ def sequential(
     )
 
 
-def accumulate_looks(looks: Iterable[TestResult]) -> list[TestResult]:
+def accumulate_looks(looks: Iterable[AnalysisResult]) -> list[AnalysisResult]:
     """Carry the running minimum p-value and the running intersection of intervals over a series of looks.
 
     Both stay valid under continuous monitoring (the sequence holds at all times at once),
     and make the reported result monotone: it never becomes less certain with more data.
     """
-    carried: list[TestResult] = []
-    running: TestResult | None = None
+    carried: list[AnalysisResult] = []
+    running: AnalysisResult | None = None
     for look in looks:
         if look.problem is None:
             if running is not None:
