@@ -140,4 +140,8 @@ def test_sequential_interval_contains_the_fixed_horizon_interval(
     assume(fixed.ok)
     assert always_valid.ci_low <= fixed.ci_low
     assert always_valid.ci_high >= fixed.ci_high
-    assert always_valid.p_value >= fixed.p_value - 1e-12
+    # Each test rejects exactly when its interval excludes 0, so containment means: whenever the
+    # sequential test rejects, the fixed-horizon test does too. (Their p-values need not be ordered:
+    # at a handful of units the t-test's heavy tails can make its p-value the larger one.)
+    if always_valid.p_value < alpha:
+        assert fixed.p_value < alpha
