@@ -32,17 +32,20 @@ def fixed_horizon(
         return AnalysisResult.failed(est)
     se = est.std_error
     t = (est.effect - test_value) / se
-    dist = scipy_stats.t(est.dof)
+    dof = est.dof
+    student = (
+        scipy_stats.t
+    )  # called with df each time: building a frozen distribution costs more than the test
     if alternative == "two-sided":
-        width = float(dist.ppf(1 - alpha / 2)) * se
-        p_value = 2 * float(dist.sf(abs(t)))
+        width = float(student.ppf(1 - alpha / 2, dof)) * se
+        p_value = 2 * float(student.sf(abs(t), dof))
         low, high = est.effect - width, est.effect + width
     elif alternative == "greater":
-        p_value = float(dist.sf(t))
-        low, high = est.effect - float(dist.ppf(1 - alpha)) * se, math.inf
+        p_value = float(student.sf(t, dof))
+        low, high = est.effect - float(student.ppf(1 - alpha, dof)) * se, math.inf
     else:
-        p_value = float(dist.cdf(t))
-        low, high = -math.inf, est.effect + float(dist.ppf(1 - alpha)) * se
+        p_value = float(student.cdf(t, dof))
+        low, high = -math.inf, est.effect + float(student.ppf(1 - alpha, dof)) * se
     return AnalysisResult(
         effect=est.effect, ci_low=low, ci_high=high, p_value=min(p_value, 1.0), std_error=se
     )
