@@ -53,14 +53,15 @@ async def test_should_update_with_the_current_version_and_refuse_a_stale_one(
 
 async def test_should_let_exactly_one_of_two_concurrent_updates_win(admin: httpx.AsyncClient) -> None:
     await create(admin)
+    # Both are real changes (an identical update is a no-op that keeps the version).
     results = await asyncio.gather(
         *(
             admin.put(
                 "/v1/admin/flags/checkout",
-                json={"definition": flag_definition(defaultVariant=variant)},
+                json={"definition": flag_definition(defaultVariant="on", metadata={"editor": editor})},
                 headers={"If-Match": "1"},
             )
-            for variant in ("on", "off")
+            for editor in ("alice", "bob")
         )
     )
     assert sorted(r.status_code for r in results) == [200, 412]
@@ -74,6 +75,17 @@ async def test_should_require_if_match_to_change_or_delete(admin: httpx.AsyncCli
     assert (put.status_code, delete.status_code, garbled.status_code) == (428, 428, 400)
     assert put.json()["error"]["code"] == "precondition_required"
     assert garbled.json()["error"]["code"] == "invalid_parameter"
+
+
+async def test_should_keep_the_version_when_an_update_changes_nothing(admin: httpx.AsyncClient) -> None:
+    await create(admin)
+    same = await admin.put(
+        "/v1/admin/flags/checkout", json={"definition": flag_definition()}, headers={"If-Match": "1"}
+    )
+    assert same.status_code == 200
+    assert same.json()["version"] == 1
+    audit = (await admin.get("/v1/admin/audit?entity=flag&key=checkout")).json()["entries"]
+    assert [e["action"] for e in audit] == ["create"]
 
 
 async def test_should_delete_a_flag(admin: httpx.AsyncClient) -> None:
