@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,12 +29,12 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from common import database, free_port
 
 from flagd.auth import keys
 from flagd.auth.keys import Scope
 from flagd.auth.repository import ApiKeyRepository
 from flagd.config.service import FlagService
-from flagd.storage.embedded import EmbeddedPostgres
 from flagd.storage.migrations import apply_migrations, load_migrations
 from flagd.storage.pool import init_connection
 
@@ -75,13 +75,6 @@ class Round:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -152,11 +145,8 @@ def main() -> int:
         return 2
 
     workdir = Path(tempfile.mkdtemp(prefix="flagd-bench-"))
-    embedded = None
-    database_url = os.environ.get("DATABASE_URL")
-    if not database_url:
-        embedded = EmbeddedPostgres(workdir / "data")
-        database_url = embedded.start()
+    stack = contextlib.ExitStack()
+    database_url = stack.enter_context(database(workdir))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         token = asyncio.run(prepare(database_url))
@@ -220,8 +210,7 @@ def main() -> int:
             process.terminate()
         for process in processes:
             process.wait(30)
-        if embedded is not None:
-            embedded.stop()
+        stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,19 +28,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import orjson
+from common import database, free_port
 
 from flagd.auth import keys
 from flagd.auth.keys import Scope
 from flagd.auth.repository import ApiKeyRepository
-from flagd.storage.embedded import EmbeddedPostgres
 from flagd.storage.migrations import apply_migrations, load_migrations
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def make_keys(database_url: str) -> tuple[str, str]:
@@ -145,11 +138,8 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="flagd-sse-"))
-    embedded = None
-    database_url = os.environ.get("DATABASE_URL")
-    if not database_url:
-        embedded = EmbeddedPostgres(workdir / "data")
-        database_url = embedded.start()
+    stack = contextlib.ExitStack()
+    database_url = stack.enter_context(database(workdir))
     server = None
     try:
         admin_key, sdk_key = asyncio.run(make_keys(database_url))
@@ -169,8 +159,7 @@ def main() -> int:
         if server is not None:
             server.terminate()
             server.wait(30)
-        if embedded is not None:
-            embedded.stop()
+        stack.close()
 
     every = [value for values in latencies.values() for value in values]
     print(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,18 +29,22 @@ from tests.support import LiveServer, bearer, create_key, database_url_for, drop
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     external = os.environ.get("DATABASE_URL")
     if external:
         yield external
         return
-    # A short path keeps the Unix socket under the kernel's 107-byte limit.
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    # Its own directory, not one of pytest's numbered ones: pytest prunes those at the start of a
+    # session, and a second concurrent session would delete this cluster from under this one.
+    # A short path also keeps the Unix socket under the kernel's 107-byte limit.
+    directory = Path(tempfile.mkdtemp(prefix="flagd-test-pg-"))
+    embedded = EmbeddedPostgres(directory)
     url = embedded.start()
     try:
         yield database_url_for(url, "postgres")
     finally:
         embedded.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ Number(); division by zero gives Infinity or NaN rather than an exception.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from flagd_sdk.evaluation.coercion import NAN, parse_float, to_number
@@ -90,25 +91,22 @@ def _two(compiler: Compiler, raw: list[Any], path: str) -> tuple[Compiled, Compi
     return fns[0], fns[1]
 
 
-def build_max(compiler: Compiler, args: Any, path: str) -> Compiled:
-    fns = compiler.compile_args(args, path)
+def _extremum(pick: Callable[[list[Number]], Number]) -> Callable[[Compiler, Any, str], Compiled]:
+    """`max` and `min`: Math.max/Math.min over the arguments as numbers; NaN if any is not one."""
 
-    def maximum(data: Any) -> Number | None:
-        values = [to_number(fn(data)) for fn in fns]
-        if not values:
-            return None
-        return NAN if any(v != v for v in values) else max(values)
+    def build(compiler: Compiler, args: Any, path: str) -> Compiled:
+        fns = compiler.compile_args(args, path)
 
-    return maximum
+        def extremum(data: Any) -> Number | None:
+            values = [to_number(fn(data)) for fn in fns]
+            if not values:
+                return None
+            return NAN if any(v != v for v in values) else pick(values)
+
+        return extremum
+
+    return build
 
 
-def build_min(compiler: Compiler, args: Any, path: str) -> Compiled:
-    fns = compiler.compile_args(args, path)
-
-    def minimum(data: Any) -> Number | None:
-        values = [to_number(fn(data)) for fn in fns]
-        if not values:
-            return None
-        return NAN if any(v != v for v in values) else min(values)
-
-    return minimum
+build_max = _extremum(max)
+build_min = _extremum(min)
