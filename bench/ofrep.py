@@ -86,7 +86,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0
             httpx.get(url, timeout=1.0)
             return
         except httpx.TransportError:
-            time.sleep(0.1)
+            time.sleep(0.1)  # polling the server for readiness
     raise SystemExit(f"server at {url} was not ready in {timeout}s")
 
 
@@ -109,7 +109,10 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int) -> Round:
     if shutil.which("taskset"):
         command = ["taskset", "-c", "1", *command]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    throughput = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if throughput is None:
+        raise SystemExit(f"could not read wrk's output:\n{output}")
+    rps = float(throughput[1])
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return Round(

@@ -121,7 +121,7 @@ class FlagdProcess:
                     return response
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.1)  # polling a child process for readiness; no assertion depends on the delay
         raise AssertionError(f"flagd was not ready within {timeout}s:\n{self.output}")
 
     def stop(self, timeout: float = 30.0) -> int:

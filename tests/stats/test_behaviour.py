@@ -26,6 +26,7 @@ from stats import (
 )
 from stats.power import minimum_detectable_effect, sample_size
 from stats.results import AnalysisResult
+from stats.sufficient import Statistic
 
 
 @pytest.mark.parametrize(
@@ -38,18 +39,18 @@ from stats.results import AnalysisResult
     ],
 )
 def test_should_return_data_problems_as_values(
-    control: object, treatment: object, relative: bool, problem: Problem
+    control: Statistic, treatment: Statistic, relative: bool, problem: Problem
 ) -> None:
     for result in (
-        fixed_horizon(control, treatment, relative=relative),  # type: ignore[arg-type]
-        sequential(control, treatment, SequentialDesign(0.001), relative=relative),  # type: ignore[arg-type]
+        fixed_horizon(control, treatment, relative=relative),
+        sequential(control, treatment, SequentialDesign(0.001), relative=relative),
     ):
         assert not result.ok
         assert result.problem is not None
         assert result.problem.problem is problem
         assert result.problem.message
         assert math.isnan(result.p_value)
-    effect = gaussian_effect(control, treatment, relative=relative)  # type: ignore[arg-type]
+    effect = gaussian_effect(control, treatment, relative=relative)
     assert effect.problem is not None
 
 

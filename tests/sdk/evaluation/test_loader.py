@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flagd_sdk.evaluation import ErrorCode, FlagSetError, Reason, load_flag_set
-from tests.sdk.evaluation.conformance import TESTBED
+from tests.sdk.evaluation.conformance import TESTBED, require_testbed
 
 
 def problems_of(document: Any) -> list[str]:
@@ -143,9 +143,8 @@ def test_should_load_a_broken_flag_leniently_as_a_parse_error_and_keep_the_other
 
 
 def test_should_report_the_conformance_files_deliberate_mistakes_when_strict() -> None:
+    require_testbed()
     path = TESTBED / "flags" / "testkit-flags.json"
-    if not path.is_file():
-        pytest.skip(f"the flagd conformance suite is missing: expected it in {TESTBED}")
     with pytest.raises(FlagSetError) as caught:
         load_flag_set(json.loads(path.read_text(encoding="utf-8")))
     assert sorted(p.path.split(".")[1] for p in caught.value.problems) == [
