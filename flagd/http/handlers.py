@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +47,26 @@ def _translate_http_exception(request: Request, exc: HTTPException) -> errors.Fl
     )
 
 
+# The database being down, restarting, dropped or out of connections is not a bug in the request:
+# it is answered 503 so clients and load balancers retry, and the message says what failed.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    logger.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
+    return error_response(
+        errors.DatabaseUnavailable("the database is not reachable right now; retry shortly")
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware re-raises after this, so the traceback is logged by uvicorn.
     return error_response(
@@ -56,5 +77,6 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: Mapping[type[Exception] | int, ExceptionHandler] = {
     errors.FlagdError: _flagd_error,
     HTTPException: _http_exception,
+    **dict.fromkeys(DATABASE_UNAVAILABLE_ERRORS, _database_unavailable),
     Exception: _unexpected,
 }
