@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import venv
 from pathlib import Path
@@ -14,8 +15,10 @@ def test_should_install_sdk_alone_without_server_dependencies(tmp_path: Path) ->
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
+    # From a copy: setuptools builds in the source directory, and tests must not write into the checkout.
+    source = shutil.copytree(SDK_DIR, tmp_path / "sdk", ignore=shutil.ignore_patterns("build", "*.egg-info"))
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(SDK_DIR)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
         capture_output=True,
         text=True,
         timeout=600,

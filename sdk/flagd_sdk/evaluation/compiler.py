@@ -148,7 +148,7 @@ class Compiler:
     def _check_variant_name(self, value: Any, path: str, variants: frozenset[str]) -> None:
         if value is None:
             return
-        name = variant_name(value)
+        name = to_string(value)  # a result names the variant whose key is its JSON text
         if name not in variants:
             known = ", ".join(sorted(variants))
             self.report(path, f'"{name}" is not a variant of this flag (variants: {known})')
@@ -190,14 +190,3 @@ class Compiler:
 def _broken_result(message: str) -> ResultFn:
     fail = broken(message)
     return lambda data: (fail(data), False)
-
-
-def variant_name(value: Any) -> str:
-    """The variant a targeting result names: strings as they are, JSON text for the rest."""
-    if isinstance(value, str):
-        return value
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return to_string(value)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from flagd_sdk.evaluation.compiler import ResultFn, TargetingParseError, variant_name
+from flagd_sdk.evaluation.coercion import to_string
+from flagd_sdk.evaluation.compiler import ResultFn, TargetingParseError
 from flagd_sdk.evaluation.types import (
     ErrorCode,
     FlagType,
@@ -95,7 +96,7 @@ class Flag:
             if result is None:
                 name, reason = self.default_variant, Reason.DEFAULT
             else:
-                name = result if type(result) is str else variant_name(result)
+                name = result if type(result) is str else to_string(result)  # true -> "true", 2 -> "2"
                 reason = Reason.SPLIT if split else Reason.TARGETING_MATCH
                 if name not in self._names:
                     return self._error(
