@@ -12,6 +12,7 @@ from flagd.storage.types import Connection
 
 Action = Literal["create", "update", "delete"]
 Entity = Literal["flag", "evaluator", "flag_set_metadata", "api_key"]
+ENTITIES: tuple[Entity, ...] = ("flag", "evaluator", "flag_set_metadata", "api_key")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,16 @@ commits, so every worker reloads exactly the committed state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from flagd import jsonio
 from flagd.storage.types import Connection
+from flagd_sdk.evaluation import Problem
+from flagd_sdk.evaluation.problems import child
 
 CONFIG_CHANNEL = "flagd_config"
 
@@ -45,6 +48,8 @@ class StoredConfig:
     evaluators: dict[str, Any]
     metadata: dict[str, Any]
     updated_at: datetime
+    unreadable: tuple[Problem, ...] = field(default=())
+    """Stored definitions that could not even be decoded (written by hand): left out, reported here."""
 
     def document(self) -> dict[str, Any]:
         """The flag set in the flagd definition format."""
@@ -57,10 +62,12 @@ class StoredConfig:
 
 
 # One statement, so one snapshot: no flag can change between reading the flags and the version.
+# Definitions come as text and are decoded one by one, so one unreadable row costs only itself.
 _LOAD = """
-SELECT s.version, s.metadata, s.updated_at,
-       (SELECT coalesce(json_object_agg(f.key, f.definition ORDER BY f.key), '{}') FROM flags f) AS flags,
-       (SELECT coalesce(json_object_agg(e.name, e.rule ORDER BY e.name), '{}') FROM evaluators e) AS evaluators
+SELECT s.version, s.metadata::text AS metadata, s.updated_at,
+       (SELECT coalesce(json_object_agg(f.key, f.definition::text ORDER BY f.key), '{}') FROM flags f) AS flags,
+       (SELECT coalesce(json_object_agg(e.name, e.rule::text ORDER BY e.name), '{}') FROM evaluators e)
+         AS evaluators
 FROM config_state s
 """
 
@@ -75,12 +82,15 @@ class ConfigRepository:
             await self._conn.execute("SELECT version FROM config_state FOR UPDATE")
         row = await self._conn.fetchrow(_LOAD)
         assert row is not None, "config_state always has its one row"
+        unreadable: list[Problem] = []
+        metadata = _decoded({"metadata": row["metadata"]}, "", unreadable).get("metadata", {})
         return StoredConfig(
             version=row["version"],
-            flags=row["flags"],
-            evaluators=row["evaluators"],
-            metadata=row["metadata"],
+            flags=_decoded(row["flags"], "flags", unreadable),
+            evaluators=_decoded(row["evaluators"], "$evaluators", unreadable),
+            metadata=metadata if isinstance(metadata, dict) else {},
             updated_at=row["updated_at"],
+            unreadable=tuple(unreadable),
         )
 
     async def version(self) -> int:
@@ -141,6 +151,20 @@ class ConfigRepository:
         )
         await self._conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, str(version))
         return version
+
+
+def _decoded(texts: dict[str, str], path: str, unreadable: list[Problem]) -> dict[str, Any]:
+    decoded = {}
+    for key, text in texts.items():
+        try:
+            decoded[key] = jsonio.loads(text)
+        except ValueError:
+            unreadable.append(
+                Problem(
+                    child(path, key), "the stored definition cannot be decoded (too deeply nested); left out"
+                )
+            )
+    return decoded
 
 
 def _flag(row: asyncpg.Record) -> FlagRecord:

@@ -9,18 +9,19 @@ The caller owns the transaction.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flagd.config.audit import AuditRepository
 from flagd.config.plan import Change, Plan, plan, same_json
 from flagd.config.repository import ConfigRepository, FlagRecord, StoredConfig
 from flagd.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from flagd.identifiers import KEY_RULE, is_key
+from flagd.jsonio import check_storable
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem, load_flag_set
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$")
-_KEY_RULE = "start with a letter or digit and use only letters, digits, '.', '_', ':' and '-' (at most 256)"
+# The members of a flag-set document (flagd's flags.json schema); anything else is a mistake.
+_DOCUMENT_MEMBERS = ("$schema", "flags", "$evaluators", "metadata")
 
 
 class FlagService:
@@ -30,7 +31,7 @@ class FlagService:
         self._config = ConfigRepository(conn)
         self._audit = AuditRepository(conn)
 
-    async def create_flag(self, key: str, definition: dict[str, Any]) -> FlagRecord:
+    async def create_flag(self, key: str, definition: Any) -> FlagRecord:
         check_key(key, "flag key")
         current = await self._config.load(for_update=True)
         if key in current.flags:
@@ -42,7 +43,7 @@ class FlagService:
         await self._record("create", key, None, definition)
         return record
 
-    async def update_flag(self, key: str, definition: dict[str, Any], expected_version: int) -> FlagRecord:
+    async def update_flag(self, key: str, definition: Any, expected_version: int) -> FlagRecord:
         current = await self._config.load(for_update=True)
         existing = await self._existing(key, expected_version)
         _validate(current, {**current.document(), "flags": {**current.flags, key: definition}})
@@ -60,13 +61,22 @@ class FlagService:
         await self._config.delete_flag(key)
         await self._record("delete", key, existing.definition, None)
 
-    async def apply(self, document: Any, *, prune: bool, dry_run: bool) -> tuple[Plan, int]:
+    async def apply(
+        self, document: Any, *, prune: bool, dry_run: bool, expected_version: int | None = None
+    ) -> tuple[Plan, int]:
         """Make the stored set equal to `document` (or merge it in, without prune).
 
         Returns the plan and the config version after it; with dry_run nothing is written.
+        With `expected_version`, refuses (412) unless the set is still at that config version.
         """
         flags, evaluators, metadata = read_document(document)
         current = await self._config.load(for_update=not dry_run)
+        if expected_version is not None and expected_version != current.version:
+            raise PreconditionFailed(
+                f"the flag set is at config version {current.version}, not {expected_version}: it changed "
+                "since you read it; fetch it again (GET /v1/admin/flag-set) and reapply your change",
+                code="config_version_mismatch",
+            )
         the_plan = plan(current, flags, evaluators, metadata, prune=prune)
         _validate(current, the_plan.candidate)
         if dry_run or not the_plan.changes:
@@ -127,22 +137,36 @@ class FlagService:
         )
 
 
-def check_key(key: str, what: str) -> None:
-    if not KEY_PATTERN.match(key):
+def check_key(key: Any, what: str) -> None:
+    if not is_key(key):
+        shown = repr(key[:80]) if isinstance(key, str) else f"of type {type(key).__name__}"
         raise ValidationFailed(
-            f"{what} {key!r} is not allowed: it must {_KEY_RULE}",
-            details=[{"path": "key", "message": f"must {_KEY_RULE}"}],
+            f"{what} {shown} is not allowed: it must {KEY_RULE}",
+            details=[{"path": "key", "message": f"must {KEY_RULE}"}],
         )
 
 
 def read_document(document: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """The flags, evaluators and metadata of a flagd document, flags in object form.
 
-    Everything else about the document is checked by `_validate`, on the set it produces.
+    The shape is checked here, strictly (a misspelt member must not read as "no flags" and
+    prune them all); the definitions are checked by `_validate`, on the set they produce.
     """
     if not isinstance(document, dict):
         raise _validation_error([Problem("", 'a flag set must be a JSON object with a "flags" member')])
-    raw_flags = document.get("flags", {})
+    shape = [
+        Problem(name, f"unknown member; a flag set has {', '.join(_DOCUMENT_MEMBERS)}")
+        for name in document
+        if name not in _DOCUMENT_MEMBERS
+    ]
+    if "flags" not in document:
+        shape.append(Problem("flags", 'is missing; a flag set needs a "flags" object (it may be empty: {})'))
+    for name, kind in (("$evaluators", "an object of named rules"), ("metadata", "an object")):
+        if name in document and not isinstance(document[name], dict):
+            shape.append(Problem(name, f"must be {kind}, got {type(document[name]).__name__}"))
+    if shape:
+        raise _validation_error(shape)
+    raw_flags = document["flags"]
     if isinstance(raw_flags, list):
         flags = {}
         for index, flag in enumerate(raw_flags):
@@ -157,20 +181,23 @@ def read_document(document: Any) -> tuple[dict[str, Any], dict[str, Any], dict[s
         raise _validation_error([Problem("flags", "must be an object mapping flag keys to flag definitions")])
     for key in flags:
         check_key(key, "flag key")
-    evaluators = document.get("$evaluators") or {}
-    if not isinstance(evaluators, dict):
-        raise _validation_error([Problem("$evaluators", "must be an object of named rules")])
+    evaluators = document.get("$evaluators", {})
     for name in evaluators:
         check_key(name, "evaluator name")
     metadata = document.get("metadata")
-    return flags, dict(evaluators), dict(metadata) if isinstance(metadata, dict) else None
+    return flags, dict(evaluators), dict(metadata) if metadata is not None else None
 
 
 def _validate(current: StoredConfig, candidate: dict[str, Any]) -> None:
-    known = {(p.path, p.message) for p in load_flag_set(current.document(), strict=False).problems}
-    new = [p for p in load_flag_set(candidate, strict=False).problems if (p.path, p.message) not in known]
+    """Refuse the problems the change introduces: to the evaluator, and to storing and serving it."""
+    known = {(p.path, p.message) for p in _problems(current.document())}
+    new = [p for p in _problems(candidate) if (p.path, p.message) not in known]
     if new:
         raise _validation_error(new)
+
+
+def _problems(document: dict[str, Any]) -> list[Problem]:
+    return [*check_storable(document), *load_flag_set(document, strict=False).problems]
 
 
 def _validation_error(problems: list[Problem]) -> ValidationFailed:

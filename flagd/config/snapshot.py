@@ -6,10 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from flagd import jsonio
 from flagd.config.repository import StoredConfig
-from flagd_sdk.evaluation import FlagSet, load_flag_set
+from flagd_sdk.evaluation import FlagSet, Problem, load_flag_set
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +26,8 @@ class ConfigSnapshot:
     updated_at: float = 0.0
     placeholder: bool = False
     """True for the empty set served before the database could be read."""
+    problems: tuple[Problem, ...] = ()
+    """What is wrong with the stored set (flags that resolve with PARSE_ERROR, or were left out)."""
     ofrep_bodies: dict[tuple[str, str | None, str], bytes] = field(default_factory=dict)
     """OFREP success bodies by (flag, variant, reason): they depend on nothing else, so each is rendered once."""
 
@@ -37,7 +38,7 @@ class ConfigSnapshot:
             version=-1,
             etag='"cfg-none"',
             document=document,
-            body=orjson.dumps(document),
+            body=jsonio.dumps(document),
             flag_set=load_flag_set(document),
             placeholder=True,
         )
@@ -46,19 +47,38 @@ class ConfigSnapshot:
     def build(cls, stored: StoredConfig) -> ConfigSnapshot:
         document = stored.document()
         # Writes are validated, so the stored set loads cleanly; leniently all the same, so a flaw
-        # that predates a stricter rule degrades one flag instead of taking the whole set down.
+        # that predates a stricter rule (or a row written by hand) degrades one flag, never the set.
         flag_set = load_flag_set(document, strict=False)
-        for problem in flag_set.problems:
+        problems = (*stored.unreadable, *flag_set.problems)
+        for problem in problems:
             logger.warning("stored flag set at version %d: %s", stored.version, problem)
         return cls(
             version=stored.version,
             etag=f'"cfg-{stored.version}"',
             document=document,
-            body=orjson.dumps(document),
+            body=jsonio.dumps(document),
             flag_set=flag_set,
             float_flags=frozenset(key for key, flag in stored.flags.items() if _has_float(flag)),
             updated_at=stored.updated_at.timestamp(),
+            problems=problems,
         )
+
+    def broken_flags(self) -> list[str]:
+        """Flags that cannot serve their variants: they resolve with PARSE_ERROR, or were left out."""
+        keys = {key for key, flag in self.flag_set.flags.items() if flag.broken is not None}
+        keys.update(_flag_key(problem.path) for problem in self.problems if problem.path.startswith("flags"))
+        keys.discard("")
+        return sorted(keys)
+
+
+def _flag_key(path: str) -> str:
+    """The flag a problem path is under: `flags.a.targeting` -> a, `flags["a b"].x` -> a b."""
+    rest = path.removeprefix("flags")
+    if rest.startswith("."):
+        return rest[1:].split(".", 1)[0].split("[", 1)[0]
+    if rest.startswith('["'):
+        return rest[2:].split('"]', 1)[0]
+    return ""
 
 
 def _has_float(flag: Any) -> bool:

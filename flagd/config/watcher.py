@@ -54,11 +54,11 @@ class ConfigWatcher:
     async def start(self) -> None:
         try:
             await self.refresh()
-        except (asyncpg.PostgresError, OSError) as exc:
+        except Exception as exc:
             # An unmigrated or unreachable database must not stop the server from starting: it
             # serves an empty flag set, says so on /readyz, and keeps trying.
             logger.warning(
-                "the flag configuration could not be loaded yet (%s); serving no flags until it can", exc
+                "the flag configuration could not be loaded yet (%r); serving no flags until it can", exc
             )
             self._snapshot = ConfigSnapshot.placeholder_snapshot()
         try:
@@ -96,6 +96,17 @@ class ConfigWatcher:
         logger.info("serving flag configuration version %d", stored.version)
         for subscriber in list(self._subscribers):
             _offer(subscriber, self._snapshot)
+
+    async def refresh_after_write(self) -> None:
+        """Read-your-writes after a committed change; never raises, since the change is already made.
+
+        If the reload fails, the reload task retries it (and so does the poll).
+        """
+        try:
+            await self.refresh()
+        except Exception:
+            logger.exception("reloading the flag configuration after a write failed; retrying")
+            self._dirty.set()
 
     async def _listen(self) -> None:
         listener = await connect(self._settings)

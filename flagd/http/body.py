@@ -9,6 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.types import Receive, Scope
 
+from flagd import jsonio
 from flagd.errors import BadRequest, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
 
@@ -53,10 +54,12 @@ def _too_large(size: int, limit: int) -> PayloadTooLarge:
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    """A JSON body of an admin request, with every integer exact (definitions are stored as written)."""
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
-        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
-    return parse_json(await read_body(request, limit))
+        raise UnsupportedMediaType(f"send the body as application/json, not {_printable(content_type)}")
+    body = await read_body(request, limit)
+    return jsonio.exact(body, parse_json(body))
 
 
 def parse_json(body: bytes) -> Any:
@@ -65,7 +68,13 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"the request body is not valid JSON: {exc}") from exc
+        raise MalformedBody(
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
+
+
+def _printable(text: str) -> str:
+    return text if text.isprintable() and len(text) <= 100 else repr(text[:100])
 
 
 def expect_object(

@@ -1,19 +1,19 @@
-"""JSON responses rendered with orjson, and the one shape every error takes on the wire."""
+"""JSON responses (flagd.jsonio), and the one shape every error takes on the wire."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from starlette.responses import JSONResponse
 
+from flagd import jsonio
 from flagd.errors import FlagdError
 
 
 class OrjsonResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return jsonio.dumps(content)
 
 
 def error_body(code: str, message: str, details: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:

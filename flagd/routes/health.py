@@ -21,6 +21,7 @@ from flagd.storage.migrations import schema_status
 
 # A probe must answer quickly even when the database hangs.
 READINESS_TIMEOUT_SECONDS = 2.0
+MAX_REPORTED_PROBLEMS = 100
 
 
 async def healthz(request: Request) -> Response:
@@ -50,12 +51,17 @@ async def readyz(request: Request) -> Response:
             code="config_not_loaded",
         )
     snapshot = state.config.snapshot
+    # A stored flag that cannot be served costs that flag only: the server stays ready and names it.
     return OrjsonResponse(
         {
             "status": "ready",
             "schema_version": status.current,
             "instance_id": instance_id,
             "config_version": snapshot.version,
+            "broken_flags": snapshot.broken_flags(),
+            "problems": [
+                {"path": p.path, "message": p.message} for p in snapshot.problems[:MAX_REPORTED_PROBLEMS]
+            ],
         }
     )
 

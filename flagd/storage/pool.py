@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import orjson
 
+from flagd import jsonio
 from flagd.errors import DatabaseUnavailable
 from flagd.settings import Settings
 
@@ -48,15 +48,18 @@ async def connect(settings: Settings) -> asyncpg.Connection:
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """JSON columns in and out as Python values, through orjson (order and 1.0 kept as written)."""
+    """JSON columns in and out as Python values, through orjson (order and 1.0 kept as written).
+
+    Rows too deep for orjson (written by hand or by an older version) still decode: see flagd.jsonio.
+    """
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
-            type_name, schema="pg_catalog", encoder=_encode_json, decoder=orjson.loads, format="text"
+            type_name, schema="pg_catalog", encoder=_encode_json, decoder=jsonio.loads, format="text"
         )
 
 
 def _encode_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsonio.dumps(value).decode()
 
 
 def _require_url(settings: Settings) -> str:

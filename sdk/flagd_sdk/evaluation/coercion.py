@@ -5,6 +5,10 @@ same thing here as in every other flagd evaluator only if these conversions foll
 ECMAScript: ToBoolean (with JsonLogic's one change, `[]` is false), ToNumber,
 ToString, Abstract Equality (==), Strict Equality (===) and the Abstract Relational
 Comparison behind < and >.
+
+Every conversion runs in time linear in its input: the number patterns below have no
+ambiguous repetition (a digit run can end in only one way), so a failed match costs one
+pass, and no string of digits is handed to int(), whose cost is quadratic in its length.
 """
 
 from __future__ import annotations
@@ -14,9 +18,15 @@ import re
 from typing import Any, cast
 
 NAN = float("nan")
-_DECIMAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+# ECMAScript StrDecimalLiteral without Infinity; `\.[0-9]*` can only follow the whole digit run.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_NON_DECIMAL = {
+    "0x": (re.compile(r"0[xX][0-9a-fA-F]+", re.ASCII), 16),
+    "0o": (re.compile(r"0[oO][0-7]+", re.ASCII), 8),
+    "0b": (re.compile(r"0[bB][01]+", re.ASCII), 2),
+}
 _EXPONENT_ZEROS = re.compile(r"e([+-])0+(?=\d)")
-_PARSE_FLOAT_PREFIX = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_SAFE_INTEGER = 2**53
 
 
 def is_number(value: Any) -> bool:
@@ -60,36 +70,41 @@ def parse_float(value: Any) -> int | float:
         return math.inf
     if text.startswith("-Infinity"):
         return -math.inf
-    match = _PARSE_FLOAT_PREFIX.match(text)
-    return _string_to_number(match.group(0)) if match else NAN
+    match = _DECIMAL.match(text)
+    return _decimal(match.group(0)) if match else NAN
 
 
 def _string_to_number(text: str) -> int | float:
     stripped = text.strip()
     if not stripped:
         return 0
-    if _DECIMAL.match(stripped):
-        number = float(stripped)
-        if (
-            number.is_integer()
-            and abs(number) < 2**53
-            and "e" not in stripped.lower()
-            and "." not in stripped
-        ):
-            return int(stripped)
-        return number
+    if _DECIMAL.fullmatch(stripped):
+        return _decimal(stripped)
     if stripped in ("Infinity", "+Infinity"):
         return math.inf
     if stripped == "-Infinity":
         return -math.inf
-    lowered = stripped.lower()
-    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
-        if lowered.startswith(prefix):
-            try:
-                return int(stripped[2:], base)
-            except ValueError:
-                return NAN
+    non_decimal = _NON_DECIMAL.get(stripped[:2].lower())
+    if non_decimal is not None and non_decimal[0].fullmatch(stripped):
+        # int() in a power-of-two base is linear; JavaScript numbers are doubles beyond 2**53.
+        number = int(stripped[2:], non_decimal[1])
+        return number if number < _SAFE_INTEGER else to_double(number)
     return NAN
+
+
+def _decimal(text: str) -> int | float:
+    """A matched decimal literal as a number: an int when it is a safe integer written without . or e."""
+    number = float(text)  # float() reads any length in linear time; int() would not
+    if number.is_integer() and abs(number) < _SAFE_INTEGER and "." not in text and "e" not in text.lower():
+        return int(number)
+    return number
+
+
+def to_double(number: int) -> float:
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf
 
 
 def to_string(value: Any) -> str:

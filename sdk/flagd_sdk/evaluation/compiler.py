@@ -133,7 +133,7 @@ class Compiler:
             ((op, args),) = node.items()
             if op == "$ref":
                 return self._expand_ref(
-                    args, path, lambda n, p: self.compile_result(n, p, None), _broken_result
+                    args, path, lambda n, p: self.compile_result(n, p, None), broken_result
                 )
             result_builder = self.result_operators.get(op)
             if result_builder is not None:
@@ -187,6 +187,6 @@ class Compiler:
         return broken(message)
 
 
-def _broken_result(message: str) -> ResultFn:
+def broken_result(message: str) -> ResultFn:
     fail = broken(message)
     return lambda data: (fail(data), False)

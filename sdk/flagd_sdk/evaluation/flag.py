@@ -7,11 +7,13 @@ allocates nothing but what its targeting rule computes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
 from flagd_sdk.evaluation.coercion import to_string
 from flagd_sdk.evaluation.compiler import ResultFn, TargetingParseError
+from flagd_sdk.evaluation.limits import EvaluationLimitExceeded
 from flagd_sdk.evaluation.types import (
     ErrorCode,
     FlagType,
@@ -21,6 +23,7 @@ from flagd_sdk.evaluation.types import (
     ResolutionDetails,
 )
 
+logger = logging.getLogger(__name__)
 _MISMATCH: Final = object()
 
 
@@ -89,9 +92,15 @@ class Flag:
                 result, split = rule(context)
             except TargetingParseError as exc:
                 return self._error(default, ErrorCode.PARSE_ERROR, f'flag "{self.key}": {exc}')
-            except Exception as exc:  # a rule must never take the application down
+            except EvaluationLimitExceeded as exc:
+                return self._error(default, ErrorCode.GENERAL, f'flag "{self.key}": {exc}')
+            except Exception:  # a rule must never take the application down
+                # The exception's own text is for the log, not for callers.
+                logger.debug("flag %r: targeting raised", self.key, exc_info=True)
                 return self._error(
-                    default, ErrorCode.GENERAL, f'flag "{self.key}": targeting failed: {exc!r}'
+                    default,
+                    ErrorCode.GENERAL,
+                    f'flag "{self.key}": its targeting could not be evaluated for this context',
                 )
             if result is None:
                 name, reason = self.default_variant, Reason.DEFAULT

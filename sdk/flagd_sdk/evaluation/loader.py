@@ -5,6 +5,10 @@
 what it can the way other flagd evaluators do: a flag whose definition is unusable
 resolves with PARSE_ERROR, a rule part that cannot be compiled fails (or yields null)
 when it is reached, and the problems are kept on the result for the caller to show.
+
+Size and depth are checked (flagd_sdk.evaluation.limits) before anything is compiled,
+so no document, however large or deep, can make loading slow or exhaust the stack:
+a part over a bound is reported and resolves with PARSE_ERROR.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from flagd_sdk.evaluation.compiler import Compiler, ResultFn
+from flagd_sdk.evaluation.compiler import Compiler, ResultFn, broken_result
 from flagd_sdk.evaluation.flag import Flag
 from flagd_sdk.evaluation.flag_set import FlagSet
+from flagd_sdk.evaluation.limits import MAX_DEPTH, MAX_RULE_NODES, MAX_SET_NODES, RuleMeasure, deepest
 from flagd_sdk.evaluation.operators import OPERATORS, RESULT_OPERATORS
 from flagd_sdk.evaluation.problems import FlagSetError, Problem, child
 from flagd_sdk.evaluation.types import MetadataValue
@@ -35,10 +40,15 @@ def load_flag_set(document: Any, *, strict: bool = True) -> FlagSet:
             document = json.loads(document)
         except ValueError as exc:
             raise FlagSetError([Problem("", f"the flag set is not valid JSON: {exc}")]) from None
+        except RecursionError:
+            raise FlagSetError(
+                [Problem("", f"the flag set is nested too deeply (limit {MAX_DEPTH})")]
+            ) from None
     flags_doc, evaluators, set_metadata = _read_root(document, problems)
-    _validate_evaluators(evaluators, problems)
+    budget = _Budget(evaluators)
+    _validate_evaluators(evaluators, budget, problems)
     flags = {
-        key: _load_flag(key, definition, path, evaluators, set_metadata, problems)
+        key: _load_flag(key, definition, path, evaluators, set_metadata, budget, problems)
         for key, definition, path in _flag_entries(flags_doc, problems)
     }
     if strict and problems:
@@ -90,11 +100,42 @@ def _flag_entries(flags_doc: Any, problems: list[Problem]) -> list[tuple[str, An
     return []
 
 
-def _validate_evaluators(evaluators: dict[str, Any], problems: list[Problem]) -> None:
+class _Budget:
+    """The expanded size of what this load compiles, against the per-rule and per-set bounds."""
+
+    def __init__(self, evaluators: Mapping[str, Any]) -> None:
+        self.measure = RuleMeasure(evaluators)
+        self.spent = 0
+
+    def admit(self, nodes: int, depth: int, what: str) -> str | None:
+        """Why a rule of this size may not be compiled, or None (and the size is spent)."""
+        if depth > MAX_DEPTH:
+            return (
+                f"{what} is nested more than {MAX_DEPTH} levels deep (with every $ref expanded); simplify it"
+            )
+        if nodes > MAX_RULE_NODES:
+            return (
+                f"{what} has more than {MAX_RULE_NODES} nodes (with every $ref expanded); "
+                "split it or share less through nested $ref"
+            )
+        if self.spent + nodes > MAX_SET_NODES:
+            return (
+                f"the flag set's rules have more than {MAX_SET_NODES} nodes in all (with every $ref expanded); "
+                f"{what} does not fit"
+            )
+        self.spent += nodes
+        return None
+
+
+def _validate_evaluators(evaluators: dict[str, Any], budget: _Budget, problems: list[Problem]) -> None:
     for name, rule in evaluators.items():
         path = child("$evaluators", name)
         if not isinstance(rule, dict):
             problems.append(Problem(path, "an evaluator must be a JsonLogic rule (an object)"))
+            continue
+        refused = budget.admit(*budget.measure.evaluator(name), "this evaluator")
+        if refused is not None:
+            problems.append(Problem(path, refused))
             continue
         _compiler(evaluators, None, problems).compile_evaluator(name, path)
 
@@ -115,6 +156,7 @@ def _load_flag(
     path: str,
     evaluators: Mapping[str, Any],
     set_metadata: Mapping[str, MetadataValue],
+    budget: _Budget,
     problems: list[Problem],
 ) -> Flag:
     first_problem = len(problems)
@@ -131,7 +173,7 @@ def _load_flag(
     metadata = MappingProxyType(
         {**set_metadata, **_metadata(definition.get("metadata"), child(path, "metadata"), problems)}
     )
-    rule = _rule(key, definition, path, evaluators, variants, problems)
+    rule = _rule(key, definition, path, evaluators, variants, budget, problems)
     structural = [p for p in problems[first_problem:] if not p.path.startswith(child(path, "targeting"))]
     return Flag(
         key=key,
@@ -173,6 +215,9 @@ def _variants(definition: Mapping[str, Any], path: str, problems: list[Problem])
         return {}
     kinds: dict[str, str] = {}
     for name, value in variants.items():
+        if deepest(value) > MAX_DEPTH:
+            problems.append(Problem(child(at, name), f"is nested more than {MAX_DEPTH} levels deep"))
+            continue
         kind = _kind(value)
         if kind is None:
             problems.append(
@@ -234,6 +279,7 @@ def _rule(
     path: str,
     evaluators: Mapping[str, Any],
     variants: Mapping[str, Any],
+    budget: _Budget,
     problems: list[Problem],
 ) -> ResultFn | None:
     targeting = definition.get("targeting")
@@ -243,6 +289,10 @@ def _rule(
     if not isinstance(targeting, dict):
         problems.append(Problem(at, "must be a JsonLogic rule (an object), or {} for none"))
         return None
+    refused = budget.admit(*budget.measure.measure(targeting), "this rule")
+    if refused is not None:
+        problems.append(Problem(at, refused))
+        return broken_result(refused)
     compiler = _compiler(evaluators, key, problems)
     return compiler.compile_result(targeting, at, frozenset(variants) if variants else None)
 
@@ -257,6 +307,10 @@ def compile_rule(
     not fail wrap it.
     """
     problems: list[Problem] = []
+    budget = _Budget(evaluators or {})
+    refused = budget.admit(*budget.measure.measure(rule), "the rule")
+    if refused is not None:
+        raise FlagSetError([Problem("rule", refused)])
     compiled = _compiler(evaluators or {}, flag_key, problems).compile(rule, "rule")
     if problems:
         raise FlagSetError(problems)

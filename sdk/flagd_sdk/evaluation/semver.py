@@ -3,6 +3,9 @@
 Lenient where flagd is lenient: a leading `v`/`V` is dropped, partial versions are
 padded (`1` -> `1.0.0`, `1.2` -> `1.2.0`), numbers are read as their decimal text, and
 build metadata is ignored. `~` matches the same major.minor, `^` the same major.
+
+A string longer than MAX_VERSION_LENGTH is not a version: real versions are short, and
+the bound keeps parsing (and the parse cache) cheap whatever a context holds.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from typing import Any
 
 from flagd_sdk.evaluation.coercion import to_string
 
-_CORE = re.compile(r"^(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?$")
-_IDENTIFIER = re.compile(r"^[0-9A-Za-z-]+$")
+_CORE = re.compile(r"(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?(?:\.(0|[1-9][0-9]*))?", re.ASCII)
+_IDENTIFIER = re.compile(r"[0-9A-Za-z-]+", re.ASCII)
+MAX_VERSION_LENGTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +40,25 @@ def parse_version(value: Any) -> Version | None:
     """The version `value` denotes, or None when it is not one."""
     if isinstance(value, bool) or value is None or isinstance(value, list | dict):
         return None
-    text = to_string(value).strip()
+    text = to_string(value)
+    if len(text) > MAX_VERSION_LENGTH:
+        return None
+    text = text.strip()
     if text[:1] in ("v", "V"):
         text = text[1:]
     text = text.split("+", 1)[0]
     core, _, pre = text.partition("-")
-    match = _CORE.match(core)
+    match = _CORE.fullmatch(core)
     if match is None:
         return None
     prerelease: tuple[int | str, ...] = ()
     if pre or text.endswith("-"):
         parts = pre.split(".")
-        if not all(_IDENTIFIER.match(p) for p in parts):
+        if not all(_IDENTIFIER.fullmatch(p) for p in parts):
             return None
-        if any(p.isdigit() and len(p) > 1 and p[0] == "0" for p in parts):
+        if any(p.isascii() and p.isdigit() and len(p) > 1 and p[0] == "0" for p in parts):
             return None
-        prerelease = tuple(int(p) if p.isdigit() else p for p in parts)
+        prerelease = tuple(int(p) if p.isascii() and p.isdigit() else p for p in parts)
     major, minor, patch = (int(g) if g is not None else 0 for g in match.groups())
     return Version(major, minor, patch, prerelease)
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from flagd_sdk.evaluation.coercion import NAN, parse_float, to_number
+from flagd_sdk.evaluation.coercion import NAN, parse_float, to_double, to_number
 from flagd_sdk.evaluation.compiler import Compiler
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
 from flagd_sdk.evaluation.types import Compiled
@@ -30,6 +30,9 @@ def build_add(compiler: Compiler, args: Any, path: str) -> Compiled:
     return add
 
 
+_SAFE_INTEGER = 2**53
+
+
 def build_multiply(compiler: Compiler, args: Any, path: str) -> Compiled:
     fns = compiler.compile_args(args, path)
     check_arity(compiler, "*", as_list(args), path, 1, None)
@@ -38,6 +41,10 @@ def build_multiply(compiler: Compiler, args: Any, path: str) -> Compiled:
         product: Number = 1
         for fn in fns:
             product *= parse_float(fn(data))
+            if type(product) is int and not -_SAFE_INTEGER < product < _SAFE_INTEGER:
+                # JavaScript numbers are doubles: a product past 2**53 is one, and never a
+                # Python integer that grows (and slows) without bound inside a reduce.
+                product = to_double(product)
         return product
 
     return multiply

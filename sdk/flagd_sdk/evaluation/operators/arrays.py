@@ -11,6 +11,7 @@ from typing import Any
 
 from flagd_sdk.evaluation.coercion import truthy
 from flagd_sdk.evaluation.compiler import Compiler, Constant
+from flagd_sdk.evaluation.limits import check_built, check_items
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
 from flagd_sdk.evaluation.types import Compiled
 
@@ -27,7 +28,7 @@ def build_map(compiler: Compiler, args: Any, path: str) -> Compiled:
 
     def map_each(data: Any) -> list[Any]:
         items = array_fn(data)
-        return [rule(item) for item in items] if isinstance(items, list) else []
+        return [rule(item) for item in check_items(items, "map")] if isinstance(items, list) else []
 
     return map_each
 
@@ -37,7 +38,9 @@ def build_filter(compiler: Compiler, args: Any, path: str) -> Compiled:
 
     def keep(data: Any) -> list[Any]:
         items = array_fn(data)
-        return [item for item in items if truthy(rule(item))] if isinstance(items, list) else []
+        if not isinstance(items, list):
+            return []
+        return [item for item in check_items(items, "filter") if truthy(rule(item))]
 
     return keep
 
@@ -52,7 +55,7 @@ def build_reduce(compiler: Compiler, args: Any, path: str) -> Compiled:
         items = array_fn(data)
         if not isinstance(items, list):
             return accumulator
-        for item in items:
+        for item in check_items(items, "reduce"):
             accumulator = rule({"current": item, "accumulator": accumulator})
         return accumulator
 
@@ -67,7 +70,7 @@ def _quantifier(op: str, test: Callable[[list[bool]], bool], empty: bool) -> Cal
             items = array_fn(data)
             if not isinstance(items, list) or not items:
                 return empty
-            return test([truthy(rule(item)) for item in items])
+            return test([truthy(rule(item)) for item in check_items(items, op)])
 
         return quantify
 
@@ -87,8 +90,10 @@ def build_merge(compiler: Compiler, args: Any, path: str) -> Compiled:
         for fn in fns:
             value = fn(data)
             if isinstance(value, list):
+                check_built(len(merged) + len(value), "merge")
                 merged.extend(value)
             else:
+                check_built(len(merged) + 1, "merge")
                 merged.append(value)
         return merged
 

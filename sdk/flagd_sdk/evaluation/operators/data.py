@@ -24,13 +24,18 @@ def lookup(data: Any, parts: tuple[str, ...]) -> Any:
     for part in parts:
         if isinstance(data, Mapping):
             data = data.get(part, _MISSING)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+        elif isinstance(data, list) and _is_index(part) and int(part) < len(data):
             data = data[int(part)]
         else:
             return _MISSING
         if data is _MISSING:
             return _MISSING
     return data
+
+
+def _is_index(part: str) -> bool:
+    # ASCII digits only ("²".isdigit() is true), and short: int() is quadratic in the length.
+    return len(part) <= 18 and part.isascii() and part.isdigit()
 
 
 def split_path(key: Any) -> tuple[str, ...] | None:

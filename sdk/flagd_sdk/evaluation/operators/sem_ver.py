@@ -13,7 +13,7 @@ from typing import Any
 from flagd_sdk.evaluation.compiler import Compiler, Constant
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
 from flagd_sdk.evaluation.problems import child
-from flagd_sdk.evaluation.semver import COMPARATORS, Version, parse_version
+from flagd_sdk.evaluation.semver import COMPARATORS, MAX_VERSION_LENGTH, Version, parse_version
 from flagd_sdk.evaluation.types import Compiled
 
 _OPERATORS = " ".join(COMPARATORS)
@@ -22,11 +22,15 @@ _OPERATORS = " ".join(COMPARATORS)
 @lru_cache(maxsize=4096)
 def _parse_cached(text: str) -> Version | None:
     # Versions in contexts repeat (a fleet runs a handful of app versions): parse each once.
+    # Only strings of at most MAX_VERSION_LENGTH characters get here, so the cache holds at
+    # most 4096 x 256 characters (about 2 MB with its entries), whatever callers send.
     return parse_version(text)
 
 
 def _parse(value: Any) -> Version | None:
-    return _parse_cached(value) if type(value) is str else parse_version(value)
+    if type(value) is str:
+        return _parse_cached(value) if len(value) <= MAX_VERSION_LENGTH else None
+    return parse_version(value)
 
 
 def build_sem_ver(compiler: Compiler, args: Any, path: str) -> Compiled:

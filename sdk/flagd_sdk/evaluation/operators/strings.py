@@ -8,8 +8,14 @@ from typing import Any
 
 from flagd_sdk.evaluation.coercion import to_number, to_string
 from flagd_sdk.evaluation.compiler import Compiler, Constant
+from flagd_sdk.evaluation.limits import check_built
 from flagd_sdk.evaluation.operators._args import as_list, check_arity
 from flagd_sdk.evaluation.types import Compiled
+
+
+def _bounded(text: str) -> str:
+    check_built(len(text), "cat")
+    return text
 
 
 def build_cat(compiler: Compiler, args: Any, path: str) -> Compiled:
@@ -18,9 +24,9 @@ def build_cat(compiler: Compiler, args: Any, path: str) -> Compiled:
         first, second = fns
         if isinstance(first, Constant) and isinstance(first.value, str):
             prefix = first.value
-            return lambda data: prefix + to_string(second(data))
-        return lambda data: to_string(first(data)) + to_string(second(data))
-    return lambda data: "".join(to_string(fn(data)) for fn in fns)
+            return lambda data: _bounded(prefix + to_string(second(data)))
+        return lambda data: _bounded(to_string(first(data)) + to_string(second(data)))
+    return lambda data: _bounded("".join(to_string(fn(data)) for fn in fns))
 
 
 def _integer(value: Any) -> int:
