@@ -65,6 +65,23 @@ def _exact_int(text: str) -> int:
     return int(text) if len(text) <= 40 else INT64_MAX + 1
 
 
+MAX_DOCUMENT_NODES = 1_000_000
+"""Most values in one flag-set document read by the CLI (a 1 MB request body holds far fewer)."""
+
+
+def count_nodes(value: Any, cap: int) -> int:
+    """How many values `value` holds, counting shared ones each time, stopping just past `cap`."""
+    count, stack = 0, [value]
+    while stack and count <= cap:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def check_storable(document: Any, limit: int = MAX_DOCUMENT_DEPTH) -> list[Problem]:
     """What keeps a document from being stored and served exactly: depth, NUL, inexact integers.
 

@@ -4,6 +4,12 @@ Keys are looked up once and cached per worker, so an authenticated request costs
 dictionary lookup and one SHA-256, not a database round trip. Creating or revoking a
 key notifies every worker (LISTEN/NOTIFY on `flagd_keys`), which then forgets its
 cache; entries also expire after a minute in case a notification is missed.
+
+A lookup that was in flight when the cache was forgotten may have read the key as it
+was before the revocation; `_generation` counts the forgets, and a result is cached
+only if no forget happened while it was read, so a revoked key is never brought back.
+Open streams re-check their key (`still_valid`) every half second, which costs a
+dictionary lookup until a revocation empties the cache.
 """
 
 from __future__ import annotations
@@ -51,10 +57,22 @@ class Authenticator:
         # Tokens already checked (against their hash, in constant time), so a busy client's
         # requests cost one dictionary lookup. Cleared with the key cache.
         self._verified: dict[str, tuple[float, Principal]] = {}
+        self._generation = 0
 
     def forget(self) -> None:
+        self._generation += 1
         self._cache.clear()
         self._verified.clear()
+
+    async def still_valid(self, token: str | None, required: Scope) -> bool:
+        """Whether a token that was accepted earlier is still accepted (for long-lived streams)."""
+        try:
+            await self.authenticate_token(token, required)
+        except (Unauthorized, Forbidden):
+            return False
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return True  # the database cannot say right now; the stream goes on and asks again
+        return True
 
     async def authenticate(self, request: Request, required: Scope) -> Principal:
         return await self.authenticate_token(credentials(request.scope["headers"]), required)
@@ -77,6 +95,7 @@ class Authenticator:
         if token is None:
             raise Unauthorized(f"this endpoint needs an API key: {_HOW_TO}", headers=_CHALLENGE)
         presented = parse(token)
+        generation = self._generation
         if presented is None:
             raise Unauthorized(
                 "the API key is malformed: keys look like flagd_<10 hex digits>_<43 characters>",
@@ -88,6 +107,8 @@ class Authenticator:
         if key.revoked_at is not None:
             raise Unauthorized("the API key has been revoked; create a new one", headers=_CHALLENGE)
         principal = Principal(key_id=key.id, name=key.name, scope=key.scope)
+        if generation != self._generation:
+            return principal  # read before a revocation was announced: good for this request only
         if len(self._verified) > 10_000:
             self._verified.clear()
         self._verified[token] = (time.monotonic() + self._ttl, principal)
@@ -98,8 +119,11 @@ class Authenticator:
         cached = self._cache.get(prefix)
         if cached is not None and cached[0] > now:
             return cached[1]
+        generation = self._generation
         async with self._pool.acquire() as conn:
             key = await ApiKeyRepository(conn).by_prefix(prefix)
+        if generation != self._generation:
+            return key
         if len(self._cache) > 10_000:  # bounded: unknown prefixes from a scan must not grow it forever
             self._cache.clear()
         self._cache[prefix] = (now + (self._ttl if key is not None else self._negative_ttl), key)

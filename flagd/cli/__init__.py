@@ -3,8 +3,10 @@
     flagd serve | migrate | keys create|list|revoke | apply FILE | export
 
 Options given on the command line override the environment (see README.md,
-"Configuration"). Errors are printed as one sentence on stderr (with every located
-problem, for invalid flag sets) and exit with status 1; usage mistakes exit with 2.
+"Configuration"), and errors about them name the option as it was given. Errors are
+printed as one sentence on stderr (with every located problem, for invalid flag sets)
+and exit with status 1; usage mistakes exit with 2. Commands other than `serve` print
+only warnings and errors unless asked for more with -v.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from flagd.cli import flagset, keys, migrate, serve
 from flagd.cli.common import Command, CommandError
@@ -22,7 +25,7 @@ from flagd.settings import Settings, SettingsError
 from flagd.storage.embedded import EmbeddedPostgresError
 from flagd.storage.migrations import MigrationError
 
-# Command-line options and the environment variables they override.
+# Command-line options (their argparse names) and the environment variables they override.
 _OVERRIDES = {
     "database_url": "DATABASE_URL",
     "data_dir": "FLAGD_DATA_DIR",
@@ -37,16 +40,25 @@ _OVERRIDES = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command: Command = args.command
+    given: dict[str, str] = {}
     try:
         for option, variable in _OVERRIDES.items():
             value = getattr(args, option, None)
             if value is not None:
                 # Set in the environment, not only in Settings: uvicorn workers read it from there.
                 os.environ[variable] = str(value)
+                given[variable] = "--" + option.replace("_", "-")
         settings = Settings.from_env()
-        configure_logging(settings)
+        quiet = command is not serve.run and not args.verbose
+        configure_logging(replace(settings, log_level="warning") if quiet else settings)
         return command(settings, args)
-    except (SettingsError, CommandError, EmbeddedPostgresError, MigrationError) as exc:
+    except SettingsError as exc:
+        message = str(exc)
+        for variable, option in given.items():
+            message = message.replace(variable, option)  # name the option the user typed
+        print(f"flagd: error: {message}", file=sys.stderr)
+        return 1
+    except (CommandError, EmbeddedPostgresError, MigrationError) as exc:
         print(f"flagd: error: {exc}", file=sys.stderr)
         return 1
     except FlagdError as exc:
@@ -61,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="flagd",
         description="Experimentation and feature-flag server.",
         epilog="Without DATABASE_URL, flagd uses an embedded PostgreSQL in FLAGD_DATA_DIR (default ./.flagd).",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also print progress (INFO) lines from commands"
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     serve.register(commands)

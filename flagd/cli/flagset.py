@@ -15,6 +15,7 @@ from flagd.cli.common import CommandError, cli_actor, database_options, with_con
 from flagd.config.plan import Plan
 from flagd.config.repository import ConfigRepository
 from flagd.config.service import FlagService
+from flagd.jsonio import MAX_DOCUMENT_NODES, count_nodes
 from flagd.settings import Settings
 
 
@@ -25,7 +26,10 @@ def register(commands: Any) -> None:
         description="Create and update the flags, $evaluators and metadata of FILE, in one transaction. "
         "With --prune, also delete what FILE does not define. Applying the same file twice changes nothing.",
     )
-    apply.add_argument("file", help="flagd flag-definition file, JSON or YAML; - reads standard input")
+    apply.add_argument(
+        "file",
+        help="flagd flag-definition file: JSON (*.json) or YAML (anything else); - reads standard input",
+    )
     apply.add_argument(
         "--prune", action="store_true", help="delete flags and evaluators that FILE does not define"
     )
@@ -42,6 +46,7 @@ def register(commands: Any) -> None:
 
 
 def read_document(source: str) -> Any:
+    """The document in a flags file: JSON for *.json, YAML (a superset of JSON) for the rest and stdin."""
     if source == "-":
         text, name = sys.stdin.read(), "<stdin>"
     else:
@@ -50,15 +55,39 @@ def read_document(source: str) -> Any:
             text, name = path.read_text(encoding="utf-8"), str(path)
         except FileNotFoundError:
             raise CommandError(f"{source}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"{source}: cannot be read: {exc}") from None
+        except IsADirectoryError:
+            raise CommandError(f"{source}: is a directory; give a flags file") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"{source}: is not UTF-8 text") from None
+        except OSError as exc:
+            raise CommandError(f"{source}: cannot be read ({exc.strerror})") from None
+    try:
+        document = _parse_json(text, name) if name.lower().endswith(".json") else _parse_yaml(text, name)
+    except RecursionError:
+        raise CommandError(f"{name}: the document is nested too deeply") from None
+    # YAML aliases can make a small file stand for a huge document: refuse it before walking it.
+    if count_nodes(document, MAX_DOCUMENT_NODES) > MAX_DOCUMENT_NODES:
+        raise CommandError(f"{name}: the document has more than {MAX_DOCUMENT_NODES} values; split it")
+    return document
+
+
+def _parse_json(text: str, name: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError as json_error:
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as yaml_error:
-            raise CommandError(f"{name} is neither JSON ({json_error}) nor YAML ({yaml_error})") from None
+    except json.JSONDecodeError as exc:
+        raise CommandError(
+            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+
+
+def _parse_yaml(text: str, name: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "it cannot be parsed"
+        raise CommandError(f"{name} is not valid YAML: {problem}{where}") from None
 
 
 def apply_file(settings: Settings, args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     with database(settings) as settings:
         if args.check:
             return asyncio.run(_check(settings))
-        asyncio.run(apply_pending(settings))
+        print(asyncio.run(apply_pending(settings)))
     return 0
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import signal
+import socket
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from flagd.cli.common import database, database_options, logger
+from flagd.cli.common import CommandError, database, database_options, logger
 from flagd.log import logging_config
 from flagd.settings import Settings
 from flagd.storage.migrations import apply_migrations, load_migrations, schema_status
@@ -33,9 +35,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
     # embedded cluster below be stopped cleanly instead of being orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    check_can_listen(settings.host, settings.port)  # before PostgreSQL starts, so a mistake costs nothing
     with database(settings, exclusive=True) as settings:
         if settings.migrate_on_start:
-            asyncio.run(apply_pending(settings))
+            logger.info("%s", asyncio.run(apply_pending(settings)))
         # Workers build their app from the environment: hand them the URL, and tell them the
         # migrations are done so they do not queue on the migration lock.
         os.environ["DATABASE_URL"] = settings.database_url or ""
@@ -66,7 +69,38 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-async def apply_pending(settings: Settings) -> None:
+def check_can_listen(host: str, port: int) -> None:
+    """Bind and release the address uvicorn will bind (with the same SO_REUSEADDR), or say why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CommandError(
+            f"cannot listen on {host}: the address cannot be resolved ({exc.strerror}); "
+            "check --host (FLAGD_HOST)"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"cannot listen on {host}:{port}: another process is already using that port; "
+                    "stop it, or choose another port with --port or FLAGD_PORT"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise CommandError(
+                    f"cannot listen on {host}:{port}: permission denied (ports below 1024 need privileges); "
+                    "choose another port with --port or FLAGD_PORT"
+                ) from None
+            raise CommandError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; check --host (FLAGD_HOST) and --port (FLAGD_PORT)"
+            ) from None
+
+
+async def apply_pending(settings: Settings) -> str:
+    """Apply pending migrations; returns a sentence saying what was done."""
     migrations = load_migrations()
     conn = await connect(settings)
     try:
@@ -76,8 +110,5 @@ async def apply_pending(settings: Settings) -> None:
         await conn.close()
     if applied:
         names = ", ".join(m.label for m in applied)
-        logger.info(
-            "applied %d migration(s): %s; schema is at version %d", len(applied), names, status.current
-        )
-    else:
-        logger.info("schema is up to date at version %d", status.current)
+        return f"applied {len(applied)} migration(s): {names}; schema is at version {status.current}"
+    return f"schema is up to date at version {status.current}"

@@ -9,6 +9,7 @@ OFREP client-side providers can use the stream too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -17,13 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flagd.auth.guard import Principal, requires
+from flagd.auth.guard import Authenticator, Principal, credentials, requires
 from flagd.auth.keys import Scope
 from flagd.config.snapshot import ConfigSnapshot
 from flagd.config.watcher import ConfigWatcher
 from flagd.state import server_state
 
 STREAM_PATH = "/v1/flags/stream"
+KEY_RECHECK_SECONDS = 0.5
+"""How often an open stream re-checks its key, so a revoked key's stream ends within a second."""
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -59,21 +62,31 @@ def change_event(snapshot: ConfigSnapshot) -> ServerSentEvent:
 @requires(Scope.SDK)
 async def stream_flags(request: Request, principal: Principal) -> Response:
     state = server_state(request)
+    token = credentials(request.scope["headers"])
     return EventSourceResponse(
-        _changes(state.config),
+        _changes(state.config, state.auth, token),
         ping=state.settings.sse_heartbeat_seconds,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Flagd-Worker": state.worker_id},
     )
 
 
-async def _changes(watcher: ConfigWatcher) -> AsyncIterator[ServerSentEvent]:
+async def _changes(
+    watcher: ConfigWatcher, auth: Authenticator, token: str | None
+) -> AsyncIterator[ServerSentEvent]:
     subscriber = watcher.subscribe()
     try:
         sent = watcher.snapshot.version
         yield change_event(watcher.snapshot)
         while True:
-            snapshot = await subscriber.get()
+            try:
+                snapshot = await asyncio.wait_for(subscriber.get(), KEY_RECHECK_SECONDS)
+            except TimeoutError:
+                if not await auth.still_valid(token, Scope.SDK):
+                    return  # the key was revoked: the stream ends
+                continue
             if snapshot is None:  # the server is shutting down
+                return
+            if not await auth.still_valid(token, Scope.SDK):
                 return
             if snapshot.version != sent:
                 sent = snapshot.version

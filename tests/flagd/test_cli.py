@@ -62,9 +62,10 @@ def test_should_migrate_and_check_an_external_database(empty_database_url: str) 
     latest = migrations[-1].version
     assert f"{len(migrations)} migration(s) pending" in before.stdout
     assert (
-        f"applied {len(migrations)} migration(s): {', '.join(m.label for m in migrations)}" in applied.stderr
+        f"applied {len(migrations)} migration(s): {', '.join(m.label for m in migrations)}" in applied.stdout
     )
-    assert f"schema is up to date at version {latest}" in again.stderr
+    assert f"schema is up to date at version {latest}" in again.stdout
+    assert "INFO" not in applied.stderr + again.stderr  # commands print no log lines unless -v
     assert f"schema is up to date at version {latest}" in after.stdout
 
 
@@ -147,14 +148,17 @@ def test_should_let_commands_use_a_running_servers_embedded_postgres(data_dir: P
     )
     try:
         server.wait_ready(base)
-        created = run_flagd("keys", "create", "--scope", "sdk", "--data-dir", str(data_dir))
+        created = run_flagd("-v", "keys", "create", "--scope", "sdk", "--data-dir", str(data_dir))
+        listed = run_flagd("keys", "list", "--data-dir", str(data_dir))
         accepted = httpx.get(
             f"{base}/v1/flags", headers={"Authorization": f"Bearer {created.stdout.strip()}"}
         )
     finally:
         code = server.stop()
     assert created.returncode == 0, created.stderr
-    assert "using the embedded PostgreSQL of the flagd server running in" in created.stderr
+    assert "using the embedded PostgreSQL of the flagd server running in" in created.stderr  # -v
+    assert listed.returncode == 0
+    assert listed.stderr == ""  # without -v, a command prints no progress lines
     assert accepted.status_code == 200
     assert code == 0
     assert not (data_dir / "postgres.url").exists()

@@ -133,14 +133,32 @@ def test_should_refuse_an_invalid_file_with_located_problems_and_change_nothing(
     assert json.loads(exported.stdout) == {"flags": {}}
 
 
-def test_should_explain_a_file_that_is_neither_json_nor_yaml(database_url: str, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.txt"
-    bad.write_text("flags: [unclosed")
-    result = flagd("apply", str(bad), database_url=database_url)
+def test_should_locate_a_syntax_error_in_yaml_and_in_json(database_url: str, tmp_path: Path) -> None:
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("flags: [unclosed")
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{\n  "flags": {,}\n}')
+    yaml_result = flagd("apply", str(bad_yaml), database_url=database_url)
+    json_result = flagd("apply", str(bad_json), database_url=database_url)
     missing = flagd("apply", str(tmp_path / "nope.json"), database_url=database_url)
-    assert result.returncode == 1
-    assert "is neither JSON" in result.stderr
+    assert yaml_result.returncode == json_result.returncode == 1
+    assert "bad.yaml is not valid YAML:" in yaml_result.stderr
+    assert "at line 1, column 17" in yaml_result.stderr
+    assert (
+        "bad.json is not valid JSON: Expecting property name enclosed in double quotes at line 2, column 13"
+        in (json_result.stderr)
+    )
+    assert "YAML" not in json_result.stderr
     assert missing.stderr.strip().endswith("nope.json: no such file")
+
+
+def test_should_read_a_json_file_as_json_only(database_url: str, tmp_path: Path) -> None:
+    # Valid YAML, not JSON: a .json file that only YAML accepts is a mistake worth reporting.
+    yamlish = tmp_path / "flags.json"
+    yamlish.write_text("flags: {}\n")
+    result = flagd("apply", str(yamlish), database_url=database_url)
+    assert result.returncode == 1
+    assert "flags.json is not valid JSON" in result.stderr
 
 
 def test_should_read_standard_input_and_write_yaml(database_url: str, tmp_path: Path) -> None:
