@@ -68,7 +68,7 @@ def template_database(pg_admin_url: str) -> Iterator[str]:
     asyncio.run(drop_database(pg_admin_url, name))
 
 
-async def _fresh_database(admin_url: str, template: str) -> str:
+async def fresh_database(admin_url: str, template: str) -> str:
     name = f"flagd_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(admin_url)
     try:
@@ -81,7 +81,7 @@ async def _fresh_database(admin_url: str, template: str) -> str:
 @pytest.fixture
 async def database_url(pg_admin_url: str, template_database: str) -> AsyncIterator[str]:
     """A database of its own for this test, with every migration applied."""
-    name = await _fresh_database(pg_admin_url, template_database)
+    name = await fresh_database(pg_admin_url, template_database)
     yield database_url_for(pg_admin_url, name)
     await drop_database(pg_admin_url, name)
 
@@ -89,7 +89,7 @@ async def database_url(pg_admin_url: str, template_database: str) -> AsyncIterat
 @pytest.fixture
 async def empty_database_url(pg_admin_url: str) -> AsyncIterator[str]:
     """A database of its own for this test, with no migrations applied."""
-    name = await _fresh_database(pg_admin_url, "template0")
+    name = await fresh_database(pg_admin_url, "template0")
     yield database_url_for(pg_admin_url, name)
     await drop_database(pg_admin_url, name)
 
