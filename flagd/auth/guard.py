@@ -120,14 +120,17 @@ class Authenticator:
         if cached is not None and cached[0] > now:
             return cached[1]
         generation = self._generation
-        async with self._pool.acquire() as conn:
-            key = await ApiKeyRepository(conn).by_prefix(prefix)
+        key = await self._read(prefix)
         if generation != self._generation:
             return key
         if len(self._cache) > 10_000:  # bounded: unknown prefixes from a scan must not grow it forever
             self._cache.clear()
         self._cache[prefix] = (now + (self._ttl if key is not None else self._negative_ttl), key)
         return key
+
+    async def _read(self, prefix: str) -> ApiKey | None:
+        async with self._pool.acquire() as conn:
+            return await ApiKeyRepository(conn).by_prefix(prefix)
 
 
 def credentials(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
