@@ -435,11 +435,13 @@ async def test_should_answer_every_write_after_commit_even_with_a_legacy_flag_st
     finally:
         await conn.close()
     admin_key = await create_key(database_url, Scope.ADMIN)
-    async with running_server(create_app(settings)) as live:
-        async with httpx.AsyncClient(base_url=live.url, headers=bearer(admin_key)) as admin:
-            created = await admin.post("/v1/admin/flags", json={"key": "b", "definition": flag_definition()})
-            audit = await admin.get("/v1/admin/audit")
-            ready = await admin.get("/readyz")
+    async with (
+        running_server(create_app(settings)) as live,
+        httpx.AsyncClient(base_url=live.url, headers=bearer(admin_key)) as admin,
+    ):
+        created = await admin.post("/v1/admin/flags", json={"key": "b", "definition": flag_definition()})
+        audit = await admin.get("/v1/admin/audit")
+        ready = await admin.get("/readyz")
     assert created.status_code == 201
     assert audit.status_code == 200
     assert ready.status_code == 200
