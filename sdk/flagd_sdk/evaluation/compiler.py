@@ -86,6 +86,9 @@ class Compiler:
         self.result_operators = result_operators
         self._sink = sink
         self._expanding: tuple[str, ...] = ()
+        # Each shared evaluator is compiled once per position (value or result) and reused at
+        # every `$ref` to it: compiling costs the distinct rules, not their expansion.
+        self._inlined: dict[tuple[str, bool], Any] = {}
         # Set while validating one evaluator: cycles through it are reported even from inside
         # inlined references, whose other problems are reported under their own evaluator.
         self._cycle_sink: list[Problem] | None = None
@@ -99,7 +102,7 @@ class Compiler:
             if len(node) == 1:
                 ((op, args),) = node.items()
                 if op == "$ref":
-                    return self._expand_ref(args, path, self.compile, broken)
+                    return self._expand_ref(args, path, self.compile, broken, result=False)
                 builder = self.operators.get(op)
                 if builder is None:
                     return self._unknown_operator(op, path)
@@ -133,7 +136,7 @@ class Compiler:
             ((op, args),) = node.items()
             if op == "$ref":
                 return self._expand_ref(
-                    args, path, lambda n, p: self.compile_result(n, p, None), broken_result
+                    args, path, lambda n, p: self.compile_result(n, p, None), broken_result, result=True
                 )
             result_builder = self.result_operators.get(op)
             if result_builder is not None:
@@ -159,6 +162,8 @@ class Compiler:
         path: str,
         compile_target: Callable[[Any, str], T],
         on_error: Callable[[str], T],
+        *,
+        result: bool,
     ) -> T:
         if not isinstance(name, str) or name not in self.evaluators:
             shown = name if isinstance(name, str) else repr(name)
@@ -172,14 +177,19 @@ class Compiler:
             else:
                 self.report(path, message)
             return on_error(message)
+        inlined: T | None = self._inlined.get((name, result))
+        if inlined is not None:
+            return inlined
         # The evaluator's own problems are reported once, at $evaluators.<name>; here it is only inlined.
         sink, self._sink = self._sink, None
         self._expanding = (*self._expanding, name)
         try:
-            return compile_target(self.evaluators[name], child("$evaluators", name))
+            compiled = compile_target(self.evaluators[name], child("$evaluators", name))
         finally:
             self._expanding = self._expanding[:-1]
             self._sink = sink
+        self._inlined[(name, result)] = compiled
+        return compiled
 
     def _unknown_operator(self, op: str, path: str) -> Compiled:
         message = f'unknown operator "{op}"'

@@ -128,6 +128,7 @@ class _Budget:
 
 
 def _validate_evaluators(evaluators: dict[str, Any], budget: _Budget, problems: list[Problem]) -> None:
+    compiler = _compiler(evaluators, None, problems)  # one for all, so each evaluator compiles once
     for name, rule in evaluators.items():
         path = child("$evaluators", name)
         if not isinstance(rule, dict):
@@ -137,7 +138,7 @@ def _validate_evaluators(evaluators: dict[str, Any], budget: _Budget, problems: 
         if refused is not None:
             problems.append(Problem(path, refused))
             continue
-        _compiler(evaluators, None, problems).compile_evaluator(name, path)
+        compiler.compile_evaluator(name, path)
 
 
 def _compiler(evaluators: Mapping[str, Any], flag_key: str | None, sink: list[Problem] | None) -> Compiler:
