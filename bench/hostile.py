@@ -83,7 +83,7 @@ def hostile_requests() -> list[tuple[str, str, str, bytes, bool]]:
             "2 deep nesting",
             "POST",
             "/v1/admin/flags",
-            ('{"key": "deep", "definition": %s}' % _json_deep(250)).encode(),
+            b'{"key": "deep", "definition": ' + _json_deep(250) + b"}",
             True,
         ),
         ("3 $ref x18", "PUT", "/v1/admin/flag-set?dry_run=true", orjson.dumps(doubling(18)), True),
@@ -118,13 +118,13 @@ def hostile_requests() -> list[tuple[str, str, str, bytes, bool]]:
     ]
 
 
-def _json_deep(depth: int) -> str:
+def _json_deep(depth: int) -> bytes:
     # orjson will not write 250 levels; the attacker writes the text itself.
-    rule = '{"!": ' * depth + "true" + "}" * depth
-    return (
-        '{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": %s}'
-        % rule
+    rule = b'{"!": ' * depth + b"true" + b"}" * depth
+    head = (
+        b'{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": '
     )
+    return head + rule + b"}"
 
 
 def attack(base: str, admin_key: str, sdk_key: str, stop: Any, results: Any) -> None:
