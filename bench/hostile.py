@@ -210,7 +210,8 @@ def main() -> None:
                 ).raise_for_status()
                 alone = asyncio.run(normal_client(base, sdk_key, args.seconds, args.rate))
                 before = memory_kb(server.pid)
-                stop, results = multiprocessing.Event(), multiprocessing.Queue()
+                stop = multiprocessing.Event()
+                results: multiprocessing.Queue[dict[str, int]] = multiprocessing.Queue()
                 attacker = multiprocessing.Process(
                     target=attack, args=(base, admin_key, sdk_key, stop, results)
                 )
