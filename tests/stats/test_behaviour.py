@@ -14,7 +14,6 @@ from stats import (
     SampleMeanStatistic,
     SequentialDesign,
     accumulate_looks,
-    beta_binomial,
     fixed_horizon,
     gaussian_effect,
     holm,
@@ -79,16 +78,18 @@ def test_should_carry_the_minimum_p_value_and_the_intersection_of_intervals() ->
     assert carried[3].effect == 0.15
 
 
-def test_should_refuse_impossible_designs_and_inputs() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        SequentialDesign.from_expected_sample_size(0)
-    with pytest.raises(ValueError, match="positive"):
-        SequentialDesign.from_mixing_variance(-1)
-    with pytest.raises(ValueError, match="one weight per arm"):
-        sample_ratio_mismatch([1, 2], [1])
-    with pytest.raises(ValueError, match=r"p-values lie in \[0, 1\]"):
-        holm([0.5, 1.2])
-    assert beta_binomial(ProportionStatistic(10, 2.5), ProportionStatistic(10, 3)).problem is not None
+def test_should_report_impossible_designs_and_inputs_as_problems() -> None:
+    a, b = ProportionStatistic(100, 10), ProportionStatistic(100, 12)
+    for design in (SequentialDesign.from_expected_sample_size(0), SequentialDesign.from_mixing_variance(-1)):
+        result = sequential(a, b, design)
+        assert result.problem is not None
+        assert result.problem.problem is Problem.INVALID_PARAMETER
+    mismatch = sample_ratio_mismatch([1, 2], [1])
+    assert mismatch.problem is not None
+    assert "one weight per arm" in mismatch.problem.message
+    adjusted = holm([0.5, 1.2])
+    assert adjusted.problem is not None
+    assert "between 0 and 1" in adjusted.problem.message
 
 
 def test_sequential_design_is_tightest_near_its_expected_sample_size() -> None:
@@ -103,13 +104,13 @@ def test_sequential_design_is_tightest_near_its_expected_sample_size() -> None:
 
 def test_power_solutions_are_consistent() -> None:
     inputs = PowerInputs(control_mean=0.1, control_variance=0.09)
-    n = sample_size(inputs, 0.01)
-    assert minimum_detectable_effect(inputs, n) == pytest.approx(0.01, rel=1e-9)
+    n = sample_size(inputs, 0.01).value
+    assert minimum_detectable_effect(inputs, n).value == pytest.approx(0.01, rel=1e-9)
     design = SequentialDesign.from_expected_sample_size(2 * n)
-    n_seq = sequential_sample_size(inputs, design, 0.01)
+    n_seq = sequential_sample_size(inputs, design, 0.01).value
     assert n_seq > n  # always-valid inference costs units
-    assert sequential_power(inputs, design, 0.01, n_seq) == pytest.approx(0.8, abs=1e-9)
-    assert sequential_minimum_detectable_effect(inputs, design, n_seq) == pytest.approx(0.01, rel=1e-9)
-    assert sequential_minimum_detectable_effect(inputs, design, n_seq, relative=True) == pytest.approx(
+    assert sequential_power(inputs, design, 0.01, n_seq).value == pytest.approx(0.8, abs=1e-9)
+    assert sequential_minimum_detectable_effect(inputs, design, n_seq).value == pytest.approx(0.01, rel=1e-9)
+    assert sequential_minimum_detectable_effect(inputs, design, n_seq, relative=True).value == pytest.approx(
         0.1, rel=1e-9
     )

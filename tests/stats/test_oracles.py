@@ -110,13 +110,33 @@ def test_fixed_horizon_absolute_matches_gbstats(name: str, a: Any, b: Any) -> No
     assert_matches(fixed_horizon(a, b), TwoSidedTTest(to_gb(a), to_gb(b), config).compute_result())
 
 
+def fieller(
+    a: float, b: float, var_a: float, var_b: float, cov_ab: float, critical: float
+) -> tuple[float, float]:
+    """The relative-lift interval from Fieller's quadratic, solved with numpy.roots (independently of stats)."""
+    c2 = critical**2
+    roots = np.sort(np.roots([b**2 - c2 * var_b, -2 * (a * b - c2 * cov_ab), a**2 - c2 * var_a]).real)
+    low, high = float(roots[0]) - 1, float(roots[1]) - 1
+    return (low, high) if b > 0 else (-high, -low)
+
+
 @pytest.mark.parametrize(("name", "a", "b"), PAIRS, ids=IDS)
-def test_fixed_horizon_relative_matches_gbstats(name: str, a: Any, b: Any) -> None:
-    config = FrequentistConfig(alpha=0.1, difference_type="relative")
-    assert_matches(
-        fixed_horizon(a, b, relative=True, alpha=0.1),
-        TwoSidedTTest(to_gb(a), to_gb(b), config).compute_result(),
-    )
+def test_fixed_horizon_relative_is_fieller_with_the_absolute_p_value(name: str, a: Any, b: Any) -> None:
+    ours = fixed_horizon(a, b, relative=True, alpha=0.1)
+    absolute = fixed_horizon(a, b, alpha=0.1)
+    gb_relative = TwoSidedTTest(to_gb(a), to_gb(b), FrequentistConfig(alpha=0.1, difference_type="relative"))
+    theirs = gb_relative.compute_result()
+    assert ours.ok, ours.problem
+    assert close(ours.effect, theirs.expected)
+    assert close(ours.std_error, theirs.uplift.stddev)  # the delta method's, as gbstats computes it
+    assert close(ours.p_value, absolute.p_value)  # the same null, tested on the absolute scale
+    m_a, m_b, v_a, v_b = a.mean, b.mean, a.variance / a.n, b.variance / b.n
+    rho = m_b / m_a
+    dof = (v_b + rho**2 * v_a) ** 2 / (v_b**2 / (b.n - 1) + rho**4 * v_a**2 / (a.n - 1))
+    critical = float(scipy_stats.t.ppf(0.95, dof))
+    low, high = fieller(m_b, m_a, v_b, v_a, 0.0, critical)
+    assert close(ours.ci_low, low)
+    assert close(ours.ci_high, high)
 
 
 @pytest.mark.parametrize(("name", "a", "b"), PAIRS[::2], ids=IDS[::2])
@@ -156,26 +176,50 @@ def test_welch_matches_scipy_on_raw_data(case: MeanCase) -> None:
 
 
 @pytest.mark.parametrize(("name", "a", "b"), PAIRS, ids=IDS)
-@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
-def test_sequential_matches_gbstats(name: str, a: Any, b: Any, relative: bool) -> None:
+def test_textbook_sequential_matches_gbstats(name: str, a: Any, b: Any) -> None:
     expected_total = 2.5 * (a.n + b.n)
-    ours = sequential(a, b, SequentialDesign.from_expected_sample_size(expected_total), relative=relative)
-    config = SequentialConfig(
-        difference_type="relative" if relative else "absolute", sequential_tuning_parameter=expected_total
-    )
+    design = SequentialDesign.from_expected_sample_size(expected_total)
+    ours = sequential(a, b, design, conservative=False)
+    config = SequentialConfig(difference_type="absolute", sequential_tuning_parameter=expected_total)
     with np.errstate(over="ignore"):  # gbstats exponentiates the e-value directly; ours stays in logs
         theirs = SequentialTwoSidedTTest(to_gb(a), to_gb(b), config).compute_result()
     assert_matches(ours, theirs)
+    relative = sequential(a, b, design, relative=True, conservative=False)
+    assert close(relative.p_value, ours.p_value)  # the same null on the absolute scale
+    radius = (ours.ci_high - ours.effect) / ours.std_error
+    low, high = fieller(b.mean, a.mean, b.variance / b.n, a.variance / a.n, 0.0, radius)
+    assert close(relative.ci_low, low)
+    assert close(relative.ci_high, high)
+
+
+@pytest.mark.parametrize(("name", "a", "b"), PAIRS, ids=IDS)
+def test_conservative_sequential_is_the_textbook_test_on_floored_variances(name: str, a: Any, b: Any) -> None:
+    design = SequentialDesign.from_expected_sample_size(2.5 * (a.n + b.n))
+    pooled = ((a.n - 1) * a.variance + (b.n - 1) * b.variance) / (a.n + b.n - 2)
+
+    def floored(s: Any) -> SampleMeanStatistic:  # the same mean, variance raised to the pooled one
+        variance = max(s.variance, pooled)
+        return SampleMeanStatistic(s.n, s.mean * s.n, variance * (s.n - 1) + s.mean**2 * s.n)
+
+    if isinstance(a, RatioStatistic | RegressionAdjustedStatistic):
+        pytest.skip("the floor of ratio and CUPED arms is covered by the CUPED and matrix checks")
+    ours = sequential(a, b, design)
+    textbook = sequential(floored(a), floored(b), design, conservative=False)
+    assert close(ours.p_value, textbook.p_value)
+    assert close(ours.ci_low, textbook.ci_low)
+    assert close(ours.ci_high, textbook.ci_high)
+    assert ours.ci_high - ours.ci_low >= textbook.ci_high - textbook.ci_low - 1e-12
 
 
 @pytest.mark.parametrize("case", PAIRED, ids=[c.name for c in PAIRED])
 def test_ratio_metrics_match_gbstats_and_the_delta_method_on_raw_data(case: PairedCase) -> None:
     a, b = ratio(*case.a), ratio(*case.b)
-    for relative in (False, True):
-        config = FrequentistConfig(difference_type="relative" if relative else "absolute")
-        assert_matches(
-            fixed_horizon(a, b, relative=relative), TwoSidedTTest(to_gb(a), to_gb(b), config).compute_result()
-        )
+    config = FrequentistConfig(difference_type="absolute")
+    assert_matches(fixed_horizon(a, b), TwoSidedTTest(to_gb(a), to_gb(b), config).compute_result())
+    gb_relative = TwoSidedTTest(to_gb(a), to_gb(b), FrequentistConfig(difference_type="relative"))
+    relative = fixed_horizon(a, b, relative=True)
+    assert close(relative.std_error, gb_relative.compute_result().uplift.stddev)
+    assert close(relative.p_value, fixed_horizon(a, b).p_value)
     numerator, denominator = case.a
     cov = np.cov(numerator, denominator, ddof=1)
     mu_m, mu_d = numerator.mean(), denominator.mean()
@@ -187,11 +231,9 @@ def test_ratio_metrics_match_gbstats_and_the_delta_method_on_raw_data(case: Pair
 @pytest.mark.parametrize("case", PAIRED, ids=[c.name for c in PAIRED])
 def test_cuped_matches_gbstats_and_numpy_on_raw_data(case: PairedCase) -> None:
     a, b = regression_adjusted(*case.a), regression_adjusted(*case.b)
-    for relative in (False, True):
-        config = FrequentistConfig(difference_type="relative" if relative else "absolute")
-        assert_matches(
-            fixed_horizon(a, b, relative=relative), TwoSidedTTest(to_gb(a), to_gb(b), config).compute_result()
-        )
+    config = FrequentistConfig(difference_type="absolute")
+    assert_matches(fixed_horizon(a, b), TwoSidedTTest(to_gb(a), to_gb(b), config).compute_result())
+    assert close(fixed_horizon(a, b, relative=True).std_error, cuped_relative_se(case))
     # numpy: theta pooled over both arms, then the difference of adjusted means
     post = np.concatenate([case.a[0], case.b[0]])
     pre = np.concatenate([case.a[1], case.b[1]])
@@ -204,6 +246,29 @@ def test_cuped_matches_gbstats_and_numpy_on_raw_data(case: PairedCase) -> None:
         np.var(adjusted_a, ddof=1) / len(adjusted_a) + np.var(adjusted_b, ddof=1) / len(adjusted_b)
     )
     assert close(ours.std_error, se)
+
+
+def cuped_relative_se(case: PairedCase) -> float:
+    """The delta method for (Y_t - theta X_t - Y_c + theta X_c) / Y_c, from numpy on raw data: the
+    covariance of the four means and the gradient by central differences (theta held fixed)."""
+    post = np.concatenate([case.a[0], case.b[0]])
+    pre = np.concatenate([case.a[1], case.b[1]])
+    theta = np.cov(post, pre, ddof=1)[0, 1] / np.var(pre, ddof=1)
+    (y_c, x_c), (y_t, x_t) = case.a, case.b
+    means = np.array([y_t.mean(), x_t.mean(), y_c.mean(), x_c.mean()])
+    cov = np.zeros((4, 4))
+    cov[:2, :2] = np.cov(y_t, x_t, ddof=1) / len(y_t)
+    cov[2:, 2:] = np.cov(y_c, x_c, ddof=1) / len(y_c)
+
+    def lift(m: Any) -> float:
+        return float((m[0] - theta * m[1] - m[2] + theta * m[3]) / abs(m[2]))
+
+    gradient = np.zeros(4)
+    for i in range(4):
+        step = np.zeros(4)
+        step[i] = 1e-6 * max(abs(means[i]), 1.0)
+        gradient[i] = (lift(means + step) - lift(means - step)) / (2 * step[i])
+    return float(np.sqrt(gradient @ cov @ gradient))
 
 
 def test_cuped_falls_back_to_no_adjustment_without_pre_period_variance() -> None:
@@ -352,14 +417,14 @@ P_VECTORS = [
 
 @pytest.mark.parametrize("p_values", P_VECTORS)
 def test_holm_and_benjamini_hochberg_match_statsmodels(p_values: list[float]) -> None:
-    assert np.allclose(holm(p_values), multipletests(p_values, method="holm")[1], atol=TOL, rtol=0)
+    assert np.allclose(holm(p_values).p_values, multipletests(p_values, method="holm")[1], atol=TOL, rtol=0)
     assert np.allclose(
-        benjamini_hochberg(p_values), multipletests(p_values, method="fdr_bh")[1], atol=TOL, rtol=0
+        benjamini_hochberg(p_values).p_values, multipletests(p_values, method="fdr_bh")[1], atol=TOL, rtol=0
     )
 
 
 def test_holm_published_vector() -> None:
-    assert holm([0.01, 0.04, 0.03, 0.005, 0.55, 0.6]) == pytest.approx(
+    assert holm([0.01, 0.04, 0.03, 0.005, 0.55, 0.6]).p_values == pytest.approx(
         [0.05, 0.12, 0.12, 0.03, 1, 1], abs=1e-12
     )
 
@@ -397,19 +462,21 @@ def test_power_calculations_match_statsmodels(
 ) -> None:
     inputs = PowerInputs(control_mean=mean, control_variance=sd**2, alpha=alpha)
     theirs_n = NormalIndPower().solve_power(effect_size=mde / sd, alpha=alpha, power=target, ratio=1.0)
-    assert close(sample_size(inputs, mde, target_power=target), float(theirs_n))
-    assert close(sample_size(inputs, mde / mean, target_power=target, relative=True), float(theirs_n))
+    assert close(sample_size(inputs, mde, target_power=target).value, float(theirs_n))
+    assert close(sample_size(inputs, mde / mean, target_power=target, relative=True).value, float(theirs_n))
     # statsmodels' own power function, at our answers, gives the target power. (Its solve_power for an
     # effect size stops about 1e-6 short, so the power function is the sharper oracle.)
-    ours_n = sample_size(inputs, mde, target_power=target)
+    ours_n = sample_size(inputs, mde, target_power=target).value
     assert (
         abs(NormalIndPower().power(effect_size=mde / sd, nobs1=ours_n, alpha=alpha, ratio=1.0) - target)
         < 1e-9
     )
     n = 1234.0
-    ours_mde = minimum_detectable_effect(inputs, n, target_power=target)
+    ours_mde = minimum_detectable_effect(inputs, n, target_power=target).value
     assert (
         abs(NormalIndPower().power(effect_size=ours_mde / sd, nobs1=n, alpha=alpha, ratio=1.0) - target)
         < 1e-9
     )
-    assert close(minimum_detectable_effect(inputs, n, target_power=target, relative=True), ours_mde / mean)
+    assert close(
+        minimum_detectable_effect(inputs, n, target_power=target, relative=True).value, ours_mde / mean
+    )
