@@ -62,7 +62,6 @@ class Arms:
 def simulate(
     rng: np.random.Generator, metric: str, split: tuple[float, float], lift: float, shape: tuple[int, int]
 ) -> Arms:
-    experiments, looks = shape
     n_treatment = rng.binomial(UNITS_PER_LOOK, split[1], size=shape)
     n_by_arm = (UNITS_PER_LOOK - n_treatment, n_treatment)
     totals, squares = [], []
@@ -79,12 +78,16 @@ def simulate(
             owner = np.repeat(np.arange(buyers.size), buyers.ravel())
             totals.append(np.bincount(owner, amounts, minlength=buyers.size).reshape(shape))
             squares.append(np.bincount(owner, amounts**2, minlength=buyers.size).reshape(shape))
-    cumulative = lambda x: np.cumsum(x, axis=1)  # noqa: E731
     return Arms(
-        n=(cumulative(n_by_arm[0]).astype(float), cumulative(n_by_arm[1]).astype(float)),
+        n=(cumulative(n_by_arm[0]), cumulative(n_by_arm[1])),
         total=(cumulative(totals[0]), cumulative(totals[1])),
         squares=(cumulative(squares[0]), cumulative(squares[1])),
     )
+
+
+def cumulative(values: Any) -> Array:
+    summed: Array = np.cumsum(values, axis=1).astype(float)
+    return summed
 
 
 def statistic(metric: str, arms: Arms, arm: int, e: int, look: int) -> Any:
