@@ -32,6 +32,7 @@ from scipy import stats as scipy_stats
 
 from stats.estimate import DataProblem, Problem, estimate
 from stats.frequentist import check_test_parameters
+from stats.guard import finite_fields, guarded
 from stats.sufficient import ProportionStatistic, Statistic
 from stats.validation import check_positive, check_statistic, finite
 
@@ -84,6 +85,10 @@ def _beats(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
     """P(Y > X) for X ~ Beta(a_x, b_x), Y ~ Beta(a_y, b_y)."""
     if _whole(a_x, a_y) and min(a_x, a_y) <= EXACT_LIMIT:
         return _exact_beats(a_x, b_x, a_y, b_y)
+    return _quadrature_beats(a_x, b_x, a_y, b_y)
+
+
+def _quadrature_beats(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
     if _spread(a_y, b_y) <= _spread(a_x, b_x):
         y = special.betaincinv(a_y, b_y, _U)
         probability = float(np.dot(_W, special.betainc(a_x, b_x, y)))
@@ -109,6 +114,12 @@ def _excess(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
     return max(excess, 0.0)
 
 
+@guarded(
+    lambda problem: BetaBinomialResult(math.nan, math.nan, math.nan, problem),
+    finite_fields(
+        "chance_to_beat_control", "expected_loss_choosing_treatment", "expected_loss_choosing_control"
+    ),
+)
 def beta_binomial(
     control: ProportionStatistic, treatment: ProportionStatistic, prior: BetaPrior = BetaPrior()
 ) -> BetaBinomialResult:
@@ -163,6 +174,12 @@ class EffectResult:
     problem: DataProblem | None = None
 
 
+@guarded(
+    lambda problem: EffectResult(
+        math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, problem
+    ),
+    finite_fields("mean", "std", "chance_to_win", "risk_control", "risk_treatment"),
+)
 def gaussian_effect(
     control: Statistic,
     treatment: Statistic,

@@ -227,6 +227,17 @@ def estimate(
 
     `conservative` floors each arm's variance at the pooled one (`pooled_floor`).
     """
+    try:
+        return _estimate(control, treatment, relative=relative, conservative=conservative)
+    except ArithmeticError:
+        return DataProblem(
+            Problem.INVALID_STATISTIC, "the statistics are too extreme to combine in floating point"
+        )
+
+
+def _estimate(
+    control: Statistic, treatment: Statistic, *, relative: bool, conservative: bool
+) -> Estimate | DataProblem:
     if isinstance(control, RatioStatistic) != isinstance(treatment, RatioStatistic):
         return DataProblem(
             Problem.MIXED_STATISTICS, "control and treatment must be the same kind of statistic"

@@ -15,6 +15,7 @@ from typing import Literal
 from scipy import special
 
 from stats.estimate import DataProblem, Problem, estimate, welch_dof
+from stats.guard import analysis_usable, guarded
 from stats.results import AnalysisResult
 from stats.sufficient import Statistic
 from stats.validation import check_probability, finite
@@ -39,6 +40,7 @@ def check_test_parameters(alpha: float, test_value: float) -> DataProblem | None
     return DataProblem(Problem.INVALID_PARAMETER, problem) if problem is not None else None
 
 
+@guarded(AnalysisResult.failed, analysis_usable)
 def fixed_horizon(
     control: Statistic,
     treatment: Statistic,

@@ -27,8 +27,9 @@ from scipy import optimize
 from scipy import stats as scipy_stats
 
 from stats.estimate import DataProblem, Problem
+from stats.guard import finite_fields, guarded
 from stats.sequential import SequentialDesign
-from stats.validation import check_positive, check_probability, finite
+from stats.validation import MAX_MAGNITUDE, bounded, check_positive, check_probability, finite
 
 _NORMAL = scipy_stats.norm()
 _MAX_N = 1e12
@@ -60,8 +61,14 @@ def _check(
             else None
         )
     )
-    if message is None and not finite(inputs.control_mean):
-        message = f"the control mean must be finite, got {inputs.control_mean!r}"
+    if message is None and not bounded(inputs.control_mean):
+        message = (
+            f"the control mean must be finite and within {MAX_MAGNITUDE:.0e}, got {inputs.control_mean!r}"
+        )
+    if message is None and not all(
+        bounded(v) for v in (inputs.control_variance, inputs.treatment_variance or 0.0, mde or 0.0, n or 0.0)
+    ):
+        message = f"variances, the MDE and units per arm must lie within {MAX_MAGNITUDE:.0e}"
     if message is None and relative and inputs.control_mean == 0:
         message = "a relative MDE needs a control mean other than 0"
     if message is None and mde is not None and (not finite(mde) or mde == 0):
@@ -115,11 +122,13 @@ def _sequential_power(
     return float(_NORMAL.cdf((delta - h) / se) + _NORMAL.cdf((-delta - h) / se))
 
 
+@guarded(lambda problem: Solved(math.nan, problem), finite_fields("value"))
 def power(inputs: PowerInputs, mde: float, n_per_arm: float, *, relative: bool = False) -> Solved:
     invalid = _check(inputs, mde=mde, n=n_per_arm, relative=relative)
     return _failed(invalid) if invalid is not None else Solved(_power(inputs, mde, n_per_arm, relative))
 
 
+@guarded(lambda problem: Solved(math.nan, problem), finite_fields("value"))
 def sample_size(
     inputs: PowerInputs, mde: float, *, target_power: float = 0.8, relative: bool = False
 ) -> Solved:
@@ -130,6 +139,7 @@ def sample_size(
     return _solve_n(lambda n: _power(inputs, mde, n, relative), target_power)
 
 
+@guarded(lambda problem: Solved(math.nan, problem), finite_fields("value"))
 def minimum_detectable_effect(
     inputs: PowerInputs, n_per_arm: float, *, target_power: float = 0.8, relative: bool = False
 ) -> Solved:
@@ -140,6 +150,7 @@ def minimum_detectable_effect(
     return Solved(delta / abs(inputs.control_mean) if relative else delta)
 
 
+@guarded(lambda problem: Solved(math.nan, problem), finite_fields("value"))
 def sequential_power(
     inputs: PowerInputs, design: SequentialDesign, mde: float, n_per_arm: float, *, relative: bool = False
 ) -> Solved:
@@ -149,6 +160,7 @@ def sequential_power(
     return Solved(_sequential_power(inputs, design, mde, n_per_arm, relative))
 
 
+@guarded(lambda problem: Solved(math.nan, problem), finite_fields("value"))
 def sequential_sample_size(
     inputs: PowerInputs,
     design: SequentialDesign,
@@ -163,6 +175,7 @@ def sequential_sample_size(
     return _solve_n(lambda n: _sequential_power(inputs, design, mde, n, relative), target_power)
 
 
+@guarded(lambda problem: Solved(math.nan, problem), finite_fields("value"))
 def sequential_minimum_detectable_effect(
     inputs: PowerInputs,
     design: SequentialDesign,
@@ -195,10 +208,14 @@ def _solve_n(power_at: Callable[[float], float], target: float) -> Solved:
 
 
 def _solve_delta(power_at: Callable[[float], float], target: float, se: float) -> float:
+    """The effect at which `power_at` reaches `target`; ArithmeticError (a guarded problem) if none does."""
+
     def gap(delta: float) -> float:
         return power_at(delta) - target
 
     high = 100 * se
-    while gap(high) < 0:  # power rises to 1 with the effect, so a bracket always exists
+    for _ in range(40):  # power rises to 1 with the effect, so a bracket exists unless floats run out
+        if gap(high) >= 0:
+            return float(optimize.brentq(gap, 0.0, high, xtol=1e-14, rtol=1e-14))
         high *= 10
-    return float(optimize.brentq(gap, 0.0, high, xtol=1e-14, rtol=1e-14))
+    raise ArithmeticError("no effect size reaches the target power")

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 from stats.estimate import DataProblem, Problem, estimate
 from stats.frequentist import check_test_parameters
+from stats.guard import analysis_usable, guarded
 from stats.results import AnalysisResult
 from stats.sufficient import Statistic
 from stats.validation import check_positive
@@ -99,6 +100,7 @@ class SequentialDesign:
         return 1.0 if log_e <= 0 else math.exp(-log_e)
 
 
+@guarded(AnalysisResult.failed, analysis_usable)
 def sequential(
     control: Statistic,
     treatment: Statistic,

@@ -18,6 +18,7 @@ from typing import Any
 from scipy import special
 
 from stats.estimate import DataProblem, Problem
+from stats.guard import guarded
 from stats.validation import check_probability, finite
 
 DEFAULT_THRESHOLD = 0.001
@@ -50,6 +51,7 @@ def _problem(counts: Any, weights: Any, threshold: Any) -> str | None:
     return check_probability("threshold", threshold)
 
 
+@guarded(lambda problem: SrmResult(math.nan, 0, math.nan, 0, False, problem))
 def sample_ratio_mismatch(
     counts: Sequence[int], weights: Sequence[float], *, threshold: float = DEFAULT_THRESHOLD
 ) -> SrmResult:

@@ -7,6 +7,7 @@ variance (n - 1) for means, p(1 - p) for proportions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -158,12 +159,17 @@ class RegressionAdjustedStatistic:
 def pooled_theta(a: RegressionAdjustedStatistic, b: RegressionAdjustedStatistic) -> float:
     """CUPED's theta = Cov(Y, X) / Var(X), pooled over both arms (Deng et al. 2013, section 3.3).
 
-    0 (no adjustment) when the pre-period or the metric has no variance.
+    0 (no adjustment) when the pre-period or the metric has no variance, or when the statistics
+    cannot give a finite theta (the analyses validate them first and report why).
     """
-    joint = a + b
-    if joint.pre.variance == 0 or joint.post.variance == 0:
+    try:
+        joint = a + b
+        if not (joint.pre.variance > 0 and joint.post.variance > 0):
+            return 0.0
+        theta = float(joint.covariance / joint.pre.variance)
+    except (ArithmeticError, TypeError):
         return 0.0
-    return joint.covariance / joint.pre.variance
+    return theta if math.isfinite(theta) else 0.0
 
 
 Statistic = ProportionStatistic | SampleMeanStatistic | RatioStatistic | RegressionAdjustedStatistic

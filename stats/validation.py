@@ -21,6 +21,9 @@ from stats.sufficient import (
 
 # Rounding in sums of squares may put a true zero variance a hair below 0.
 _RELATIVE_SLACK = 1e-9
+MAX_MAGNITUDE = 1e100
+"""Largest sum accepted: far beyond any metric, and small enough that its square is a float."""
+MAX_UNITS = 10**15
 
 
 def finite(value: Any) -> bool:
@@ -41,9 +44,13 @@ def check_positive(name: str, value: Any) -> str | None:
 
 
 def _check_count(name: str, n: Any) -> str | None:
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
-        return f"{name} must be a whole number of units >= 0, got {n!r}"
+    if isinstance(n, bool) or not isinstance(n, Integral) or not 0 <= int(n) <= MAX_UNITS:
+        return f"{name} must be a whole number of units between 0 and {MAX_UNITS:.0e}, got {n!r}"
     return None
+
+
+def bounded(value: Any) -> bool:
+    return finite(value) and abs(value) <= MAX_MAGNITUDE
 
 
 def _check_mean_like(statistic: Any, what: str) -> str | None:
@@ -62,8 +69,11 @@ def _check_conversions(statistic: ProportionStatistic, what: str) -> str | None:
 
 
 def _check_sums(statistic: SampleMeanStatistic, what: str) -> str | None:
-    if not (finite(statistic.sum) and finite(statistic.sum_squares)):
-        return f"{what} sum and sum of squares must be finite, got {statistic.sum!r} and {statistic.sum_squares!r}"
+    if not (bounded(statistic.sum) and bounded(statistic.sum_squares)):
+        return (
+            f"{what} sum and sum of squares must be finite and within {MAX_MAGNITUDE:.0e}, "
+            f"got {statistic.sum!r} and {statistic.sum_squares!r}"
+        )
     if statistic.n == 0:
         if statistic.sum != 0 or statistic.sum_squares != 0:
             return f"{what} has no units but non-zero sums"
@@ -83,8 +93,10 @@ def _check_pair(x: Any, y: Any, sum_of_products: Any, what: str, names: tuple[st
         return problem
     if x.n != y.n:
         return f"{what} {names[0]} and {names[1]} must count the same units, got n = {x.n} and {y.n}"
-    if not finite(sum_of_products):
-        return f"{what} sum of products must be finite, got {sum_of_products!r}"
+    if not bounded(sum_of_products):
+        return (
+            f"{what} sum of products must be finite and within {MAX_MAGNITUDE:.0e}, got {sum_of_products!r}"
+        )
     if x.n > 1:
         covariance = (sum_of_products - x.sum * y.sum / x.n) / (x.n - 1)
         bound = math.sqrt(max(x.variance, 0.0) * max(y.variance, 0.0))

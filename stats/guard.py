@@ -1,0 +1,67 @@
+"""The last line of the "never an exception" rule: arithmetic that overflows becomes a problem.
+
+Inputs are validated first (stats.validation), so a guarded function meets overflow only
+with values at the edge of what floats hold; it then answers with the problem
+INVALID_STATISTIC instead of raising OverflowError or ZeroDivisionError.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from stats.estimate import DataProblem, Problem
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+TOO_EXTREME = DataProblem(
+    Problem.INVALID_STATISTIC,
+    "the inputs are too extreme to compute with in floating point; rescale the metric or check the inputs",
+)
+
+
+def guarded(
+    failed: Callable[[DataProblem], T], usable: Callable[[T], bool] | None = None
+) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Turn overflow into `failed(TOO_EXTREME)`, and so an answer that `usable` rejects (NaN from underflow)."""
+
+    def decorate(function: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                result = function(*args, **kwargs)
+            except (ArithmeticError, ValueError):  # ValueError: scipy's solvers meeting a NaN
+                return failed(TOO_EXTREME)
+            if usable is not None and not usable(result):
+                return failed(TOO_EXTREME)
+            return result
+
+        return wrapper
+
+    return decorate
+
+
+def finite_fields(*names: str) -> Callable[[Any], bool]:
+    """A `usable` check: no problem was reported, or every named field is a finite number."""
+
+    def check(result: Any) -> bool:
+        if getattr(result, "problem", None) is not None:
+            return True
+        return all(math.isfinite(getattr(result, name)) for name in names)
+
+    return check
+
+
+def analysis_usable(result: Any) -> bool:
+    """A p-value in [0, 1] and an interval around the effect, or a reported problem."""
+    if result.problem is not None:
+        return True
+    return (
+        math.isfinite(result.p_value)
+        and 0 <= result.p_value <= 1
+        and math.isfinite(result.effect)
+        and result.ci_low <= result.effect <= result.ci_high
+    )
