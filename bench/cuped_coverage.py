@@ -18,13 +18,14 @@ import math
 import sys
 
 import numpy as np
+from numpy.typing import NDArray
 
 from stats import RegressionAdjustedStatistic, SampleMeanStatistic, fixed_horizon
 
 LIFTS = (-0.8, -0.5, 0.0, 1.0)
 
 
-def adjusted(post: np.ndarray, pre: np.ndarray) -> RegressionAdjustedStatistic:
+def adjusted(post: NDArray[np.float64], pre: NDArray[np.float64]) -> RegressionAdjustedStatistic:
     return RegressionAdjustedStatistic(
         SampleMeanStatistic(len(post), float(post.sum()), float((post**2).sum())),
         SampleMeanStatistic(len(pre), float(pre.sum()), float((pre**2).sum())),

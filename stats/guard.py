@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from stats.estimate import DataProblem, Problem
 
@@ -44,10 +44,10 @@ def guarded(
     return decorate
 
 
-def finite_fields(*names: str) -> Callable[[Any], bool]:
+def finite_fields(*names: str) -> Callable[[object], bool]:
     """A `usable` check: no problem was reported, or every named field is a finite number."""
 
-    def check(result: Any) -> bool:
+    def check(result: object) -> bool:
         if getattr(result, "problem", None) is not None:
             return True
         return all(math.isfinite(getattr(result, name)) for name in names)
@@ -55,13 +55,10 @@ def finite_fields(*names: str) -> Callable[[Any], bool]:
     return check
 
 
-def analysis_usable(result: Any) -> bool:
+def analysis_usable(result: object) -> bool:
     """A p-value in [0, 1] and an interval around the effect, or a reported problem."""
-    if result.problem is not None:
+    if getattr(result, "problem", None) is not None:
         return True
-    return (
-        math.isfinite(result.p_value)
-        and 0 <= result.p_value <= 1
-        and math.isfinite(result.effect)
-        and result.ci_low <= result.effect <= result.ci_high
-    )
+    p_value, effect = getattr(result, "p_value", math.nan), getattr(result, "effect", math.nan)
+    low, high = getattr(result, "ci_low", math.nan), getattr(result, "ci_high", math.nan)
+    return math.isfinite(p_value) and 0 <= p_value <= 1 and math.isfinite(effect) and low <= effect <= high

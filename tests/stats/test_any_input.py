@@ -107,7 +107,8 @@ def test_fixed_horizon_on_any_input(
 def test_sequential_and_its_looks_on_any_input(
     pair: Any, design: SequentialDesign, relative: bool, alpha: float, conservative: bool
 ) -> None:
-    result = sequential(*pair, design, relative=relative, alpha=alpha, conservative=conservative)
+    control, treatment = pair
+    result = sequential(control, treatment, design, relative=relative, alpha=alpha, conservative=conservative)
     usable(result)
     for look in accumulate_looks([result, result, fixed_horizon(*pair, relative=relative)]):
         usable(look)
