@@ -189,3 +189,68 @@ def test_beta_binomial_reports_impossible_counts() -> None:
     assert result.problem is not None
     assert result.problem.problem is Problem.INVALID_STATISTIC
     assert "between 0 and n" in result.problem.message
+
+
+@pytest.mark.parametrize(
+    ("call", "problem"),
+    [
+        (
+            lambda: fixed_horizon(ProportionStatistic(100, 150), ProportionStatistic(100, 10)),
+            Problem.INVALID_STATISTIC,
+        ),
+        (
+            lambda: fixed_horizon(SampleMeanStatistic(10, math.nan, 5), SampleMeanStatistic(10, 1, 5)),
+            Problem.INVALID_STATISTIC,
+        ),
+        (
+            lambda: fixed_horizon(SampleMeanStatistic(10, 10, 1), SampleMeanStatistic(10, 1, 5)),
+            Problem.INVALID_STATISTIC,
+        ),
+        (
+            lambda: fixed_horizon(ProportionStatistic(100, 10), ProportionStatistic(100, 12), alpha=1.5),
+            Problem.INVALID_PARAMETER,
+        ),
+        (
+            lambda: sequential(
+                ProportionStatistic(100, 10), ProportionStatistic(100, 12), SequentialDesign(0.0)
+            ),
+            Problem.INVALID_PARAMETER,
+        ),
+    ],
+    ids=["conversions-above-n", "nan-sum", "negative-variance", "alpha-1.5", "zero-mixing-variance"],
+)
+def test_should_name_the_real_cause_of_impossible_inputs(call: Any, problem: Problem) -> None:
+    result = call()
+    assert result.problem is not None
+    assert result.problem.problem is problem
+    assert math.isnan(result.p_value)
+
+
+def test_should_not_call_a_varying_control_zero_variance() -> None:
+    # 1/100 against 0/100, relative: the control varies, so this is an answer, not "neither arm varies".
+    result = sequential(
+        ProportionStatistic(100, 1),
+        ProportionStatistic(100, 0),
+        SequentialDesign.from_expected_sample_size(1000),
+        relative=True,
+    )
+    assert result.problem is None
+    assert result.effect == -1.0
+    assert (result.ci_low, result.ci_high) == (-math.inf, math.inf)  # too little data to bound a ratio
+
+
+def test_should_report_a_non_finite_srm_weight_instead_of_dropping_its_arm() -> None:
+    from stats import sample_ratio_mismatch
+
+    result = sample_ratio_mismatch([500, 480, 20], [1, 1, math.nan])
+    assert result.problem is not None
+    assert "weights" in result.problem.message
+    assert not result.mismatch
+
+
+def test_should_report_an_mde_of_zero() -> None:
+    from stats import PowerInputs, sample_size
+
+    solved = sample_size(PowerInputs(control_mean=0.1, control_variance=0.09), 0.0)
+    assert solved.problem is not None
+    assert "MDE" in solved.problem.message
