@@ -1,0 +1,89 @@
+"""The experiment and metric model: frozen values, validated once by `flagd.experiments.reading`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+BASIS_POINTS = 10_000
+"""Traffic is measured in basis points: 10,000 is everyone."""
+
+MetricType = Literal["conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces"]
+METRIC_TYPES: tuple[MetricType, ...] = ("conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces")
+Direction = Literal["increase", "decrease"]
+Role = Literal["primary", "secondary", "guardrail"]
+State = Literal["draft", "running", "stopped", "launched"]
+STATES: tuple[State, ...] = ("draft", "running", "stopped", "launched")
+
+
+@dataclass(frozen=True, slots=True)
+class Winsorisation:
+    """Cap per-unit values: at a percentile of the pooled distribution, or at a fixed value."""
+
+    percentile: float | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    key: str
+    name: str
+    type: MetricType
+    direction: Direction
+    event: str | None = None
+    """The event name it reads (ratio metrics read their two metrics instead)."""
+    description: str = ""
+    numerator: str | None = None
+    denominator: str | None = None
+    """Ratio metrics: the keys of the two metrics, per unit of analysis."""
+    window_seconds: int | None = None
+    """Only events within this long of the unit's first exposure count."""
+    winsorisation: Winsorisation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRole:
+    metric: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """Experiments in one layer are mutually exclusive; a holdout share sees none of them."""
+
+    key: str
+    salt: str
+    holdout_bp: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    key: str
+    flag: str
+    variants: tuple[tuple[str, int], ...]
+    """(flag variant, integer weight), in the order the split lists them."""
+    salt: str
+    allocation_bp: int = BASIS_POINTS
+    """The share of eligible units in the experiment, in basis points."""
+    eligibility: Any = None
+    """A JsonLogic rule over the evaluation context; None means everyone."""
+    unit: str = "targetingKey"
+    """The context attribute that identifies the randomization unit."""
+    layer: str | None = None
+    slot_start: int | None = None
+    """Where in its layer's traffic the experiment's slot begins (set when it starts running)."""
+    state: State = "draft"
+    phase: int = 0
+    name: str = ""
+    hypothesis: str = ""
+    metrics: tuple[MetricRole, ...] = ()
+    alpha: float = 0.05
+    owner: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def slot(self) -> tuple[int, int] | None:
+        """[start, end) in its layer's basis points, once it has a place there."""
+        if self.slot_start is None:
+            return None
+        return self.slot_start, self.slot_start + self.allocation_bp
