@@ -1,0 +1,351 @@
+"""Metrics, layers and experiments read from a flags-as-code document, every problem located.
+
+They live beside `flags` at the top of a flagd flag-definition document, which the flagd
+schema allows (its root takes members it does not name), so the file stays a valid flagd
+file that other flagd tools read for its flags alone:
+
+    flags: {...}
+    metrics:
+      checkout-rate: {name: Checkout rate, type: conversion, event: checkout, direction: increase}
+      revenue-per-order: {type: ratio, numerator: revenue, denominator: orders, direction: increase}
+    layers:
+      checkout: {holdout_bp: 500}
+    experiments:
+      one-page-checkout:
+        flag: new-checkout
+        hypothesis: One page lifts checkout by 2% without hurting revenue per order.
+        variants: {"off": 50, "on": 50}
+        allocation_bp: 5000
+        eligibility: {"==": [{"var": "country"}, "NL"]}
+        unit: targetingKey
+        layer: checkout
+        metrics:
+          - {metric: checkout-rate, role: primary}
+          - {metric: revenue-per-order, role: guardrail}
+
+Each `read_*` returns the values it could read and appends a Problem for everything else,
+so a file with five mistakes gets five located messages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from flagd.experiments.model import (
+    BASIS_POINTS,
+    METRIC_TYPES,
+    Experiment,
+    Layer,
+    Metric,
+    MetricRole,
+    Winsorisation,
+)
+from flagd.identifiers import KEY_RULE, is_key
+from flagd_sdk.evaluation import FlagSetError, Problem, compile_rule
+from flagd_sdk.evaluation.problems import child
+
+_DIRECTIONS = ("increase", "decrease")
+_ROLES = ("primary", "secondary", "guardrail")
+_METRIC_MEMBERS = {
+    "name",
+    "description",
+    "type",
+    "direction",
+    "event",
+    "numerator",
+    "denominator",
+    "window_seconds",
+    "winsorisation",
+}
+_EXPERIMENT_MEMBERS = {
+    "name",
+    "hypothesis",
+    "flag",
+    "variants",
+    "allocation_bp",
+    "eligibility",
+    "unit",
+    "layer",
+    "salt",
+    "metrics",
+    "alpha",
+    "owner",
+    "tags",
+}
+
+
+def _unknown(entry: Mapping[str, Any], known: set[str], path: str, problems: list[Problem]) -> None:
+    for member in entry:
+        if member not in known:
+            problems.append(Problem(child(path, member), f"unknown member; use {', '.join(sorted(known))}"))
+
+
+def _entries(
+    document: Mapping[str, Any], section: str, problems: list[Problem]
+) -> list[tuple[str, Any, str]]:
+    raw = document.get(section, {})
+    if not isinstance(raw, dict):
+        problems.append(Problem(section, "must be an object mapping keys to definitions"))
+        return []
+    entries = []
+    for key, entry in raw.items():
+        path = child(section, key)
+        if not is_key(key):
+            problems.append(Problem(path, f"the key must {KEY_RULE}"))
+        elif not isinstance(entry, dict):
+            problems.append(Problem(path, "must be an object"))
+        else:
+            entries.append((key, entry, path))
+    return entries
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[str, Metric]:
+    metrics: dict[str, Metric] = {}
+    entries = _entries(document, "metrics", problems)
+    keys = {key for key, _, _ in entries}
+    for key, entry, path in entries:
+        before = len(problems)
+        _unknown(entry, _METRIC_MEMBERS, path, problems)
+        kind, direction = entry.get("type"), entry.get("direction")
+        if kind not in METRIC_TYPES:
+            problems.append(
+                Problem(child(path, "type"), f"is {kind!r}; use one of {', '.join(METRIC_TYPES)}")
+            )
+        if direction not in _DIRECTIONS:
+            problems.append(
+                Problem(
+                    child(path, "direction"),
+                    f"is {direction!r}; say whether an increase or a decrease is better",
+                )
+            )
+        if kind == "ratio":
+            _check_ratio(key, entry, path, keys, document.get("metrics", {}), problems)
+        elif not isinstance(entry.get("event"), str) or not entry.get("event"):
+            problems.append(Problem(child(path, "event"), "name the event this metric reads"))
+        window = entry.get("window_seconds")
+        if window is not None and not _whole(window, 1, 10 * 365 * 86400):
+            problems.append(
+                Problem(child(path, "window_seconds"), "must be a whole number of seconds, 1 to 10 years")
+            )
+        winsorisation = _winsorisation(entry.get("winsorisation"), child(path, "winsorisation"), problems)
+        for text in ("name", "description"):
+            if text in entry and not isinstance(entry[text], str):
+                problems.append(Problem(child(path, text), "must be text"))
+        if len(problems) == before:
+            metrics[key] = Metric(
+                key=key,
+                name=entry.get("name", key),
+                type=kind,
+                direction=direction,
+                event=entry.get("event"),
+                description=entry.get("description", ""),
+                numerator=entry.get("numerator"),
+                denominator=entry.get("denominator"),
+                window_seconds=window,
+                winsorisation=winsorisation,
+            )
+    return metrics
+
+
+def _check_ratio(
+    key: str, entry: Mapping[str, Any], path: str, keys: set[str], raw: Any, problems: list[Problem]
+) -> None:
+    numerator, denominator = entry.get("numerator"), entry.get("denominator")
+    for side, name in (("numerator", numerator), ("denominator", denominator)):
+        if name not in keys:
+            problems.append(
+                Problem(child(path, side), f"{name!r} is not a metric of this file; name one of its metrics")
+            )
+        elif name == key or (
+            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "ratio"
+        ):
+            problems.append(
+                Problem(
+                    child(path, side), f"{name!r} is a ratio metric itself; a ratio divides two plain metrics"
+                )
+            )
+    if numerator is not None and numerator == denominator:
+        problems.append(
+            Problem(path, f"a ratio of {numerator!r} over itself is always 1; choose two different metrics")
+        )
+
+
+def _winsorisation(raw: Any, path: str, problems: list[Problem]) -> Winsorisation | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or len(raw) != 1 or not ({"percentile", "value"} & set(raw)):
+        problems.append(Problem(path, 'give one of {"percentile": 99} or {"value": 1000}'))
+        return None
+    if "percentile" in raw:
+        percentile = raw["percentile"]
+        if (
+            not isinstance(percentile, int | float)
+            or isinstance(percentile, bool)
+            or not 50 <= percentile < 100
+        ):
+            problems.append(Problem(child(path, "percentile"), "must be a number from 50 to below 100"))
+            return None
+        return Winsorisation(percentile=float(percentile))
+    value = raw["value"]
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        problems.append(Problem(child(path, "value"), "must be a finite number"))
+        return None
+    return Winsorisation(value=float(value))
+
+
+def read_layers(document: Mapping[str, Any], problems: list[Problem]) -> dict[str, Layer]:
+    layers = {}
+    for key, entry, path in _entries(document, "layers", problems):
+        before = len(problems)
+        _unknown(entry, {"holdout_bp", "salt"}, path, problems)
+        holdout = entry.get("holdout_bp", 0)
+        if not _whole(holdout, 0, BASIS_POINTS - 1):
+            problems.append(
+                Problem(
+                    child(path, "holdout_bp"),
+                    f"must be a whole number of basis points, 0 to {BASIS_POINTS - 1}",
+                )
+            )
+        salt = entry.get("salt", f"layer:{key}")
+        if not isinstance(salt, str) or not salt:
+            problems.append(Problem(child(path, "salt"), "must be non-empty text"))
+        if len(problems) == before:
+            layers[key] = Layer(key=key, salt=salt, holdout_bp=holdout)
+    return layers
+
+
+def read_experiments(
+    document: Mapping[str, Any],
+    flags: Mapping[str, Any],
+    metrics: Mapping[str, Metric],
+    layers: Mapping[str, Layer],
+    problems: list[Problem],
+) -> dict[str, Experiment]:
+    experiments = {}
+    for key, entry, path in _entries(document, "experiments", problems):
+        before = len(problems)
+        _unknown(entry, _EXPERIMENT_MEMBERS, path, problems)
+        flag_key = entry.get("flag")
+        flag = flags.get(flag_key) if isinstance(flag_key, str) else None
+        if not isinstance(flag, dict):
+            problems.append(
+                Problem(
+                    child(path, "flag"), f"{flag_key!r} is not a flag of this set; name the flag to run on"
+                )
+            )
+        variants = _variants(entry.get("variants"), flag, child(path, "variants"), problems)
+        allocation = entry.get("allocation_bp", BASIS_POINTS)
+        if not _whole(allocation, 1, BASIS_POINTS):
+            problems.append(
+                Problem(
+                    child(path, "allocation_bp"),
+                    f"must be a whole number of basis points, 1 to {BASIS_POINTS}",
+                )
+            )
+        eligibility = entry.get("eligibility")
+        if eligibility is not None:
+            try:
+                compile_rule(eligibility, evaluators=document.get("$evaluators") or {})
+            except FlagSetError as exc:
+                for problem in exc.problems:
+                    problems.append(
+                        Problem(
+                            child(path, "eligibility") + problem.path.removeprefix("rule"), problem.message
+                        )
+                    )
+        unit = entry.get("unit", "targetingKey")
+        if not isinstance(unit, str) or not unit or ("." in unit and not all(unit.split("."))):
+            problems.append(
+                Problem(
+                    child(path, "unit"),
+                    "name the context attribute that identifies a unit, e.g. targetingKey",
+                )
+            )
+        layer = entry.get("layer")
+        if layer is not None and layer not in layers:
+            problems.append(
+                Problem(
+                    child(path, "layer"), f"{layer!r} is not a layer of this file; define it under layers"
+                )
+            )
+        roles = _roles(entry.get("metrics", []), metrics, child(path, "metrics"), problems)
+        alpha = entry.get("alpha", 0.05)
+        if not isinstance(alpha, float | int) or isinstance(alpha, bool) or not 0 < alpha < 0.5:
+            problems.append(Problem(child(path, "alpha"), "must be a number between 0 and 0.5, e.g. 0.05"))
+        for text in ("name", "hypothesis", "owner", "salt"):
+            if text in entry and not isinstance(entry[text], str):
+                problems.append(Problem(child(path, text), "must be text"))
+        tags = entry.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            problems.append(Problem(child(path, "tags"), "must be a list of text"))
+        if len(problems) == before:
+            experiments[key] = Experiment(
+                key=key,
+                flag=flag_key,
+                variants=variants,
+                salt=entry.get("salt", ""),
+                allocation_bp=allocation,
+                eligibility=eligibility,
+                unit=unit,
+                layer=layer,
+                name=entry.get("name", key),
+                hypothesis=entry.get("hypothesis", ""),
+                metrics=roles,
+                alpha=float(alpha),
+                owner=entry.get("owner", ""),
+                tags=tuple(tags),
+            )
+    return experiments
+
+
+def _variants(raw: Any, flag: Any, path: str, problems: list[Problem]) -> tuple[tuple[str, int], ...]:
+    if not isinstance(raw, dict) or len(raw) < 2:
+        problems.append(
+            Problem(
+                path, 'give at least two flag variants with whole-number weights, e.g. {"off": 50, "on": 50}'
+            )
+        )
+        return ()
+    known = flag.get("variants") if isinstance(flag, dict) else None
+    for name, weight in raw.items():
+        if isinstance(known, dict) and name not in known:
+            problems.append(
+                Problem(child(path, name), f"is not a variant of the flag (variants: {', '.join(known)})")
+            )
+        if not _whole(weight, 1, 1_000_000):
+            problems.append(
+                Problem(child(path, name), "the weight must be a whole number from 1 to 1,000,000")
+            )
+    return tuple(raw.items())
+
+
+def _roles(
+    raw: Any, metrics: Mapping[str, Metric], path: str, problems: list[Problem]
+) -> tuple[MetricRole, ...]:
+    if not isinstance(raw, list):
+        problems.append(Problem(path, "must be a list of {metric, role}"))
+        return ()
+    roles = []
+    for index, item in enumerate(raw):
+        at = child(path, index)
+        if not isinstance(item, dict) or set(item) != {"metric", "role"}:
+            problems.append(Problem(at, "must be {metric: <key>, role: primary|secondary|guardrail}"))
+            continue
+        if item["metric"] not in metrics:
+            problems.append(
+                Problem(child(at, "metric"), f"{item['metric']!r} is not a metric; define it under metrics")
+            )
+        if item["role"] not in _ROLES:
+            problems.append(
+                Problem(child(at, "role"), f"is {item['role']!r}; use primary, secondary or guardrail")
+            )
+        roles.append(MetricRole(item["metric"], item["role"]))
+    if roles and sum(r.role == "primary" for r in roles) != 1:
+        problems.append(Problem(path, "name exactly one primary metric: the one the decision is made on"))
+    return tuple(roles)
