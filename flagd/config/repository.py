@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from flagd import jsonio
+from flagd.experiments.serving import Lifecycle, served_flags
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem
 from flagd_sdk.evaluation.problems import child
@@ -50,6 +51,18 @@ class StoredConfig:
     updated_at: datetime
     unreadable: tuple[Problem, ...] = field(default=())
     """Stored definitions that could not even be decoded (written by hand): left out, reported here."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    layers: dict[str, Any] = field(default_factory=dict)
+    experiments: dict[str, Any] = field(default_factory=dict)
+    """Experiment definitions as their authors wrote them; their lifecycle is in `lifecycles`."""
+    lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
+
+    def served(self) -> tuple[dict[str, Any], list[Problem]]:
+        """The flag set as served, running experiments compiled in, and the experiments that could not be."""
+        flags, problems = served_flags(
+            self.flags, self.metrics, self.layers, self.experiments, self.lifecycles, self.evaluators
+        )
+        return {**self.document(), "flags": flags}, problems
 
     def document(self) -> dict[str, Any]:
         """The flag set in the flagd definition format."""
@@ -67,7 +80,13 @@ _LOAD = """
 SELECT s.version, s.metadata::text AS metadata, s.updated_at,
        (SELECT coalesce(json_object_agg(f.key, f.definition::text ORDER BY f.key), '{}') FROM flags f) AS flags,
        (SELECT coalesce(json_object_agg(e.name, e.rule::text ORDER BY e.name), '{}') FROM evaluators e)
-         AS evaluators
+         AS evaluators,
+       (SELECT coalesce(json_object_agg(m.key, m.definition::text ORDER BY m.key), '{}') FROM metrics m) AS metrics,
+       (SELECT coalesce(json_object_agg(l.key, l.definition::text ORDER BY l.key), '{}') FROM layers l) AS layers,
+       (SELECT coalesce(json_object_agg(x.key, x.definition::text ORDER BY x.key), '{}') FROM experiments x)
+         AS experiments,
+       (SELECT coalesce(json_object_agg(x.key, json_build_array(x.state, x.phase, x.salt, x.slot_start)), '{}')
+          FROM experiments x) AS lifecycles
 FROM config_state s
 """
 
@@ -91,6 +110,10 @@ class ConfigRepository:
             metadata=metadata if isinstance(metadata, dict) else {},
             updated_at=row["updated_at"],
             unreadable=tuple(unreadable),
+            metrics=_decoded(row["metrics"], "metrics", unreadable),
+            layers=_decoded(row["layers"], "layers", unreadable),
+            experiments=_decoded(row["experiments"], "experiments", unreadable),
+            lifecycles={key: Lifecycle(*values) for key, values in row["lifecycles"].items()},
         )
 
     async def version(self) -> int:

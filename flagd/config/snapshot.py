@@ -45,11 +45,12 @@ class ConfigSnapshot:
 
     @classmethod
     def build(cls, stored: StoredConfig) -> ConfigSnapshot:
-        document = stored.document()
-        # Writes are validated, so the stored set loads cleanly; leniently all the same, so a flaw
-        # that predates a stricter rule (or a row written by hand) degrades one flag, never the set.
+        # Served: running experiments are compiled into their flags (what an author wrote stays in the
+        # database and in exports). Writes are validated, so the set loads cleanly; leniently all the
+        # same, so a flaw that predates a stricter rule (or a row written by hand) degrades one flag.
+        document, experiment_problems = stored.served()
         flag_set = load_flag_set(document, strict=False)
-        problems = (*stored.unreadable, *flag_set.problems)
+        problems = (*stored.unreadable, *experiment_problems, *flag_set.problems)
         for problem in problems:
             logger.warning("stored flag set at version %d: %s", stored.version, problem)
         return cls(
@@ -58,7 +59,7 @@ class ConfigSnapshot:
             document=document,
             body=jsonio.dumps(document),
             flag_set=flag_set,
-            float_flags=frozenset(key for key, flag in stored.flags.items() if _has_float(flag)),
+            float_flags=frozenset(key for key, flag in document["flags"].items() if _has_float(flag)),
             updated_at=stored.updated_at.timestamp(),
             problems=problems,
         )

@@ -1,0 +1,91 @@
+"""The flags as served: every running experiment compiled into its flag, from the stored rows.
+
+Stored definitions are read with `flagd.experiments.reading` against the stored flags, and
+combined with each experiment's lifecycle columns (state, phase, salt, slot). An experiment
+that no longer reads cleanly (its flag or a variant was deleted, say) is not compiled: its
+flag is served as its author wrote it, and the problem is reported, so a broken experiment
+costs only itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from flagd.experiments.compile import served_definition
+from flagd.experiments.model import Experiment
+from flagd.experiments.reading import read_experiments, read_layers, read_metrics
+from flagd_sdk.evaluation import Problem
+from flagd_sdk.evaluation.problems import child
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """An experiment's lifecycle columns, as stored beside its definition."""
+
+    state: str
+    phase: int
+    salt: str
+    slot_start: int | None
+
+
+def served_flags(
+    flags: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    layers: Mapping[str, Any],
+    experiments: Mapping[str, Any],
+    lifecycles: Mapping[str, Lifecycle],
+    evaluators: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The served flags, and the problems of experiments that could not be compiled."""
+    problems: list[Problem] = []
+    document = {
+        "flags": flags,
+        "metrics": metrics,
+        "layers": layers,
+        "experiments": experiments,
+        "$evaluators": evaluators or {},
+    }
+    read_metric_problems: list[Problem] = []
+    known_metrics = read_metrics(document, read_metric_problems)
+    known_layers = read_layers(document, problems)
+    readable = read_experiments(document, flags, known_metrics, known_layers, problems)
+    running: dict[str, Experiment] = {}
+    for key, experiment in readable.items():
+        lifecycle = lifecycles.get(key)
+        if lifecycle is None or lifecycle.state != "running":
+            continue
+        running[key] = replace(
+            experiment,
+            state="running",
+            phase=lifecycle.phase,
+            salt=lifecycle.salt,
+            slot_start=lifecycle.slot_start,
+        )
+    by_flag: dict[str, Experiment] = {}
+    for experiment in running.values():
+        if experiment.flag in by_flag:
+            problems.append(
+                Problem(
+                    child("experiments", experiment.key),
+                    f"flag {experiment.flag!r} already runs another experiment",
+                )
+            )
+            continue
+        if experiment.layer is not None and experiment.slot_start is None:
+            problems.append(
+                Problem(child("experiments", experiment.key), "is running in a layer without a slot")
+            )
+            continue
+        by_flag[experiment.flag] = experiment
+    served = {}
+    for key, definition in flags.items():
+        compiled = by_flag.get(key)
+        if compiled is None or not isinstance(definition, dict):
+            served[key] = definition
+            continue
+        layer = known_layers.get(compiled.layer) if compiled.layer is not None else None
+        in_layer = [e for e in by_flag.values() if e.layer is not None and e.layer == compiled.layer]
+        served[key] = served_definition(definition, compiled, layer, in_layer)
+    return served, problems
