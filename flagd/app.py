@@ -17,7 +17,7 @@ from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.handlers import EXCEPTION_HANDLERS
-from flagd.routes import admin, config_stream, health, ofrep, openapi
+from flagd.routes import admin, config_stream, experiments, health, ofrep, openapi
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage.migrations import apply_migrations, load_migrations
@@ -48,7 +48,14 @@ def create_app(settings: Settings) -> Starlette:
     middleware = [Middleware(AccessLogMiddleware, writer=access_log)] if access_log is not None else []
     return Starlette(
         # Starlette tries routes in order: the hot evaluation paths come first.
-        routes=[*ofrep.routes, *config_stream.routes, *health.routes, *admin.routes, *openapi.routes],
+        routes=[
+            *ofrep.routes,
+            *config_stream.routes,
+            *health.routes,
+            *admin.routes,
+            *experiments.routes,
+            *openapi.routes,
+        ],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,

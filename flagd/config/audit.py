@@ -10,9 +10,17 @@ import asyncpg
 
 from flagd.storage.types import Connection
 
-Action = Literal["create", "update", "delete"]
-Entity = Literal["flag", "evaluator", "flag_set_metadata", "api_key"]
-ENTITIES: tuple[Entity, ...] = ("flag", "evaluator", "flag_set_metadata", "api_key")
+Action = Literal["create", "update", "delete", "start", "stop", "new_phase", "launch"]
+Entity = Literal["flag", "evaluator", "flag_set_metadata", "api_key", "metric", "layer", "experiment"]
+ENTITIES: tuple[Entity, ...] = (
+    "flag",
+    "evaluator",
+    "flag_set_metadata",
+    "api_key",
+    "metric",
+    "layer",
+    "experiment",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,12 +55,21 @@ class Plan:
     changes: tuple[Change, ...]
     candidate: dict[str, Any]
     """The whole flag set as it will be once the changes are made."""
+    candidate_config: StoredConfig | None = None
 
     def counts(self) -> dict[str, int]:
         counts = {"create": 0, "update": 0, "delete": 0}
         for change in self.changes:
             counts[change.action] += 1
         return counts
+
+
+SECTIONS: tuple[tuple[str, Entity], ...] = (
+    ("metrics", "metric"),
+    ("layers", "layer"),
+    ("experiments", "experiment"),
+)
+"""Top-level document members beside the flags, and the audit entity of their entries."""
 
 
 def plan(
@@ -70,10 +79,25 @@ def plan(
     metadata: dict[str, Any] | None,
     *,
     prune: bool,
+    sections: dict[str, dict[str, Any]] | None = None,
 ) -> Plan:
+    """The changes that make the stored set equal to the document.
+
+    `sections` holds the metrics, layers and experiments the document defines; a section the
+    document leaves out is left alone, even with prune (a flags-only file never deletes experiments).
+    """
     changes: list[Change] = []
     changes += _diff("flag", current.flags, flags, prune)
     changes += _diff("evaluator", current.evaluators, evaluators, prune)
+    merged_sections = {}
+    for section, entity in SECTIONS:
+        stored = getattr(current, section)
+        desired = (sections or {}).get(section)
+        if desired is None:
+            merged_sections[section] = stored
+            continue
+        changes += _diff(entity, stored, desired, prune)
+        merged_sections[section] = _merged(stored, desired, prune)
     new_metadata = current.metadata
     if metadata is not None or prune:
         desired = metadata or {}
@@ -86,8 +110,10 @@ def plan(
         evaluators=_merged(current.evaluators, evaluators, prune),
         metadata=new_metadata,
         updated_at=current.updated_at,
+        lifecycles=current.lifecycles,
+        **merged_sections,
     )
-    return Plan(changes=tuple(changes), candidate=candidate.document())
+    return Plan(changes=tuple(changes), candidate=candidate.document(), candidate_config=candidate)
 
 
 def _diff(entity: Entity, current: dict[str, Any], desired: dict[str, Any], prune: bool) -> list[Change]:

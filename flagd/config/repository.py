@@ -20,6 +20,7 @@ from flagd_sdk.evaluation import Problem
 from flagd_sdk.evaluation.problems import child
 
 CONFIG_CHANNEL = "flagd_config"
+_SECTION_TABLES = ("metrics", "layers", "experiments")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,19 @@ class StoredConfig:
         flags, problems = served_flags(
             self.flags, self.metrics, self.layers, self.experiments, self.lifecycles, self.evaluators
         )
-        return {**self.document(), "flags": flags}, problems
+        return {**self.flag_document(), "flags": flags}, problems
 
     def document(self) -> dict[str, Any]:
-        """The flag set in the flagd definition format."""
+        """The flag set in the flagd definition format, with its metrics, layers and experiments beside it."""
+        document = self.flag_document()
+        for section in ("metrics", "layers", "experiments"):
+            values = getattr(self, section)
+            if values:
+                document[section] = values
+        return document
+
+    def flag_document(self) -> dict[str, Any]:
+        """Only what flagd evaluators read: flags, $evaluators, metadata."""
         document: dict[str, Any] = {"flags": self.flags}
         if self.evaluators:
             document["$evaluators"] = self.evaluators
@@ -167,6 +177,20 @@ class ConfigRepository:
 
     async def set_metadata(self, metadata: dict[str, Any]) -> None:
         await self._conn.execute("UPDATE config_state SET metadata = $1", metadata)
+
+    async def upsert_definition(self, table: str, key: str, definition: Any) -> None:
+        """Create or replace a metric, layer or experiment definition (an experiment's lifecycle is kept)."""
+        assert table in _SECTION_TABLES
+        await self._conn.execute(
+            f"INSERT INTO {table} (key, definition) VALUES ($1, $2) "  # noqa: S608 - table from a fixed set
+            f"ON CONFLICT (key) DO UPDATE SET definition = $2, version = {table}.version + 1, updated_at = now()",
+            key,
+            definition,
+        )
+
+    async def delete_definition(self, table: str, key: str) -> None:
+        assert table in _SECTION_TABLES
+        await self._conn.execute(f"DELETE FROM {table} WHERE key = $1", key)  # noqa: S608 - fixed table
 
     async def bump_version(self) -> int:
         version: int = await self._conn.fetchval(

@@ -9,19 +9,26 @@ The caller owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from flagd.config.audit import AuditRepository
 from flagd.config.plan import Change, Plan, plan, same_json
 from flagd.config.repository import ConfigRepository, FlagRecord, StoredConfig
 from flagd.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from flagd.experiments.lifecycle import LifecycleError, edit
+from flagd.experiments.model import Experiment
+from flagd.experiments.reading import read_experiments, read_layers, read_metrics
 from flagd.identifiers import KEY_RULE, is_key
 from flagd.jsonio import check_storable
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem, load_flag_set
 
-# The members of a flag-set document (flagd's flags.json schema); anything else is a mistake.
-_DOCUMENT_MEMBERS = ("$schema", "flags", "$evaluators", "metadata")
+# The members of a flag-set document: flagd's flags.json schema, and beside the flags (its root allows
+# more members) the metrics, layers and experiments. Anything else is a mistake.
+_DOCUMENT_MEMBERS = ("$schema", "flags", "$evaluators", "metadata", "metrics", "layers", "experiments")
+_SECTION_TABLES = {"metric": "metrics", "layer": "layers", "experiment": "experiments"}
 
 
 class FlagService:
@@ -70,6 +77,9 @@ class FlagService:
         With `expected_version`, refuses (412) unless the set is still at that config version.
         """
         flags, evaluators, metadata = read_document(document)
+        sections = {
+            name: dict(document[name]) for name in ("metrics", "layers", "experiments") if name in document
+        }
         current = await self._config.load(for_update=not dry_run)
         if expected_version is not None and expected_version != current.version:
             raise PreconditionFailed(
@@ -77,8 +87,9 @@ class FlagService:
                 "since you read it; fetch it again (GET /v1/admin/flag-set) and reapply your change",
                 code="config_version_mismatch",
             )
-        the_plan = plan(current, flags, evaluators, metadata, prune=prune)
+        the_plan = plan(current, flags, evaluators, metadata, prune=prune, sections=sections)
         _validate(current, the_plan.candidate)
+        check_running_experiments(current, the_plan.changes)
         if dry_run or not the_plan.changes:
             return the_plan, current.version
         for change in the_plan.changes:
@@ -109,6 +120,12 @@ class FlagService:
                 await self._config.delete_evaluator(change.key)
             else:
                 await self._config.upsert_evaluator(change.key, change.after)
+        elif change.entity in _SECTION_TABLES:
+            table = _SECTION_TABLES[change.entity]
+            if change.action == "delete":
+                await self._config.delete_definition(table, change.key)
+            else:
+                await self._config.upsert_definition(table, change.key, change.after)
         else:
             await self._config.set_metadata(change.after)
 
@@ -161,7 +178,13 @@ def read_document(document: Any) -> tuple[dict[str, Any], dict[str, Any], dict[s
     ]
     if "flags" not in document:
         shape.append(Problem("flags", 'is missing; a flag set needs a "flags" object (it may be empty: {})'))
-    for name, kind in (("$evaluators", "an object of named rules"), ("metadata", "an object")):
+    for name, kind in (
+        ("$evaluators", "an object of named rules"),
+        ("metadata", "an object"),
+        ("metrics", "an object of named metrics"),
+        ("layers", "an object of named layers"),
+        ("experiments", "an object of named experiments"),
+    ):
         if name in document and not isinstance(document[name], dict):
             shape.append(Problem(name, f"must be {kind}, got {type(document[name]).__name__}"))
     if shape:
@@ -197,7 +220,45 @@ def _validate(current: StoredConfig, candidate: dict[str, Any]) -> None:
 
 
 def _problems(document: dict[str, Any]) -> list[Problem]:
-    return [*check_storable(document), *load_flag_set(document, strict=False).problems]
+    problems = [*check_storable(document), *load_flag_set(document, strict=False).problems]
+    metrics = read_metrics(document, problems)
+    layers = read_layers(document, problems)
+    read_experiments(document, document.get("flags", {}), metrics, layers, problems)
+    return problems
+
+
+def check_running_experiments(current: StoredConfig, changes: Sequence[Change]) -> None:
+    """Refuse, for the whole change, what a running experiment forbids: deleting it, or changing its assignment."""
+    for change in changes:
+        if change.entity != "experiment":
+            continue
+        lifecycle = current.lifecycles.get(change.key)
+        if lifecycle is None or lifecycle.state != "running":
+            continue
+        if change.action == "delete":
+            raise Conflict(
+                f'experiment "{change.key}" is running; stop it (`flagd experiments stop {change.key}`) before '
+                "deleting it",
+                code="experiment_running",
+            )
+        before, after = (
+            _experiment(current, change.key, change.before),
+            _experiment(current, change.key, change.after),
+        )
+        if before is None or after is None:
+            continue  # unreadable definitions are refused by validation
+        try:
+            edit(replace(before, state="running", salt=lifecycle.salt), replace(after, salt=""))
+        except LifecycleError as exc:
+            raise Conflict(str(exc), code="experiment_running") from None
+
+
+def _experiment(current: StoredConfig, key: str, definition: Any) -> Experiment | None:
+    problems: list[Problem] = []
+    document = {**current.document(), "experiments": {key: definition}}
+    metrics = read_metrics(document, problems)
+    layers = read_layers(document, problems)
+    return read_experiments(document, current.flags, metrics, layers, problems).get(key)
 
 
 def _validation_error(problems: list[Problem]) -> ValidationFailed:

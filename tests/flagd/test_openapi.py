@@ -39,7 +39,9 @@ from tests.support import (
     free_port,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "flags.yaml"
+EXAMPLES = [
+    Path(__file__).resolve().parents[2] / "examples" / name for name in ("flags.yaml", "experiment.yaml")
+]
 METHODS = {"get", "put", "post", "delete", "patch"}
 EXAMPLES_PER_MODE = 75
 CHECKS = [
@@ -95,12 +97,13 @@ def live_api(
     server = FlagdProcess(["serve", "--port", str(port)], env, tmp_path_factory.mktemp("api") / "server.log")
     try:
         server.wait_ready(base)
-        applied = httpx.put(
-            f"{base}/v1/admin/flag-set",
-            content=_example_json(),
-            headers={**bearer(admin_key), "Content-Type": "application/json"},
-        )
-        assert applied.status_code == 200, applied.text
+        for example in EXAMPLES:
+            applied = httpx.put(
+                f"{base}/v1/admin/flag-set",
+                content=_example_json(example),
+                headers={**bearer(admin_key), "Content-Type": "application/json"},
+            )
+            assert applied.status_code == 200, applied.text
         yield LiveApi(base, admin_key, sdk_key)
     finally:
         code = server.stop()
@@ -117,12 +120,12 @@ def client_for_docs(live_api: LiveApi) -> Iterator[httpx.Client]:
         yield client
 
 
-def _example_json() -> bytes:
+def _example_json(example: Path) -> bytes:
     import json
 
     import yaml
 
-    return json.dumps(yaml.safe_load(EXAMPLES.read_text())).encode()
+    return json.dumps(yaml.safe_load(example.read_text())).encode()
 
 
 def _operations() -> list[tuple[str, schemathesis.GenerationMode]]:

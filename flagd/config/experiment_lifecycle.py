@@ -1,0 +1,125 @@
+"""Starting, stopping, re-phasing and launching stored experiments: validated, versioned and audited.
+
+The pure transitions are `flagd.experiments.lifecycle`; this reads the stored set under the
+config lock, applies one, writes the lifecycle columns (and, for a launch, the flag), bumps
+the config version and audits it. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flagd.config.audit import Action, AuditRepository
+from flagd.config.repository import ConfigRepository, StoredConfig
+from flagd.errors import Conflict, NotFound, ValidationFailed
+from flagd.experiments.lifecycle import LifecycleError, launch, new_phase, start, stop
+from flagd.experiments.model import Experiment
+from flagd.experiments.reading import read_experiments, read_layers, read_metrics
+from flagd.storage.types import Connection
+from flagd_sdk.evaluation import Problem
+
+
+class ExperimentLifecycle:
+    def __init__(self, conn: Connection, actor: str) -> None:
+        self._conn = conn
+        self._actor = actor
+        self._config = ConfigRepository(conn)
+        self._audit = AuditRepository(conn)
+
+    async def transition(self, key: str, action: Action, variant: str | None = None) -> dict[str, Any]:
+        current = await self._config.load(for_update=True)
+        experiment, running = _experiments(current, key)
+        layer = _layers(current).get(experiment.layer) if experiment.layer is not None else None
+        in_layer = [e for e in running if e.layer is not None and e.layer == experiment.layer]
+        flag_after: dict[str, Any] | None = None
+        try:
+            if action == "start":
+                changed = start(experiment, _salt(), layer, in_layer)
+            elif action == "new_phase":
+                changed = new_phase(experiment, experiment, _salt(), layer, in_layer)
+            elif action == "stop":
+                changed = stop(experiment)
+            else:
+                if variant is None:
+                    raise LifecycleError("say which variant to launch")
+                changed, flag_after = launch(experiment, variant, current.flags[experiment.flag])
+        except LifecycleError as exc:
+            raise Conflict(str(exc), code="lifecycle_conflict") from None
+        await self._conn.execute(
+            "UPDATE experiments SET state = $2, phase = $3, salt = $4, slot_start = $5, updated_at = now(), "
+            "phase_started_at = CASE WHEN $3 <> phase THEN now() ELSE phase_started_at END WHERE key = $1",
+            key,
+            changed.state,
+            changed.phase,
+            changed.salt,
+            changed.slot_start,
+        )
+        if flag_after is not None:
+            await self._config.update_flag(experiment.flag, flag_after)
+        version = await self._config.bump_version()
+        state = {"state": changed.state, "phase": changed.phase, "slot_start": changed.slot_start}
+        before = {"state": experiment.state, "phase": experiment.phase, "slot_start": experiment.slot_start}
+        await self._audit.record(
+            actor=self._actor,
+            action=action,
+            entity="experiment",
+            key=key,
+            before=before,
+            after={**state, **({"variant": variant} if variant else {})},
+            config_version=version,
+        )
+        if flag_after is not None:
+            await self._audit.record(
+                actor=self._actor,
+                action="update",
+                entity="flag",
+                key=experiment.flag,
+                before=current.flags[experiment.flag],
+                after=flag_after,
+                config_version=version,
+            )
+        return {"key": key, **state, "config_version": version}
+
+
+def _salt() -> str:
+    return secrets.token_hex(8)
+
+
+def _layers(current: StoredConfig) -> dict[str, Any]:
+    return read_layers(current.document(), [])
+
+
+def _experiments(current: StoredConfig, key: str) -> tuple[Experiment, list[Experiment]]:
+    """The experiment `key` with its lifecycle, and every running one; 404 or 422 when it cannot be read."""
+    if key not in current.experiments:
+        raise NotFound(f'experiment "{key}" does not exist', code="experiment_not_found")
+    problems: list[Problem] = []
+    document = current.document()
+    metrics = read_metrics(document, [])
+    readable = read_experiments(document, current.flags, metrics, read_layers(document, []), problems)
+    if key not in readable:
+        mine = [p for p in problems if p.path.startswith(f"experiments.{key}")] or problems
+        raise ValidationFailed(
+            f'experiment "{key}" does not read cleanly: {mine[0]}; fix its definition first',
+            details=[{"path": p.path, "message": p.message} for p in mine],
+        )
+    with_lifecycle = {}
+    for name, experiment in readable.items():
+        lifecycle = current.lifecycles.get(name)
+        if lifecycle is not None:
+            with_lifecycle[name] = Experiment(
+                **{
+                    **_fields(experiment),
+                    "state": lifecycle.state,
+                    "phase": lifecycle.phase,
+                    "salt": lifecycle.salt,
+                    "slot_start": lifecycle.slot_start,
+                }
+            )
+    running = [e for e in with_lifecycle.values() if e.state == "running"]
+    return with_lifecycle[key], running
+
+
+def _fields(experiment: Experiment) -> dict[str, Any]:
+    return {name: getattr(experiment, name) for name in Experiment.__dataclass_fields__}
