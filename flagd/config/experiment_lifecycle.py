@@ -35,7 +35,9 @@ class ExperimentLifecycle:
         flag_after: dict[str, Any] | None = None
         try:
             if action == "start":
-                changed = start(experiment, _salt(), layer, in_layer)
+                # The first phase uses the author's salt when the definition gives one; later phases draw anew.
+                salt = experiment.salt if experiment.phase == 0 and experiment.salt else _salt()
+                changed = start(experiment, salt, layer, in_layer)
             elif action == "new_phase":
                 changed = new_phase(experiment, experiment, _salt(), layer, in_layer)
             elif action == "stop":

@@ -203,3 +203,36 @@ async def test_should_follow_the_product_managers_path_from_the_readme(
     assert read_back["definition"]["metrics"][0] == {"metric": "checkout-rate", "role": "primary"}
     metrics = (await results.get("/v1/admin/metrics")).json()["metrics"]
     assert {m["key"] for m in metrics} == {"checkout-rate", "revenue"}
+
+
+async def test_should_create_replace_and_delete_one_metric_or_experiment(
+    admin: httpx.AsyncClient, results: httpx.AsyncClient
+) -> None:
+    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+    evaluators_before = (await admin.get("/v1/admin/flag-set")).json().get("$evaluators")
+    metric = {"type": "count", "event": "search", "direction": "increase"}
+    created = await admin.post("/v1/admin/metrics", json={"key": "searches", "definition": metric})
+    assert created.status_code == 201, created.text
+    duplicate = await admin.post("/v1/admin/metrics", json={"key": "searches", "definition": metric})
+    assert (duplicate.status_code, duplicate.json()["error"]["code"]) == (409, "metric_exists")
+    assert (await results.get("/v1/admin/metrics/searches")).json()["definition"] == metric
+    bad = await admin.put("/v1/admin/metrics/searches", json={"definition": {**metric, "type": "median"}})
+    assert bad.status_code == 422
+    assert (await admin.delete("/v1/admin/metrics/searches")).status_code == 204
+    assert (await results.get("/v1/admin/metrics/searches")).status_code == 404
+    assert (await admin.get("/v1/admin/flag-set")).json().get("$evaluators") == evaluators_before
+
+    assert (await admin.post("/v1/admin/experiments/one-page/start")).status_code == 200
+    running_edit = await admin.put(
+        "/v1/admin/experiments/one-page",
+        json={"definition": {**DOCUMENT["experiments"]["one-page"], "variants": {"off": 1, "on": 9}}},
+    )
+    assert (running_edit.status_code, running_edit.json()["error"]["code"]) == (409, "experiment_running")
+    running_delete = await admin.delete("/v1/admin/experiments/one-page")
+    assert running_delete.status_code == 409
+    assert (await admin.delete("/v1/admin/experiments/new-search")).status_code == 204
+    assert {e["key"] for e in (await results.get("/v1/admin/experiments")).json()["experiments"]} == {
+        "one-page"
+    }
+    audit = (await admin.get("/v1/admin/audit?entity=metric&key=searches")).json()["entries"]
+    assert [e["action"] for e in audit] == ["delete", "create"]
