@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from flagd.auth.keys import Scope
 from tests.support import LiveServer, bearer, create_key
@@ -203,6 +204,16 @@ async def test_should_follow_the_product_managers_path_from_the_readme(
     assert read_back["definition"]["metrics"][0] == {"metric": "checkout-rate", "role": "primary"}
     metrics = (await results.get("/v1/admin/metrics")).json()["metrics"]
     assert {m["key"] for m in metrics} == {"checkout-rate", "revenue"}
+    exported = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "flagd", "export", "--format", "yaml", "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert yaml.safe_load(exported.stdout) == yaml.safe_load(
+        EXAMPLE.read_text()
+    )  # the author's file, round trip
 
 
 async def test_should_create_replace_and_delete_one_metric_or_experiment(
