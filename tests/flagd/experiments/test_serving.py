@@ -66,33 +66,19 @@ async def test_should_serve_a_running_experiment_compiled_and_assign_over_ofrep_
     served = (await wait_for_version(sdk, 1)).json()
     flag = served["flags"]["checkout"]
     assert flag["metadata"] == {"experimentKey": "one-page", "experimentPhase": 1, "layer": "checkout-layer"}
+    stored = Experiment(
+        "one-page",
+        "checkout",
+        (("off", 1), ("on", 1)),
+        "phase-1-salt",
+        6000,
+        layer="checkout-layer",
+        slot_start=1000,
+        state="running",
+        phase=1,
+    )
     expected = served_definition(
-        FLAG,
-        Experiment(
-            "one-page",
-            "checkout",
-            (("off", 1), ("on", 1)),
-            "phase-1-salt",
-            6000,
-            layer="checkout-layer",
-            slot_start=1000,
-            state="running",
-            phase=1,
-        ),
-        Layer("checkout-layer", "layer:checkout-layer", 1000),
-        [
-            Experiment(
-                "one-page",
-                "checkout",
-                (("off", 1), ("on", 1)),
-                "phase-1-salt",
-                6000,
-                layer="checkout-layer",
-                slot_start=1000,
-                state="running",
-                phase=1,
-            )
-        ],
+        FLAG, stored, Layer("checkout-layer", "layer:checkout-layer", 1000), [stored]
     )
     assert flag == expected
     local = load_flag_set(served)
