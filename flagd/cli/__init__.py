@@ -1,6 +1,7 @@
 """The `flagd` command line.
 
     flagd serve | migrate | keys create|list|revoke | apply FILE | export
+    flagd experiments list|start|stop|new-phase|launch
 
 Options given on the command line override the environment (see README.md,
 "Configuration"), and errors about them name the option as it was given. Errors are
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from flagd.cli import flagset, keys, migrate, serve
+from flagd.cli import experiments, flagset, keys, migrate, serve
 from flagd.cli.common import Command, CommandError
 from flagd.errors import FlagdError
 from flagd.log import configure_logging
@@ -82,4 +83,5 @@ def _parser() -> argparse.ArgumentParser:
     migrate.register(commands)
     keys.register(commands)
     flagset.register(commands)
+    experiments.register(commands)
     return parser
