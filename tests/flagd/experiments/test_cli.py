@@ -21,7 +21,10 @@ def test_should_start_list_refuse_and_launch_from_the_command_line(database_url:
     assert again.returncode == 1
     assert again.stderr.startswith("flagd: error: experiment 'one-page-checkout' is running")
     missing = flagd("experiments", "stop", "nope", database_url=database_url)
-    assert (missing.returncode, missing.stderr.strip()) == (1, 'flagd: error: experiment "nope" does not exist')
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        'flagd: error: experiment "nope" does not exist',
+    )
     launched = flagd("experiments", "launch", "one-page-checkout", "one-page", database_url=database_url)
     assert launched.returncode == 0, launched.stderr
     exported = flagd("export", database_url=database_url)
