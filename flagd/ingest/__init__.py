@@ -1,0 +1,1 @@
+"""Event ingestion: exposures and track events, validated one by one, stored only when durable."""
