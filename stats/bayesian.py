@@ -129,12 +129,19 @@ def beta_binomial(
         return BetaBinomialResult(nan, nan, nan, problem)
     a_a, b_a = prior.successes + control.conversions, prior.failures + control.n - control.conversions
     a_b, b_b = prior.successes + treatment.conversions, prior.failures + treatment.n - treatment.conversions
-    return BetaBinomialResult(
-        chance_to_beat_control=_beats(a_a, b_a, a_b, b_b),
-        # What is lost by choosing treatment is E[max(p_A - p_B, 0)]; by keeping control, E[max(p_B - p_A, 0)].
-        expected_loss_choosing_treatment=_excess(a_b, b_b, a_a, b_a),
-        expected_loss_choosing_control=_excess(a_a, b_a, a_b, b_b),
-    )
+    if not min(a_a, b_a, a_b, b_b) > 0:  # a pseudo-count below floating-point resolution vanished in the sum
+        problem = DataProblem(
+            Problem.INVALID_PARAMETER,
+            "the prior's pseudo-counts are too small to change the posterior; use at least 1e-6",
+        )
+        return BetaBinomialResult(math.nan, math.nan, math.nan, problem)
+    with np.errstate(all="ignore"):  # extreme parameters give inf/nan, which the guard reports as a problem
+        return BetaBinomialResult(
+            chance_to_beat_control=_beats(a_a, b_a, a_b, b_b),
+            # What is lost by choosing treatment is E[max(p_A - p_B, 0)]; by keeping control, E[max(p_B - p_A, 0)].
+            expected_loss_choosing_treatment=_excess(a_b, b_b, a_a, b_a),
+            expected_loss_choosing_control=_excess(a_a, b_a, a_b, b_b),
+        )
 
 
 def _beta_binomial_problem(control: Any, treatment: Any, prior: Any) -> DataProblem | None:

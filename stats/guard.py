@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+import numpy as np
+
 from stats.estimate import DataProblem, Problem
 
 P = ParamSpec("P")
@@ -32,7 +34,9 @@ def guarded(
         @functools.wraps(function)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             try:
-                result = function(*args, **kwargs)
+                # Floating-point trouble inside numpy/scipy becomes inf or nan, which `usable` then reports.
+                with np.errstate(all="ignore"):
+                    result = function(*args, **kwargs)
             except (ArithmeticError, ValueError):  # ValueError: scipy's solvers meeting a NaN
                 return failed(TOO_EXTREME)
             if usable is not None and not usable(result):
