@@ -127,7 +127,7 @@ def _json_deep(depth: int) -> bytes:
     return head + rule + b"}"
 
 
-def attack(base: str, admin_key: str, sdk_key: str, stop: Any, results: Any) -> None:
+def attack(base: str, admin_key: str, sdk_key: str, stop: Any, underway: Any, results: Any) -> None:
     os.sched_setaffinity(0, {1})
     requests = hostile_requests()
     statuses: Counter[str] = Counter()
@@ -142,6 +142,8 @@ def attack(base: str, admin_key: str, sdk_key: str, stop: Any, results: Any) -> 
             response = http.request(method, path, content=body or None, headers=headers)
             statuses[f"{name}: {response.status_code}"] += 1
             n += 1
+            if n == len(requests):
+                underway.set()  # every kind of hostile request has been sent once: measure from here
     results.put(dict(statuses))
 
 
@@ -210,13 +212,14 @@ def main() -> None:
                 ).raise_for_status()
                 alone = asyncio.run(normal_client(base, sdk_key, args.seconds, args.rate))
                 before = memory_kb(server.pid)
-                stop = multiprocessing.Event()
+                stop, underway = multiprocessing.Event(), multiprocessing.Event()
                 results: multiprocessing.Queue[dict[str, int]] = multiprocessing.Queue()
                 attacker = multiprocessing.Process(
-                    target=attack, args=(base, admin_key, sdk_key, stop, results)
+                    target=attack, args=(base, admin_key, sdk_key, stop, underway, results)
                 )
                 attacker.start()
-                time.sleep(1.0)  # let the attack reach its stride
+                if not underway.wait(120):
+                    raise SystemExit("the attacker did not get through one round of requests in 120 s")
                 attacked = asyncio.run(normal_client(base, sdk_key, args.seconds, args.rate))
                 stop.set()
                 statuses = results.get(timeout=120)

@@ -45,7 +45,7 @@ def register(commands: Any) -> None:
 def list_experiments(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> list[tuple[str, str, int, str]]:
         stored = await ConfigRepository(conn).load()
-        rows = []
+        rows: list[tuple[str, str, int, str]] = []
         for key, definition in stored.experiments.items():
             lifecycle = stored.lifecycles.get(key)
             flag = definition.get("flag", "") if isinstance(definition, dict) else ""

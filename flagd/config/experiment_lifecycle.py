@@ -15,7 +15,8 @@ from flagd.config.repository import ConfigRepository, StoredConfig
 from flagd.errors import Conflict, NotFound, ValidationFailed
 from flagd.experiments.lifecycle import LifecycleError, launch, new_phase, start, stop
 from flagd.experiments.model import Experiment
-from flagd.experiments.reading import read_experiments, read_layers, read_metrics
+from flagd.experiments.reading import Sections, read_sections
+from flagd.experiments.serving import with_lifecycle
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem
 
@@ -29,8 +30,8 @@ class ExperimentLifecycle:
 
     async def transition(self, key: str, action: Action, variant: str | None = None) -> dict[str, Any]:
         current = await self._config.load(for_update=True)
-        experiment, running = _experiments(current, key)
-        layer = _layers(current).get(experiment.layer) if experiment.layer is not None else None
+        experiment, running, sections = _experiments(current, key)
+        layer = sections.layers.get(experiment.layer) if experiment.layer is not None else None
         in_layer = [e for e in running if e.layer is not None and e.layer == experiment.layer]
         flag_after: dict[str, Any] | None = None
         try:
@@ -88,40 +89,22 @@ def _salt() -> str:
     return secrets.token_hex(8)
 
 
-def _layers(current: StoredConfig) -> dict[str, Any]:
-    return read_layers(current.document(), [])
-
-
-def _experiments(current: StoredConfig, key: str) -> tuple[Experiment, list[Experiment]]:
-    """The experiment `key` with its lifecycle, and every running one; 404 or 422 when it cannot be read."""
+def _experiments(current: StoredConfig, key: str) -> tuple[Experiment, list[Experiment], Sections]:
+    """The experiment `key` with its lifecycle, every running one, and what was read; 404 or 422 when unreadable."""
     if key not in current.experiments:
         raise NotFound(f'experiment "{key}" does not exist', code="experiment_not_found")
     problems: list[Problem] = []
-    document = current.document()
-    metrics = read_metrics(document, [])
-    readable = read_experiments(document, current.flags, metrics, read_layers(document, []), problems)
-    if key not in readable:
+    sections = read_sections(current.document(), problems, current.flags)
+    if key not in sections.experiments:
         mine = [p for p in problems if p.path.startswith(f"experiments.{key}")] or problems
         raise ValidationFailed(
             f'experiment "{key}" does not read cleanly: {mine[0]}; fix its definition first',
             details=[{"path": p.path, "message": p.message} for p in mine],
         )
-    with_lifecycle = {}
-    for name, experiment in readable.items():
-        lifecycle = current.lifecycles.get(name)
-        if lifecycle is not None:
-            with_lifecycle[name] = Experiment(
-                **{
-                    **_fields(experiment),
-                    "state": lifecycle.state,
-                    "phase": lifecycle.phase,
-                    "salt": lifecycle.salt,
-                    "slot_start": lifecycle.slot_start,
-                }
-            )
-    running = [e for e in with_lifecycle.values() if e.state == "running"]
-    return with_lifecycle[key], running
-
-
-def _fields(experiment: Experiment) -> dict[str, Any]:
-    return {name: getattr(experiment, name) for name in Experiment.__dataclass_fields__}
+    stored = {
+        name: with_lifecycle(experiment, current.lifecycles[name])
+        for name, experiment in sections.experiments.items()
+        if name in current.lifecycles
+    }
+    running = [e for e in stored.values() if e.state == "running"]
+    return stored[key], running, sections

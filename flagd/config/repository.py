@@ -20,7 +20,24 @@ from flagd_sdk.evaluation import Problem
 from flagd_sdk.evaluation.problems import child
 
 CONFIG_CHANNEL = "flagd_config"
-_SECTION_TABLES = ("metrics", "layers", "experiments")
+# (upsert, delete) for each section's table, written out in full.
+_SECTION_SQL = {
+    "metrics": (
+        "INSERT INTO metrics (key, definition) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+        "SET definition = $2, version = metrics.version + 1, updated_at = now()",
+        "DELETE FROM metrics WHERE key = $1",
+    ),
+    "layers": (
+        "INSERT INTO layers (key, definition) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+        "SET definition = $2, version = layers.version + 1, updated_at = now()",
+        "DELETE FROM layers WHERE key = $1",
+    ),
+    "experiments": (
+        "INSERT INTO experiments (key, definition) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+        "SET definition = $2, version = experiments.version + 1, updated_at = now()",
+        "DELETE FROM experiments WHERE key = $1",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +197,10 @@ class ConfigRepository:
 
     async def upsert_definition(self, table: str, key: str, definition: Any) -> None:
         """Create or replace a metric, layer or experiment definition (an experiment's lifecycle is kept)."""
-        assert table in _SECTION_TABLES
-        await self._conn.execute(
-            f"INSERT INTO {table} (key, definition) VALUES ($1, $2) "  # noqa: S608 - table from a fixed set
-            f"ON CONFLICT (key) DO UPDATE SET definition = $2, version = {table}.version + 1, updated_at = now()",
-            key,
-            definition,
-        )
+        await self._conn.execute(_SECTION_SQL[table][0], key, definition)
 
     async def delete_definition(self, table: str, key: str) -> None:
-        assert table in _SECTION_TABLES
-        await self._conn.execute(f"DELETE FROM {table} WHERE key = $1", key)  # noqa: S608 - fixed table
+        await self._conn.execute(_SECTION_SQL[table][1], key)
 
     async def bump_version(self) -> int:
         version: int = await self._conn.fetchval(

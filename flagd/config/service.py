@@ -19,7 +19,7 @@ from flagd.config.repository import ConfigRepository, FlagRecord, StoredConfig
 from flagd.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from flagd.experiments.lifecycle import LifecycleError, edit
 from flagd.experiments.model import Experiment
-from flagd.experiments.reading import read_experiments, read_layers, read_metrics
+from flagd.experiments.reading import read_sections
 from flagd.identifiers import KEY_RULE, is_key
 from flagd.jsonio import check_storable
 from flagd.storage.types import Connection
@@ -221,9 +221,7 @@ def _validate(current: StoredConfig, candidate: dict[str, Any]) -> None:
 
 def _problems(document: dict[str, Any]) -> list[Problem]:
     problems = [*check_storable(document), *load_flag_set(document, strict=False).problems]
-    metrics = read_metrics(document, problems)
-    layers = read_layers(document, problems)
-    read_experiments(document, document.get("flags", {}), metrics, layers, problems)
+    read_sections(document, problems)
     return problems
 
 
@@ -254,11 +252,8 @@ def check_running_experiments(current: StoredConfig, changes: Sequence[Change]) 
 
 
 def _experiment(current: StoredConfig, key: str, definition: Any) -> Experiment | None:
-    problems: list[Problem] = []
     document = {**current.document(), "experiments": {key: definition}}
-    metrics = read_metrics(document, problems)
-    layers = read_layers(document, problems)
-    return read_experiments(document, current.flags, metrics, layers, problems).get(key)
+    return read_sections(document, [], current.flags).experiments.get(key)
 
 
 def _validation_error(problems: list[Problem]) -> ValidationFailed:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flagd.experiments.model import (
@@ -349,3 +350,20 @@ def _roles(
     if roles and sum(r.role == "primary" for r in roles) != 1:
         problems.append(Problem(path, "name exactly one primary metric: the one the decision is made on"))
     return tuple(roles)
+
+
+@dataclass(frozen=True, slots=True)
+class Sections:
+    metrics: dict[str, Metric]
+    layers: dict[str, Layer]
+    experiments: dict[str, Experiment]
+
+
+def read_sections(
+    document: Mapping[str, Any], problems: list[Problem], flags: Mapping[str, Any] | None = None
+) -> Sections:
+    """Metrics, layers and experiments of a document, experiments checked against `flags` (default: its own)."""
+    metrics = read_metrics(document, problems)
+    layers = read_layers(document, problems)
+    known_flags = flags if flags is not None else document.get("flags", {})
+    return Sections(metrics, layers, read_experiments(document, known_flags, metrics, layers, problems))

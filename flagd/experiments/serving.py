@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flagd.experiments.compile import served_definition
-from flagd.experiments.model import Experiment
-from flagd.experiments.reading import read_experiments, read_layers, read_metrics
+from flagd.experiments.model import Experiment, State
+from flagd.experiments.reading import read_sections
 from flagd_sdk.evaluation import Problem
 from flagd_sdk.evaluation.problems import child
 
@@ -24,10 +24,21 @@ from flagd_sdk.evaluation.problems import child
 class Lifecycle:
     """An experiment's lifecycle columns, as stored beside its definition."""
 
-    state: str
+    state: State
     phase: int
     salt: str
     slot_start: int | None
+
+
+def with_lifecycle(experiment: Experiment, lifecycle: Lifecycle) -> Experiment:
+    """The experiment as its definition says, in the state its lifecycle columns record."""
+    return replace(
+        experiment,
+        state=lifecycle.state,
+        phase=lifecycle.phase,
+        salt=lifecycle.salt,
+        slot_start=lifecycle.slot_start,
+    )
 
 
 def served_flags(
@@ -47,22 +58,17 @@ def served_flags(
         "experiments": experiments,
         "$evaluators": evaluators or {},
     }
-    read_metric_problems: list[Problem] = []
-    known_metrics = read_metrics(document, read_metric_problems)
-    known_layers = read_layers(document, problems)
-    readable = read_experiments(document, flags, known_metrics, known_layers, problems)
+    read: list[Problem] = []
+    sections = read_sections(document, read, flags)
+    known_layers = sections.layers
+    # Stored metrics were checked when written, and do not stop an experiment from compiling.
+    problems += [p for p in read if not p.path.startswith("metrics")]
     running: dict[str, Experiment] = {}
-    for key, experiment in readable.items():
+    for key, experiment in sections.experiments.items():
         lifecycle = lifecycles.get(key)
         if lifecycle is None or lifecycle.state != "running":
             continue
-        running[key] = replace(
-            experiment,
-            state="running",
-            phase=lifecycle.phase,
-            salt=lifecycle.salt,
-            slot_start=lifecycle.slot_start,
-        )
+        running[key] = with_lifecycle(experiment, lifecycle)
     by_flag: dict[str, Experiment] = {}
     for experiment in running.values():
         if experiment.flag in by_flag:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-import orjson
 
 from flagd.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
+from flagd.http.body import parse_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +56,7 @@ def decode(body: bytes, content_type: str | None, content_encoding: str | None, 
     if media in ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack"):
         return _msgpack(body, limits)
     if media == "application/json" or media.endswith("+json"):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise MalformedBody(
-                f"the request body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-            ) from None
+        return parse_json(body)
     raise UnsupportedMediaType(
         f"send the batch as application/json or application/msgpack, not {media[:60]!r}"
     )

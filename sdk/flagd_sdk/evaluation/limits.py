@@ -99,7 +99,7 @@ class RuleMeasure:
                 continue
             unmeasured = [
                 ref
-                for ref in _refs(self._evaluators[current])
+                for ref in dict.fromkeys(_refs(self._evaluators[current]))  # each name once, in order
                 if ref in self._evaluators and ref not in self._measured and ref not in self._in_progress
             ]
             if unmeasured:
