@@ -17,7 +17,8 @@ from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.handlers import EXCEPTION_HANDLERS
-from flagd.routes import admin, config_stream, experiments, health, ofrep, openapi
+from flagd.ingest.service import Ingest
+from flagd.routes import admin, config_stream, events, experiments, health, ofrep, openapi
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage.migrations import apply_migrations, load_migrations
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> Starlette:
         # Starlette tries routes in order: the hot evaluation paths come first.
         routes=[
             *ofrep.routes,
+            *events.routes,
             *config_stream.routes,
             *health.routes,
             *admin.routes,
@@ -74,16 +76,20 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         auth = Authenticator(pool)
         config = ConfigWatcher(pool, settings, on_keys_changed=auth.forget)
         await config.start()
+        ingest = Ingest(settings, pool)
         try:
+            await ingest.start()
             yield ServerState(
                 settings=settings,
                 pool=pool,
                 migrations=migrations,
                 auth=auth,
                 config=config,
+                ingest=ingest,
                 worker_id=secrets.token_hex(4),
             )
         finally:
+            await ingest.stop()
             await config.stop()
     finally:
         await pool.close()

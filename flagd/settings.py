@@ -44,6 +44,15 @@ class Settings:
     max_body_bytes: int = 1_048_576
     config_poll_seconds: float = 5.0
     sse_heartbeat_seconds: float = 15.0
+    events_max_body_bytes: int = 4 * 1_048_576
+    events_max_inflated_bytes: int = 16 * 1_048_576
+    events_max_batch: int = 5_000
+    events_max_properties_bytes: int = 4_096
+    events_max_future_skew_seconds: float = 300.0
+    events_max_age_days: int = 30
+    events_max_queued: int = 100_000
+    events_commit_timeout: float = 10.0
+    server_exposures: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -64,6 +73,28 @@ class Settings:
         if self.sse_heartbeat_seconds <= 0:
             raise SettingsError(
                 f"FLAGD_SSE_HEARTBEAT_SECONDS must be positive, got {self.sse_heartbeat_seconds}"
+            )
+
+        self._check_events()
+
+    def _check_events(self) -> None:
+        bounds: list[tuple[str, float, float, float]] = [
+            ("FLAGD_EVENTS_MAX_BODY_BYTES", self.events_max_body_bytes, 1024, 256 * 1_048_576),
+            ("FLAGD_EVENTS_MAX_INFLATED_BYTES", self.events_max_inflated_bytes, 1024, 1024 * 1_048_576),
+            ("FLAGD_EVENTS_MAX_BATCH", self.events_max_batch, 1, 100_000),
+            ("FLAGD_EVENTS_MAX_PROPERTIES_BYTES", self.events_max_properties_bytes, 2, 1_048_576),
+            ("FLAGD_EVENTS_MAX_FUTURE_SKEW_SECONDS", self.events_max_future_skew_seconds, 0, 86_400),
+            ("FLAGD_EVENTS_MAX_AGE_DAYS", self.events_max_age_days, 1, 3_650),
+            ("FLAGD_EVENTS_MAX_QUEUED", self.events_max_queued, 1, 10_000_000),
+            ("FLAGD_EVENTS_COMMIT_TIMEOUT", self.events_commit_timeout, 0.1, 600),
+        ]
+        for name, value, low, high in bounds:
+            if not low <= value <= high:
+                raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+        if self.events_max_queued < self.events_max_batch:
+            raise SettingsError(
+                "FLAGD_EVENTS_MAX_QUEUED must be at least FLAGD_EVENTS_MAX_BATCH, or no batch could ever be "
+                f"queued; got {self.events_max_queued} < {self.events_max_batch}"
             )
 
     @classmethod
@@ -89,6 +120,25 @@ class Settings:
             sse_heartbeat_seconds=reader.get(
                 "FLAGD_SSE_HEARTBEAT_SECONDS", float, defaults.sse_heartbeat_seconds
             ),
+            events_max_body_bytes=reader.get(
+                "FLAGD_EVENTS_MAX_BODY_BYTES", int, defaults.events_max_body_bytes
+            ),
+            events_max_inflated_bytes=reader.get(
+                "FLAGD_EVENTS_MAX_INFLATED_BYTES", int, defaults.events_max_inflated_bytes
+            ),
+            events_max_batch=reader.get("FLAGD_EVENTS_MAX_BATCH", int, defaults.events_max_batch),
+            events_max_properties_bytes=reader.get(
+                "FLAGD_EVENTS_MAX_PROPERTIES_BYTES", int, defaults.events_max_properties_bytes
+            ),
+            events_max_future_skew_seconds=reader.get(
+                "FLAGD_EVENTS_MAX_FUTURE_SKEW_SECONDS", float, defaults.events_max_future_skew_seconds
+            ),
+            events_max_age_days=reader.get("FLAGD_EVENTS_MAX_AGE_DAYS", int, defaults.events_max_age_days),
+            events_max_queued=reader.get("FLAGD_EVENTS_MAX_QUEUED", int, defaults.events_max_queued),
+            events_commit_timeout=reader.get(
+                "FLAGD_EVENTS_COMMIT_TIMEOUT", float, defaults.events_commit_timeout
+            ),
+            server_exposures=reader.get("FLAGD_SERVER_EXPOSURES", _parse_bool, defaults.server_exposures),
         )
 
     def with_database(self, database_url: str) -> Settings:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
+from flagd.ingest.service import Ingest
 from flagd.settings import Settings
 from flagd.storage.migrations import Migration
 
@@ -20,6 +21,7 @@ class ServerState:
     migrations: tuple[Migration, ...]
     auth: Authenticator
     config: ConfigWatcher
+    ingest: Ingest
     worker_id: str
     """An opaque id of this worker process, sent on long-lived streams to tell workers apart."""
 

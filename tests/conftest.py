@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +23,8 @@ import pytest
 
 from flagd.app import create_app
 from flagd.auth.keys import Scope
+from flagd.ingest.partitions import ensure_partitions
+from flagd.ingest.service import DAYS_AHEAD
 from flagd.settings import Settings
 from flagd.storage.embedded import EmbeddedPostgres
 from flagd.storage.migrations import apply_migrations, load_migrations
@@ -60,6 +63,11 @@ def template_database(pg_admin_url: str) -> Iterator[str]:
         conn = await asyncpg.connect(database_url_for(pg_admin_url, name))
         try:
             await apply_migrations(conn, load_migrations())
+            # The event partitions a server would prepare at start, made once for every copy.
+            defaults = Settings()
+            await ensure_partitions(
+                conn, datetime.now(UTC).date(), defaults.events_max_age_days + 1, DAYS_AHEAD
+            )
         finally:
             await conn.close()
 

@@ -50,6 +50,8 @@ class Event:
     value: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     """Exposure attributes, or track properties."""
+    payload: str | None = None
+    """`attributes` as JSON text, as stored (None when there are none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,17 @@ def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
             raise _Invalid("invalid_phase", f"phase must be a whole number from 1, got {_shown(phase)}")
         variant = _text(raw.get("variant"), "variant", 256)
         attributes = _attributes(raw.get("attributes", {}), limits)
-        return Event("exposure", event_id, timestamp, unit, experiment, phase, variant, attributes=attributes)
+        return Event(
+            "exposure",
+            event_id,
+            timestamp,
+            unit,
+            experiment,
+            phase,
+            variant,
+            attributes=attributes,
+            payload=orjson.dumps(attributes).decode() if attributes else None,
+        )
     name = raw.get("event")
     if not is_key(name):
         raise _Invalid(
@@ -141,11 +153,15 @@ def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
     if not isinstance(properties, dict):
         raise _Invalid("invalid_properties", "properties must be an object")
     try:
-        size = len(orjson.dumps(properties))
+        text = orjson.dumps(properties)
     except (TypeError, orjson.JSONEncodeError):
         raise _Invalid(
             "invalid_properties", "properties must be plain JSON, nested at most 8 levels"
         ) from None
+    size = len(text)
+    if b"\\u0000" in text:
+        # PostgreSQL's jsonb cannot hold NUL; refused here so it cannot fail the write of its neighbours.
+        raise _Invalid("invalid_properties", "properties must not contain the NUL character (\\u0000)")
     if size > limits.max_properties_bytes:
         raise _Invalid(
             "properties_too_large",
@@ -159,6 +175,7 @@ def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
         name=name,
         value=None if value is None else float(value),
         attributes=properties,
+        payload=text.decode() if properties else None,
     )
 
 
@@ -219,12 +236,20 @@ def _attributes(raw: Any, limits: EventLimits) -> dict[str, Any]:
             "invalid_attributes", f"attributes must be an object of at most {limits.max_attributes} members"
         )
     for key, value in raw.items():
-        if not (isinstance(value, str | bool | int | float) or value is None) or (
-            isinstance(value, str) and len(value) > 256
+        if (
+            not (isinstance(value, str | bool | int | float) or value is None)
+            or (isinstance(value, str) and (len(value) > 256 or "\x00" in value))
+            or (isinstance(value, int) and not -(2**63) <= value < 2**63)
+            or (isinstance(value, float) and not math.isfinite(value))
+            or not isinstance(key, str)
+            or not key
+            or len(key) > 64
+            or "\x00" in key
         ):
             raise _Invalid(
                 "invalid_attributes",
-                f"attribute {str(key)[:40]!r} must be a string (<= 256), number, boolean or null",
+                f"attribute {str(key)[:40]!r} (a name of 1 to 64 characters) must be a string of at most 256 "
+                "characters without NUL, a finite number, a boolean or null",
             )
     return dict(raw)
 

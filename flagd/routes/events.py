@@ -1,0 +1,135 @@
+"""Events in (`POST /v1/events`, sdk keys) and what arrived (`GET /v1/admin/events/stats`, admin keys).
+
+`POST /v1/events` answers 200 only once every accepted event is committed:
+
+    {"accepted": 498, "rejected": [{"index": 3, "code": "invalid_event_id", "message": "..."}]}
+
+A batch whose every event is refused is answered 422 with the same list in `details`; a
+batch that cannot be read at all 400, 413 or 415; and 503 with Retry-After whenever the
+events cannot be stored now (nothing of the batch was stored, or a retry is deduplicated).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from flagd.auth.guard import Principal, requires
+from flagd.auth.keys import Scope
+from flagd.errors import MalformedBody, PayloadTooLarge, ValidationFailed
+from flagd.http.body import read_body
+from flagd.http.params import int_param
+from flagd.http.responses import OrjsonResponse
+from flagd.http.routing import resource
+from flagd.ingest.decode import decode
+from flagd.ingest.events import Rejection, read_batch
+from flagd.state import server_state
+
+MAX_STATS_DAYS = 92
+_STATS_ROWS = 10_000
+
+
+@requires(Scope.SDK)
+async def post_events(request: Request, principal: Principal) -> Response:
+    state = server_state(request)
+    ingest = state.ingest
+    # Refused before the body is read: while the database is down, a refusal costs almost nothing.
+    ingest.writer.check_accepting()
+    body = await read_body(request, state.settings.events_max_body_bytes)
+    document = decode(
+        body,
+        request.headers.get("content-type"),
+        request.headers.get("content-encoding"),
+        ingest.decode_limits,
+    )
+    now = datetime.now(UTC)
+    batch = read_batch(document, ingest.event_limits, now)
+    if isinstance(batch, Rejection):
+        _count(ingest.counters, [batch], now)
+        if batch.code == "batch_too_large":
+            raise PayloadTooLarge(batch.message, code="batch_too_large")
+        raise MalformedBody(batch.message, code=batch.code)
+    _count(ingest.counters, batch.rejected, now)
+    rejected = [r.to_json() for r in batch.rejected]
+    if not batch.accepted and rejected:
+        raise ValidationFailed(
+            f"none of the {len(rejected)} events could be accepted; each is listed in details with what to fix",
+            details=rejected,
+        )
+    await ingest.writer.write(batch.accepted, now)
+    return OrjsonResponse({"accepted": len(batch.accepted), "rejected": rejected})
+
+
+def _count(counters: Any, rejected: Any, now: datetime) -> None:
+    for code, count in Counter(r.code for r in rejected).items():
+        counters.rejected(now.date(), code, count, now)
+
+
+@requires(Scope.ADMIN)
+async def event_stats(request: Request, principal: Principal) -> Response:
+    """Counts per event name (and experiment) and day, refusals by reason, and when each name was last seen."""
+    days = int_param(request, "days", low=1, high=MAX_STATS_DAYS) or 7
+    since = datetime.now(UTC).date() - timedelta(days=days - 1)
+    state = server_state(request)
+    async with state.pool.acquire() as conn:
+        counts = await conn.fetch(
+            "SELECT day, kind, name, count, last_seen FROM event_counts WHERE day >= $1 "
+            "ORDER BY day DESC, kind, name LIMIT $2",
+            since,
+            _STATS_ROWS,
+        )
+        rejected = await conn.fetch(
+            "SELECT day, code, count, last_seen FROM event_rejections WHERE day >= $1 "
+            "ORDER BY day DESC, code LIMIT $2",
+            since,
+            _STATS_ROWS,
+        )
+    last_seen: dict[str, dict[str, datetime]] = {"track": {}, "exposure": {}}
+    for row in counts:
+        seen = last_seen[row["kind"]]
+        if row["name"] not in seen or row["last_seen"] > seen[row["name"]]:
+            seen[row["name"]] = row["last_seen"]
+    return OrjsonResponse(
+        {
+            "since": _day(since),
+            "days": days,
+            "events": [
+                {"day": _day(r["day"]), "name": r["name"], "count": r["count"]}
+                for r in counts
+                if r["kind"] == "track"
+            ],
+            "exposures": [
+                {"day": _day(r["day"]), "experiment": r["name"], "units": r["count"]}
+                for r in counts
+                if r["kind"] == "exposure"
+            ],
+            "rejected": [
+                {"day": _day(r["day"]), "code": r["code"], "count": r["count"], "lastSeen": r["last_seen"]}
+                for r in rejected
+            ],
+            "lastSeen": [
+                {"kind": kind, "name": name, "at": at}
+                for kind, names in last_seen.items()
+                for name, at in sorted(names.items())
+            ],
+            "truncated": len(counts) >= _STATS_ROWS or len(rejected) >= _STATS_ROWS,
+            "queue": {
+                "accepting": state.ingest.writer.accepting,
+                "droppedServerExposures": state.ingest.writer.dropped_offers,
+            },
+        }
+    )
+
+
+def _day(day: date) -> str:
+    return day.isoformat()
+
+
+routes = [
+    resource("/v1/events", POST=post_events),
+    resource("/v1/admin/events/stats", GET=event_stats),
+]
