@@ -66,12 +66,14 @@ async def running_server(app: ASGIApp) -> AsyncIterator[LiveServer]:
         await task
 
 
-async def create_key(database_url: str, scope: Scope, name: str = "test") -> str:
+async def create_key(
+    database_url: str, scope: Scope, name: str = "test", *, server_exposures: bool = True
+) -> str:
     """A new API key of `scope` in the test's database; returns the token a client sends."""
     new = keys.generate()
     conn = await asyncpg.connect(database_url)
     try:
-        await ApiKeyRepository(conn).create(name, scope, new)
+        await ApiKeyRepository(conn).create(name, scope, new, server_exposures=server_exposures)
     finally:
         await conn.close()
     return new.token

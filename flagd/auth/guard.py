@@ -42,6 +42,7 @@ class Principal:
     key_id: int
     name: str
     scope: Scope
+    server_exposures: bool = True
 
     @property
     def actor(self) -> str:
@@ -106,7 +107,9 @@ class Authenticator:
             raise Unauthorized("the API key is not valid", headers=_CHALLENGE)
         if key.revoked_at is not None:
             raise Unauthorized("the API key has been revoked; create a new one", headers=_CHALLENGE)
-        principal = Principal(key_id=key.id, name=key.name, scope=key.scope)
+        principal = Principal(
+            key_id=key.id, name=key.name, scope=key.scope, server_exposures=key.server_exposures
+        )
         if generation != self._generation:
             return principal  # read before a revocation was announced: good for this request only
         if len(self._verified) > 10_000:

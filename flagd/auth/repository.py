@@ -23,46 +23,49 @@ class ApiKey:
     secret_hash: bytes
     created_at: datetime
     revoked_at: datetime | None
+    server_exposures: bool = True
+    """Whether the server records the exposures of this key's OFREP evaluations."""
 
 
 class ApiKeyRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def create(self, name: str, scope: Scope, key: NewKey) -> ApiKey:
+    async def create(self, name: str, scope: Scope, key: NewKey, *, server_exposures: bool = True) -> ApiKey:
         row = await self._fetch_one(
-            "INSERT INTO api_keys (name, scope, prefix, secret_hash) VALUES ($1, $2, $3, $4) RETURNING id, name, scope, prefix, secret_hash, created_at, revoked_at",
+            "INSERT INTO api_keys (name, scope, prefix, secret_hash, server_exposures) VALUES ($1, $2, $3, $4, $5) RETURNING id, name, scope, prefix, secret_hash, created_at, revoked_at, server_exposures",
             name,
             scope.value,
             key.prefix,
             key.secret_hash,
+            server_exposures,
         )
         await self._notify()
         return _key(row)
 
     async def by_prefix(self, prefix: str) -> ApiKey | None:
         row = await self._conn.fetchrow(
-            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at FROM api_keys WHERE prefix = $1",
+            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at, server_exposures FROM api_keys WHERE prefix = $1",
             prefix,
         )
         return _key(row) if row else None
 
     async def by_id(self, key_id: int) -> ApiKey | None:
         row = await self._conn.fetchrow(
-            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at FROM api_keys WHERE id = $1",
+            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at, server_exposures FROM api_keys WHERE id = $1",
             key_id,
         )
         return _key(row) if row else None
 
     async def list(self) -> list[ApiKey]:
         rows = await self._conn.fetch(
-            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at FROM api_keys ORDER BY id"
+            "SELECT id, name, scope, prefix, secret_hash, created_at, revoked_at, server_exposures FROM api_keys ORDER BY id"
         )
         return [_key(row) for row in rows]
 
     async def revoke(self, key_id: int) -> ApiKey | None:
         row = await self._conn.fetchrow(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id, name, scope, prefix, secret_hash, created_at, revoked_at",
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id, name, scope, prefix, secret_hash, created_at, revoked_at, server_exposures",
             key_id,
         )
         await self._notify()
@@ -87,4 +90,5 @@ def _key(row: asyncpg.Record) -> ApiKey:
         secret_hash=bytes(row["secret_hash"]),
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        server_exposures=row["server_exposures"],
     )

@@ -27,6 +27,12 @@ def register(commands: Any) -> None:
         "--scope", required=True, choices=[s.value for s in Scope], help="what the key may call"
     )
     create.add_argument("--name", help="what the key is for, e.g. 'checkout service' (default: the scope)")
+    create.add_argument(
+        "--no-server-exposures",
+        dest="server_exposures",
+        action="store_false",
+        help="do not record exposures of this key's OFREP evaluations (for clients that send their own)",
+    )
     _common(create)
     create.set_defaults(command=create_key)
 
@@ -46,7 +52,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _public(key: ApiKey) -> dict[str, Any]:
-    return {"id": key.id, "name": key.name, "scope": key.scope.value, "prefix": key.prefix}
+    return {
+        "id": key.id,
+        "name": key.name,
+        "scope": key.scope.value,
+        "prefix": key.prefix,
+        "server_exposures": key.server_exposures,
+    }
 
 
 def create_key(settings: Settings, args: argparse.Namespace) -> int:
@@ -57,7 +69,9 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
     new = keys.generate()
 
     async def work(conn: asyncpg.Connection) -> ApiKey:
-        created = await ApiKeyRepository(conn).create(name, scope, new)
+        created = await ApiKeyRepository(conn).create(
+            name, scope, new, server_exposures=args.server_exposures
+        )
         await AuditRepository(conn).record(
             actor=cli_actor(args),
             action="create",

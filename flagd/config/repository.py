@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from flagd import jsonio
-from flagd.experiments.serving import Lifecycle, served_flags
+from flagd.experiments.serving import Lifecycle, Served, served_flags
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem
 from flagd_sdk.evaluation.problems import child
@@ -75,12 +75,12 @@ class StoredConfig:
     """Experiment definitions as their authors wrote them; their lifecycle is in `lifecycles`."""
     lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
 
-    def served(self) -> tuple[dict[str, Any], list[Problem]]:
-        """The flag set as served, running experiments compiled in, and the experiments that could not be."""
-        flags, problems = served_flags(
+    def served(self) -> tuple[dict[str, Any], Served]:
+        """The flag set as served (running experiments compiled in), and how it was compiled."""
+        served = served_flags(
             self.flags, self.metrics, self.layers, self.experiments, self.lifecycles, self.evaluators
         )
-        return {**self.flag_document(), "flags": flags}, problems
+        return {**self.flag_document(), "flags": served.flags}, served
 
     def document(self) -> dict[str, Any]:
         """The flag set in the flagd definition format, with its metrics, layers and experiments beside it."""

@@ -3,14 +3,51 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from flagd import jsonio
 from flagd.config.repository import StoredConfig
-from flagd_sdk.evaluation import FlagSet, Problem, load_flag_set
+from flagd_sdk.evaluation import FlagSet, FlagType, Problem, load_flag_set
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentFlag:
+    key: str
+    phase: int
+    unit: str
+    """The context attribute (a dotted path) that is the unit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    experiment: str
+    phase: int
+    unit: str
+
+
+MAX_UNIT_LENGTH = 256
+
+
+def unit_text(context: Mapping[str, Any], path: str) -> str | None:
+    """The unit at `path` in `context` as stored: text as it is, numbers and booleans as JSON."""
+    value: Any = context
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool | int | float):
+        text = orjson.dumps(value).decode()
+    else:
+        return None
+    return text if 0 < len(text) <= MAX_UNIT_LENGTH and "\x00" not in text else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +65,23 @@ class ConfigSnapshot:
     """True for the empty set served before the database could be read."""
     problems: tuple[Problem, ...] = ()
     """What is wrong with the stored set (flags that resolve with PARSE_ERROR, or were left out)."""
-    ofrep_bodies: dict[tuple[str, str | None, str], bytes] = field(default_factory=dict)
-    """OFREP success bodies by (flag, variant, reason): they depend on nothing else, so each is rendered once."""
+    ofrep_bodies: dict[tuple[str, str | None, str, bool | None], bytes] = field(default_factory=dict)
+    """OFREP success bodies by (flag, variant, reason, exposure): they depend on nothing else, so each is
+    rendered once."""
+    experiments: dict[str, ExperimentFlag] = field(default_factory=dict)
+    """The running experiment of each experiment flag."""
+    guards: FlagSet | None = None
+    """One flag per experiment flag, "in" when an evaluation of that flag is an exposure."""
+
+    def exposure(self, key: str, context: Mapping[str, Any]) -> Exposure | None:
+        """The exposure an evaluation of flag `key` in `context` is, or None when it is not one."""
+        experiment = self.experiments.get(key)
+        if experiment is None or self.guards is None:
+            return None
+        if self.guards.resolve(FlagType.ANY, key, None, context).value is not True:
+            return None
+        unit = unit_text(context, experiment.unit)
+        return None if unit is None else Exposure(experiment.key, experiment.phase, unit)
 
     @classmethod
     def placeholder_snapshot(cls) -> ConfigSnapshot:
@@ -48,9 +100,9 @@ class ConfigSnapshot:
         # Served: running experiments are compiled into their flags (what an author wrote stays in the
         # database and in exports). Writes are validated, so the set loads cleanly; leniently all the
         # same, so a flaw that predates a stricter rule (or a row written by hand) degrades one flag.
-        document, experiment_problems = stored.served()
+        document, served = stored.served()
         flag_set = load_flag_set(document, strict=False)
-        problems = (*stored.unreadable, *experiment_problems, *flag_set.problems)
+        problems = (*stored.unreadable, *served.problems, *flag_set.problems)
         for problem in problems:
             logger.warning("stored flag set at version %d: %s", stored.version, problem)
         return cls(
@@ -62,6 +114,17 @@ class ConfigSnapshot:
             float_flags=frozenset(key for key, flag in document["flags"].items() if _has_float(flag)),
             updated_at=stored.updated_at.timestamp(),
             problems=problems,
+            experiments={
+                key: ExperimentFlag(
+                    str(document["flags"][key]["metadata"]["experimentKey"]),
+                    int(document["flags"][key]["metadata"]["experimentPhase"]),
+                    served.units[key],
+                )
+                for key in served.guards
+            },
+            guards=load_flag_set({"flags": served.guards, "$evaluators": stored.evaluators}, strict=False)
+            if served.guards
+            else None,
         )
 
     def broken_flags(self) -> list[str]:

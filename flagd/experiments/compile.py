@@ -51,21 +51,40 @@ def _in_traffic(experiment: Experiment, layer: Layer | None, layer_running: Sequ
     }
 
 
-def experiment_rule(
-    experiment: Experiment, fallback: Any, layer: Layer | None, layer_running: Sequence[Experiment]
+def in_experiment(
+    experiment: Experiment, layer: Layer | None, layer_running: Sequence[Experiment]
 ) -> dict[str, Any]:
-    """The targeting that puts eligible units of the experiment's traffic in its split, others in `fallback`."""
+    """The condition that a context is in the experiment: it has a unit, is eligible, and is in its traffic."""
     conditions: list[Any] = [{"!": {"in": [unit_var(experiment), [None, ""]]}}]
     if experiment.eligibility is not None:
         conditions.append(experiment.eligibility)
     conditions.append(_in_traffic(experiment, layer, layer_running))
+    return {"and": conditions}
+
+
+def exposure_guard(
+    experiment: Experiment, layer: Layer | None, layer_running: Sequence[Experiment]
+) -> dict[str, Any]:
+    """A flag whose variant is "in" exactly when the experiment's flag assigns from its split: an exposure."""
+    return {
+        "state": "ENABLED",
+        "variants": {"in": True, "out": False},
+        "defaultVariant": "out",
+        "targeting": {"if": [in_experiment(experiment, layer, layer_running), "in", "out"]},
+    }
+
+
+def experiment_rule(
+    experiment: Experiment, fallback: Any, layer: Layer | None, layer_running: Sequence[Experiment]
+) -> dict[str, Any]:
+    """The targeting that puts eligible units of the experiment's traffic in its split, others in `fallback`."""
     split = {
         "fractional": [
             _bucket_key(f"{experiment.salt}:variant:", experiment),
             *[[variant, weight] for variant, weight in experiment.variants],
         ]
     }
-    return {"if": [{"and": conditions}, split, fallback]}
+    return {"if": [in_experiment(experiment, layer, layer_running), split, fallback]}
 
 
 def served_definition(

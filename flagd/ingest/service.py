@@ -17,6 +17,7 @@ from flagd.ingest.counters import Counters
 from flagd.ingest.decode import DecodeLimits
 from flagd.ingest.events import EventLimits
 from flagd.ingest.partitions import ensure_partitions
+from flagd.ingest.server_exposures import ServerExposures
 from flagd.ingest.writer import EventWriter, WriterLimits
 from flagd.settings import Settings
 from flagd.storage.pool import connect
@@ -51,10 +52,15 @@ class Ingest:
             ),
             self.counters,
         )
+        self.exposures = ServerExposures(self.writer)
         self._upkeep: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.prepare_partitions()
+        try:
+            await self.prepare_partitions()
+        except (asyncpg.PostgresError, OSError) as exc:
+            # Migrations pending, say: /readyz reports that; upkeep tries again every hour.
+            logger.warning("event partitions could not be prepared: %s", exc)
         await self.writer.start()
         self._upkeep = asyncio.create_task(self._run_upkeep(), name="flagd-event-upkeep")
 

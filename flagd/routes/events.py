@@ -12,8 +12,8 @@ events cannot be stored now (nothing of the batch was stored, or a retry is dedu
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,10 +25,12 @@ from flagd.http.body import read_body
 from flagd.http.params import int_param
 from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
+from flagd.ingest.counters import Counters
 from flagd.ingest.decode import decode
 from flagd.ingest.events import Rejection, read_batch
 from flagd.state import server_state
 
+EVENTS_PATH = "/v1/events"
 MAX_STATS_DAYS = 92
 _STATS_ROWS = 10_000
 
@@ -64,7 +66,7 @@ async def post_events(request: Request, principal: Principal) -> Response:
     return OrjsonResponse({"accepted": len(batch.accepted), "rejected": rejected})
 
 
-def _count(counters: Any, rejected: Any, now: datetime) -> None:
+def _count(counters: Counters, rejected: Sequence[Rejection], now: datetime) -> None:
     for code, count in Counter(r.code for r in rejected).items():
         counters.rejected(now.date(), code, count, now)
 
@@ -130,6 +132,6 @@ def _day(day: date) -> str:
 
 
 routes = [
-    resource("/v1/events", POST=post_events),
+    resource(EVENTS_PATH, POST=post_events),
     resource("/v1/admin/events/stats", GET=event_stats),
 ]

@@ -23,10 +23,12 @@ from starlette.types import Scope as AsgiScope
 
 from flagd.auth.guard import Principal, credentials, requires
 from flagd.auth.keys import Scope
-from flagd.config.snapshot import ConfigSnapshot
+from flagd.config.snapshot import ConfigSnapshot, Exposure
 from flagd.errors import MalformedBody
 from flagd.http.body import parse_json, read_body, receive_body
+from flagd.ingest.server_exposures import wanted
 from flagd.routes.config_stream import STREAM_PATH, etag_matches
+from flagd.routes.events import EVENTS_PATH
 from flagd.state import ServerState, server_state
 from flagd_sdk.evaluation import ErrorCode, FlagType, ResolutionDetails
 
@@ -52,7 +54,7 @@ class EvaluateFlag:
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         state: ServerState = scope["state"]["server"]
         key: str = scope["path_params"]["key"]
-        await state.auth.authenticate_token(credentials(scope["headers"]), Scope.SDK)
+        principal = await state.auth.authenticate_token(credentials(scope["headers"]), Scope.SDK)
         try:
             context = _read_context(await receive_body(scope, receive, state.settings.max_body_bytes))
         except _BadContext as exc:
@@ -62,10 +64,22 @@ class EvaluateFlag:
         snapshot = state.config.snapshot
         details = snapshot.flag_set.resolve(FlagType.ANY, key, None, context)
         if details.error_code is None:
-            rendered_key = (key, details.variant, details.reason)
+            exposed = _exposure(snapshot, key, details, context)
+            if (
+                exposed is not None
+                and details.variant is not None
+                and state.settings.server_exposures
+                and principal.server_exposures
+                and wanted(scope["headers"])
+            ):
+                state.ingest.exposures.record(exposed, details.variant)
+            in_experiment = None if key not in snapshot.experiments else exposed is not None
+            rendered_key = (key, details.variant, details.reason, in_experiment)
             body = snapshot.ofrep_bodies.get(rendered_key)
             if body is None:
-                body = snapshot.ofrep_bodies[rendered_key] = orjson.dumps(_success(key, details, snapshot))
+                body = snapshot.ofrep_bodies[rendered_key] = orjson.dumps(
+                    _success(key, details, snapshot, in_experiment)
+                )
             await _send(send, 200, body)
             return
         status = 404 if details.error_code is ErrorCode.FLAG_NOT_FOUND else 400
@@ -90,12 +104,19 @@ async def evaluate_flags(request: Request, principal: Principal) -> Response:
     flags = []
     for key in snapshot.flag_set.flags:
         details = resolve(FlagType.ANY, key, None, context)
-        flags.append(
-            _success(key, details, snapshot) if details.error_code is None else _failure(key, details)
+        if details.error_code is not None:
+            flags.append(_failure(key, details))
+            continue
+        in_experiment = (
+            None
+            if key not in snapshot.experiments
+            else _exposure(snapshot, key, details, context) is not None
         )
-    body = orjson.dumps(
-        {"flags": flags, "metadata": dict(snapshot.flag_set.metadata), "eventStreams": _EVENT_STREAMS}
-    )
+        flags.append(_success(key, details, snapshot, in_experiment))
+    # Bulk evaluation is how clients fill a cache, not what a user saw: it records no exposure, and
+    # says where a client sends the exposures it sees (flags with experimentExposure: true).
+    metadata = {**snapshot.flag_set.metadata, "eventsEndpoint": EVENTS_PATH, "serverExposures": False}
+    body = orjson.dumps({"flags": flags, "metadata": metadata, "eventStreams": _EVENT_STREAMS})
     # The ETag names this exact answer, so it is right for this context and this config alike.
     etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
     if etag_matches(request.headers.get("if-none-match"), etag):
@@ -127,12 +148,27 @@ def _read_context(raw: bytes) -> dict[str, Any]:
     return context
 
 
-def _success(key: str, details: ResolutionDetails, snapshot: ConfigSnapshot) -> dict[str, Any]:
+def _exposure(
+    snapshot: ConfigSnapshot, key: str, details: ResolutionDetails, context: dict[str, Any]
+) -> Exposure | None:
+    """The exposure this evaluation is (the flag's running experiment assigned the variant), or None."""
+    if details.variant is None or key not in snapshot.experiments:
+        return None
+    return snapshot.exposure(key, context)
+
+
+def _success(
+    key: str, details: ResolutionDetails, snapshot: ConfigSnapshot, in_experiment: bool | None
+) -> dict[str, Any]:
+    metadata = dict(details.flag_metadata)
+    if in_experiment is not None:
+        # Whether this evaluation is an exposure: for clients that record exposures themselves.
+        metadata["experimentExposure"] = in_experiment
     body: dict[str, Any] = {
         "key": key,
         "reason": details.reason.value,
         "variant": details.variant,
-        "metadata": dict(details.flag_metadata),
+        "metadata": metadata,
     }
     if details.variant is not None:
         value = details.value

@@ -92,7 +92,10 @@ async def test_should_store_a_retry_arriving_days_later_once(
     old = track(timestamp=now_text(-timedelta(days=4)))
     assert (await post(sdk, [old])).status_code == 200
     assert (await post(sdk, [old, track()])).status_code == 200
-    assert await conn.fetchval("SELECT count(*) FROM events WHERE event_id = $1", uuid.UUID(old["event_id"])) == 1
+    assert (
+        await conn.fetchval("SELECT count(*) FROM events WHERE event_id = $1", uuid.UUID(old["event_id"]))
+        == 1
+    )
     partition = await conn.fetchval(
         "SELECT tableoid::regclass::text FROM events WHERE event_id = $1", uuid.UUID(old["event_id"])
     )
@@ -179,7 +182,18 @@ async def test_should_read_msgpack_and_gzip(sdk: httpx.AsyncClient, conn: asyncp
         (b'{"events": []}', {"content-type": "text/plain"}, 415, "unsupported_media_type"),
         (b"x" * (4 * 1024 * 1024 + 1), {}, 413, "payload_too_large"),
     ],
-    ids=["msgpack", "json", "events-object", "extra-member", "array", "gzip-bomb", "bad-gzip", "br", "text", "big"],
+    ids=[
+        "msgpack",
+        "json",
+        "events-object",
+        "extra-member",
+        "array",
+        "gzip-bomb",
+        "bad-gzip",
+        "br",
+        "text",
+        "big",
+    ],
 )
 async def test_should_refuse_unreadable_batches_with_a_reason(
     sdk: httpx.AsyncClient,
@@ -202,10 +216,14 @@ async def test_should_refuse_a_batch_over_the_event_limit(sdk: httpx.AsyncClient
     assert response.json()["error"]["code"] == "batch_too_large"
 
 
-async def test_should_refuse_keys_without_sdk_scope(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
+async def test_should_refuse_keys_without_sdk_scope(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
     missing = await client.post("/v1/events", json={"events": [track()]})
     wrong = await client.post(
-        "/v1/events", json={"events": [track()]}, headers={"Authorization": "Bearer flagd_0000000000_" + "A" * 43}
+        "/v1/events",
+        json={"events": [track()]},
+        headers={"Authorization": "Bearer flagd_0000000000_" + "A" * 43},
     )
     assert (missing.status_code, wrong.status_code) == (401, 401)
     assert await stored_ids(conn) == []

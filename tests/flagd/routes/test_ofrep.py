@@ -199,7 +199,7 @@ async def test_should_evaluate_in_bulk_with_an_etag(
     assert by_key["beta"]["value"] is True
     assert by_key["discount"]["value"] == 1.0
     assert "value" not in by_key["retired"]
-    assert body["metadata"] == {"flagSetId": "shop"}
+    assert body["metadata"] == {"flagSetId": "shop", "eventsEndpoint": "/v1/events", "serverExposures": False}
     assert body["eventStreams"] == [{"type": "sse", "endpoint": {"requestUri": "/v1/flags/stream"}}]
     same = await sdk.post(
         "/ofrep/v1/evaluate/flags", json=context, headers={"If-None-Match": first.headers["etag"]}
