@@ -64,6 +64,7 @@ async def test_should_store_accepted_events_before_answering(
     # No waiting: the answer came after the commit.
     assert await stored_ids(conn) == sorted(e["event_id"] for e in events[:5])
     row = await conn.fetchrow("SELECT * FROM exposures")
+    assert row is not None
     assert (row["experiment"], row["phase"], row["unit"], row["variant"], row["source"]) == (
         "checkout",
         1,
@@ -72,6 +73,7 @@ async def test_should_store_accepted_events_before_answering(
         "client",
     )
     stored = await conn.fetchrow("SELECT value, properties, name FROM events WHERE unit = 'user-0'")
+    assert stored is not None
     assert (stored["value"], stored["name"]) == (12.5, "order_paid")
     assert stored["properties"] == '{"currency": "EUR"}'
 
@@ -106,7 +108,7 @@ async def test_should_store_the_valid_events_of_a_mixed_batch_and_report_each_in
     sdk: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
     valid = [track("a"), exposure("b"), track("c")]
-    invalid = [
+    invalid: list[Any] = [
         track(event_id="not-a-uuid"),
         track(event_id=None),
         {k: v for k, v in track().items() if k != "event_id"},
