@@ -1,0 +1,200 @@
+"""Faults while senders post events with retries; each test asserts on the database afterwards.
+
+Senders behave as a careful client does: a batch is resent, unchanged, until it gets a 200
+(after a 503, a refused connection, or a lost answer). So in the end every event must be
+stored, and exactly once; and no event may get a 200 without being stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import msgpack
+import pytest
+
+from flagd.auth.keys import Scope
+from flagd.storage.embedded import EmbeddedPostgres
+from tests.support import FlagdProcess, bearer, create_key, flagd_env, free_port
+
+SENDERS = 8
+BATCHES_PER_SENDER = 30
+EVENTS_PER_BATCH = 100
+
+
+@dataclass
+class Traffic:
+    acknowledged: set[uuid.UUID] = field(default_factory=set)
+    unavailable: list[httpx.Response] = field(default_factory=list)
+    unavailable_seconds: list[float] = field(default_factory=list)
+    transport_errors: int = 0
+
+    @property
+    def batches(self) -> int:
+        return len(self.acknowledged) // EVENTS_PER_BATCH
+
+
+def batch_of(sender: int, number: int) -> list[dict[str, object]]:
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    return [
+        {
+            "kind": "track",
+            "event_id": str(uuid.uuid4()),
+            "timestamp": now,
+            "event": "purchase",
+            "unit": f"s{sender}-b{number}-e{i}",
+            "value": float(i),
+        }
+        for i in range(EVENTS_PER_BATCH)
+    ]
+
+
+async def send_all(base: str, key: str, traffic: Traffic, deadline: float) -> int:
+    """Every sender posts its batches in turn, each until it is acknowledged; the number of events."""
+
+    async def sender(index: int) -> None:
+        async with httpx.AsyncClient(base_url=base, headers=bearer(key), timeout=15.0) as http:
+            for number in range(BATCHES_PER_SENDER):
+                events = batch_of(index, number)
+                body = msgpack.packb({"events": events})
+                while True:
+                    assert time.monotonic() < deadline, "the batch was never acknowledged"
+                    started = time.monotonic()
+                    try:
+                        response = await http.post(
+                            "/v1/events", content=body, headers={"Content-Type": "application/msgpack"}
+                        )
+                    except httpx.TransportError:
+                        traffic.transport_errors += 1
+                        await asyncio.sleep(0.05)
+                        continue
+                    if response.status_code == 200:
+                        assert response.json() == {"accepted": EVENTS_PER_BATCH, "rejected": []}
+                        traffic.acknowledged.update(uuid.UUID(str(e["event_id"])) for e in events)
+                        break
+                    assert response.status_code == 503, response.text
+                    traffic.unavailable.append(response)
+                    traffic.unavailable_seconds.append(time.monotonic() - started)
+                    await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(sender(i) for i in range(SENDERS)))
+    return SENDERS * BATCHES_PER_SENDER * EVENTS_PER_BATCH
+
+
+async def when(condition: Callable[[], bool], wait: float = 60.0) -> None:
+    deadline = time.monotonic() + wait
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.02)
+
+
+async def assert_stored_exactly_once(database_url: str, traffic: Traffic, total: int) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT event_id FROM events")
+    finally:
+        await conn.close()
+    stored = [r["event_id"] for r in rows]
+    assert len(stored) == len(set(stored)), "an event is stored twice"
+    assert traffic.acknowledged <= set(stored), "an acknowledged event is not stored"
+    assert len(stored) == total == len(traffic.acknowledged)
+
+
+def serve(database_url: str, port: int, log: Path) -> FlagdProcess:
+    env = flagd_env(DATABASE_URL=database_url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL="warning")
+    return FlagdProcess(["serve", "--port", str(port)], env, log)
+
+
+async def test_should_store_every_acknowledged_event_exactly_once_across_a_kill_9(
+    database_url: str, tmp_path: Path
+) -> None:
+    key = await create_key(database_url, Scope.SDK)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = serve(database_url, port, tmp_path / "first.log")
+    await asyncio.to_thread(server.wait_ready, base)
+    traffic = Traffic()
+    sending = asyncio.create_task(send_all(base, key, traffic, time.monotonic() + 120))
+    replacement: FlagdProcess | None = None
+    try:
+        await when(lambda: traffic.batches >= 20)
+        server.process.kill()  # SIGKILL: no shutdown, no flush, requests in flight are cut
+        await asyncio.to_thread(server.process.wait)
+        killed_at = traffic.batches
+        replacement = serve(database_url, port, tmp_path / "second.log")
+        await asyncio.to_thread(replacement.wait_ready, base)
+        total = await sending
+    finally:
+        sending.cancel()
+        if replacement is not None:
+            await asyncio.to_thread(replacement.stop)
+    assert killed_at < SENDERS * BATCHES_PER_SENDER, "the kill came after the last batch"
+    assert traffic.transport_errors > 0, "no request saw the kill"
+    await assert_stored_exactly_once(database_url, traffic, total)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL cluster of this test's own, to stop and start."""
+    directory = Path(tempfile.mkdtemp(prefix="flagd-fault-"))
+    embedded = EmbeddedPostgres(directory)
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_should_refuse_with_503_while_postgres_is_down_and_recover(
+    own_postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    url = await asyncio.to_thread(own_postgres.start)
+    key = await create_key_after_migration(url, tmp_path)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = serve(url, port, tmp_path / "serve.log")
+    await asyncio.to_thread(server.wait_ready, base)
+    traffic = Traffic()
+    sending = asyncio.create_task(send_all(base, key, traffic, time.monotonic() + 180))
+    try:
+        await when(lambda: traffic.batches >= 20)
+        await asyncio.to_thread(own_postgres.stop)
+        stopped_at = traffic.batches
+        down_until = time.monotonic() + 3.0  # long enough for the writer to probe a few times
+        await when(lambda: len(traffic.unavailable) >= 50 and time.monotonic() > down_until)
+        acknowledged_while_down = traffic.batches - stopped_at
+        await asyncio.to_thread(own_postgres.start)
+        total = await sending
+        async with httpx.AsyncClient() as http:
+            health = await http.get(f"{base}/readyz", timeout=5)
+    finally:
+        sending.cancel()
+        code = await asyncio.to_thread(server.stop)
+    assert code == 0, server.output
+    # Warnings are expected (asyncpg's pool logs its failed reconnects with a traceback); errors are not.
+    assert " ERROR " not in server.output, server.output
+    # Batches in flight when PostgreSQL stopped may still have committed; nothing after.
+    assert acknowledged_while_down <= SENDERS
+    assert all(r.headers.get("retry-after", "").isdigit() for r in traffic.unavailable)
+    assert {r.json()["error"]["code"] for r in traffic.unavailable} <= {"database_unavailable", "queue_full"}
+    assert health.status_code == 200
+    # Shown with `pytest -s`: how quickly a refusal came while the database was down.
+    slowest = max(traffic.unavailable_seconds)
+    print(f"\n{len(traffic.unavailable)} refusals, slowest {slowest * 1000:.1f} ms")
+    await assert_stored_exactly_once(url, traffic, total)
+
+
+async def create_key_after_migration(url: str, tmp_path: Path) -> str:
+    """Migrate the new cluster (as `flagd migrate` does) and create an sdk key in it."""
+    migrate = FlagdProcess(["migrate"], flagd_env(DATABASE_URL=url), tmp_path / "migrate.log")
+    assert await asyncio.to_thread(migrate.process.wait, 60) == 0, migrate.output
+    return await create_key(url, Scope.SDK)
