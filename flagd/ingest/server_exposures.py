@@ -15,9 +15,10 @@ their own exposures and switch this off (per key or per request).
 
 from __future__ import annotations
 
-import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
+
+from uuid_utils.compat import uuid7
 
 from flagd.config.snapshot import Exposure
 from flagd.ingest.events import Event
@@ -47,7 +48,7 @@ class ServerExposures:
         now = datetime.now(UTC)
         event = Event(
             "exposure",
-            uuid.uuid4(),
+            uuid7(),
             now,
             exposure.unit,
             experiment=exposure.experiment,

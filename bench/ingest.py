@@ -1,0 +1,220 @@
+"""Event ingestion end to end, against the raw COPY rate of the same database in the same run.
+
+    .venv/bin/python bench/ingest.py [--seconds 20] [--senders 2] [--concurrency 8] [--batch 500]
+
+Starts `flagd serve --workers 2` (embedded PostgreSQL unless DATABASE_URL is set). Then:
+
+1. `--senders` processes, each with `--concurrency` connections, post msgpack batches of
+   `--batch` track events (UUIDv7 ids, as the SDK sends) for `--seconds`, each batch waiting
+   for its 200; a batch counts only once acknowledged (committed). Bodies are built before
+   the clock starts, so the senders spend their CPU on sending.
+2. With the server idle, one asyncpg connection copies as many rows with
+   `copy_records_to_table` into a table built like `events` (partitioned by day, the same
+   primary key and indexes), in batches of 20,000 rows, each committed.
+
+It prints events/s end to end, p50/p99/max request latency, the raw COPY rows/s and the ratio.
+Targets (issue 11): at least 50,000 events/s and 25% of the raw rate (aim: 100,000 and 50%).
+Everything shares the machine's cores: server workers, PostgreSQL and the senders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import msgpack
+from common import database, free_port
+from sse_latency import make_keys, wait_ready
+from uuid_utils import uuid7
+
+from flagd.ingest.partitions import partition_name
+
+
+def make_bodies(count: int, batch: int, sender: int) -> list[bytes]:
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    bodies = []
+    for number in range(count):
+        events = [
+            {
+                "kind": "track",
+                "event_id": str(uuid7()),
+                "timestamp": now,
+                "event": "purchase" if i % 3 else "checkout",
+                "unit": f"user-{sender}-{number}-{i}",
+                "value": float(i % 50),
+                "properties": {"currency": "EUR"},
+            }
+            for i in range(batch)
+        ]
+        bodies.append(msgpack.packb({"events": events}))
+    return bodies
+
+
+def sender_process(
+    base: str, key: str, args: argparse.Namespace, index: int, start_at: float, results: Any
+) -> None:
+    expected = int(150_000 * args.seconds / args.senders / args.batch) + args.concurrency
+    bodies = make_bodies(expected, args.batch, index)
+    results.put(asyncio.run(_send(base, key, args, bodies, start_at)))
+
+
+async def _send(
+    base: str, key: str, args: argparse.Namespace, bodies: list[bytes], start_at: float
+) -> tuple[int, list[float], int]:
+    latencies: list[float] = []
+    acknowledged = 0
+    failures = 0
+    work = iter(bodies)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/msgpack"}
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    stop_at = time.monotonic() + args.seconds
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60.0, limits=limits) as http:
+
+        async def lane() -> None:
+            nonlocal acknowledged, failures
+            for body in work:
+                if time.monotonic() >= stop_at:
+                    return
+                started = time.perf_counter()
+                response = await http.post("/v1/events", content=body)
+                if response.status_code == 200 and time.monotonic() <= stop_at:
+                    acknowledged += response.json()["accepted"]
+                    latencies.append(time.perf_counter() - started)
+                elif response.status_code != 200:
+                    failures += 1
+
+        await asyncio.gather(*(lane() for _ in range(args.concurrency)))
+    return acknowledged, latencies, failures
+
+
+async def raw_copy_rate(database_url: str, rows: int) -> float:
+    """Rows/s of copy_records_to_table into a table like `events`, one connection, 20,000 rows a commit."""
+    day = datetime.now(UTC).date()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS bench_raw_events")
+        await conn.execute(
+            "CREATE TABLE bench_raw_events (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (occurred_at)"
+        )
+        await conn.execute("ALTER TABLE bench_raw_events ADD PRIMARY KEY (event_id, occurred_at)")
+        await conn.execute("CREATE INDEX ON bench_raw_events (name, unit, occurred_at)")
+        await conn.execute("CREATE INDEX ON bench_raw_events USING brin (received_at)")
+        low = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        await conn.execute(
+            f"CREATE TABLE bench_raw_{partition_name(day)} PARTITION OF bench_raw_events "
+            f"FOR VALUES FROM ('{low.isoformat()}') TO ('{(low + timedelta(days=1)).isoformat()}')"
+        )
+        now = datetime.now(UTC)
+        chunks = []
+        for start in range(0, rows, 20_000):
+            chunks.append(
+                [
+                    (
+                        uuid7(),
+                        now,
+                        now,
+                        "purchase",
+                        f"user-{start + i}",
+                        float(i % 50),
+                        '{"currency": "EUR"}',
+                    )
+                    for i in range(min(20_000, rows - start))
+                ]
+            )
+        columns = ["event_id", "occurred_at", "received_at", "name", "unit", "value", "properties"]
+        started = time.perf_counter()
+        for chunk in chunks:
+            records = [(uuid_to_std(r[0]), *r[1:]) for r in chunk]
+            async with conn.transaction():
+                await conn.copy_records_to_table("bench_raw_events", records=records, columns=columns)
+        elapsed = time.perf_counter() - started
+        await conn.execute("DROP TABLE bench_raw_events")
+    finally:
+        await conn.close()
+    return rows / elapsed
+
+
+def uuid_to_std(value: Any) -> Any:
+    import uuid
+
+    return uuid.UUID(bytes=value.bytes)
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 10) - 1] * 1000 if len(values) > 1 else float("nan")
+
+
+async def count_stored(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        stored: int = await conn.fetchval("SELECT count(*) FROM events")
+    finally:
+        await conn.close()
+    return stored
+
+
+def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="flagd-bench-") as work, database(Path(work)) as url:
+        _, sdk_key = asyncio.run(make_keys(url))
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_")}
+        env.update(DATABASE_URL=url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL="warning")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "flagd", "serve", "--port", str(port), "--workers", "2"], env=env
+        )
+        try:
+            asyncio.run(wait_ready(base))
+            results: Any = multiprocessing.Queue()
+            # Time to build the bodies first (about 20 us an event), so that sending starts together.
+            start_at = time.time() + 3.0 + 0.00002 * 150_000 * args.seconds / args.senders
+            senders = [
+                multiprocessing.Process(target=sender_process, args=(base, sdk_key, args, i, start_at, results))
+                for i in range(args.senders)
+            ]
+            for process in senders:
+                process.start()
+            outcomes = [results.get() for _ in senders]
+            for process in senders:
+                process.join()
+            stored = asyncio.run(count_stored(url))
+            acknowledged = sum(o[0] for o in outcomes)
+            latencies = [lat for o in outcomes for lat in o[1]]
+            failures = sum(o[2] for o in outcomes)
+            end_to_end = acknowledged / args.seconds
+            raw = asyncio.run(raw_copy_rate(url, max(200_000, min(acknowledged, 1_000_000))))
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(
+        f"end to end: {end_to_end:,.0f} events/s ({acknowledged:,} acknowledged in {args.seconds:g} s, "
+        f"{len(latencies):,} requests of {args.batch}, {failures} not 200; {stored:,} rows stored)"
+    )
+    print(
+        f"request latency: p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms, "
+        f"max {max(latencies) * 1000:.1f} ms"
+    )
+    print(f"raw copy_records_to_table, one connection: {raw:,.0f} rows/s")
+    print(f"ratio: {end_to_end / raw:.0%} of raw (target >= 25%, aim 50%); target >= 50,000 events/s (aim 100,000)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--senders", type=int, default=2, help="sender processes")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections per sender process")
+    parser.add_argument("--batch", type=int, default=500)
+    main(parser.parse_args())
