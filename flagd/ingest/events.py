@@ -13,7 +13,7 @@ Each rejection has the event's index, a stable code and a sentence saying what t
 from __future__ import annotations
 
 import math
-import uuid
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -23,6 +23,7 @@ import orjson
 from flagd.identifiers import is_key
 
 Kind = Literal["exposure", "track"]
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII)
 _EXPOSURE_MEMBERS = {"kind", "event_id", "timestamp", "experiment", "phase", "variant", "unit", "attributes"}
 _TRACK_MEMBERS = {"kind", "event_id", "timestamp", "event", "unit", "value", "properties"}
 
@@ -40,7 +41,8 @@ class EventLimits:
 @dataclass(frozen=True, slots=True)
 class Event:
     kind: Kind
-    event_id: uuid.UUID
+    event_id: str
+    """The event's UUID in its canonical lowercase form."""
     timestamp: datetime
     unit: str
     experiment: str | None = None
@@ -108,8 +110,8 @@ def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
     if kind not in ("exposure", "track"):
         raise _Invalid("unknown_kind", f'kind must be "exposure" or "track", got {_shown(kind)}')
     known = _EXPOSURE_MEMBERS if kind == "exposure" else _TRACK_MEMBERS
-    unknown = sorted(str(k) for k in raw if k not in known)
-    if unknown:
+    if not known.issuperset(raw):
+        unknown = sorted(str(k) for k in raw if k not in known)
         raise _Invalid(
             "unknown_field", f"unknown field {unknown[0]!r}; a {kind} event has {', '.join(sorted(known))}"
         )
@@ -179,15 +181,13 @@ def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
     )
 
 
-def _event_id(raw: Any) -> uuid.UUID:
-    if not isinstance(raw, str) or len(raw) != 36:
+def _event_id(raw: Any) -> str:
+    if not isinstance(raw, str) or _UUID.fullmatch(raw) is None:
         raise _Invalid(
-            "invalid_event_id", f"event_id must be a UUID in its 36-character form, got {_shown(raw)}"
+            "invalid_event_id",
+            f"event_id must be a UUID in its 36-character form (UUIDv7 recommended), got {_shown(raw)}",
         )
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise _Invalid("invalid_event_id", f"event_id must be a UUID, got {_shown(raw)}") from None
+    return raw.lower()
 
 
 def _timestamp(raw: Any, limits: EventLimits, now: datetime) -> datetime:

@@ -48,7 +48,7 @@ class ServerExposures:
         now = datetime.now(UTC)
         event = Event(
             "exposure",
-            uuid7(),
+            str(uuid7()),
             now,
             exposure.unit,
             experiment=exposure.experiment,
