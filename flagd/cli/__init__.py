@@ -2,6 +2,7 @@
 
     flagd serve | migrate | keys create|list|revoke | apply FILE | export
     flagd experiments list|start|stop|new-phase|launch
+    flagd events tail | prune --before DATE
 
 Options given on the command line override the environment (see README.md,
 "Configuration"), and errors about them name the option as it was given. Errors are
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from flagd.cli import experiments, flagset, keys, migrate, serve
+from flagd.cli import events, experiments, flagset, keys, migrate, serve
 from flagd.cli.common import Command, CommandError
 from flagd.errors import FlagdError
 from flagd.log import configure_logging
@@ -84,4 +85,5 @@ def _parser() -> argparse.ArgumentParser:
     keys.register(commands)
     flagset.register(commands)
     experiments.register(commands)
+    events.register(commands)
     return parser

@@ -58,13 +58,18 @@ def database(settings: Settings, *, exclusive: bool = False) -> Iterator[Setting
         embedded.stop()
 
 
-def with_connection(settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run `work` on one connection to the command's database, in a transaction."""
+def with_connection(
+    settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]], *, transaction: bool = True
+) -> T:
+    """Run `work` on one connection to the command's database, in a transaction unless told not to
+    (long-running commands such as `flagd events tail` must not hold one open)."""
     with database(settings) as resolved:
 
         async def run() -> T:
             conn = await connect(resolved)
             try:
+                if not transaction:
+                    return await work(conn)
                 async with conn.transaction():
                     return await work(conn)
             finally:

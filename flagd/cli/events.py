@@ -1,0 +1,171 @@
+"""`flagd events tail | prune --before DATE`: watch events arrive, and drop old ones by whole partitions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from flagd.cli.common import CommandError, database_options, with_connection
+from flagd.ingest.partitions import prune
+from flagd.settings import Settings
+
+POLL_SECONDS = 0.5
+# An event's received_at is set when its request arrives, and it becomes visible when its group commits,
+# normally milliseconds later. Tail shows rows received at least SETTLE ago, in (received_at, id) order,
+# so it shows each once; a row whose commit took longer than SETTLE (a queue under heavy load) can be
+# skipped. Tail is for watching an app send events; the tables and GET /v1/admin/events/stats are complete.
+SETTLE = timedelta(seconds=2)
+PAGE = 500
+
+_RECENT = """
+SELECT * FROM (
+    SELECT 'track' AS kind, event_id::text AS id, received_at, occurred_at AS at, name, NULL::integer AS phase,
+           unit, value, NULL AS variant, properties::text AS data, NULL AS source
+    FROM events WHERE received_at >= $1 AND received_at < $6 AND occurred_at > $2 AND ($3::text IS NULL OR name = $3)
+    UNION ALL
+    SELECT 'exposure', event_id::text, received_at, exposed_at, experiment, phase, unit, NULL, variant,
+           attributes::text, source
+    FROM exposures WHERE received_at >= $1 AND received_at < $6 AND ($3::text IS NULL OR experiment = $3)
+) recent
+WHERE ($4::text IS NULL OR kind = $4) AND (received_at, id) > ($1, $7)
+ORDER BY received_at, id LIMIT $5
+"""
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser(
+        "events",
+        help="watch events arrive; drop old events",
+        description="Watch exposures and track events as they are stored, or drop old ones.",
+    )
+    actions = group.add_subparsers(title="actions", metavar="ACTION", required=True)
+    tail = actions.add_parser(
+        "tail",
+        help="print events as they are stored (Ctrl-C to stop)",
+        description="Print exposures and track events as they are stored, for instrumenting an app.",
+    )
+    tail.add_argument("--kind", choices=["track", "exposure"], help="only this kind")
+    tail.add_argument("--name", help="only this event name (track) or experiment key (exposure)")
+    tail.add_argument(
+        "--since", type=float, default=0.0, metavar="SECONDS", help="start this far back (default 0)"
+    )
+    tail.add_argument("--limit", type=int, metavar="N", help="stop after N events")
+    tail.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    database_options(tail)
+    tail.set_defaults(command=tail_events)
+    dropping = actions.add_parser(
+        "prune",
+        help="drop events before a day (whole daily partitions)",
+        description=(
+            "Drop every event whose timestamp is before DATE (UTC), by dropping whole daily partitions, "
+            "and the exposures and counters of before DATE. A retry of a dropped event is stored again: "
+            "deduplication holds for the days that are kept."
+        ),
+    )
+    dropping.add_argument("--before", required=True, metavar="YYYY-MM-DD", help="the first day to keep")
+    dropping.add_argument(
+        "--force", action="store_true", help="prune even data that running experiments are analysing"
+    )
+    database_options(dropping)
+    dropping.set_defaults(command=prune_events)
+
+
+def prune_events(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        before = date.fromisoformat(args.before)
+    except ValueError:
+        raise CommandError(f"--before must be a day as YYYY-MM-DD, got {args.before!r}") from None
+    today = datetime.now(UTC).date()
+    if before > today:
+        raise CommandError(
+            f"--before {before} is after today ({today}, UTC): that would drop events still arriving"
+        )
+
+    async def work(conn: asyncpg.Connection) -> Any:
+        if not args.force:
+            running = await conn.fetch(
+                "SELECT key, phase_started_at FROM experiments WHERE state = 'running' "
+                "AND phase_started_at < $1 ORDER BY key",
+                datetime(before.year, before.month, before.day, tzinfo=UTC),
+            )
+            if running:
+                names = ", ".join(
+                    f"{r['key']} (phase started {r['phase_started_at']:%Y-%m-%d})" for r in running
+                )
+                raise CommandError(
+                    f"running experiments would lose data they analyse: {names}; stop them first, "
+                    "or pass --force"
+                )
+        return await prune(conn, before)
+
+    result = with_connection(settings, work)
+    print(
+        f"dropped {len(result.dropped)} daily partitions before {before}"
+        + (f" ({result.dropped[0]} .. {result.dropped[-1]})" if result.dropped else "")
+        + f", {result.default_rows} rows of the default partition, {result.exposures} exposures",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def tail_events(settings: Settings, args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise CommandError(f"--limit must be at least 1, got {args.limit}")
+    if args.since < 0 or (args.seconds is not None and args.seconds <= 0):
+        raise CommandError("--since must be 0 or more and --seconds more than 0")
+
+    async def work(conn: asyncpg.Connection) -> int:
+        cursor = (datetime.now(UTC) - timedelta(seconds=args.since), "")
+        shown = 0
+        stop_at = None if args.seconds is None else time.monotonic() + args.seconds
+        while stop_at is None or time.monotonic() < stop_at:
+            now = datetime.now(UTC)
+            oldest = now - timedelta(days=settings.events_max_age_days + 1)
+            rows = await conn.fetch(
+                _RECENT, cursor[0], oldest, args.name, args.kind, PAGE, now - SETTLE, cursor[1]
+            )
+            for row in rows:
+                cursor = (row["received_at"], row["id"])
+                print(_line(row, args.json), flush=True)
+                shown += 1
+                if args.limit is not None and shown >= args.limit:
+                    return shown
+            if len(rows) < PAGE:
+                await asyncio.sleep(POLL_SECONDS)
+        return shown
+
+    with contextlib.suppress(KeyboardInterrupt):
+        with_connection(settings, work, transaction=False)
+    return 0
+
+
+def _line(row: asyncpg.Record, as_json: bool) -> str:
+    if as_json:
+        record = {k: row[k] for k in ("kind", "id", "at", "received_at", "name", "unit")}
+        if row["kind"] == "track":
+            record.update(value=row["value"], properties=orjson.loads(row["data"]) if row["data"] else None)
+        else:
+            record.update(
+                phase=row["phase"],
+                variant=row["variant"],
+                source=row["source"],
+                attributes=orjson.loads(row["data"]) if row["data"] else None,
+            )
+        return orjson.dumps(record).decode()
+    at = row["at"].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if row["kind"] == "track":
+        value = "" if row["value"] is None else f"  value={row['value']:g}"
+        return f"{at}  track     {row['name']}  unit={row['unit']}{value}  {row['data'] or ''}".rstrip()
+    return (
+        f"{at}  exposure  {row['name']} (phase {row['phase']})  unit={row['unit']}  "
+        f"variant={row['variant']}  [{row['source']}]  {row['data'] or ''}"
+    ).rstrip()

@@ -1,0 +1,104 @@
+"""`flagd events tail` and `flagd events prune` on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import orjson
+
+from tests.flagd.ingest.test_post_events import exposure, now_text, post, track
+from tests.flagd.test_cli_flags import flagd
+
+
+async def run_flagd(*args: str, database_url: str) -> tuple[int, str, str]:
+    done = await asyncio.to_thread(flagd, *args, database_url=database_url)
+    return done.returncode, done.stdout, done.stderr
+
+
+async def test_should_tail_what_was_stored(sdk: httpx.AsyncClient, database_url: str) -> None:
+    events = [track("u1", event="signup"), exposure("u2"), track("u3", value=None, properties={})]
+    assert (await post(sdk, events)).status_code == 200
+    code, out, err = await run_flagd(
+        "events", "tail", "--since", "60", "--limit", "3", "--json", database_url=database_url
+    )
+    assert code == 0, err
+    lines = [orjson.loads(line) for line in out.splitlines()]
+    assert {(line["kind"], line["name"], line["unit"]) for line in lines} == {
+        ("track", "signup", "u1"),
+        ("exposure", "checkout", "u2"),
+        ("track", "order_paid", "u3"),
+    }
+    exposed = next(line for line in lines if line["kind"] == "exposure")
+    assert (exposed["variant"], exposed["phase"], exposed["source"]) == ("treatment", 1, "client")
+    code, out, _ = await run_flagd(
+        "events",
+        "tail",
+        "--since",
+        "60",
+        "--kind",
+        "track",
+        "--name",
+        "signup",
+        "--seconds",
+        "1",
+        database_url=database_url,
+    )
+    assert code == 0
+    assert len(out.splitlines()) == 1
+    assert "track     signup  unit=u1  value=12.5" in out
+
+
+async def test_should_tail_only_new_events_by_default(sdk: httpx.AsyncClient, database_url: str) -> None:
+    assert (await post(sdk, [track("before")])).status_code == 200
+    tail = asyncio.create_task(
+        run_flagd("events", "tail", "--limit", "1", "--seconds", "30", "--json", database_url=database_url)
+    )
+    await asyncio.sleep(2.0)  # the command starts and takes its first look; then one more event arrives
+    assert (await post(sdk, [track("after")])).status_code == 200
+    code, out, err = await tail
+    assert code == 0, err
+    assert [orjson.loads(line)["unit"] for line in out.splitlines()] == ["after"]
+
+
+async def test_should_refuse_bad_tail_and_prune_arguments(database_url: str) -> None:
+    for args, message in [
+        (("events", "tail", "--limit", "0"), "--limit must be at least 1"),
+        (("events", "prune", "--before", "yesterday"), "--before must be a day as YYYY-MM-DD"),
+        (("events", "prune", "--before", "2999-01-01"), "that would drop events still arriving"),
+    ]:
+        code, _, err = await run_flagd(*args, database_url=database_url)
+        assert code == 1
+        assert message in err
+
+
+async def test_should_prune_whole_days_but_not_under_a_running_experiment(
+    sdk: httpx.AsyncClient, admin: httpx.AsyncClient, conn: asyncpg.Connection, database_url: str
+) -> None:
+    old, recent = track(timestamp=now_text(-timedelta(days=10))), track()
+    assert (
+        await post(sdk, [old, recent, exposure(timestamp=now_text(-timedelta(days=9)))])
+    ).status_code == 200
+    document = {
+        "flags": {"f": {"state": "ENABLED", "variants": {"a": 1, "b": 2}, "defaultVariant": "a"}},
+        "experiments": {"e": {"flag": "f", "variants": {"a": 1, "b": 1}}},
+    }
+    assert (await admin.put("/v1/admin/flag-set", json=document)).status_code == 200
+    assert (await admin.post("/v1/admin/experiments/e/start")).status_code == 200
+    await conn.execute("UPDATE experiments SET phase_started_at = now() - interval '3 days'")
+    today = datetime.now(UTC).date()
+    code, _, err = await run_flagd("events", "prune", "--before", str(today), database_url=database_url)
+    assert code == 1
+    assert "running experiments would lose data they analyse: e" in err
+    code, _, err = await run_flagd(
+        "events", "prune", "--before", str(today - timedelta(days=5)), database_url=database_url
+    )
+    assert code == 0, err
+    assert "dropped" in err
+    assert "1 exposures" in err
+    assert [str(r["event_id"]) for r in await conn.fetch("SELECT event_id FROM events")] == [
+        recent["event_id"]
+    ]
+    assert await conn.fetchval("SELECT count(*) FROM exposures") == 0
