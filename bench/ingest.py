@@ -182,7 +182,9 @@ def main(args: argparse.Namespace) -> None:
             # Time to build the bodies first (about 20 us an event), so that sending starts together.
             start_at = time.time() + 3.0 + 0.00002 * 150_000 * args.seconds / args.senders
             senders = [
-                multiprocessing.Process(target=sender_process, args=(base, sdk_key, args, i, start_at, results))
+                multiprocessing.Process(
+                    target=sender_process, args=(base, sdk_key, args, i, start_at, results)
+                )
                 for i in range(args.senders)
             ]
             for process in senders:
@@ -208,11 +210,15 @@ def main(args: argparse.Namespace) -> None:
         f"max {max(latencies) * 1000:.1f} ms"
     )
     print(f"raw copy_records_to_table, one connection: {raw:,.0f} rows/s")
-    print(f"ratio: {end_to_end / raw:.0%} of raw (target >= 25%, aim 50%); target >= 50,000 events/s (aim 100,000)")
+    print(
+        f"ratio: {end_to_end / raw:.0%} of raw (target >= 25%, aim 50%); target >= 50,000 events/s (aim 100,000)"
+    )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--senders", type=int, default=2, help="sender processes")
     parser.add_argument("--concurrency", type=int, default=8, help="connections per sender process")

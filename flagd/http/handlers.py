@@ -56,6 +56,8 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
     ConnectionError,
+    # A database on a Unix socket that is down: its socket file is gone.
+    FileNotFoundError,
     TimeoutError,
 )
 
