@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +14,11 @@ import httpx
 import msgpack
 import pytest
 
+from flagd.app import create_app
+from flagd.auth.keys import Scope
 from flagd.ingest.partitions import ensure_partitions, prune
+from flagd.settings import Settings
+from tests.support import bearer, create_key, running_server
 
 
 def now_text(delta: timedelta = timedelta(0)) -> str:
@@ -255,7 +261,7 @@ async def test_should_count_stored_and_rejected_events_in_the_stats(
         stats = (await admin.get("/v1/admin/events/stats")).json()
         if stats["events"] and stats["rejected"]:
             break
-        await _sleep(0.1)
+        await asyncio.sleep(0.1)
     today = datetime.now(UTC).date().isoformat()
     assert {(e["name"], e["count"]) for e in stats["events"] if e["day"] == today} == {
         ("order_paid", 2),
@@ -287,7 +293,36 @@ async def test_should_drop_old_partitions_and_not_recreate_them(
     assert await conn.fetchval("SELECT count(*) FROM events_default") == 1
 
 
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
+async def test_should_refuse_with_503_when_the_queue_is_full_and_store_what_it_accepted(
+    settings: Settings, database_url: str, conn: asyncpg.Connection
+) -> None:
+    # A lock held on the events table stalls every commit, so the queue fills up behind it.
+    small = replace(settings, events_max_queued=1_000, events_max_batch=500, events_commit_timeout=30.0)
+    key = await create_key(database_url, Scope.SDK)
+    async with (
+        running_server(create_app(small)) as live,
+        httpx.AsyncClient(base_url=live.url, headers=bearer(key), timeout=30.0) as http,
+    ):
+        blocker = await asyncpg.connect(database_url)
+        try:
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            batches = [[track(f"b{b}-{i}") for i in range(300)] for b in range(8)]
+            pending = [asyncio.create_task(post(http, batch)) for batch in batches]
+            done, _ = await asyncio.wait(pending, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+            refused = [task.result() for task in done]
+            await transaction.rollback()
+        finally:
+            await blocker.close()
+        answers = [await task for task in pending]
+    assert refused, "no batch was refused while the queue was full"
+    assert all(r.status_code == 503 for r in refused)
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) == {200, 503}
+    full = [r for r in answers if r.status_code == 503]
+    assert all(r.json()["error"]["code"] == "queue_full" and r.headers["retry-after"] == "1" for r in full)
+    stored = set(await stored_ids(conn))
+    for batch, answer in zip(batches, answers, strict=True):
+        ids = {e["event_id"] for e in batch}
+        assert ids <= stored if answer.status_code == 200 else not ids & stored
