@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,3 +33,14 @@ def database(workdir: Path) -> Iterator[str]:
         yield url
     finally:
         embedded.stop()
+
+
+def serve(
+    database_url: str, workers: int = 2, log_level: str = "warning"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`flagd serve --workers N` on a free port, without access log; the process and its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_")}
+    env.update(DATABASE_URL=database_url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL=log_level)
+    command = [sys.executable, "-m", "flagd", "serve", "--port", str(port), "--workers", str(workers)]
+    return subprocess.Popen(command, env=env), f"http://127.0.0.1:{port}"

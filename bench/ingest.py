@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -35,9 +32,9 @@ from typing import Any
 import asyncpg
 import httpx
 import msgpack
-from common import database, free_port
+from common import database, serve
 from sse_latency import make_keys, wait_ready
-from uuid_utils import uuid7
+from uuid_utils.compat import uuid7
 
 from flagd.ingest.partitions import partition_name
 
@@ -137,20 +134,13 @@ async def raw_copy_rate(database_url: str, rows: int) -> float:
         columns = ["event_id", "occurred_at", "received_at", "name", "unit", "value", "properties"]
         started = time.perf_counter()
         for chunk in chunks:
-            records = [(uuid_to_std(r[0]), *r[1:]) for r in chunk]
             async with conn.transaction():
-                await conn.copy_records_to_table("bench_raw_events", records=records, columns=columns)
+                await conn.copy_records_to_table("bench_raw_events", records=chunk, columns=columns)
         elapsed = time.perf_counter() - started
         await conn.execute("DROP TABLE bench_raw_events")
     finally:
         await conn.close()
     return rows / elapsed
-
-
-def uuid_to_std(value: Any) -> Any:
-    import uuid
-
-    return uuid.UUID(bytes=value.bytes)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -169,13 +159,7 @@ async def count_stored(url: str) -> int:
 def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="flagd-bench-") as work, database(Path(work)) as url:
         _, sdk_key = asyncio.run(make_keys(url))
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_")}
-        env.update(DATABASE_URL=url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL="warning")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "flagd", "serve", "--port", str(port), "--workers", "2"], env=env
-        )
+        server, base = serve(url, workers=2, log_level="warning")
         try:
             asyncio.run(wait_ready(base))
             results: Any = multiprocessing.Queue()

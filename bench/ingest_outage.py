@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -32,7 +29,7 @@ from typing import Any
 
 import httpx
 import msgpack
-from common import free_port
+from common import serve
 from sse_latency import make_keys, wait_ready
 
 from flagd.storage.embedded import EmbeddedPostgres
@@ -176,13 +173,7 @@ def main(args: argparse.Namespace) -> None:
         url = embedded.start()
         try:
             _, key = asyncio.run(make_keys(url))
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_")}
-            env.update(DATABASE_URL=url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL="error")
-            server = subprocess.Popen(
-                [sys.executable, "-m", "flagd", "serve", "--port", str(port), "--workers", "2"], env=env
-            )
+            server, base = serve(url, workers=2, log_level="error")
             try:
                 asyncio.run(wait_ready(base))
                 outage(base, key, args, embedded, server.pid)

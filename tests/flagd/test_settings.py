@@ -33,6 +33,15 @@ def test_should_read_every_variable_from_the_environment() -> None:
             "FLAGD_DB_POOL_MAX_SIZE": "20",
             "FLAGD_DB_CONNECT_TIMEOUT": "2.5",
             "FLAGD_MAX_BODY_BYTES": "65536",
+            "FLAGD_EVENTS_MAX_BODY_BYTES": "2048",
+            "FLAGD_EVENTS_MAX_INFLATED_BYTES": "4096",
+            "FLAGD_EVENTS_MAX_BATCH": "100",
+            "FLAGD_EVENTS_MAX_PROPERTIES_BYTES": "512",
+            "FLAGD_EVENTS_MAX_FUTURE_SKEW_SECONDS": "60",
+            "FLAGD_EVENTS_MAX_AGE_DAYS": "7",
+            "FLAGD_EVENTS_MAX_QUEUED": "1000",
+            "FLAGD_EVENTS_COMMIT_TIMEOUT": "3",
+            "FLAGD_SERVER_EXPOSURES": "false",
         }
     )
     assert settings == Settings(
@@ -49,6 +58,15 @@ def test_should_read_every_variable_from_the_environment() -> None:
         db_pool_max_size=20,
         db_connect_timeout=2.5,
         max_body_bytes=65536,
+        events_max_body_bytes=2048,
+        events_max_inflated_bytes=4096,
+        events_max_batch=100,
+        events_max_properties_bytes=512,
+        events_max_future_skew_seconds=60.0,
+        events_max_age_days=7,
+        events_max_queued=1000,
+        events_commit_timeout=3.0,
+        server_exposures=False,
     )
 
 
@@ -68,6 +86,14 @@ def test_should_treat_blank_values_as_unset() -> None:
         ({"FLAGD_DB_POOL_MIN_SIZE": "5", "FLAGD_DB_POOL_MAX_SIZE": "2"}, "0 <= min <= max"),
         ({"FLAGD_DB_CONNECT_TIMEOUT": "0"}, "FLAGD_DB_CONNECT_TIMEOUT must be positive"),
         ({"FLAGD_MAX_BODY_BYTES": "10"}, "FLAGD_MAX_BODY_BYTES must be at least 1024"),
+        ({"FLAGD_EVENTS_MAX_BATCH": "0"}, "FLAGD_EVENTS_MAX_BATCH must be between 1 and 100000, got 0"),
+        ({"FLAGD_EVENTS_MAX_AGE_DAYS": "x"}, "FLAGD_EVENTS_MAX_AGE_DAYS must be a valid int, got 'x'"),
+        ({"FLAGD_EVENTS_COMMIT_TIMEOUT": "0"}, "FLAGD_EVENTS_COMMIT_TIMEOUT must be between 0.1 and 600"),
+        ({"FLAGD_SERVER_EXPOSURES": "sometimes"}, "FLAGD_SERVER_EXPOSURES must be true or false"),
+        (
+            {"FLAGD_EVENTS_MAX_QUEUED": "10", "FLAGD_EVENTS_MAX_BATCH": "100"},
+            "FLAGD_EVENTS_MAX_QUEUED must be at least FLAGD_EVENTS_MAX_BATCH",
+        ),
     ],
 )
 def test_should_name_the_variable_when_a_value_is_invalid(env: dict[str, str], fragment: str) -> None:

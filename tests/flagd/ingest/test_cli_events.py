@@ -102,3 +102,21 @@ async def test_should_prune_whole_days_but_not_under_a_running_experiment(
         recent["event_id"]
     ]
     assert await conn.fetchval("SELECT count(*) FROM exposures") == 0
+
+
+async def test_should_create_a_key_whose_evaluations_record_no_exposures(
+    database_url: str, conn: asyncpg.Connection
+) -> None:
+    code, out, err = await run_flagd(
+        "keys",
+        "create",
+        "--scope",
+        "sdk",
+        "--name",
+        "own-exposures",
+        "--no-server-exposures",
+        database_url=database_url,
+    )
+    assert code == 0, err
+    prefix = out.strip().split("_")[1]
+    assert await conn.fetchval("SELECT server_exposures FROM api_keys WHERE prefix = $1", prefix) is False

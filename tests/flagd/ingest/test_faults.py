@@ -114,16 +114,29 @@ def serve(database_url: str, port: int, log: Path) -> FlagdProcess:
     return FlagdProcess(["serve", "--port", str(port)], env, log)
 
 
-async def test_should_store_every_acknowledged_event_exactly_once_across_a_kill_9(
-    database_url: str, tmp_path: Path
-) -> None:
+async def serving_with_senders(
+    database_url: str, log: Path, deadline: float
+) -> tuple[FlagdProcess, str, Traffic, asyncio.Task[int]]:
+    """A server on its own port, and senders posting to it until every batch is acknowledged."""
     key = await create_key(database_url, Scope.SDK)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = serve(database_url, port, tmp_path / "first.log")
+    server = serve(database_url, port, log)
     await asyncio.to_thread(server.wait_ready, base)
     traffic = Traffic()
-    sending = asyncio.create_task(send_all(base, key, traffic, time.monotonic() + 120))
+    return (
+        server,
+        base,
+        traffic,
+        asyncio.create_task(send_all(base, key, traffic, time.monotonic() + deadline)),
+    )
+
+
+async def test_should_store_every_acknowledged_event_exactly_once_across_a_kill_9(
+    database_url: str, tmp_path: Path
+) -> None:
+    server, base, traffic, sending = await serving_with_senders(database_url, tmp_path / "first.log", 120)
+    port = int(base.rsplit(":", 1)[1])
     replacement: FlagdProcess | None = None
     try:
         await when(lambda: traffic.batches >= 20)
@@ -158,13 +171,8 @@ async def test_should_refuse_with_503_while_postgres_is_down_and_recover(
     own_postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
     url = await asyncio.to_thread(own_postgres.start)
-    key = await create_key_after_migration(url, tmp_path)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = serve(url, port, tmp_path / "serve.log")
-    await asyncio.to_thread(server.wait_ready, base)
-    traffic = Traffic()
-    sending = asyncio.create_task(send_all(base, key, traffic, time.monotonic() + 180))
+    await migrate(url, tmp_path)
+    server, base, traffic, sending = await serving_with_senders(url, tmp_path / "serve.log", 180)
     try:
         await when(lambda: traffic.batches >= 20)
         await asyncio.to_thread(own_postgres.stop)
@@ -193,8 +201,7 @@ async def test_should_refuse_with_503_while_postgres_is_down_and_recover(
     await assert_stored_exactly_once(url, traffic, total)
 
 
-async def create_key_after_migration(url: str, tmp_path: Path) -> str:
-    """Migrate the new cluster (as `flagd migrate` does) and create an sdk key in it."""
-    migrate = FlagdProcess(["migrate"], flagd_env(DATABASE_URL=url), tmp_path / "migrate.log")
-    assert await asyncio.to_thread(migrate.process.wait, 60) == 0, migrate.output
-    return await create_key(url, Scope.SDK)
+async def migrate(url: str, tmp_path: Path) -> None:
+    """Migrate the new cluster with `flagd migrate`, so keys can be created before a server starts."""
+    process = FlagdProcess(["migrate"], flagd_env(DATABASE_URL=url), tmp_path / "migrate.log")
+    assert await asyncio.to_thread(process.process.wait, 60) == 0, process.output
