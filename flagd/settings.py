@@ -45,12 +45,13 @@ class Settings:
     config_poll_seconds: float = 5.0
     sse_heartbeat_seconds: float = 15.0
     events_max_body_bytes: int = 4 * 1_048_576
-    events_max_inflated_bytes: int = 16 * 1_048_576
+    events_max_inflated_bytes: int = 4 * 1_048_576
     events_max_batch: int = 5_000
     events_max_properties_bytes: int = 4_096
     events_max_future_skew_seconds: float = 300.0
     events_max_age_days: int = 30
     events_max_queued: int = 100_000
+    events_max_queued_bytes: int = 96 * 1_048_576
     events_commit_timeout: float = 10.0
     server_exposures: bool = True
 
@@ -86,6 +87,7 @@ class Settings:
             ("FLAGD_EVENTS_MAX_FUTURE_SKEW_SECONDS", self.events_max_future_skew_seconds, 0, 86_400),
             ("FLAGD_EVENTS_MAX_AGE_DAYS", self.events_max_age_days, 1, 3_650),
             ("FLAGD_EVENTS_MAX_QUEUED", self.events_max_queued, 1, 10_000_000),
+            ("FLAGD_EVENTS_MAX_QUEUED_BYTES", self.events_max_queued_bytes, 1_048_576, 16 * 1024 * 1_048_576),
             ("FLAGD_EVENTS_COMMIT_TIMEOUT", self.events_commit_timeout, 0.1, 600),
         ]
         for name, value, low, high in bounds:
@@ -135,6 +137,9 @@ class Settings:
             ),
             events_max_age_days=reader.get("FLAGD_EVENTS_MAX_AGE_DAYS", int, defaults.events_max_age_days),
             events_max_queued=reader.get("FLAGD_EVENTS_MAX_QUEUED", int, defaults.events_max_queued),
+            events_max_queued_bytes=reader.get(
+                "FLAGD_EVENTS_MAX_QUEUED_BYTES", int, defaults.events_max_queued_bytes
+            ),
             events_commit_timeout=reader.get(
                 "FLAGD_EVENTS_COMMIT_TIMEOUT", float, defaults.events_commit_timeout
             ),

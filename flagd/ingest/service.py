@@ -47,6 +47,7 @@ class Ingest:
             lambda: connect(settings),
             WriterLimits(
                 max_queued_events=settings.events_max_queued,
+                max_queued_bytes=settings.events_max_queued_bytes,
                 max_commit_events=max(20_000, settings.events_max_batch),
                 commit_timeout=settings.events_commit_timeout,
             ),
