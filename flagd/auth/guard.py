@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from flagd.auth.keys import Scope, matches, parse
 from flagd.auth.repository import ApiKey, ApiKeyRepository
-from flagd.errors import Forbidden, Unauthorized
+from flagd.errors import DatabaseUnavailable, Forbidden, Unauthorized
 
 ALLOWED_SCOPES: dict[Scope, frozenset[Scope]] = {
     Scope.SDK: frozenset({Scope.SDK, Scope.ADMIN}),
@@ -32,6 +32,19 @@ ALLOWED_SCOPES: dict[Scope, frozenset[Scope]] = {
     Scope.ADMIN: frozenset({Scope.ADMIN}),
 }
 """Which key scopes may call an endpoint that needs a given scope: admin keys reach everything."""
+
+# Errors of a database that cannot be reached (as flagd.http.handlers answers them with 503).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+_LOOKUP_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, *DATABASE_ERRORS)
+UNREACHABLE_SECONDS = 0.5
+"""After a failed lookup, how long other lookups fail at once rather than trying again."""
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="flagd"'}
 _HOW_TO = "send `Authorization: Bearer <key>` or `X-API-Key: <key>`; create a key with `flagd keys create`"
@@ -59,6 +72,7 @@ class Authenticator:
         # requests cost one dictionary lookup. Cleared with the key cache.
         self._verified: dict[str, tuple[float, Principal]] = {}
         self._generation = 0
+        self._unreachable_until = 0.0
 
     def forget(self) -> None:
         self._generation += 1
@@ -123,7 +137,20 @@ class Authenticator:
         if cached is not None and cached[0] > now:
             return cached[1]
         generation = self._generation
-        key = await self._read(prefix)
+        try:
+            if now < self._unreachable_until:
+                raise DatabaseUnavailable("the database is not reachable right now; retry shortly")
+            key = await self._read(prefix)
+        except _LOOKUP_ERRORS as exc:
+            # While the database cannot be asked, a key it confirmed before stays good (nothing can
+            # revoke it meanwhile), and other lookups fail at once for a moment instead of each
+            # opening a connection that cannot succeed.
+            self._unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
+            if cached is not None and cached[1] is not None:
+                return cached[1]
+            if isinstance(exc, DatabaseUnavailable):
+                raise
+            raise DatabaseUnavailable("the database is not reachable right now; retry shortly") from exc
         if generation != self._generation:
             return key
         if len(self._cache) > 10_000:  # bounded: unknown prefixes from a scan must not grow it forever

@@ -35,12 +35,13 @@ MAX_STATS_DAYS = 92
 _STATS_ROWS = 10_000
 
 
-@requires(Scope.SDK)
-async def post_events(request: Request, principal: Principal) -> Response:
+async def post_events(request: Request) -> Response:
     state = server_state(request)
     ingest = state.ingest
-    # Refused before the body is read: while the database is down, a refusal costs almost nothing.
+    # Refused before the key is checked and the body read: while the database is down (when a key not
+    # yet cached could not be checked anyway), a refusal costs almost nothing.
     ingest.writer.check_accepting()
+    await state.auth.authenticate(request, Scope.SDK)
     body = await read_body(request, state.settings.events_max_body_bytes)
     document = decode(
         body,

@@ -22,7 +22,9 @@ import httpx
 import msgpack
 import pytest
 
+from flagd.auth.guard import UNREACHABLE_SECONDS, Authenticator
 from flagd.auth.keys import Scope
+from flagd.errors import DatabaseUnavailable
 from flagd.storage.embedded import EmbeddedPostgres
 from tests.support import FlagdProcess, bearer, create_key, flagd_env, free_port
 
@@ -205,3 +207,25 @@ async def migrate(url: str, tmp_path: Path) -> None:
     """Migrate the new cluster with `flagd migrate`, so keys can be created before a server starts."""
     process = FlagdProcess(["migrate"], flagd_env(DATABASE_URL=url), tmp_path / "migrate.log")
     assert await asyncio.to_thread(process.process.wait, 60) == 0, process.output
+
+
+async def test_should_keep_confirmed_keys_and_fail_fast_for_others_while_postgres_is_down(
+    own_postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    url = await asyncio.to_thread(own_postgres.start)
+    await migrate(url, tmp_path)
+    known, unknown = await create_key(url, Scope.SDK), await create_key(url, Scope.SDK)
+    pool = await asyncpg.create_pool(url, min_size=0, max_size=2)
+    try:
+        auth = Authenticator(pool, ttl=0.0, negative_ttl=0.0)  # every check goes to the database
+        assert (await auth.authenticate_token(known, Scope.SDK)).scope is Scope.SDK
+        await asyncio.to_thread(own_postgres.stop)
+        # A key the database confirmed stays good while it cannot be asked (nothing can revoke it).
+        assert (await auth.authenticate_token(known, Scope.SDK)).scope is Scope.SDK
+        with pytest.raises(DatabaseUnavailable):
+            await auth.authenticate_token(unknown, Scope.SDK)
+        await asyncio.to_thread(own_postgres.start)
+        await asyncio.sleep(UNREACHABLE_SECONDS)
+        assert (await auth.authenticate_token(unknown, Scope.SDK)).scope is Scope.SDK
+    finally:
+        await pool.close()
