@@ -18,7 +18,7 @@ from flagd.config.watcher import ConfigWatcher
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.ingest.service import Ingest
-from flagd.routes import admin, config_stream, events, experiments, health, ofrep, openapi
+from flagd.routes import admin, config_stream, events, experiments, health, ofrep, openapi, results
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage.migrations import apply_migrations, load_migrations
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> Starlette:
             *health.routes,
             *admin.routes,
             *experiments.routes,
+            *results.routes,
             *openapi.routes,
         ],
         middleware=middleware,

@@ -1,0 +1,171 @@
+"""Sufficient statistics per variant to the numbers a product manager reads: pure, no I/O.
+
+For each metric and each treatment variant against control (the first variant of the split):
+the means, the absolute and relative lift with fixed-horizon and always-valid (sequential)
+intervals and p-values, the p-values adjusted across the experiment's metrics x variants (Holm
+by default), and the chance to beat control. CUPED uses each unit's same metric before its
+exposure where the metric has one (conversion, count, sum); ratio-like metrics are analysed
+with the delta method.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from flagd.experiments.model import Metric
+from flagd.results.reduce import RATIO_TYPES, Reduction, VariantSums
+from stats import (
+    AnalysisResult,
+    BetaPrior,
+    ProportionStatistic,
+    RatioStatistic,
+    RegressionAdjustedStatistic,
+    SampleMeanStatistic,
+    SequentialDesign,
+    benjamini_hochberg,
+    beta_binomial,
+    fixed_horizon,
+    gaussian_effect,
+    holm,
+    sample_ratio_mismatch,
+    sequential,
+)
+
+Correction = Literal["holm", "bh", "none"]
+Statistic = ProportionStatistic | SampleMeanStatistic | RatioStatistic | RegressionAdjustedStatistic
+
+DESIGN_UNITS = 100_000
+"""The sequential test's mixing variance is tightest at this many units (fixed in advance, never from data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    alpha: float = 0.05
+    cuped: bool = True
+    correction: Correction = "holm"
+    design_units: int = DESIGN_UNITS
+
+
+def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
+    """The stats/ statistic of one variant of `metric`."""
+    if metric.type in RATIO_TYPES:
+        return RatioStatistic(
+            SampleMeanStatistic(sums.n, sums.y, sums.y2),
+            SampleMeanStatistic(sums.n, sums.d, sums.d2),
+            sums.yd,
+        )
+    post: ProportionStatistic | SampleMeanStatistic
+    pre: ProportionStatistic | SampleMeanStatistic
+    if metric.type == "conversion":
+        post, pre = ProportionStatistic(sums.n, sums.y), ProportionStatistic(sums.n, sums.x)
+    else:
+        post, pre = SampleMeanStatistic(sums.n, sums.y, sums.y2), SampleMeanStatistic(sums.n, sums.x, sums.x2)
+    if cuped:
+        return RegressionAdjustedStatistic(post, pre, sums.xy)
+    return post
+
+
+def _result(result: AnalysisResult) -> dict[str, Any]:
+    if result.problem is not None:
+        return {"problem": {"code": result.problem.problem.value, "message": result.problem.message}}
+    return {
+        "effect": result.effect,
+        "ciLow": _finite(result.ci_low),
+        "ciHigh": _finite(result.ci_high),
+        "pValue": result.p_value,
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: an unbounded end of an interval is null."""
+    return value if math.isfinite(value) else None
+
+
+def _mean(metric: Metric, sums: VariantSums) -> float | None:
+    if metric.type in RATIO_TYPES:
+        value = sums.y / sums.d if sums.d else None
+        return None if value is None else value * (100.0 if metric.type == "nps" else 1.0)
+    return sums.y / sums.n if sums.n else None
+
+
+def analyse_metric(
+    metric: Metric, reduction: Reduction, control: str, treatments: Sequence[str], options: Options
+) -> dict[str, Any]:
+    """One metric: each variant's units and mean, and each treatment's comparison with control."""
+    sums = {
+        v: reduction.variants.get(v) or VariantSums(v, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        for v in (control, *treatments)
+    }
+    use_cuped = options.cuped and metric.type not in RATIO_TYPES and any(s.x != 0 for s in sums.values())
+    design = SequentialDesign.from_expected_sample_size(options.design_units, options.alpha)
+    variants = [{"variant": v, "units": s.n, "mean": _mean(metric, s)} for v, s in sums.items()]
+    comparisons = []
+    base = statistic(metric, sums[control], cuped=use_cuped)
+    for treatment in treatments:
+        other = statistic(metric, sums[treatment], cuped=use_cuped)
+        comparison: dict[str, Any] = {"variant": treatment}
+        for scale, relative in (("absolute", False), ("relative", True)):
+            comparison[scale] = {
+                "fixedHorizon": _result(fixed_horizon(base, other, relative=relative, alpha=options.alpha)),
+                "sequential": _result(
+                    sequential(base, other, design, relative=relative, alpha=options.alpha)
+                ),
+            }
+        comparison["chanceToBeatControl"] = _chance(metric, sums[control], sums[treatment], base, other)
+        comparisons.append(comparison)
+    return {
+        "metric": metric.key,
+        "type": metric.type,
+        "direction": metric.direction,
+        "cuped": use_cuped,
+        "cap": reduction.cap,
+        "variants": variants,
+        "comparisons": comparisons,
+    }
+
+
+def _chance(
+    metric: Metric, control: VariantSums, treatment: VariantSums, base: Statistic, other: Statistic
+) -> float | None:
+    """The posterior probability that the treatment's mean beats control's in the metric's direction."""
+    if metric.type == "conversion":
+        result = beta_binomial(
+            ProportionStatistic(control.n, control.y),
+            ProportionStatistic(treatment.n, treatment.y),
+            BetaPrior(),
+        )
+        chance = result.chance_to_beat_control if result.problem is None else math.nan
+    else:
+        effect = gaussian_effect(base, other)
+        chance = effect.chance_to_win if effect.problem is None else math.nan
+    if not math.isfinite(chance):
+        return None
+    return chance if metric.direction == "increase" else 1.0 - chance
+
+
+def adjust(metrics: list[dict[str, Any]], correction: Correction) -> None:
+    """Add each comparison's p-values adjusted across every metric x treatment, in place."""
+    for test in ("fixedHorizon", "sequential"):
+        places = [
+            c["relative"][test] for m in metrics for c in m["comparisons"] if "pValue" in c["relative"][test]
+        ]
+        p_values = [place["pValue"] for place in places]
+        if correction == "none" or not p_values:
+            adjusted = p_values
+        else:
+            result = holm(p_values) if correction == "holm" else benjamini_hochberg(p_values)
+            adjusted = list(result.p_values) if result.problem is None else [math.nan] * len(p_values)
+        for place, value in zip(places, adjusted, strict=True):
+            place["pValueAdjusted"] = value if math.isfinite(value) else None
+
+
+def srm(counts: Mapping[str, int], weights: Mapping[str, int]) -> dict[str, Any]:
+    """Sample-ratio mismatch of the exposed units against the designed weights."""
+    names = list(weights)
+    result = sample_ratio_mismatch([counts.get(n, 0) for n in names], [float(weights[n]) for n in names])
+    if result.problem is not None:
+        return {"problem": {"code": result.problem.problem.value, "message": result.problem.message}}
+    return {"pValue": result.p_value, "mismatch": result.mismatch, "chiSquared": result.chi_squared}

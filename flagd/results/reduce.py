@@ -1,0 +1,198 @@
+"""Events to sufficient statistics per variant, inside PostgreSQL: raw events never come to Python.
+
+For one metric of one experiment phase, the query
+
+1. takes the phase's exposed units (their first assignment), leaving out units seen in more than one
+   variant (they are counted separately, as a health problem);
+2. reads, per unit, the metric's events from its first exposure to the end of the metric's window (or
+   the analysis end), and for CUPED the same event in the `pre_seconds` before its exposure;
+3. turns them into the unit's value `y`, its denominator `d` (1, except for ratio, mean and survey
+   metrics) and its pre-exposure value `x`, per the metric's type:
+
+       conversion  y = 1 if any event                     d = 1
+       count       y = number of events                   d = 1
+       sum         y = sum of values                      d = 1
+       mean        y = sum of values                      d = number of events        (a ratio)
+       ratio       y = numerator metric's y               d = denominator metric's y  (a ratio)
+       nps         y = +1 promoter (last answer 9-10), -1 detractor (0-6), 0 passive  d = 1 if answered
+       csat        y = 1 if the last answer is 4 or 5     d = 1 if answered
+       ces         y = the last answer                    d = 1 if answered
+
+4. caps y where the metric says so (at a percentile of the units' non-zero values, pooled over the
+   variants, or at a fixed value), and
+5. sums n, y, y^2, d, d^2, y*d, x, x^2, x*y per variant: every field adds across days and strata.
+
+The windows use the event's own timestamp; `events_name_unit` (name, unit, occurred_at) serves step 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flagd.experiments.model import Metric
+from flagd.storage.types import Connection
+
+RATIO_TYPES = frozenset({"mean", "ratio", "nps", "csat", "ces"})
+SURVEY_TYPES = frozenset({"nps", "csat", "ces"})
+
+
+@dataclass(frozen=True, slots=True)
+class VariantSums:
+    variant: str
+    n: int
+    y: float
+    y2: float
+    d: float
+    d2: float
+    yd: float
+    x: float
+    x2: float
+    xy: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reduction:
+    metric: str
+    variants: dict[str, VariantSums]
+    cap: float | None
+    """The cap applied to per-unit values (None: not winsorised)."""
+
+
+# Per-unit aggregates of one event name over the post and pre windows.
+_PER_UNIT = """
+SELECT u.variant, u.unit,
+       count(*) FILTER (WHERE e.occurred_at >= u.exposed_at)::float8 AS post_count,
+       coalesce(sum(e.value) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
+       (array_agg(e.value ORDER BY e.occurred_at DESC)
+            FILTER (WHERE e.occurred_at >= u.exposed_at AND e.value IS NOT NULL))[1] AS post_last,
+       count(*) FILTER (WHERE e.occurred_at < u.exposed_at)::float8 AS pre_count,
+       coalesce(sum(e.value) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum
+FROM units u
+LEFT JOIN events e
+       ON e.name = {name} AND e.unit = u.unit
+      AND e.occurred_at >= u.exposed_at - make_interval(secs => $4)
+      AND e.occurred_at < least(u.exposed_at + make_interval(secs => coalesce({window}, 1e9)), $3)
+GROUP BY u.variant, u.unit
+"""
+
+_VALUE = {
+    "conversion": ("(a.post_count > 0)::int::float8", "1.0", "(a.pre_count > 0)::int::float8"),
+    "count": ("a.post_count", "1.0", "a.pre_count"),
+    "sum": ("a.post_sum", "1.0", "a.pre_sum"),
+    "mean": ("a.post_sum", "a.post_count", "0.0"),
+    "nps": (
+        "CASE WHEN a.post_last >= 9 THEN 1.0 WHEN a.post_last <= 6 THEN -1.0 ELSE 0.0 END",
+        "(a.post_last IS NOT NULL)::int::float8",
+        "0.0",
+    ),
+    "csat": ("(a.post_last >= 4)::int::float8", "(a.post_last IS NOT NULL)::int::float8", "0.0"),
+    "ces": ("coalesce(a.post_last, 0)", "(a.post_last IS NOT NULL)::int::float8", "0.0"),
+}
+
+_REDUCE = """
+WITH units AS (
+    SELECT unit, variant, exposed_at FROM exposures
+    WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants AND exposed_at < $3
+),
+a AS ({per_unit_a}),
+b AS ({per_unit_b}),
+values AS (
+    SELECT a.variant, {y} AS y, {d} AS d, {x} AS x
+    FROM a {join_b}
+),
+cap AS (
+    SELECT coalesce($6::float8,
+                    (SELECT percentile_cont($5::float8) WITHIN GROUP (ORDER BY y) FROM values WHERE y <> 0)
+           ) AS value
+),
+capped AS (
+    SELECT variant, CASE WHEN cap.value IS NULL OR ($5::float8 IS NULL AND $6::float8 IS NULL) THEN y
+                         ELSE least(y, cap.value) END AS y, d, x
+    FROM values, cap
+)
+SELECT variant, count(*) AS n, sum(y) AS y, sum(y * y) AS y2, sum(d) AS d, sum(d * d) AS d2,
+       sum(y * d) AS yd, sum(x) AS x, sum(x * x) AS x2, sum(x * y) AS xy,
+       (SELECT value FROM cap) AS cap
+FROM capped GROUP BY variant
+"""
+
+
+def _per_unit(name_param: str, window_param: str) -> str:
+    return _PER_UNIT.format(name=name_param, window=window_param)
+
+
+async def reduce_metric(
+    conn: Connection,
+    experiment: str,
+    phase: int,
+    metric: Metric,
+    metrics: dict[str, Metric],
+    *,
+    end: datetime,
+    pre_seconds: float,
+) -> Reduction:
+    """The per-variant sums of `metric` for the phase's units, as of `end`."""
+    if metric.type == "ratio":
+        numerator = metrics[str(metric.numerator)]
+        denominator = metrics[str(metric.denominator)]
+        y_expr = _VALUE[numerator.type][0]
+        d_expr = _VALUE[denominator.type][0].replace("a.", "b.")
+        sources = (numerator, denominator)
+        x_expr = "0.0"
+    else:
+        y_expr, d_expr, x_expr = _VALUE[metric.type]
+        sources = (metric, metric)
+    both = sources[0] is not sources[1]
+    sql = _REDUCE.format(
+        per_unit_a=_per_unit("$7", "$8::float8"),
+        per_unit_b=_per_unit("$9", "$10::float8") if both else "SELECT NULL::text AS unit",
+        y=y_expr,
+        d=d_expr,
+        x=x_expr,
+        join_b="JOIN b ON b.unit = a.unit" if both else "",
+    )
+    winsor = metric.winsorisation
+    percentile = winsor.percentile / 100 if winsor is not None and winsor.percentile is not None else None
+    fixed = winsor.value if winsor is not None else None
+    args: list[object] = [
+        experiment,
+        phase,
+        end,
+        float(pre_seconds),
+        percentile,
+        fixed,
+        sources[0].event,
+        None if sources[0].window_seconds is None else float(sources[0].window_seconds),
+    ]
+    if both:
+        args += [
+            sources[1].event,
+            None if sources[1].window_seconds is None else float(sources[1].window_seconds),
+        ]
+    rows = await conn.fetch(sql, *args)
+    variants = {
+        row["variant"]: VariantSums(
+            row["variant"],
+            int(row["n"]),
+            *(float(row[f] or 0.0) for f in ("y", "y2", "d", "d2", "yd", "x", "x2", "xy")),
+        )
+        for row in rows
+    }
+    cap = rows[0]["cap"] if rows and (percentile is not None or fixed is not None) else None
+    return Reduction(metric.key, variants, None if cap is None else float(cap))
+
+
+async def exposure_counts(
+    conn: Connection, experiment: str, phase: int, end: datetime
+) -> tuple[dict[str, int], int]:
+    """Units per variant (first assignment, before `end`), and how many units were seen in more than one."""
+    rows = await conn.fetch(
+        "SELECT variant, count(*) FILTER (WHERE NOT multiple_variants) AS n, "
+        "count(*) FILTER (WHERE multiple_variants) AS multiple "
+        "FROM exposures WHERE experiment = $1 AND phase = $2 AND exposed_at < $3 GROUP BY variant",
+        experiment,
+        phase,
+        end,
+    )
+    return {r["variant"]: int(r["n"]) for r in rows}, sum(int(r["multiple"]) for r in rows)

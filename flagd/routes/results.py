@@ -1,0 +1,46 @@
+"""Results for product managers (results scope): `GET /v1/experiments/{key}/results`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from flagd.auth.guard import Principal, requires
+from flagd.auth.keys import Scope
+from flagd.config.repository import ConfigRepository
+from flagd.errors import InvalidParameter
+from flagd.http.params import choice_param, int_param, path_key, text_param
+from flagd.http.responses import OrjsonResponse
+from flagd.http.routing import resource
+from flagd.results.analysis import Correction, Options
+from flagd.results.service import experiment_results
+from flagd.state import server_state
+
+
+@requires(Scope.RESULTS)
+async def get_results(request: Request, principal: Principal) -> Response:
+    key = path_key(request, "key", "experiment")
+    phase = int_param(request, "phase", low=1, high=1_000_000)
+    chosen = choice_param(request, "correction", ("holm", "bh", "none"))
+    correction: Correction = "bh" if chosen == "bh" else "none" if chosen == "none" else "holm"
+    cuped = (choice_param(request, "cuped", ("true", "false")) or "true") == "true"
+    alpha_text = text_param(request, "alpha")
+    alpha = 0.05
+    if alpha_text is not None:
+        try:
+            alpha = float(alpha_text)
+        except ValueError:
+            alpha = -1.0
+        if not 0.001 <= alpha <= 0.5:
+            raise InvalidParameter(f"alpha must be a number from 0.001 to 0.5, got {alpha_text!r}")
+    options = Options(alpha=alpha, cuped=cuped, correction=correction)
+    state = server_state(request)
+    async with state.pool.acquire() as conn:
+        stored = await ConfigRepository(conn).load()
+        body = await experiment_results(conn, stored, key, phase, options, datetime.now(UTC))
+    return OrjsonResponse(body)
+
+
+routes = [resource("/v1/experiments/{key}/results", GET=get_results)]
