@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from flagd.auth.keys import Scope
@@ -31,6 +32,7 @@ from stats import (
 )
 from tests.support import LiveServer, bearer, create_key
 
+Floats = npt.NDArray[np.float64]
 VARIANTS = ("control", "a", "b")
 DOCUMENT: dict[str, Any] = {
     "flags": {
@@ -213,7 +215,7 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
         v: sum(1 for variant, _ in exposures.values() if variant == v) for v in VARIANTS
     }
 
-    def arrays(name: str, window: float | None) -> dict[str, dict[str, np.ndarray]]:
+    def arrays(name: str, window: float | None) -> dict[str, dict[str, Floats]]:
         values = per_unit(rows, exposures, name, window, as_of)
         by_variant: dict[str, dict[str, list[float]]] = {v: {} for v in VARIANTS}
         for unit, record in values.items():
@@ -229,10 +231,10 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
     nonzero = np.concatenate([purchase[v]["s"] for v in VARIANTS])
     cap = float(np.percentile(nonzero[nonzero != 0], 90))
 
-    def mean_stat(y: np.ndarray) -> SampleMeanStatistic:
+    def mean_stat(y: Floats) -> SampleMeanStatistic:
         return SampleMeanStatistic(len(y), float(y.sum()), float((y * y).sum()))
 
-    def cuped(post: Any, pre: Any, y: np.ndarray, x: np.ndarray) -> RegressionAdjustedStatistic:
+    def cuped(post: Any, pre: Any, y: Floats, x: Floats) -> RegressionAdjustedStatistic:
         return RegressionAdjustedStatistic(post, pre, float((x * y).sum()))
 
     def expected(metric: str, v: str) -> Any:
