@@ -112,7 +112,7 @@ SELECT s.version, s.metadata::text AS metadata, s.updated_at,
        (SELECT coalesce(json_object_agg(l.key, l.definition::text ORDER BY l.key), '{}') FROM layers l) AS layers,
        (SELECT coalesce(json_object_agg(x.key, x.definition::text ORDER BY x.key), '{}') FROM experiments x)
          AS experiments,
-       (SELECT coalesce(json_object_agg(x.key, json_build_array(x.state, x.phase, x.salt, x.slot_start)), '{}')
+       (SELECT coalesce(json_object_agg(x.key, json_build_array(x.state, x.phase, x.salt, x.slot_start, x.phase_started_at)), '{}')
           FROM experiments x) AS lifecycles
 FROM config_state s
 """

@@ -28,6 +28,8 @@ class Lifecycle:
     phase: int
     salt: str
     slot_start: int | None
+    phase_started_at: str | None = None
+    """When the current phase started (ISO 8601), or None before the first start."""
 
 
 def with_lifecycle(experiment: Experiment, lifecycle: Lifecycle) -> Experiment:

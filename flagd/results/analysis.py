@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
 from flagd.experiments.model import Metric
@@ -20,6 +21,7 @@ from flagd.results.reduce import RATIO_TYPES, Reduction, VariantSums
 from stats import (
     AnalysisResult,
     BetaPrior,
+    PowerInputs,
     ProportionStatistic,
     RatioStatistic,
     RegressionAdjustedStatistic,
@@ -32,6 +34,7 @@ from stats import (
     holm,
     sample_ratio_mismatch,
     sequential,
+    sequential_sample_size,
 )
 
 Correction = Literal["holm", "bh", "none"]
@@ -47,6 +50,8 @@ class Options:
     cuped: bool = True
     correction: Correction = "holm"
     design_units: int = DESIGN_UNITS
+    mde: float = 0.05
+    """The relative change the primary metric should be able to detect (for progress)."""
 
 
 def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
@@ -169,3 +174,69 @@ def srm(counts: Mapping[str, int], weights: Mapping[str, int]) -> dict[str, Any]
     if result.problem is not None:
         return {"problem": {"code": result.problem.problem.value, "message": result.problem.message}}
     return {"pValue": result.p_value, "mismatch": result.mismatch, "chiSquared": result.chi_squared}
+
+
+def units_per_day(daily: Mapping[date, int], today: date) -> float | None:
+    """New units a day over the phase's complete days (today's partial day left out unless it is all there is)."""
+    complete = [n for day, n in daily.items() if day < today]
+    if complete:
+        return sum(complete) / len(complete)
+    return float(sum(daily.values())) if daily else None
+
+
+def progress(
+    metric: Metric,
+    control: VariantSums,
+    weights: Mapping[str, int],
+    units: int,
+    per_day: float | None,
+    options: Options,
+) -> dict[str, Any]:
+    """Units needed for the primary metric to detect a relative change of `options.mde` with 80% power."""
+    if metric.type in RATIO_TYPES or control.n < 2:
+        return {"mde": options.mde, "neededUnits": None, "units": units, "daysRemaining": None}
+    if metric.type == "conversion":
+        mean = control.y / control.n
+        variance = mean * (1 - mean)
+    else:
+        mean = control.y / control.n
+        variance = (control.y2 - control.y**2 / control.n) / (control.n - 1)
+    design = SequentialDesign.from_expected_sample_size(options.design_units, options.alpha)
+    solved = sequential_sample_size(
+        PowerInputs(mean, variance, alpha=options.alpha), design, options.mde, relative=True
+    )
+    if solved.problem is not None or not math.isfinite(solved.value):
+        return {"mde": options.mde, "neededUnits": None, "units": units, "daysRemaining": None}
+    smallest_share = min(weights.values()) / sum(weights.values())
+    needed = math.ceil(solved.value / smallest_share)
+    remaining = max(needed - units, 0)
+    days = remaining / per_day if per_day else None
+    return {"mde": options.mde, "neededUnits": needed, "units": units, "daysRemaining": days}
+
+
+def impact(
+    metric: Metric, comparison: Mapping[str, Any], per_day: float | None, allocation_share: float
+) -> dict[str, Any] | None:
+    """The projected change per day and per year if the variant shipped to every eligible unit, with its interval.
+
+    The always-valid absolute effect per unit times the eligible units a day (new units a day in the
+    experiment, divided by its share of traffic). Only for metrics that add up: conversion, count, sum.
+    """
+    result = comparison["absolute"]["sequential"]
+    if metric.type not in ("conversion", "count", "sum") or "effect" not in result or not per_day:
+        return None
+    eligible = per_day / allocation_share
+
+    def scaled(value: float | None, factor: float) -> float | None:
+        return None if value is None else value * eligible * factor
+
+    return {
+        "eligibleUnitsPerDay": eligible,
+        "perDay": {
+            k: scaled(result[v], 1.0) for k, v in (("effect", "effect"), ("low", "ciLow"), ("high", "ciHigh"))
+        },
+        "perYear": {
+            k: scaled(result[v], 365.0)
+            for k, v in (("effect", "effect"), ("low", "ciLow"), ("high", "ciHigh"))
+        },
+    }

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flagd.config.repository import StoredConfig
 from flagd.errors import InvalidParameter, NotFound
+from flagd.experiments.model import BASIS_POINTS, Experiment, Metric
 from flagd.experiments.reading import read_sections
-from flagd.experiments.serving import with_lifecycle
-from flagd.results.analysis import Options, adjust, analyse_metric, srm
-from flagd.results.reduce import exposure_counts, reduce_metric
+from flagd.experiments.serving import Lifecycle, with_lifecycle
+from flagd.results.analysis import Options, adjust, analyse_metric, impact, progress, srm, units_per_day
+from flagd.results.decision import decide, guardrail_verdicts
+from flagd.results.health import (
+    Check,
+    daily_events,
+    daily_exposures,
+    judge_arrived,
+    judge_exposures_arrive,
+    judge_multiple,
+    judge_srm,
+    judge_volume,
+    never_arrived,
+)
+from flagd.results.reduce import VariantSums, exposure_counts, reduce_metric
 from flagd.storage.types import Connection
 
 PRE_EXPOSURE_SECONDS = 14 * 86_400
@@ -35,18 +48,39 @@ async def experiment_results(
             else f'experiment "{key}" has not started, so it has no results yet'
         )
     names = [name for name, _ in experiment.variants]
+    weights = dict(experiment.variants)
     control, treatments = names[0], names[1:]
     counts, multiple = await exposure_counts(conn, key, chosen, now)
+    daily = await daily_exposures(conn, key, chosen, now)
+    per_day = units_per_day(daily, now.date())
+    share = experiment.allocation_bp / BASIS_POINTS
     analysed = []
+    progress_of_primary = None
     for role in experiment.metrics:
         metric = sections.metrics[role.metric]
         reduction = await reduce_metric(
             conn, key, chosen, metric, sections.metrics, end=now, pre_seconds=PRE_EXPOSURE_SECONDS
         )
-        analysed.append(
-            {"role": role.role, **analyse_metric(metric, reduction, control, treatments, options)}
-        )
+        result = {"role": role.role, **analyse_metric(metric, reduction, control, treatments, options)}
+        for comparison in result["comparisons"]:
+            comparison["impact"] = impact(metric, comparison, per_day, share)
+        if role.role == "primary" and progress_of_primary is None:
+            empty = VariantSums(control, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            progress_of_primary = progress(
+                metric,
+                reduction.variants.get(control, empty),
+                weights,
+                sum(counts.values()),
+                per_day,
+                options,
+            )
+        analysed.append(result)
     adjust(analysed, options.correction)
+    sample_ratio = srm(counts, weights)
+    checks = [judge_srm(sample_ratio)]
+    checks += await _checks(
+        conn, experiment, sections.metrics, chosen, counts, multiple, daily, now, lifecycle
+    )
     return {
         "experiment": key,
         "phase": chosen,
@@ -57,6 +91,52 @@ async def experiment_results(
         "correction": options.correction,
         "units": [{"variant": v, "units": counts.get(v, 0)} for v in names],
         "unitsInSeveralVariants": multiple,
-        "sampleRatio": srm(counts, dict(experiment.variants)),
+        "sampleRatio": sample_ratio,
+        "decision": decide(analysed, checks, progress_of_primary),
+        "health": [c.to_json() for c in checks],
+        "guardrails": guardrail_verdicts(analysed),
+        "progress": progress_of_primary,
+        "unitsPerDay": per_day,
         "metrics": analysed,
     }
+
+
+async def _checks(
+    conn: Connection,
+    experiment: Experiment,
+    metrics: dict[str, Metric],
+    phase: int,
+    counts: dict[str, int],
+    multiple: int,
+    daily: dict[date, int],
+    now: datetime,
+    lifecycle: Lifecycle | None,
+) -> list[Check]:
+    names = sorted(_event_names(experiment, metrics))
+    started = _phase_start(lifecycle, daily, now)
+    volumes = await daily_events(conn, names, started)
+    checks = [judge_multiple(multiple, sum(counts.values())), judge_volume("exposures", daily, now.date())]
+    checks += [judge_volume(f"{name} events", volumes[name], now.date()) for name in names]
+    checks.append(judge_arrived(await never_arrived(conn, names)))
+    since_start = sum(n for days in volumes.values() for day, n in days.items() if day >= started)
+    checks.append(judge_exposures_arrive(sum(counts.values()) + multiple, since_start))
+    return checks
+
+
+def _event_names(experiment: Experiment, metrics: dict[str, Metric]) -> set[str]:
+    names: set[str] = set()
+    for role in experiment.metrics:
+        metric = metrics[role.metric]
+        parts = (
+            [metric]
+            if metric.type != "ratio"
+            else [metrics[str(metric.numerator)], metrics[str(metric.denominator)]]
+        )
+        names.update(p.event for p in parts if p.event)
+    return names
+
+
+def _phase_start(lifecycle: Lifecycle | None, daily: dict[date, int], now: datetime) -> date:
+    if lifecycle is not None and lifecycle.phase_started_at:
+        return datetime.fromisoformat(lifecycle.phase_started_at).astimezone(UTC).date()
+    return min(daily) if daily else now.date()
