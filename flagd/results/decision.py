@@ -19,8 +19,8 @@ from typing import Any
 from flagd.results.health import Check
 
 
-def _interval(comparison: dict[str, Any]) -> tuple[float, float] | None:
-    result = comparison["relative"]["sequential"]
+def _interval(comparison: dict[str, Any], scale: str = "absolute") -> tuple[float, float] | None:
+    result = comparison[scale]["sequential"]
     if "effect" not in result:
         return None
     low = result["ciLow"] if result["ciLow"] is not None else -math.inf
@@ -29,7 +29,10 @@ def _interval(comparison: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def _side(metric: dict[str, Any], comparison: dict[str, Any]) -> str:
-    """'good', 'bad' or 'unclear': where the metric's relative always-valid interval lies."""
+    """'good', 'bad' or 'unclear': where the metric's always-valid interval of the difference lies.
+
+    The absolute difference decides (its interval is always bounded; the relative one is unbounded
+    while the control mean is not clearly away from zero, and has the same sign when it is not)."""
     interval = _interval(comparison)
     if interval is None:
         return "unclear"
@@ -87,14 +90,16 @@ def decide(
     if primary is not None:
         winners = [c for c in primary["comparisons"] if _side(primary, c) == "good"]
         if winners:
-            best = max(winners, key=lambda c: abs(c["relative"]["sequential"]["effect"]))
-            interval = _interval(best)
-            assert interval is not None
+            best = max(winners, key=lambda c: abs(c["absolute"]["sequential"]["effect"]))
+            relative = _interval(best, "relative")
+            change = (
+                f"{best['relative']['sequential']['effect']:+.1%} (always-valid interval {_percent(relative)})"
+                if relative is not None
+                else f"{best['absolute']['sequential']['effect']:+.4g} per unit"
+            )
             return {
                 "action": "ship",
-                "reason": f"variant {best['variant']} changes {primary['metric']} by "
-                f"{best['relative']['sequential']['effect']:+.1%} (always-valid interval {_percent(interval)}) "
-                "and harms no guardrail",
+                "reason": f"variant {best['variant']} changes {primary['metric']} by {change} and harms no guardrail",
                 "variant": best["variant"],
             }
     days = None if progress is None else progress.get("daysRemaining")

@@ -1,0 +1,166 @@
+"""Simulated experiments through the real ingestion path, with what was injected known: the decision follows."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from flagd.auth.keys import Scope
+from tests.support import LiveServer, bearer, create_key
+
+DOCUMENT: dict[str, Any] = {
+    "flags": {
+        "page": {"state": "ENABLED", "variants": {"old": "old", "new": "new"}, "defaultVariant": "old"}
+    },
+    "metrics": {
+        "bought": {"type": "conversion", "event": "purchase", "direction": "increase"},
+        "errors": {"type": "conversion", "event": "error", "direction": "decrease"},
+    },
+    "experiments": {
+        "checkout": {
+            "flag": "page",
+            "variants": {"old": 1, "new": 1},
+            "metrics": [{"metric": "bought", "role": "primary"}, {"metric": "errors", "role": "guardrail"}],
+        }
+    },
+}
+
+
+@pytest.fixture
+async def results_client(server: LiveServer, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    token = await create_key(database_url, Scope.RESULTS, "pm")
+    async with httpx.AsyncClient(base_url=server.url, timeout=60.0, headers=bearer(token)) as http:
+        yield http
+
+
+def dataset(
+    *,
+    units: int,
+    rates: dict[str, dict[str, float]],
+    share_new: float = 0.5,
+    days: int = 1,
+    cut_day: int | None = None,
+    seed: int = 3,
+) -> list[dict[str, Any]]:
+    """Units exposed over `days` days (the `cut_day`-th day keeps 20% of its units), then their events."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    first_day = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    events: list[dict[str, Any]] = []
+    for i in range(units):
+        day = i % days
+        if day == cut_day and rng.random() > 0.2:
+            continue
+        variant = "new" if rng.random() < share_new else "old"
+        exposed = first_day + timedelta(days=day, seconds=rng.randrange(0, 80_000))
+        unit = f"u{i}"
+        events.append(
+            {
+                "kind": "exposure",
+                "event_id": str(uuid.uuid4()),
+                "timestamp": exposed.isoformat(),
+                "experiment": "checkout",
+                "phase": 1,
+                "variant": variant,
+                "unit": unit,
+            }
+        )
+        for name, rate in rates[variant].items():
+            if rng.random() < rate:
+                events.append(
+                    {
+                        "kind": "track",
+                        "event_id": str(uuid.uuid4()),
+                        "timestamp": (exposed + timedelta(seconds=rng.randrange(1, 3000))).isoformat(),
+                        "event": name,
+                        "unit": unit,
+                    }
+                )
+    return events
+
+
+async def run(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results: httpx.AsyncClient, events: list[dict[str, Any]]
+) -> dict[str, Any]:
+    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+    assert (await admin.post("/v1/admin/experiments/checkout/start")).status_code == 200
+    for start in range(0, len(events), 5000):
+        sent = await sdk.post("/v1/events", json={"events": events[start : start + 5000]})
+        assert sent.status_code == 200, sent.text
+    response = await results.get("/v1/experiments/checkout/results")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def comparison(body: dict[str, Any], metric: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(m for m in body["metrics"] if m["metric"] == metric)["comparisons"][0]
+    return found
+
+
+async def test_should_recommend_shipping_a_real_winner_with_an_interval_that_covers_the_truth(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.16, "error": 0.05}}
+    body = await run(admin, sdk, results_client, dataset(units=6000, rates=rates))
+    bought = comparison(body, "bought")
+    absolute, relative = bought["absolute"]["sequential"], bought["relative"]["sequential"]
+    assert absolute["ciLow"] <= 0.06 <= absolute["ciHigh"]
+    assert relative["ciLow"] <= 0.6 <= relative["ciHigh"]
+    assert body["decision"]["action"] == "ship", body["decision"]
+    assert body["decision"]["variant"] == "new"
+    assert "bought" in body["decision"]["reason"]
+    assert all(check["ok"] for check in body["health"]), body["health"]
+    assert [g["verdict"] for g in body["guardrails"]] == ["inconclusive"]
+    assert bought["impact"]["perDay"]["effect"] == pytest.approx(absolute["effect"] * body["unitsPerDay"])
+
+
+async def test_should_say_investigate_when_the_split_is_skewed(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    rates = {"old": {"purchase": 0.10}, "new": {"purchase": 0.16}}
+    body = await run(admin, sdk, results_client, dataset(units=4000, rates=rates, share_new=0.6))
+    assert body["sampleRatio"]["mismatch"] is True
+    assert body["decision"]["action"] == "investigate"
+    assert "sample ratio" in body["decision"]["reason"]
+    assert "variant" not in body["decision"]  # no winner is shown while the data cannot be trusted
+
+
+async def test_should_say_stop_when_a_guardrail_is_harmed(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    rates = {"old": {"purchase": 0.10, "error": 0.03}, "new": {"purchase": 0.16, "error": 0.12}}
+    body = await run(admin, sdk, results_client, dataset(units=4000, rates=rates))
+    assert {"metric": "errors", "variant": "new", "verdict": "harmed"} in body["guardrails"]
+    assert body["decision"]["action"] == "stop"
+    assert "errors" in body["decision"]["reason"]
+
+
+async def test_should_flag_a_day_whose_exposures_dropped_by_80_percent(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    rates = {"old": {"purchase": 0.10}, "new": {"purchase": 0.10}}
+    body = await run(admin, sdk, results_client, dataset(units=4000, rates=rates, days=10, cut_day=7))
+    volume = next(check for check in body["health"] if check["check"] == "volume: exposures")
+    cut = (datetime.now(UTC) - timedelta(days=10 - 7)).date().isoformat()
+    assert volume["ok"] is False
+    assert cut in volume["found"]
+    assert "dropped" in volume["found"]
+    assert body["decision"]["action"] == "investigate"
+
+
+async def test_should_keep_running_without_a_clear_winner(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.10, "error": 0.05}}
+    body = await run(admin, sdk, results_client, dataset(units=2000, rates=rates, days=4))
+    assert body["decision"]["action"] == "keep running", body["decision"]
+    assert body["progress"]["neededUnits"] > body["progress"]["units"]
+    assert body["progress"]["daysRemaining"] > 0
+    assert "more days" in body["decision"]["reason"]
