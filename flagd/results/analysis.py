@@ -27,6 +27,7 @@ from stats import (
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
     SequentialDesign,
+    accumulate_looks,
     benjamini_hochberg,
     beta_binomial,
     fixed_horizon,
@@ -240,3 +241,46 @@ def impact(
             for k, v in (("effect", "effect"), ("low", "ciLow"), ("high", "ciHigh"))
         },
     }
+
+
+def series(
+    metric: Metric,
+    days: Sequence[tuple[date, Reduction]],
+    control: str,
+    treatments: Sequence[str],
+    options: Options,
+) -> list[dict[str, Any]]:
+    """Per day, each treatment's cumulative estimate with its always-valid interval, carried over the looks.
+
+    The intervals are intersected from day to day (`stats.accumulate_looks`): each stays valid at every
+    look, so the band only narrows, and looking daily does not inflate the error rate.
+    """
+    design = SequentialDesign.from_expected_sample_size(options.design_units, options.alpha)
+    empty = {v: VariantSums(v, 0, 0, 0, 0, 0, 0, 0, 0, 0) for v in (control, *treatments)}
+    looks: dict[tuple[str, bool], list[AnalysisResult]] = {}
+    for _, reduction in days:
+        sums = {v: reduction.variants.get(v) or empty[v] for v in empty}
+        use_cuped = options.cuped and metric.type not in RATIO_TYPES and any(s.x != 0 for s in sums.values())
+        base = statistic(metric, sums[control], cuped=use_cuped)
+        for treatment in treatments:
+            other = statistic(metric, sums[treatment], cuped=use_cuped)
+            for relative in (False, True):
+                result = sequential(base, other, design, relative=relative, alpha=options.alpha)
+                looks.setdefault((treatment, relative), []).append(result)
+    carried = {key: accumulate_looks(results) for key, results in looks.items()}
+    points = []
+    for index, (day, reduction) in enumerate(days):
+        point: dict[str, Any] = {
+            "day": day.isoformat(),
+            "units": {v: (reduction.variants.get(v) or empty[v]).n for v in empty},
+            "comparisons": [
+                {
+                    "variant": t,
+                    "absolute": _result(carried[(t, False)][index]),
+                    "relative": _result(carried[(t, True)][index]),
+                }
+                for t in treatments
+            ],
+        }
+        points.append(point)
+    return points

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flagd.config.repository import StoredConfig
@@ -10,7 +10,16 @@ from flagd.errors import InvalidParameter, NotFound
 from flagd.experiments.model import BASIS_POINTS, Experiment, Metric
 from flagd.experiments.reading import read_sections
 from flagd.experiments.serving import Lifecycle, with_lifecycle
-from flagd.results.analysis import Options, adjust, analyse_metric, impact, progress, srm, units_per_day
+from flagd.results.analysis import (
+    Options,
+    adjust,
+    analyse_metric,
+    impact,
+    progress,
+    series,
+    srm,
+    units_per_day,
+)
 from flagd.results.decision import decide, guardrail_verdicts
 from flagd.results.health import (
     Check,
@@ -33,20 +42,7 @@ PRE_EXPOSURE_SECONDS = 14 * 86_400
 async def experiment_results(
     conn: Connection, stored: StoredConfig, key: str, phase: int | None, options: Options, now: datetime
 ) -> dict[str, Any]:
-    sections = read_sections(stored.document(), [])
-    experiment = sections.experiments.get(key)
-    lifecycle = stored.lifecycles.get(key)
-    if experiment is None:
-        raise NotFound(f'experiment "{key}" does not exist (or its definition no longer reads cleanly)')
-    if lifecycle is not None:
-        experiment = with_lifecycle(experiment, lifecycle)
-    chosen = experiment.phase if phase is None else phase
-    if chosen < 1 or chosen > max(experiment.phase, 0):
-        raise InvalidParameter(
-            f"phase must be between 1 and {experiment.phase} (the experiment's phases so far), got {chosen}"
-            if experiment.phase
-            else f'experiment "{key}" has not started, so it has no results yet'
-        )
+    experiment, metrics, lifecycle, chosen = _resolve(stored, key, phase)
     names = [name for name, _ in experiment.variants]
     weights = dict(experiment.variants)
     control, treatments = names[0], names[1:]
@@ -57,9 +53,9 @@ async def experiment_results(
     analysed = []
     progress_of_primary = None
     for role in experiment.metrics:
-        metric = sections.metrics[role.metric]
+        metric = metrics[role.metric]
         reduction = await reduce_metric(
-            conn, key, chosen, metric, sections.metrics, end=now, pre_seconds=PRE_EXPOSURE_SECONDS
+            conn, key, chosen, metric, metrics, end=now, pre_seconds=PRE_EXPOSURE_SECONDS
         )
         result = {"role": role.role, **analyse_metric(metric, reduction, control, treatments, options)}
         for comparison in result["comparisons"]:
@@ -78,9 +74,7 @@ async def experiment_results(
     adjust(analysed, options.correction)
     sample_ratio = srm(counts, weights)
     checks = [judge_srm(sample_ratio)]
-    checks += await _checks(
-        conn, experiment, sections.metrics, chosen, counts, multiple, daily, now, lifecycle
-    )
+    checks += await _checks(conn, experiment, metrics, chosen, counts, multiple, daily, now, lifecycle)
     return {
         "experiment": key,
         "phase": chosen,
@@ -99,6 +93,99 @@ async def experiment_results(
         "unitsPerDay": per_day,
         "metrics": analysed,
     }
+
+
+def _resolve(
+    stored: StoredConfig, key: str, phase: int | None
+) -> tuple[Experiment, dict[str, Metric], Lifecycle | None, int]:
+    """The experiment (in its stored lifecycle), the metrics, its lifecycle and the phase to analyse."""
+    sections = read_sections(stored.document(), [])
+    experiment = sections.experiments.get(key)
+    lifecycle = stored.lifecycles.get(key)
+    if experiment is None:
+        raise NotFound(f'experiment "{key}" does not exist (or its definition no longer reads cleanly)')
+    if lifecycle is not None:
+        experiment = with_lifecycle(experiment, lifecycle)
+    chosen = experiment.phase if phase is None else phase
+    if chosen < 1 or chosen > max(experiment.phase, 0):
+        raise InvalidParameter(
+            f"phase must be between 1 and {experiment.phase} (the experiment's phases so far), got {chosen}"
+            if experiment.phase
+            else f'experiment "{key}" has not started, so it has no results yet'
+        )
+    return experiment, sections.metrics, lifecycle, chosen
+
+
+MAX_SERIES_DAYS = 92
+
+
+async def experiment_timeseries(
+    conn: Connection,
+    stored: StoredConfig,
+    key: str,
+    phase: int | None,
+    metric_key: str | None,
+    options: Options,
+    now: datetime,
+) -> dict[str, Any]:
+    """Per day since the phase began (at most MAX_SERIES_DAYS, the latest), the cumulative estimates."""
+    experiment, metrics, lifecycle, chosen = _resolve(stored, key, phase)
+    roles = {role.metric: role.role for role in experiment.metrics}
+    if metric_key is None:
+        metric_key = next((m for m, r in roles.items() if r == "primary"), next(iter(roles), None))
+    if metric_key is None or metric_key not in roles:
+        raise InvalidParameter(
+            f"metric must be one of the experiment's metrics ({', '.join(roles) or 'none'}), got {metric_key!r}"
+        )
+    daily = await daily_exposures(conn, key, chosen, now)
+    first = _phase_start(lifecycle, daily, now)
+    count = min((now.date() - first).days + 1, MAX_SERIES_DAYS)
+    names = [name for name, _ in experiment.variants]
+    days = []
+    for offset in range(count - 1, -1, -1):
+        day = now.date() - timedelta(days=offset)
+        end = min(datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1), now)
+        reduction = await reduce_metric(
+            conn, key, chosen, metrics[metric_key], metrics, end=end, pre_seconds=PRE_EXPOSURE_SECONDS
+        )
+        days.append((day, reduction))
+    return {
+        "experiment": key,
+        "phase": chosen,
+        "metric": metric_key,
+        "control": names[0],
+        "days": series(metrics[metric_key], days, names[0], names[1:], options),
+    }
+
+
+async def list_experiments(conn: Connection, stored: StoredConfig) -> list[dict[str, Any]]:
+    """Every experiment with its state, phase, flag, primary metric and units exposed in its current phase."""
+    sections = read_sections(stored.document(), [])
+    rows = await conn.fetch(
+        "SELECT e.experiment, count(*) AS units FROM exposures e JOIN experiments x "
+        "ON x.key = e.experiment AND x.phase = e.phase GROUP BY e.experiment"
+    )
+    units = {r["experiment"]: int(r["units"]) for r in rows}
+    listed = []
+    for key, definition in stored.experiments.items():
+        lifecycle = stored.lifecycles.get(key)
+        experiment = sections.experiments.get(key)
+        primary = (
+            next((r.metric for r in experiment.metrics if r.role == "primary"), None) if experiment else None
+        )
+        listed.append(
+            {
+                "key": key,
+                "name": (definition.get("name") if isinstance(definition, dict) else None) or key,
+                "flag": definition.get("flag") if isinstance(definition, dict) else None,
+                "state": lifecycle.state if lifecycle else "draft",
+                "phase": lifecycle.phase if lifecycle else 0,
+                "primaryMetric": primary,
+                "units": units.get(key, 0),
+                "results": f"/v1/experiments/{key}/results",
+            }
+        )
+    return listed
 
 
 async def _checks(
@@ -137,6 +224,9 @@ def _event_names(experiment: Experiment, metrics: dict[str, Metric]) -> set[str]
 
 
 def _phase_start(lifecycle: Lifecycle | None, daily: dict[date, int], now: datetime) -> date:
+    """The day the phase began, or its first exposure's day if that is earlier (events sent late, with
+    their original timestamps, after a start)."""
+    days = [min(daily)] if daily else []
     if lifecycle is not None and lifecycle.phase_started_at:
-        return datetime.fromisoformat(lifecycle.phase_started_at).astimezone(UTC).date()
-    return min(daily) if daily else now.date()
+        days.append(datetime.fromisoformat(lifecycle.phase_started_at).astimezone(UTC).date())
+    return min(days) if days else now.date()

@@ -15,14 +15,11 @@ from flagd.http.params import choice_param, int_param, path_key, text_param
 from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
 from flagd.results.analysis import Correction, Options
-from flagd.results.service import experiment_results
+from flagd.results.service import experiment_results, experiment_timeseries, list_experiments
 from flagd.state import server_state
 
 
-@requires(Scope.RESULTS)
-async def get_results(request: Request, principal: Principal) -> Response:
-    key = path_key(request, "key", "experiment")
-    phase = int_param(request, "phase", low=1, high=1_000_000)
+def _options(request: Request) -> Options:
     chosen = choice_param(request, "correction", ("holm", "bh", "none"))
     correction: Correction = "bh" if chosen == "bh" else "none" if chosen == "none" else "holm"
     cuped = (choice_param(request, "cuped", ("true", "false")) or "true") == "true"
@@ -35,12 +32,42 @@ async def get_results(request: Request, principal: Principal) -> Response:
             alpha = -1.0
         if not 0.001 <= alpha <= 0.5:
             raise InvalidParameter(f"alpha must be a number from 0.001 to 0.5, got {alpha_text!r}")
-    options = Options(alpha=alpha, cuped=cuped, correction=correction)
-    state = server_state(request)
-    async with state.pool.acquire() as conn:
+    return Options(alpha=alpha, cuped=cuped, correction=correction)
+
+
+@requires(Scope.RESULTS)
+async def get_results(request: Request, principal: Principal) -> Response:
+    key = path_key(request, "key", "experiment")
+    phase = int_param(request, "phase", low=1, high=1_000_000)
+    options = _options(request)
+    async with server_state(request).pool.acquire() as conn:
         stored = await ConfigRepository(conn).load()
         body = await experiment_results(conn, stored, key, phase, options, datetime.now(UTC))
     return OrjsonResponse(body)
 
 
-routes = [resource("/v1/experiments/{key}/results", GET=get_results)]
+@requires(Scope.RESULTS)
+async def get_timeseries(request: Request, principal: Principal) -> Response:
+    key = path_key(request, "key", "experiment")
+    phase = int_param(request, "phase", low=1, high=1_000_000)
+    metric = text_param(request, "metric")
+    options = _options(request)
+    async with server_state(request).pool.acquire() as conn:
+        stored = await ConfigRepository(conn).load()
+        body = await experiment_timeseries(conn, stored, key, phase, metric, options, datetime.now(UTC))
+    return OrjsonResponse(body)
+
+
+@requires(Scope.RESULTS)
+async def get_experiments(request: Request, principal: Principal) -> Response:
+    async with server_state(request).pool.acquire() as conn:
+        stored = await ConfigRepository(conn).load()
+        listed = await list_experiments(conn, stored)
+    return OrjsonResponse({"experiments": listed})
+
+
+routes = [
+    resource("/v1/experiments", GET=get_experiments),
+    resource("/v1/experiments/{key}/results", GET=get_results),
+    resource("/v1/experiments/{key}/results/timeseries", GET=get_timeseries),
+]

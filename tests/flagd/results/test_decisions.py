@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -164,3 +165,46 @@ async def test_should_keep_running_without_a_clear_winner(
     assert body["progress"]["neededUnits"] > body["progress"]["units"]
     assert body["progress"]["daysRemaining"] > 0
     assert "more days" in body["decision"]["reason"]
+
+
+async def test_should_give_a_daily_series_whose_always_valid_band_only_narrows(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.13, "error": 0.05}}
+    body = await run(admin, sdk, results_client, dataset(units=3000, rates=rates, days=5))
+    response = await results_client.get("/v1/experiments/checkout/results/timeseries")
+    assert response.status_code == 200, response.text
+    series = response.json()
+    assert series["metric"] == "bought"
+    days = series["days"]
+    assert len(days) >= 5
+    totals = [sum(day["units"].values()) for day in days]
+    assert totals == sorted(totals)
+    assert days[-1]["units"] == {u["variant"]: u["units"] for u in body["units"]}
+    bands = [
+        (d["comparisons"][0]["absolute"]["ciLow"], d["comparisons"][0]["absolute"]["ciHigh"])
+        for d in days
+        if "ciLow" in d["comparisons"][0]["absolute"]
+    ]
+    assert len(bands) >= 4
+    assert all(b[0] >= a[0] and b[1] <= a[1] for a, b in itertools.pairwise(bands))
+    final = comparison(body, "bought")["absolute"]["sequential"]
+    assert final["ciLow"] <= bands[-1][0] <= bands[-1][1] <= final["ciHigh"]
+    listed = (await results_client.get("/v1/experiments")).json()["experiments"]
+    assert listed == [
+        {
+            "key": "checkout",
+            "name": "checkout",
+            "flag": "page",
+            "state": "running",
+            "phase": 1,
+            "primaryMetric": "bought",
+            "units": sum(u["units"] for u in body["units"]) + body["unitsInSeveralVariants"],
+            "results": "/v1/experiments/checkout/results",
+        }
+    ]
+    other = await results_client.get("/v1/experiments/checkout/results/timeseries?metric=nope")
+    assert other.status_code == 400
+    assert (
+        "metric must be one of the experiment's metrics (bought, errors)" in other.json()["error"]["message"]
+    )
