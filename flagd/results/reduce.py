@@ -61,7 +61,7 @@ class Reduction:
 
 # Per-unit aggregates of one event name over the post and pre windows.
 _PER_UNIT = """
-SELECT u.variant, u.unit,
+SELECT u.variant, u.unit, u.segment,
        count(*) FILTER (WHERE e.occurred_at >= u.exposed_at)::float8 AS post_count,
        coalesce(sum(e.value) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
        (array_agg(e.value ORDER BY e.occurred_at DESC)
@@ -73,7 +73,7 @@ LEFT JOIN events e
        ON e.name = {name} AND e.unit = u.unit
       AND e.occurred_at >= u.exposed_at - make_interval(secs => $4)
       AND e.occurred_at < least(u.exposed_at + make_interval(secs => coalesce({window}, 1e9)), $3)
-GROUP BY u.variant, u.unit
+GROUP BY u.variant, u.unit, u.segment
 """
 
 _VALUE = {
@@ -92,13 +92,13 @@ _VALUE = {
 
 _REDUCE = """
 WITH units AS (
-    SELECT unit, variant, exposed_at FROM exposures
+    SELECT unit, variant, exposed_at, {segment} AS segment FROM exposures
     WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants AND exposed_at < $3
 ),
 a AS ({per_unit_a}),
 b AS ({per_unit_b}),
 values AS (
-    SELECT a.variant, {y} AS y, {d} AS d, {x} AS x
+    SELECT a.variant, a.segment, {y} AS y, {d} AS d, {x} AS x
     FROM a {join_b}
 ),
 cap AS (
@@ -107,14 +107,14 @@ cap AS (
            ) AS value
 ),
 capped AS (
-    SELECT variant, CASE WHEN cap.value IS NULL OR ($5::float8 IS NULL AND $6::float8 IS NULL) THEN y
+    SELECT variant, segment, CASE WHEN cap.value IS NULL OR ($5::float8 IS NULL AND $6::float8 IS NULL) THEN y
                          ELSE least(y, cap.value) END AS y, d, x
     FROM values, cap
 )
-SELECT variant, count(*) AS n, sum(y) AS y, sum(y * y) AS y2, sum(d) AS d, sum(d * d) AS d2,
+SELECT segment, variant, count(*) AS n, sum(y) AS y, sum(y * y) AS y2, sum(d) AS d, sum(d * d) AS d2,
        sum(y * d) AS yd, sum(x) AS x, sum(x * x) AS x2, sum(x * y) AS xy,
        (SELECT value FROM cap) AS cap
-FROM capped GROUP BY variant
+FROM capped GROUP BY segment, variant
 """
 
 
@@ -133,6 +133,30 @@ async def reduce_metric(
     pre_seconds: float,
 ) -> Reduction:
     """The per-variant sums of `metric` for the phase's units, as of `end`."""
+    reductions = await reduce_metric_by(
+        conn, experiment, phase, metric, metrics, end=end, pre_seconds=pre_seconds, attribute=None
+    )
+    return reductions.get("", Reduction(metric.key, {}, None))
+
+
+NO_VALUE = "(none)"
+"""The segment of units whose exposure did not carry the attribute."""
+
+
+async def reduce_metric_by(
+    conn: Connection,
+    experiment: str,
+    phase: int,
+    metric: Metric,
+    metrics: dict[str, Metric],
+    *,
+    end: datetime,
+    pre_seconds: float,
+    attribute: str | None,
+) -> dict[str, Reduction]:
+    """Per value of an exposure attribute (the unit's first exposure's), the per-variant sums of `metric`.
+
+    The cap of a winsorised metric is computed over all units, so every segment is capped alike."""
     if metric.type == "ratio":
         numerator = metrics[str(metric.numerator)]
         denominator = metrics[str(metric.denominator)]
@@ -144,7 +168,9 @@ async def reduce_metric(
         y_expr, d_expr, x_expr = _VALUE[metric.type]
         sources = (metric, metric)
     both = sources[0] is not sources[1]
+    segment = "''" if attribute is None else f"coalesce(attributes ->> ${11 if both else 9}, '{NO_VALUE}')"
     sql = _REDUCE.format(
+        segment=segment,
         per_unit_a=_per_unit("$7", "$8::float8"),
         per_unit_b=_per_unit("$9", "$10::float8") if both else "SELECT NULL::text AS unit",
         y=y_expr,
@@ -170,17 +196,20 @@ async def reduce_metric(
             sources[1].event,
             None if sources[1].window_seconds is None else float(sources[1].window_seconds),
         ]
+    if attribute is not None:
+        args.append(attribute)
     rows = await conn.fetch(sql, *args)
-    variants = {
-        row["variant"]: VariantSums(
+    capped = percentile is not None or fixed is not None
+    by_segment: dict[str, dict[str, VariantSums]] = {}
+    caps: dict[str, float | None] = {}
+    for row in rows:
+        by_segment.setdefault(row["segment"], {})[row["variant"]] = VariantSums(
             row["variant"],
             int(row["n"]),
             *(float(row[f] or 0.0) for f in ("y", "y2", "d", "d2", "yd", "x", "x2", "xy")),
         )
-        for row in rows
-    }
-    cap = rows[0]["cap"] if rows and (percentile is not None or fixed is not None) else None
-    return Reduction(metric.key, variants, None if cap is None else float(cap))
+        caps[row["segment"]] = float(row["cap"]) if capped and row["cap"] is not None else None
+    return {name: Reduction(metric.key, variants, caps[name]) for name, variants in by_segment.items()}
 
 
 async def exposure_counts(

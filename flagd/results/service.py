@@ -32,15 +32,25 @@ from flagd.results.health import (
     judge_volume,
     never_arrived,
 )
-from flagd.results.reduce import VariantSums, exposure_counts, reduce_metric
+from flagd.results.reduce import Reduction, VariantSums, exposure_counts, reduce_metric, reduce_metric_by
 from flagd.storage.types import Connection
 
 PRE_EXPOSURE_SECONDS = 14 * 86_400
 """CUPED's covariate: each unit's same metric in this long before its first exposure."""
 
 
+MAX_SEGMENTS = 20
+"""A breakdown shows the segments with the most units; the rest are summed as "(other)"."""
+
+
 async def experiment_results(
-    conn: Connection, stored: StoredConfig, key: str, phase: int | None, options: Options, now: datetime
+    conn: Connection,
+    stored: StoredConfig,
+    key: str,
+    phase: int | None,
+    options: Options,
+    now: datetime,
+    segment: str | None = None,
 ) -> dict[str, Any]:
     experiment, metrics, lifecycle, chosen = _resolve(stored, key, phase)
     names = [name for name, _ in experiment.variants]
@@ -72,6 +82,13 @@ async def experiment_results(
             )
         analysed.append(result)
     adjust(analysed, options.correction)
+    segments = (
+        None
+        if segment is None
+        else await _segments(
+            conn, key, chosen, experiment, metrics, segment, control, treatments, options, now
+        )
+    )
     sample_ratio = srm(counts, weights)
     checks = [judge_srm(sample_ratio)]
     checks += await _checks(conn, experiment, metrics, chosen, counts, multiple, daily, now, lifecycle)
@@ -92,7 +109,75 @@ async def experiment_results(
         "progress": progress_of_primary,
         "unitsPerDay": per_day,
         "metrics": analysed,
+        "segments": segments,
     }
+
+
+async def _segments(
+    conn: Connection,
+    key: str,
+    phase: int,
+    experiment: Experiment,
+    metrics: dict[str, Metric],
+    attribute: str,
+    control: str,
+    treatments: list[str],
+    options: Options,
+    now: datetime,
+) -> dict[str, Any]:
+    """Every metric broken down by one exposure attribute, p-values adjusted across all the segments."""
+    broken_down: dict[str, list[dict[str, Any]]] = {}
+    for role in experiment.metrics:
+        metric = metrics[role.metric]
+        by_value = await reduce_metric_by(
+            conn, key, phase, metric, metrics, end=now, pre_seconds=PRE_EXPOSURE_SECONDS, attribute=attribute
+        )
+        for value, reduction in _largest(by_value).items():
+            result = {"role": role.role, **analyse_metric(metric, reduction, control, treatments, options)}
+            broken_down.setdefault(value, []).append(result)
+    every = [result for results in broken_down.values() for result in results]
+    adjust(every, options.correction)
+    values = [
+        {"value": value, "units": sum(v["units"] for v in results[0]["variants"]), "metrics": results}
+        for value, results in broken_down.items()
+    ]
+    values.sort(key=lambda v: -v["units"])
+    return {
+        "attribute": attribute,
+        "warning": f"{len(values)} segments x {len(experiment.metrics)} metrics x {len(treatments)} variants are "
+        f"{len(every) * len(treatments)} comparisons: some will look significant by chance. The adjusted p-values "
+        f"({options.correction}) account for all of them; a segment result is a question to test, not a finding.",
+        "values": values,
+    }
+
+
+def _largest(by_value: dict[str, Reduction]) -> dict[str, Reduction]:
+    """The MAX_SEGMENTS segments with the most units, and the others summed as "(other)"."""
+    ranked = sorted(by_value.items(), key=lambda item: -sum(v.n for v in item[1].variants.values()))
+    kept = dict(ranked[:MAX_SEGMENTS])
+    rest = ranked[MAX_SEGMENTS:]
+    if rest:
+        merged: dict[str, VariantSums] = {}
+        for _, reduction in rest:
+            for name, sums in reduction.variants.items():
+                merged[name] = sums if name not in merged else _add(merged[name], sums)
+        kept["(other)"] = Reduction(rest[0][1].metric, merged, rest[0][1].cap)
+    return kept
+
+
+def _add(a: VariantSums, b: VariantSums) -> VariantSums:
+    return VariantSums(
+        a.variant,
+        a.n + b.n,
+        a.y + b.y,
+        a.y2 + b.y2,
+        a.d + b.d,
+        a.d2 + b.d2,
+        a.yd + b.yd,
+        a.x + b.x,
+        a.x2 + b.x2,
+        a.xy + b.xy,
+    )
 
 
 def _resolve(

@@ -40,9 +40,12 @@ async def get_results(request: Request, principal: Principal) -> Response:
     key = path_key(request, "key", "experiment")
     phase = int_param(request, "phase", low=1, high=1_000_000)
     options = _options(request)
+    segment = text_param(request, "segment")
+    if segment is not None and not 1 <= len(segment) <= 64:
+        raise InvalidParameter("segment must be the name of an exposure attribute, 1 to 64 characters")
     async with server_state(request).pool.acquire() as conn:
         stored = await ConfigRepository(conn).load()
-        body = await experiment_results(conn, stored, key, phase, options, datetime.now(UTC))
+        body = await experiment_results(conn, stored, key, phase, options, datetime.now(UTC), segment)
     return OrjsonResponse(body)
 
 

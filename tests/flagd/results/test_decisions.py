@@ -70,6 +70,7 @@ def dataset(
                 "phase": 1,
                 "variant": variant,
                 "unit": unit,
+                "attributes": {"platform": ("ios", "android", "web")[i % 3]} if i % 10 else {},
             }
         )
         for name, rate in rates[variant].items():
@@ -208,3 +209,35 @@ async def test_should_give_a_daily_series_whose_always_valid_band_only_narrows(
     assert (
         "metric must be one of the experiment's metrics (bought, errors)" in other.json()["error"]["message"]
     )
+
+
+async def test_should_break_results_down_by_an_exposure_attribute_with_adjusted_p_values(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.16, "error": 0.05}}
+    body = await run(admin, sdk, results_client, dataset(units=3000, rates=rates))
+    response = await results_client.get("/v1/experiments/checkout/results?segment=platform")
+    assert response.status_code == 200, response.text
+    segments = response.json()["segments"]
+    assert segments["attribute"] == "platform"
+    assert "by chance" in segments["warning"]
+    by_value = {v["value"]: v for v in segments["values"]}
+    assert set(by_value) == {"ios", "android", "web", "(none)"}
+    assert sum(v["units"] for v in by_value.values()) == sum(u["units"] for u in body["units"])
+    adjusted = [
+        c["relative"]["fixedHorizon"]["pValueAdjusted"]
+        for v in segments["values"]
+        for m in v["metrics"]
+        for c in m["comparisons"]
+    ]
+    raw = [
+        c["relative"]["fixedHorizon"]["pValue"]
+        for v in segments["values"]
+        for m in v["metrics"]
+        for c in m["comparisons"]
+    ]
+    assert len(adjusted) == 4 * 2
+    assert all(a >= r for a, r in zip(adjusted, raw, strict=True))
+    assert body["segments"] is None
+    refused = await results_client.get("/v1/experiments/checkout/results?segment=" + "x" * 65)
+    assert refused.status_code == 400
