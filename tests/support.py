@@ -126,6 +126,14 @@ class FlagdProcess:
             time.sleep(0.1)  # polling a child process for readiness; no assertion depends on the delay
         raise AssertionError(f"flagd was not ready within {timeout}s:\n{self.output}")
 
+    def wait_workers(self, workers: int, timeout: float = 60.0) -> None:
+        """Until `workers` worker processes have finished starting (each logs it once)."""
+        deadline = time.monotonic() + timeout
+        while self.output.count("Application startup complete") < workers:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"{workers} workers did not start within {timeout}s:\n{self.output}")
+            time.sleep(0.05)  # polling a child's log; no assertion depends on the delay
+
     def stop(self, timeout: float = 30.0) -> int:
         if self.process.poll() is None:
             self.process.terminate()

@@ -33,6 +33,8 @@ async def test_should_deliver_a_change_to_streams_on_every_worker(database_url: 
     server = FlagdProcess(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "serve.log")
     try:
         await asyncio.to_thread(server.wait_ready, base)
+        # A worker still starting accepts nothing: the kernel would hand every connection to the other.
+        await asyncio.to_thread(server.wait_workers, 2)
         async with httpx.AsyncClient(base_url=base, timeout=30.0) as http:
             streams: list[AbstractAsyncContextManager[httpx.Response]] = []
             responses: list[httpx.Response] = []

@@ -127,6 +127,8 @@ async def test_should_record_exactly_one_exposure_per_unit_over_two_workers(
     }
     try:
         await asyncio.to_thread(server.wait_ready, base)
+        # A worker still starting accepts nothing: the kernel would hand every connection to the other.
+        await asyncio.to_thread(server.wait_workers, 2)
         async with httpx.AsyncClient(base_url=base, headers=bearer(admin_key), timeout=30) as admin:
             await start_experiment(admin, document)
         # Ten rounds over all units, each round in a new order, over 16 connections (the kernel spreads

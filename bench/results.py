@@ -1,0 +1,209 @@
+"""How long the results endpoint takes as data grows, cold and warm.
+
+    .venv/bin/python bench/results.py [--units 100000 1000000 3000000] [--events-per-unit 10]
+
+For each size: a fresh database (embedded PostgreSQL unless DATABASE_URL is set) gets an
+experiment with 3 variants and 5 metrics (a conversion, a winsorised sum, a count, a ratio and
+an NPS survey), then `--units` units exposed over 30 days and about `--events-per-unit` track
+events each, written with COPY straight into the real tables (events through its daily
+partitions) and ANALYZEd. Then `flagd serve` starts and the results endpoint is timed: cold (the
+first request after the server started, with PostgreSQL's caches as the load left them) and
+warm (the median of 5 more).
+
+It prints one row per size: units, events, load time, cold and warm seconds. Targets (issue 12):
+1 million units / 10 million events under 2 s warm and 10 s cold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from common import database, serve
+from sse_latency import make_keys, wait_ready
+from uuid_utils.compat import uuid7
+
+from flagd.auth import keys
+from flagd.auth.keys import Scope
+from flagd.auth.repository import ApiKeyRepository
+from flagd.ingest.partitions import ensure_partitions
+
+DOCUMENT: dict[str, Any] = {
+    "flags": {
+        "page": {"state": "ENABLED", "variants": {"a": "a", "b": "b", "c": "c"}, "defaultVariant": "a"}
+    },
+    "metrics": {
+        "bought": {
+            "type": "conversion",
+            "event": "purchase",
+            "direction": "increase",
+            "window_seconds": 604800,
+        },
+        "revenue": {
+            "type": "sum",
+            "event": "purchase",
+            "direction": "increase",
+            "winsorisation": {"percentile": 99},
+        },
+        "visits": {"type": "count", "event": "visit", "direction": "increase"},
+        "revenue-per-visit": {
+            "type": "ratio",
+            "numerator": "revenue",
+            "denominator": "visits",
+            "direction": "increase",
+        },
+        "nps": {"type": "nps", "event": "survey", "direction": "increase"},
+    },
+    "experiments": {
+        "big": {
+            "flag": "page",
+            "variants": {"a": 1, "b": 1, "c": 1},
+            "metrics": [
+                {"metric": "bought", "role": "primary"},
+                {"metric": "revenue", "role": "secondary"},
+                {"metric": "visits", "role": "secondary"},
+                {"metric": "revenue-per-visit", "role": "secondary"},
+                {"metric": "nps", "role": "guardrail"},
+            ],
+        }
+    },
+}
+CHUNK = 200_000
+
+
+async def load(url: str, units: int, per_unit: int) -> tuple[int, float]:
+    """The experiment, its exposures and events, written with COPY; (events written, seconds)."""
+    started = time.perf_counter()
+    conn = await asyncpg.connect(url)
+    try:
+        now = datetime.now(UTC)
+        await ensure_partitions(conn, now.date(), 45, 7)
+        rng = random.Random(1)
+        first = now - timedelta(days=30)
+        written = 0
+        exposures: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        for i in range(units):
+            unit = f"user-{i}"
+            variant = "abc"[i % 3]
+            exposed = first + timedelta(seconds=rng.randrange(0, 29 * 86_400))
+            exposures.append(("big", 1, unit, variant, uuid7(), exposed, exposed, None, False, "client"))
+            for _ in range(rng.randrange(0, 2 * per_unit + 1)):
+                name = rng.choices(("visit", "purchase", "survey"), (8, 1.5, 0.5))[0]
+                at = exposed + timedelta(seconds=rng.randrange(-5 * 86_400, 10 * 86_400))
+                if at >= now:
+                    continue
+                value = (
+                    round(rng.expovariate(1 / 40), 2)
+                    if name == "purchase"
+                    else (float(rng.randrange(11)) if name == "survey" else None)
+                )
+                events.append((uuid7(), at, at, name, unit, value, None))
+            if len(events) >= CHUNK or i == units - 1:
+                await conn.copy_records_to_table(
+                    "events",
+                    records=events,
+                    columns=["event_id", "occurred_at", "received_at", "name", "unit", "value", "properties"],
+                )
+                written += len(events)
+                events = []
+            if len(exposures) >= CHUNK or i == units - 1:
+                await conn.copy_records_to_table(
+                    "exposures",
+                    records=exposures,
+                    columns=[
+                        "experiment",
+                        "phase",
+                        "unit",
+                        "variant",
+                        "event_id",
+                        "exposed_at",
+                        "received_at",
+                        "attributes",
+                        "multiple_variants",
+                        "source",
+                    ],
+                )
+                exposures = []
+        await conn.execute("ANALYZE events")
+        await conn.execute("ANALYZE exposures")
+    finally:
+        await conn.close()
+    return written, time.perf_counter() - started
+
+
+async def results_key(url: str) -> str:
+    conn = await asyncpg.connect(url)
+    try:
+        new = keys.generate()
+        await ApiKeyRepository(conn).create("bench-results", Scope.RESULTS, new)
+    finally:
+        await conn.close()
+    return new.token
+
+
+async def timed(base: str, token: str, admin: str, first: bool) -> tuple[float, list[float]]:
+    async with httpx.AsyncClient(base_url=base, timeout=600.0) as http:
+        if first:
+            headers = {"Authorization": f"Bearer {admin}"}
+            assert (await http.put("/v1/admin/flag-set", json=DOCUMENT, headers=headers)).status_code == 200
+            assert (await http.post("/v1/admin/experiments/big/start", headers=headers)).status_code == 200
+        headers = {"Authorization": f"Bearer {token}"}
+        started = time.perf_counter()
+        response = await http.get("/v1/experiments/big/results", headers=headers)
+        cold = time.perf_counter() - started
+        assert response.status_code == 200, response.text
+        warm = []
+        for _ in range(5):
+            started = time.perf_counter()
+            response = await http.get("/v1/experiments/big/results", headers=headers)
+            warm.append(time.perf_counter() - started)
+    return cold, warm
+
+
+def one_size(units: int, per_unit: int) -> tuple[int, int, float, float, float]:
+    with tempfile.TemporaryDirectory(prefix="flagd-results-") as work, database(Path(work)) as url:
+        admin, _ = asyncio.run(make_keys(url))
+        written, loading = asyncio.run(load(url, units, per_unit))
+        token = asyncio.run(results_key(url))
+        server, base = serve(url, workers=1)
+        try:
+            asyncio.run(wait_ready(base))
+            asyncio.run(
+                timed(base, token, admin, True)
+            )  # defines and starts the experiment, then a first look
+            server.terminate()
+            server.wait(30)
+            server, base = serve(url, workers=1)  # cold: a new server process
+            asyncio.run(wait_ready(base))
+            cold, warm = asyncio.run(timed(base, token, admin, False))
+        finally:
+            server.terminate()
+            server.wait(30)
+    return units, written, loading, cold, statistics.median(warm)
+
+
+def main(args: argparse.Namespace) -> None:
+    print(f"{'units':>10} {'events':>11} {'load s':>8} {'cold s':>8} {'warm s':>8}", flush=True)
+    for units in args.units:
+        size = one_size(units, args.events_per_unit)
+        print(f"{size[0]:>10,} {size[1]:>11,} {size[2]:>8.1f} {size[3]:>8.2f} {size[4]:>8.2f}", flush=True)
+    print("targets: 1,000,000 units / 10,000,000 events under 2 s warm and 10 s cold")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--units", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000])
+    parser.add_argument("--events-per-unit", type=int, default=10)
+    main(parser.parse_args())
