@@ -30,7 +30,7 @@ so a file with five mistakes gets five located messages.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,12 +154,17 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
     return metrics
 
 
+def _names(value: Any, known: Collection[str]) -> bool:
+    """Whether `value` is one of the `known` keys (a list or object given instead is not, and is no error)."""
+    return isinstance(value, str) and value in known
+
+
 def _check_ratio(
     key: str, entry: Mapping[str, Any], path: str, keys: set[str], raw: Any, problems: list[Problem]
 ) -> None:
     numerator, denominator = entry.get("numerator"), entry.get("denominator")
     for side, name in (("numerator", numerator), ("denominator", denominator)):
-        if name not in keys:
+        if not _names(name, keys):
             problems.append(
                 Problem(child(path, side), f"{name!r} is not a metric of this file; name one of its metrics")
             )
@@ -269,7 +274,7 @@ def read_experiments(
                 )
             )
         layer = entry.get("layer")
-        if layer is not None and layer not in layers:
+        if layer is not None and not _names(layer, layers):
             problems.append(
                 Problem(
                     child(path, "layer"), f"{layer!r} is not a layer of this file; define it under layers"
@@ -338,7 +343,7 @@ def _roles(
         if not isinstance(item, dict) or set(item) != {"metric", "role"}:
             problems.append(Problem(at, "must be {metric: <key>, role: primary|secondary|guardrail}"))
             continue
-        if item["metric"] not in metrics:
+        if not _names(item["metric"], metrics):
             problems.append(
                 Problem(child(at, "metric"), f"{item['metric']!r} is not a metric; define it under metrics")
             )

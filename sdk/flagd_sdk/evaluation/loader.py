@@ -189,7 +189,7 @@ def _load_flag(
 
 def _state(definition: Mapping[str, Any], path: str, problems: list[Problem]) -> bool:
     state = definition.get("state")
-    if state not in _STATES:
+    if not isinstance(state, str) or state not in _STATES:
         shown = "is missing" if state is None else f"is {state!r}"
         problems.append(Problem(child(path, "state"), f'{shown}; use "ENABLED" or "DISABLED"'))
         return False

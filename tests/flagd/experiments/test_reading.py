@@ -127,6 +127,35 @@ def test_should_locate_each_mistake(change: tuple[str, str, str, Any], path: str
     assert any(p.path == path and says in p.message for p in problems), problems
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "member", "path"),
+    [
+        ("experiments", "one-page-checkout", "layer", "experiments.one-page-checkout.layer"),
+        ("metrics", "checkout-rate", "numerator", "metrics.checkout-rate"),
+    ],
+)
+@pytest.mark.parametrize("value", [{"a": 1}, ["checkout"]])
+def test_should_report_names_of_the_wrong_type_instead_of_failing(
+    section: str, key: str, member: str, path: str, value: Any
+) -> None:
+    # An object or a list where a name belongs used to raise TypeError (unhashable) in a membership test.
+    entry = {**DOCUMENT[section][key], member: value}
+    if member == "numerator":
+        entry.update(type="ratio", denominator="revenue")
+        entry.pop("event", None)
+    document = {**DOCUMENT, section: {**DOCUMENT[section], key: entry}}
+    _, problems = read(document)
+    assert any(p.path.startswith(path) for p in problems), problems
+
+
+def test_should_report_a_metric_reference_of_the_wrong_type_instead_of_failing() -> None:
+    experiment = dict(DOCUMENT["experiments"]["one-page-checkout"])
+    experiment["metrics"] = [{"metric": {"a": 1}, "role": "primary"}]
+    document = {**DOCUMENT, "experiments": {"one-page-checkout": experiment}}
+    _, problems = read(document)
+    assert any(p.path == "experiments.one-page-checkout.metrics[0].metric" for p in problems), problems
+
+
 def test_should_report_five_mistakes_at_once() -> None:
     document = {
         "flags": FLAGS,

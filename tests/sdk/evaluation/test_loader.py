@@ -156,3 +156,9 @@ def test_should_report_the_conformance_files_deliberate_mistakes_when_strict() -
         "semver-wrong-args-flag",
         "starts-with-wrong-args-flag",
     ]
+
+
+@pytest.mark.parametrize("state", [{"a": 1}, ["ENABLED"], 1, True])
+def test_should_report_a_state_of_the_wrong_type_instead_of_failing(state: Any) -> None:
+    # Found by schemathesis: an object as the state made the loader raise TypeError (unhashable).
+    assert any(p.startswith("flags.f.state") for p in problems_of({"flags": {"f": flag(state=state)}}))
