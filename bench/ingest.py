@@ -156,6 +156,18 @@ async def count_stored(url: str) -> int:
     return stored
 
 
+async def commits(url: str) -> int:
+    """Transactions committed in the database so far (pg_stat_database), to show how requests were coalesced."""
+    conn = await asyncpg.connect(url)
+    try:
+        value: int = await conn.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    return value
+
+
 def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="flagd-bench-") as work, database(Path(work)) as url:
         _, sdk_key = asyncio.run(make_keys(url))
@@ -173,7 +185,9 @@ def main(args: argparse.Namespace) -> None:
             ]
             for process in senders:
                 process.start()
+            commits_before = asyncio.run(commits(url))
             outcomes = [results.get() for _ in senders]
+            committed = asyncio.run(commits(url)) - commits_before
             for process in senders:
                 process.join()
             stored = asyncio.run(count_stored(url))
@@ -192,6 +206,10 @@ def main(args: argparse.Namespace) -> None:
     print(
         f"request latency: p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms, "
         f"max {max(latencies) * 1000:.1f} ms"
+    )
+    print(
+        f"database transactions during the run: {committed:,} for {len(latencies):,} requests "
+        "(all transactions, the stats counters' and the probes' included)"
     )
     print(f"raw copy_records_to_table, one connection: {raw:,.0f} rows/s")
     print(
