@@ -17,6 +17,8 @@ from flagd.experiments.layers import place
 from flagd.experiments.model import Experiment, Layer
 
 FROZEN = ("variants", "salt", "unit", "allocation_bp", "eligibility", "layer", "flag")
+DESIGN = ("expected_units", "alpha")
+"""The sequential test's design: fixed while a phase runs, like the assignment."""
 
 
 class LifecycleError(Exception):
@@ -62,6 +64,13 @@ def edit(current: Experiment, proposed: Experiment) -> Experiment:
         ]
         if proposed.salt and proposed.salt != current.salt:
             changed.append("salt")
+        design = [name for name in DESIGN if getattr(current, name) != getattr(proposed, name)]
+        if design and not changed:
+            raise LifecycleError(
+                f"experiment {current.key!r} is running, so its {', '.join(design)} cannot change: the sequential "
+                "test's design is fixed when a phase starts, which is what keeps daily looks valid; start a new phase "
+                f"with the change (`flagd experiments new-phase {current.key}`)"
+            )
         if changed:
             raise LifecycleError(
                 f"experiment {current.key!r} is running, so its {', '.join(changed)} cannot change: that would mix "

@@ -78,6 +78,10 @@ class Experiment:
     hypothesis: str = ""
     metrics: tuple[MetricRole, ...] = ()
     alpha: float = 0.05
+    expected_units: int = 100_000
+    """Units the experiment is planned to reach: the sequential test's design is tightest there (fixed in advance)."""
+    mde: float = 0.05
+    """The relative change of the primary metric the experiment should detect with 80% power (for progress)."""
     owner: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
 

@@ -72,6 +72,8 @@ _EXPERIMENT_MEMBERS = {
     "salt",
     "metrics",
     "alpha",
+    "expected_units",
+    "mde",
     "owner",
     "tags",
 }
@@ -284,6 +286,21 @@ def read_experiments(
         alpha = entry.get("alpha", 0.05)
         if not isinstance(alpha, float | int) or isinstance(alpha, bool) or not 0 < alpha < 0.5:
             problems.append(Problem(child(path, "alpha"), "must be a number between 0 and 0.5, e.g. 0.05"))
+        expected_units = entry.get("expected_units", 100_000)
+        if type(expected_units) is not int or not 100 <= expected_units <= 10**12:
+            problems.append(
+                Problem(
+                    child(path, "expected_units"),
+                    "must be a whole number of units from 100 to 10^12: how many the experiment is planned to reach",
+                )
+            )
+        mde = entry.get("mde", 0.05)
+        if not isinstance(mde, float | int) or isinstance(mde, bool) or not 0 < mde <= 10:
+            problems.append(
+                Problem(
+                    child(path, "mde"), "must be a relative change above 0 and at most 10, e.g. 0.05 for 5%"
+                )
+            )
         for text in ("name", "hypothesis", "owner", "salt"):
             if text in entry and not isinstance(entry[text], str):
                 problems.append(Problem(child(path, text), "must be text"))
@@ -304,6 +321,8 @@ def read_experiments(
                 hypothesis=entry.get("hypothesis", ""),
                 metrics=roles,
                 alpha=float(alpha),
+                expected_units=expected_units,
+                mde=float(mde),
                 owner=entry.get("owner", ""),
                 tags=tuple(tags),
             )

@@ -42,7 +42,7 @@ Correction = Literal["holm", "bh", "none"]
 Statistic = ProportionStatistic | SampleMeanStatistic | RatioStatistic | RegressionAdjustedStatistic
 
 DESIGN_UNITS = 100_000
-"""The sequential test's mixing variance is tightest at this many units (fixed in advance, never from data)."""
+"""The default of an experiment's `expected_units`: its sequential test is tightest there (fixed in advance)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,8 @@ class Options:
     design_units: int = DESIGN_UNITS
     mde: float = 0.05
     """The relative change the primary metric should be able to detect (for progress)."""
+    alpha_given: bool = False
+    """Whether the request chose alpha (else the experiment's own is used)."""
 
 
 def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:

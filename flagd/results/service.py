@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,7 @@ async def experiment_results(
     segment: str | None = None,
 ) -> dict[str, Any]:
     experiment, metrics, lifecycle, chosen = _resolve(stored, key, phase)
+    options = _planned(options, experiment)
     names = [name for name, _ in experiment.variants]
     weights = dict(experiment.variants)
     control, treatments = names[0], names[1:]
@@ -180,6 +182,17 @@ def _add(a: VariantSums, b: VariantSums) -> VariantSums:
     )
 
 
+def _planned(options: Options, experiment: Experiment) -> Options:
+    """The options with the experiment's own plan: the sequential design's units, the MDE, and its alpha
+    unless the request chose one."""
+    return replace(
+        options,
+        design_units=experiment.expected_units,
+        mde=experiment.mde,
+        alpha=options.alpha if options.alpha_given else experiment.alpha,
+    )
+
+
 def _resolve(
     stored: StoredConfig, key: str, phase: int | None
 ) -> tuple[Experiment, dict[str, Metric], Lifecycle | None, int]:
@@ -215,6 +228,7 @@ async def experiment_timeseries(
 ) -> dict[str, Any]:
     """Per day since the phase began (at most MAX_SERIES_DAYS, the latest), the cumulative estimates."""
     experiment, metrics, lifecycle, chosen = _resolve(stored, key, phase)
+    options = _planned(options, experiment)
     roles = {role.metric: role.role for role in experiment.metrics}
     if metric_key is None:
         metric_key = next((m for m, r in roles.items() if r == "primary"), next(iter(roles), None))

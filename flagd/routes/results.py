@@ -32,7 +32,7 @@ def _options(request: Request) -> Options:
             alpha = -1.0
         if not 0.001 <= alpha <= 0.5:
             raise InvalidParameter(f"alpha must be a number from 0.001 to 0.5, got {alpha_text!r}")
-    return Options(alpha=alpha, cuped=cuped, correction=correction)
+    return Options(alpha=alpha, cuped=cuped, correction=correction, alpha_given=alpha_text is not None)
 
 
 @requires(Scope.RESULTS)

@@ -42,6 +42,15 @@ def test_should_refuse_to_change_what_decides_assignment_while_running(change: d
     assert next(iter(change)) in str(refused.value)
 
 
+@pytest.mark.parametrize("change", [{"expected_units": 5_000}, {"alpha": 0.1}])
+def test_should_refuse_to_change_the_sequential_design_while_running(change: dict[str, Any]) -> None:
+    running = start(DRAFT, "salt-1", LAYER, [])
+    with pytest.raises(LifecycleError, match="design is fixed when a phase starts") as refused:
+        edit(running, replace(running, **change))
+    assert next(iter(change)) in str(refused.value)
+    assert edit(DRAFT, replace(DRAFT, **change)) == replace(DRAFT, **change)  # a draft may change it
+
+
 def test_should_allow_editing_the_description_of_a_running_experiment() -> None:
     running = start(DRAFT, "salt-1", LAYER, [])
     edited = edit(running, replace(running, hypothesis="Clearer wording", salt=""))

@@ -114,6 +114,16 @@ def test_should_read_a_valid_document() -> None:
             "sem_ver takes 3",
         ),
         (
+            ("experiments", "one-page-checkout", "expected_units", 10.5),
+            "experiments.one-page-checkout.expected_units",
+            "whole number of units",
+        ),
+        (
+            ("experiments", "one-page-checkout", "mde", 0),
+            "experiments.one-page-checkout.mde",
+            "relative change above 0",
+        ),
+        (
             ("metrics", "checkout-rate", "direction", "up"),
             "metrics.checkout-rate.direction",
             "increase or a decrease",

@@ -65,6 +65,7 @@ DOCUMENT: dict[str, Any] = {
         "pricing": {
             "flag": "page",
             "variants": {"control": 1, "a": 1, "b": 1},
+            "expected_units": 5_000,
             "metrics": [
                 {"metric": "converted", "role": "primary"},
                 {"metric": "revenue", "role": "secondary"},
@@ -260,7 +261,7 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
             d = answered * 1.0
         return RatioStatistic(mean_stat(y), mean_stat(d), float((y * d).sum()))
 
-    design = SequentialDesign.from_expected_sample_size(100_000, 0.05)
+    design = SequentialDesign.from_expected_sample_size(5_000, 0.05)  # the experiment's expected_units
     checked = 0
     for metric in body["metrics"]:
         control = expected(metric["metric"], "control")
