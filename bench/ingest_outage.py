@@ -145,7 +145,7 @@ def outage(
     while time.time() < stop_at:
         for worker in workers_of(server_pid):
             rss[worker] = max(rss.get(worker, 0), memory_kb(worker, "VmRSS"))
-        time.sleep(0.2)
+        time.sleep(0.2)  # the memory sampling interval of this bench; nothing is asserted on timing
     results = [out.get() for _ in processes]
     for process in processes:
         process.join()

@@ -8,10 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,6 +22,8 @@ from starlette.types import ASGIApp
 from flagd.auth import keys
 from flagd.auth.keys import Scope
 from flagd.auth.repository import ApiKeyRepository
+
+T = TypeVar("T")
 
 
 def database_url_for(url: str, database: str) -> str:
@@ -112,27 +114,35 @@ class FlagdProcess:
         with open(self.log_path, encoding="utf-8", errors="replace") as handle:
             return handle.read()
 
-    def wait_ready(self, base_url: str, timeout: float = 60.0) -> httpx.Response:
+    def _until(self, condition: Callable[[], T | None], what: str, timeout: float) -> T:
+        """Poll `condition` until it gives a value, failing if the child exits or `timeout` passes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"flagd exited with {self.process.returncode}:\n{self.output}")
+            value = condition()
+            if value is not None:
+                return value
+            time.sleep(0.05)  # polling a child process; no assertion depends on the delay
+        raise AssertionError(f"flagd {what} within {timeout}s:\n{self.output}")
+
+    def wait_ready(self, base_url: str, timeout: float = 60.0) -> httpx.Response:
+        def ready() -> httpx.Response | None:
             try:
                 response = httpx.get(f"{base_url}/readyz", timeout=2.0)
-                if response.status_code == 200:
-                    return response
             except httpx.TransportError:
-                pass
-            time.sleep(0.1)  # polling a child process for readiness; no assertion depends on the delay
-        raise AssertionError(f"flagd was not ready within {timeout}s:\n{self.output}")
+                return None
+            return response if response.status_code == 200 else None
+
+        return self._until(ready, "was not ready", timeout)
 
     def wait_workers(self, workers: int, timeout: float = 60.0) -> None:
         """Until `workers` worker processes have finished starting (each logs it once)."""
-        deadline = time.monotonic() + timeout
-        while self.output.count("Application startup complete") < workers:
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise AssertionError(f"{workers} workers did not start within {timeout}s:\n{self.output}")
-            time.sleep(0.05)  # polling a child's log; no assertion depends on the delay
+        self._until(
+            lambda: True if self.output.count("Application startup complete") >= workers else None,
+            f"did not start {workers} workers",
+            timeout,
+        )
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.process.poll() is None:

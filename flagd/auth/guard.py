@@ -25,6 +25,7 @@ from starlette.responses import Response
 from flagd.auth.keys import Scope, matches, parse
 from flagd.auth.repository import ApiKey, ApiKeyRepository
 from flagd.errors import DatabaseUnavailable, Forbidden, Unauthorized
+from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS
 
 ALLOWED_SCOPES: dict[Scope, frozenset[Scope]] = {
     Scope.SDK: frozenset({Scope.SDK, Scope.ADMIN}),
@@ -33,16 +34,7 @@ ALLOWED_SCOPES: dict[Scope, frozenset[Scope]] = {
 }
 """Which key scopes may call an endpoint that needs a given scope: admin keys reach everything."""
 
-# Errors of a database that cannot be reached (as flagd.http.handlers answers them with 503).
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    OSError,
-    TimeoutError,
-)
-_LOOKUP_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, *DATABASE_ERRORS)
+_LOOKUP_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, *DATABASE_UNAVAILABLE_ERRORS)
 UNREACHABLE_SECONDS = 0.5
 """After a failed lookup, how long other lookups fail at once rather than trying again."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +17,7 @@ from starlette.types import ExceptionHandler
 
 from flagd import errors
 from flagd.http.responses import error_response
+from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +45,6 @@ def _translate_http_exception(request: Request, exc: HTTPException) -> errors.Fl
     return errors.FlagdError(
         exc.detail, code=f"http_{exc.status_code}", status=exc.status_code, headers=headers
     )
-
-
-# The database being down, restarting, dropped or out of connections is not a bug in the request:
-# it is answered 503 so clients and load balancers retry, and the message says what failed.
-DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InvalidCatalogNameError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.TooManyConnectionsError,
-    ConnectionError,
-    # A database on a Unix socket that is down: its socket file is gone.
-    FileNotFoundError,
-    TimeoutError,
-)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:

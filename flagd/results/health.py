@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from flagd.storage.types import Connection
@@ -31,17 +31,6 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         return {"check": self.name, "ok": self.ok, "found": self.found, "todo": self.todo}
-
-
-async def daily_exposures(conn: Connection, experiment: str, phase: int, end: datetime) -> dict[date, int]:
-    rows = await conn.fetch(
-        "SELECT (exposed_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n FROM exposures "
-        "WHERE experiment = $1 AND phase = $2 AND exposed_at < $3 GROUP BY 1 ORDER BY 1",
-        experiment,
-        phase,
-        end,
-    )
-    return {r["day"]: int(r["n"]) for r in rows}
 
 
 async def daily_events(conn: Connection, names: Sequence[str], since: date) -> dict[str, dict[date, int]]:

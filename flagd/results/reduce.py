@@ -28,7 +28,7 @@ The windows use the event's own timestamp; `events_name_unit` (name, unit, occur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from flagd.experiments.model import Metric
 from flagd.storage.types import Connection
@@ -91,10 +91,7 @@ _VALUE = {
 }
 
 _REDUCE = """
-WITH units AS (
-    SELECT unit, variant, exposed_at, {segment} AS segment FROM exposures
-    WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants AND exposed_at < $3
-),
+WITH {units},
 a AS ({per_unit_a}),
 b AS ({per_unit_b}),
 values AS (
@@ -116,6 +113,26 @@ SELECT segment, variant, count(*) AS n, sum(y) AS y, sum(y * y) AS y2, sum(d) AS
        (SELECT value FROM cap) AS cap
 FROM capped GROUP BY segment, variant
 """
+
+
+# The phase's units; with a segment attribute, the MAX_SEGMENTS largest values and "(other)" for the rest,
+# so no attribute (a user id by mistake, say) can return more than that many groups.
+_UNITS = """units AS (
+    SELECT unit, variant, exposed_at, '' AS segment FROM exposures
+    WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants AND exposed_at < $3
+)"""
+_SEGMENTED_UNITS = """exposed AS (
+    SELECT unit, variant, exposed_at, coalesce(attributes ->> {attribute}, '{none}') AS segment FROM exposures
+    WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants AND exposed_at < $3
+),
+top AS (SELECT segment FROM exposed GROUP BY segment ORDER BY count(*) DESC, segment LIMIT {limit}),
+units AS (
+    SELECT unit, variant, exposed_at,
+           CASE WHEN segment IN (SELECT segment FROM top) THEN segment ELSE '{other}' END AS segment
+    FROM exposed
+)"""
+MAX_SEGMENTS = 20
+OTHER = "(other)"
 
 
 def _per_unit(name_param: str, window_param: str) -> str:
@@ -154,7 +171,8 @@ async def reduce_metric_by(
     pre_seconds: float,
     attribute: str | None,
 ) -> dict[str, Reduction]:
-    """Per value of an exposure attribute (the unit's first exposure's), the per-variant sums of `metric`.
+    """Per value of an exposure attribute (the unit's first exposure's), the per-variant sums of `metric`:
+    the MAX_SEGMENTS values with the most units, the others together as OTHER.
 
     The cap of a winsorised metric is computed over all units, so every segment is capped alike."""
     if metric.type == "ratio":
@@ -168,9 +186,15 @@ async def reduce_metric_by(
         y_expr, d_expr, x_expr = _VALUE[metric.type]
         sources = (metric, metric)
     both = sources[0] is not sources[1]
-    segment = "''" if attribute is None else f"coalesce(attributes ->> ${11 if both else 9}, '{NO_VALUE}')"
+    units = (
+        _UNITS
+        if attribute is None
+        else _SEGMENTED_UNITS.format(
+            attribute=f"${11 if both else 9}", none=NO_VALUE, limit=MAX_SEGMENTS, other=OTHER
+        )
+    )
     sql = _REDUCE.format(
-        segment=segment,
+        units=units,
         per_unit_a=_per_unit("$7", "$8::float8"),
         per_unit_b=_per_unit("$9", "$10::float8") if both else "SELECT NULL::text AS unit",
         y=y_expr,
@@ -212,16 +236,33 @@ async def reduce_metric_by(
     return {name: Reduction(metric.key, variants, caps[name]) for name, variants in by_segment.items()}
 
 
-async def exposure_counts(
-    conn: Connection, experiment: str, phase: int, end: datetime
-) -> tuple[dict[str, int], int]:
-    """Units per variant (first assignment, before `end`), and how many units were seen in more than one."""
+@dataclass(frozen=True, slots=True)
+class ExposureTally:
+    units: dict[str, int]
+    """Units per variant (first assignment), units seen in several variants left out."""
+    multiple: int
+    """Units seen in more than one variant."""
+    daily: dict[date, int]
+    """Units first exposed per day (UTC), every unit counted."""
+
+
+async def exposure_tally(conn: Connection, experiment: str, phase: int, end: datetime) -> ExposureTally:
+    """The phase's exposed units before `end`, per variant and per day, from one scan of its exposures."""
     rows = await conn.fetch(
-        "SELECT variant, count(*) FILTER (WHERE NOT multiple_variants) AS n, "
-        "count(*) FILTER (WHERE multiple_variants) AS multiple "
-        "FROM exposures WHERE experiment = $1 AND phase = $2 AND exposed_at < $3 GROUP BY variant",
+        "SELECT (exposed_at AT TIME ZONE 'UTC')::date AS day, variant, multiple_variants, count(*) AS n "
+        "FROM exposures WHERE experiment = $1 AND phase = $2 AND exposed_at < $3 GROUP BY 1, 2, 3",
         experiment,
         phase,
         end,
     )
-    return {r["variant"]: int(r["n"]) for r in rows}, sum(int(r["multiple"]) for r in rows)
+    units: dict[str, int] = {}
+    daily: dict[date, int] = {}
+    multiple = 0
+    for row in rows:
+        count = int(row["n"])
+        daily[row["day"]] = daily.get(row["day"], 0) + count
+        if row["multiple_variants"]:
+            multiple += count
+        else:
+            units[row["variant"]] = units.get(row["variant"], 0) + count
+    return ExposureTally(units, multiple, dict(sorted(daily.items())))

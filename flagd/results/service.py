@@ -25,7 +25,6 @@ from flagd.results.decision import decide, guardrail_verdicts
 from flagd.results.health import (
     Check,
     daily_events,
-    daily_exposures,
     judge_arrived,
     judge_exposures_arrive,
     judge_multiple,
@@ -33,15 +32,11 @@ from flagd.results.health import (
     judge_volume,
     never_arrived,
 )
-from flagd.results.reduce import Reduction, VariantSums, exposure_counts, reduce_metric, reduce_metric_by
+from flagd.results.reduce import VariantSums, exposure_tally, reduce_metric, reduce_metric_by
 from flagd.storage.types import Connection
 
 PRE_EXPOSURE_SECONDS = 14 * 86_400
 """CUPED's covariate: each unit's same metric in this long before its first exposure."""
-
-
-MAX_SEGMENTS = 20
-"""A breakdown shows the segments with the most units; the rest are summed as "(other)"."""
 
 
 async def experiment_results(
@@ -58,8 +53,8 @@ async def experiment_results(
     names = [name for name, _ in experiment.variants]
     weights = dict(experiment.variants)
     control, treatments = names[0], names[1:]
-    counts, multiple = await exposure_counts(conn, key, chosen, now)
-    daily = await daily_exposures(conn, key, chosen, now)
+    tally = await exposure_tally(conn, key, chosen, now)
+    counts, multiple, daily = tally.units, tally.multiple, tally.daily
     per_day = units_per_day(daily, now.date())
     share = experiment.allocation_bp / BASIS_POINTS
     analysed = []
@@ -134,7 +129,7 @@ async def _segments(
         by_value = await reduce_metric_by(
             conn, key, phase, metric, metrics, end=now, pre_seconds=PRE_EXPOSURE_SECONDS, attribute=attribute
         )
-        for value, reduction in _largest(by_value).items():
+        for value, reduction in by_value.items():
             result = {"role": role.role, **analyse_metric(metric, reduction, control, treatments, options)}
             broken_down.setdefault(value, []).append(result)
     every = [result for results in broken_down.values() for result in results]
@@ -151,35 +146,6 @@ async def _segments(
         f"({options.correction}) account for all of them; a segment result is a question to test, not a finding.",
         "values": values,
     }
-
-
-def _largest(by_value: dict[str, Reduction]) -> dict[str, Reduction]:
-    """The MAX_SEGMENTS segments with the most units, and the others summed as "(other)"."""
-    ranked = sorted(by_value.items(), key=lambda item: -sum(v.n for v in item[1].variants.values()))
-    kept = dict(ranked[:MAX_SEGMENTS])
-    rest = ranked[MAX_SEGMENTS:]
-    if rest:
-        merged: dict[str, VariantSums] = {}
-        for _, reduction in rest:
-            for name, sums in reduction.variants.items():
-                merged[name] = sums if name not in merged else _add(merged[name], sums)
-        kept["(other)"] = Reduction(rest[0][1].metric, merged, rest[0][1].cap)
-    return kept
-
-
-def _add(a: VariantSums, b: VariantSums) -> VariantSums:
-    return VariantSums(
-        a.variant,
-        a.n + b.n,
-        a.y + b.y,
-        a.y2 + b.y2,
-        a.d + b.d,
-        a.d2 + b.d2,
-        a.yd + b.yd,
-        a.x + b.x,
-        a.x2 + b.x2,
-        a.xy + b.xy,
-    )
 
 
 def _planned(options: Options, experiment: Experiment) -> Options:
@@ -236,7 +202,7 @@ async def experiment_timeseries(
         raise InvalidParameter(
             f"metric must be one of the experiment's metrics ({', '.join(roles) or 'none'}), got {metric_key!r}"
         )
-    daily = await daily_exposures(conn, key, chosen, now)
+    daily = (await exposure_tally(conn, key, chosen, now)).daily
     first = _phase_start(lifecycle, daily, now)
     count = min((now.date() - first).days + 1, MAX_SERIES_DAYS)
     names = [name for name, _ in experiment.variants]

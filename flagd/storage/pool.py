@@ -16,6 +16,19 @@ from flagd.settings import Settings
 
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
+# The database being down, restarting, dropped or out of connections is not a bug in the request: HTTP
+# handlers answer it with 503 so clients and load balancers retry, and key lookups fail fast on it. OSError
+# covers refused and unreachable hosts, and a Unix socket whose file is gone (a local database that stopped).
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,
+)
+
 
 def redact(database_url: str) -> str:
     """The URL with any password replaced, fit for logs and error messages."""

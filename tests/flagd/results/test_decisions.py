@@ -241,3 +241,22 @@ async def test_should_break_results_down_by_an_exposure_attribute_with_adjusted_
     assert body["segments"] is None
     refused = await results_client.get("/v1/experiments/checkout/results?segment=" + "x" * 65)
     assert refused.status_code == 400
+
+
+async def test_should_show_the_20_largest_segments_and_the_rest_together(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.12, "error": 0.05}}
+    events = dataset(units=2000, rates=rates)
+    exposures = [e for e in events if e["kind"] == "exposure"]
+    for index, event in enumerate(exposures):  # 50 cities, the first ones far more common than the others
+        event["attributes"] = {"city": f"city-{min(index % 100, 49):02d}"}
+    body = await run(admin, sdk, results_client, events)
+    response = await results_client.get("/v1/experiments/checkout/results?segment=city")
+    assert response.status_code == 200, response.text
+    values = response.json()["segments"]["values"]
+    assert len(values) == 21
+    assert "(other)" in {v["value"] for v in values}
+    assert sum(v["units"] for v in values) == sum(u["units"] for u in body["units"])
+    largest = sorted((v for v in values if v["value"] != "(other)"), key=lambda v: -v["units"])
+    assert largest[0]["value"] == "city-49"  # half the units of every hundred fall in the last city
