@@ -36,11 +36,13 @@ def database(workdir: Path) -> Iterator[str]:
 
 
 def serve(
-    database_url: str, workers: int = 2, log_level: str = "warning"
+    database_url: str, workers: int = 2, log_level: str = "warning", env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`flagd serve --workers N` on a free port, without access log; the process and its base URL."""
+    """`flagd serve --workers N` on a free port, without access log, with `env` added to its environment;
+    the process and its base URL."""
     port = free_port()
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_")}
-    env.update(DATABASE_URL=database_url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL=log_level)
+    env.update(DATABASE_URL=database_url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL=log_level, **extra)
     command = [sys.executable, "-m", "flagd", "serve", "--port", str(port), "--workers", str(workers)]
     return subprocess.Popen(command, env=env), f"http://127.0.0.1:{port}"

@@ -18,6 +18,8 @@ from flagd.config.watcher import ConfigWatcher
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.ingest.service import Ingest
+from flagd.results.cache import ReductionCache
+from flagd.results.keeper import ResultsKeeper
 from flagd.routes import admin, config_stream, events, experiments, health, ofrep, openapi, results
 from flagd.settings import Settings
 from flagd.state import ServerState
@@ -78,8 +80,10 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         config = ConfigWatcher(pool, settings, on_keys_changed=auth.forget)
         await config.start()
         ingest = Ingest(settings, pool)
+        keeper = ResultsKeeper(settings, pool)
         try:
             await ingest.start()
+            await keeper.start()
             yield ServerState(
                 settings=settings,
                 pool=pool,
@@ -88,8 +92,10 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 config=config,
                 ingest=ingest,
                 worker_id=secrets.token_hex(4),
+                results_cache=ReductionCache(),
             )
         finally:
+            await keeper.stop()
             await ingest.stop()
             await config.stop()
     finally:

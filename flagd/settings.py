@@ -54,6 +54,8 @@ class Settings:
     events_max_queued_bytes: int = 96 * 1_048_576
     events_commit_timeout: float = 10.0
     server_exposures: bool = True
+    results_pre_exposure_days: int = 14
+    results_rollup_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -89,6 +91,8 @@ class Settings:
             ("FLAGD_EVENTS_MAX_QUEUED", self.events_max_queued, 1, 10_000_000),
             ("FLAGD_EVENTS_MAX_QUEUED_BYTES", self.events_max_queued_bytes, 1_048_576, 16 * 1024 * 1_048_576),
             ("FLAGD_EVENTS_COMMIT_TIMEOUT", self.events_commit_timeout, 0.1, 600),
+            ("FLAGD_RESULTS_PRE_EXPOSURE_DAYS", self.results_pre_exposure_days, 0, 365),
+            ("FLAGD_RESULTS_ROLLUP_SECONDS", self.results_rollup_seconds, 1, 86_400),
         ]
         for name, value, low, high in bounds:
             if not low <= value <= high:
@@ -144,7 +148,19 @@ class Settings:
                 "FLAGD_EVENTS_COMMIT_TIMEOUT", float, defaults.events_commit_timeout
             ),
             server_exposures=reader.get("FLAGD_SERVER_EXPOSURES", _parse_bool, defaults.server_exposures),
+            results_pre_exposure_days=reader.get(
+                "FLAGD_RESULTS_PRE_EXPOSURE_DAYS", int, defaults.results_pre_exposure_days
+            ),
+            results_rollup_seconds=reader.get(
+                "FLAGD_RESULTS_ROLLUP_SECONDS", float, defaults.results_rollup_seconds
+            ),
         )
+
+    @property
+    def results_rollup_margin(self) -> float:
+        """How far back a roll-up catch-up looks beyond its last one: a storing transaction commits within
+        the commit timeout of its start (received_at), with room for a cancelled one to end."""
+        return 2 * self.events_commit_timeout + 10.0
 
     def with_database(self, database_url: str) -> Settings:
         return replace(self, database_url=database_url)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
 from flagd.ingest.service import Ingest
+from flagd.results.cache import ReductionCache
 from flagd.settings import Settings
 from flagd.storage.migrations import Migration
 
@@ -24,6 +25,7 @@ class ServerState:
     ingest: Ingest
     worker_id: str
     """An opaque id of this worker process, sent on long-lived streams to tell workers apart."""
+    results_cache: ReductionCache
 
 
 def server_state(request: Request) -> ServerState:

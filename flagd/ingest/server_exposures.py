@@ -55,7 +55,7 @@ class ServerExposures:
             phase=exposure.phase,
             variant=variant,
         )
-        if not self._writer.offer([event], now):
+        if not self._writer.offer([event]):
             return  # dropped (and counted): remembered only once queued, so a later evaluation tries again
         self._seen[key] = variant
         self._seen.move_to_end(key)

@@ -40,15 +40,15 @@ Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_events (
-    event_id uuid, occurred_at timestamptz, received_at timestamptz,
+    event_id uuid, occurred_at timestamptz,
     name text, unit text, value double precision, properties text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS staging_exposures (
     experiment text, phase integer, unit text, variant text, event_id uuid,
-    exposed_at timestamptz, received_at timestamptz, attributes text, source text
+    exposed_at timestamptz, attributes text, source text
 ) ON COMMIT DELETE ROWS;
 """
-_TRACK_COLUMNS = ("event_id", "occurred_at", "received_at", "name", "unit", "value", "properties")
+_TRACK_COLUMNS = ("event_id", "occurred_at", "name", "unit", "value", "properties")
 _EXPOSURE_COLUMNS = (
     "experiment",
     "phase",
@@ -56,17 +56,18 @@ _EXPOSURE_COLUMNS = (
     "variant",
     "event_id",
     "exposed_at",
-    "received_at",
     "attributes",
     "source",
 )
 
 # Sorted by key, so two workers' overlapping writes take row locks in one order (no deadlock).
-# The counts of what was new feed the stats counters.
+# The counts of what was new feed the stats counters. received_at is the storing transaction's start
+# (now()): it commits within the commit timeout of that, which is what lets the results roll-ups find
+# what was stored since they last caught up (flagd.results.rollup).
 _MOVE_EVENTS = """
 WITH stored AS (
     INSERT INTO events (event_id, occurred_at, received_at, name, unit, value, properties)
-    SELECT event_id, occurred_at, received_at, name, unit, value, properties::jsonb
+    SELECT event_id, occurred_at, now(), name, unit, value, properties::jsonb
     FROM staging_events ORDER BY event_id, occurred_at
     ON CONFLICT DO NOTHING
     RETURNING name, occurred_at
@@ -81,7 +82,7 @@ WITH stored AS (
     INSERT INTO exposures AS e (experiment, phase, unit, variant, event_id, exposed_at, received_at,
                                 attributes, multiple_variants, source)
     SELECT DISTINCT ON (experiment, phase, unit)
-        experiment, phase, unit, variant, event_id, exposed_at, received_at, attributes::jsonb,
+        experiment, phase, unit, variant, event_id, exposed_at, now(), attributes::jsonb,
         min(variant) OVER w <> max(variant) OVER w, source
     FROM staging_exposures
     WINDOW w AS (PARTITION BY experiment, phase, unit)
@@ -92,6 +93,7 @@ WITH stored AS (
         attributes = CASE WHEN EXCLUDED.exposed_at < e.exposed_at THEN EXCLUDED.attributes ELSE e.attributes END,
         source = CASE WHEN EXCLUDED.exposed_at < e.exposed_at THEN EXCLUDED.source ELSE e.source END,
         exposed_at = least(EXCLUDED.exposed_at, e.exposed_at),
+        received_at = EXCLUDED.received_at,
         multiple_variants = e.multiple_variants OR EXCLUDED.multiple_variants OR EXCLUDED.variant <> e.variant
     WHERE EXCLUDED.exposed_at < e.exposed_at
        OR (NOT e.multiple_variants AND (EXCLUDED.multiple_variants OR EXCLUDED.variant <> e.variant))
@@ -139,14 +141,14 @@ EVENT_OVERHEAD = 800
 """Bytes a queued event holds beyond its text, with its validated Event and its row (tracemalloc: 781)."""
 
 
-def split_rows(events: Iterable[Event], received_at: datetime, source: str = "client") -> _Pending:
+def split_rows(events: Iterable[Event], source: str = "client") -> _Pending:
     track: list[tuple[object, ...]] = []
     exposures: list[tuple[object, ...]] = []
     size_bytes = 0
     for e in events:
         size_bytes += EVENT_OVERHEAD + len(e.unit) + len(e.payload or "")
         if e.kind == "track":
-            track.append((e.event_id, e.timestamp, received_at, e.name, e.unit, e.value, e.payload))
+            track.append((e.event_id, e.timestamp, e.name, e.unit, e.value, e.payload))
         else:
             exposures.append(
                 (
@@ -156,7 +158,6 @@ def split_rows(events: Iterable[Event], received_at: datetime, source: str = "cl
                     e.variant,
                     e.event_id,
                     e.timestamp,
-                    received_at,
                     e.payload,
                     source,
                 )
@@ -208,9 +209,9 @@ class EventWriter:
                 headers=headers,
             )
 
-    async def write(self, events: Sequence[Event], received_at: datetime) -> None:
+    async def write(self, events: Sequence[Event]) -> None:
         """Return once `events` are committed; raise 503 (nothing stored, or a retry is deduplicated)."""
-        pending = split_rows(events, received_at)
+        pending = split_rows(events)
         if pending.size == 0:
             return
         self.check_accepting(pending.size, pending.bytes)
@@ -226,9 +227,9 @@ class EventWriter:
                 headers={"Retry-After": str(self.limits.retry_after_seconds)},
             ) from None
 
-    def offer(self, events: Sequence[Event], received_at: datetime) -> bool:
+    def offer(self, events: Sequence[Event]) -> bool:
         """Queue events nobody waits for (server-side exposures); False when they were dropped."""
-        pending = split_rows(events, received_at, source="server")
+        pending = split_rows(events, source="server")
         if not self.accepting or not self._has_room(pending.size, pending.bytes):
             self.dropped_offers += pending.size
             return False

@@ -29,9 +29,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from flagd.experiments.model import Metric
 from flagd.storage.types import Connection
+
+UNIT_AGGREGATES = """
+       count(*) FILTER (WHERE e.occurred_at >= u.exposed_at)::float8 AS post_count,
+       coalesce(sum(e.value) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
+       (array_agg(e.value ORDER BY e.occurred_at DESC)
+            FILTER (WHERE e.occurred_at >= u.exposed_at AND e.value IS NOT NULL))[1] AS post_last,
+       count(*) FILTER (WHERE e.occurred_at < u.exposed_at)::float8 AS pre_count,
+       coalesce(sum(e.value) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum"""
+"""What a unit did, from its events `e` joined to its exposure `u`: the count, sum and last value after
+exposure, the count and sum before it (the columns of a roll-up row, flagd.results.rollup)."""
 
 RATIO_TYPES = frozenset({"mean", "ratio", "nps", "csat", "ces"})
 SURVEY_TYPES = frozenset({"nps", "csat", "ces"})
@@ -61,13 +72,7 @@ class Reduction:
 
 # Per-unit aggregates of one event name over the post and pre windows.
 _PER_UNIT = """
-SELECT u.variant, u.unit, u.segment,
-       count(*) FILTER (WHERE e.occurred_at >= u.exposed_at)::float8 AS post_count,
-       coalesce(sum(e.value) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
-       (array_agg(e.value ORDER BY e.occurred_at DESC)
-            FILTER (WHERE e.occurred_at >= u.exposed_at AND e.value IS NOT NULL))[1] AS post_last,
-       count(*) FILTER (WHERE e.occurred_at < u.exposed_at)::float8 AS pre_count,
-       coalesce(sum(e.value) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum
+SELECT u.variant, u.unit, u.segment, {aggregates}
 FROM units u
 LEFT JOIN events e
        ON e.name = {name} AND e.unit = u.unit
@@ -90,6 +95,26 @@ _VALUE = {
     "ces": ("coalesce(a.post_last, 0)", "(a.post_last IS NOT NULL)::int::float8", "0.0"),
 }
 
+# Steps 4 and 5 over `values` (segment, variant, y, d, x): the cap, then the sums.
+_CAP_AND_SUM = """
+cap AS (
+    SELECT coalesce({fixed}::float8,
+                    (SELECT percentile_cont({percentile}::float8) WITHIN GROUP (ORDER BY y) FROM values WHERE y <> 0)
+           ) AS value
+),
+capped AS (
+    SELECT variant, segment,
+           CASE WHEN cap.value IS NULL OR ({percentile}::float8 IS NULL AND {fixed}::float8 IS NULL) THEN y
+                ELSE least(y, cap.value) END AS y, d, x
+    FROM values, cap
+)
+SELECT segment, variant, count(*) AS n, sum(y) AS y, sum(y * y) AS y2, sum(d) AS d, sum(d * d) AS d2,
+       sum(y * d) AS yd, sum(x) AS x, sum(x * x) AS x2, sum(x * y) AS xy,
+       (SELECT value FROM cap) AS cap
+FROM capped GROUP BY segment, variant
+"""
+
+# From raw events, as of an end ($3): every unit of the phase gets a row.
 _REDUCE = """
 WITH {units},
 a AS ({per_unit_a}),
@@ -98,21 +123,20 @@ values AS (
     SELECT a.variant, a.segment, {y} AS y, {d} AS d, {x} AS x
     FROM a {join_b}
 ),
-cap AS (
-    SELECT coalesce($6::float8,
-                    (SELECT percentile_cont($5::float8) WITHIN GROUP (ORDER BY y) FROM values WHERE y <> 0)
-           ) AS value
+{cap_and_sum}"""
+
+# From the roll-ups, as of their last catch-up: only units with events have a row, the others are
+# added from the population (y = 0, x = 0, d = the metric's d for no events).
+_ROLLED = """
+WITH {units}
+a AS (SELECT * FROM results_unit_values WHERE experiment = $1 AND phase = $2 AND source = $5),
+b AS (SELECT * FROM results_unit_values WHERE experiment = $1 AND phase = $2 AND source = {source_b}),
+values AS (
+    SELECT {variant} AS variant, {segment} AS segment,
+           coalesce({y}, 0) AS y, coalesce({d}, 0) AS d, coalesce({x}, 0) AS x
+    FROM a {join_b} {join_units}
 ),
-capped AS (
-    SELECT variant, segment, CASE WHEN cap.value IS NULL OR ($5::float8 IS NULL AND $6::float8 IS NULL) THEN y
-                         ELSE least(y, cap.value) END AS y, d, x
-    FROM values, cap
-)
-SELECT segment, variant, count(*) AS n, sum(y) AS y, sum(y * y) AS y2, sum(d) AS d, sum(d * d) AS d2,
-       sum(y * d) AS yd, sum(x) AS x, sum(x * x) AS x2, sum(x * y) AS xy,
-       (SELECT value FROM cap) AS cap
-FROM capped GROUP BY segment, variant
-"""
+{cap_and_sum}"""
 
 
 # The phase's units; with a segment attribute, the MAX_SEGMENTS largest values and "(other)" for the rest,
@@ -123,7 +147,7 @@ _UNITS = """units AS (
 )"""
 _SEGMENTED_UNITS = """exposed AS (
     SELECT unit, variant, exposed_at, coalesce(attributes ->> {attribute}, '{none}') AS segment FROM exposures
-    WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants AND exposed_at < $3
+    WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants {before}
 ),
 top AS (SELECT segment FROM exposed GROUP BY segment ORDER BY count(*) DESC, segment LIMIT {limit}),
 units AS (
@@ -133,10 +157,69 @@ units AS (
 )"""
 MAX_SEGMENTS = 20
 OTHER = "(other)"
+NO_VALUE = "(none)"
+"""The segment of units whose exposure did not carry the attribute."""
 
 
 def _per_unit(name_param: str, window_param: str) -> str:
-    return _PER_UNIT.format(name=name_param, window=window_param)
+    return _PER_UNIT.format(name=name_param, window=window_param, aggregates=UNIT_AGGREGATES)
+
+
+def _segmented_units(attribute_param: str, before: str) -> str:
+    return _SEGMENTED_UNITS.format(
+        attribute=attribute_param, none=NO_VALUE, limit=MAX_SEGMENTS, other=OTHER, before=before
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Expressions:
+    y: str
+    d: str
+    x: str
+    sources: tuple[Metric, Metric]
+
+    @property
+    def both(self) -> bool:
+        return self.sources[0] is not self.sources[1]
+
+    @property
+    def d_without_events(self) -> float:
+        """A unit's d when it had no event: 1 for per-unit totals, 0 for ratios and surveys."""
+        return 1.0 if self.d == "1.0" else 0.0
+
+
+def _expressions(metric: Metric, metrics: dict[str, Metric]) -> _Expressions:
+    if metric.type == "ratio":
+        numerator = metrics[str(metric.numerator)]
+        denominator = metrics[str(metric.denominator)]
+        return _Expressions(
+            _VALUE[numerator.type][0],
+            _VALUE[denominator.type][0].replace("a.", "b."),
+            "0.0",
+            (numerator, denominator),
+        )
+    y, d, x = _VALUE[metric.type]
+    return _Expressions(y, d, x, (metric, metric))
+
+
+def _winsor(metric: Metric) -> tuple[float | None, float | None]:
+    winsor = metric.winsorisation
+    percentile = winsor.percentile / 100 if winsor is not None and winsor.percentile is not None else None
+    return percentile, (winsor.value if winsor is not None else None)
+
+
+def _reductions(metric: Metric, rows: list[Any]) -> dict[str, Reduction]:
+    capped = metric.winsorisation is not None
+    by_segment: dict[str, dict[str, VariantSums]] = {}
+    caps: dict[str, float | None] = {}
+    for row in rows:
+        by_segment.setdefault(row["segment"], {})[row["variant"]] = VariantSums(
+            row["variant"],
+            int(row["n"]),
+            *(float(row[f] or 0.0) for f in ("y", "y2", "d", "d2", "yd", "x", "x2", "xy")),
+        )
+        caps[row["segment"]] = float(row["cap"]) if capped and row["cap"] is not None else None
+    return {name: Reduction(metric.key, variants, caps[name]) for name, variants in by_segment.items()}
 
 
 async def reduce_metric(
@@ -149,15 +232,11 @@ async def reduce_metric(
     end: datetime,
     pre_seconds: float,
 ) -> Reduction:
-    """The per-variant sums of `metric` for the phase's units, as of `end`."""
+    """The per-variant sums of `metric` for the phase's units, as of `end`, from the raw events."""
     reductions = await reduce_metric_by(
         conn, experiment, phase, metric, metrics, end=end, pre_seconds=pre_seconds, attribute=None
     )
     return reductions.get("", Reduction(metric.key, {}, None))
-
-
-NO_VALUE = "(none)"
-"""The segment of units whose exposure did not carry the attribute."""
 
 
 async def reduce_metric_by(
@@ -171,69 +250,118 @@ async def reduce_metric_by(
     pre_seconds: float,
     attribute: str | None,
 ) -> dict[str, Reduction]:
-    """Per value of an exposure attribute (the unit's first exposure's), the per-variant sums of `metric`:
-    the MAX_SEGMENTS values with the most units, the others together as OTHER.
+    """Per value of an exposure attribute (the unit's first exposure's), the per-variant sums of `metric`
+    as of `end`, from the raw events: the MAX_SEGMENTS values with the most units, the others together
+    as OTHER.
 
     The cap of a winsorised metric is computed over all units, so every segment is capped alike."""
-    if metric.type == "ratio":
-        numerator = metrics[str(metric.numerator)]
-        denominator = metrics[str(metric.denominator)]
-        y_expr = _VALUE[numerator.type][0]
-        d_expr = _VALUE[denominator.type][0].replace("a.", "b.")
-        sources = (numerator, denominator)
-        x_expr = "0.0"
-    else:
-        y_expr, d_expr, x_expr = _VALUE[metric.type]
-        sources = (metric, metric)
-    both = sources[0] is not sources[1]
+    e = _expressions(metric, metrics)
     units = (
-        _UNITS
-        if attribute is None
-        else _SEGMENTED_UNITS.format(
-            attribute=f"${11 if both else 9}", none=NO_VALUE, limit=MAX_SEGMENTS, other=OTHER
-        )
+        _UNITS if attribute is None else _segmented_units(f"${11 if e.both else 9}", "AND exposed_at < $3")
     )
     sql = _REDUCE.format(
         units=units,
         per_unit_a=_per_unit("$7", "$8::float8"),
-        per_unit_b=_per_unit("$9", "$10::float8") if both else "SELECT NULL::text AS unit",
-        y=y_expr,
-        d=d_expr,
-        x=x_expr,
-        join_b="JOIN b ON b.unit = a.unit" if both else "",
+        per_unit_b=_per_unit("$9", "$10::float8") if e.both else "SELECT NULL::text AS unit",
+        y=e.y,
+        d=e.d,
+        x=e.x,
+        join_b="JOIN b ON b.unit = a.unit" if e.both else "",
+        cap_and_sum=_CAP_AND_SUM.format(fixed="$6", percentile="$5"),
     )
-    winsor = metric.winsorisation
-    percentile = winsor.percentile / 100 if winsor is not None and winsor.percentile is not None else None
-    fixed = winsor.value if winsor is not None else None
-    args: list[object] = [
-        experiment,
-        phase,
-        end,
-        float(pre_seconds),
-        percentile,
-        fixed,
-        sources[0].event,
-        None if sources[0].window_seconds is None else float(sources[0].window_seconds),
-    ]
-    if both:
-        args += [
-            sources[1].event,
-            None if sources[1].window_seconds is None else float(sources[1].window_seconds),
-        ]
+    args: list[object] = [experiment, phase, end, float(pre_seconds), *_winsor(metric)]
+    for source in e.sources[: 2 if e.both else 1]:
+        args += [source.event, None if source.window_seconds is None else float(source.window_seconds)]
     if attribute is not None:
         args.append(attribute)
+    return _reductions(metric, await conn.fetch(sql, *args))
+
+
+async def reduce_rolled_by(
+    conn: Connection,
+    experiment: str,
+    phase: int,
+    metric: Metric,
+    metrics: dict[str, Metric],
+    sources: tuple[str, ...],
+    *,
+    attribute: str | None,
+    population: dict[str, dict[str, int]] | None = None,
+) -> dict[str, Reduction]:
+    """Like `reduce_metric_by`, from the metric's roll-ups (`sources`: their keys, caught up by the
+    caller) as of their last catch-up. `population`, units per segment and variant, is read from the
+    exposures unless given."""
+    e = _expressions(metric, metrics)
+    segmented = attribute is not None
+    attribute_param = f"${7 if e.both else 6}"
+    sql = _ROLLED.format(
+        units=_segmented_units(attribute_param, "") + "," if segmented else "",
+        source_b="$6" if e.both else "NULL",
+        variant="coalesce(a.variant, b.variant)" if e.both else "a.variant",
+        segment="u.segment" if segmented else "''",
+        y=e.y,
+        d=e.d,
+        x=e.x,
+        join_b="FULL JOIN b ON b.unit = a.unit" if e.both else "",
+        join_units="JOIN units u ON u.unit = " + ("coalesce(a.unit, b.unit)" if e.both else "a.unit")
+        if segmented
+        else "",
+        cap_and_sum=_CAP_AND_SUM.format(fixed="$4", percentile="$3"),
+    )
+    args: list[object] = [experiment, phase, *_winsor(metric), *sources[: 2 if e.both else 1]]
+    if segmented:
+        args.append(attribute)
     rows = await conn.fetch(sql, *args)
-    capped = percentile is not None or fixed is not None
-    by_segment: dict[str, dict[str, VariantSums]] = {}
-    caps: dict[str, float | None] = {}
+    if population is None:
+        population = await segment_population(conn, experiment, phase, attribute)
+    rolled = _reductions(metric, rows)
+    return {
+        segment: _fill(metric, rolled.get(segment), counts, e.d_without_events)
+        for segment, counts in population.items()
+    }
+
+
+_POPULATION = "WITH {units} SELECT segment, variant, count(*) AS n FROM units GROUP BY 1, 2"
+
+
+async def segment_population(
+    conn: Connection, experiment: str, phase: int, attribute: str | None
+) -> dict[str, dict[str, int]]:
+    """Units per segment (one, "", without an attribute) and variant, units in several variants left out."""
+    units = _UNITS.replace(" AND exposed_at < $3", "") if attribute is None else _segmented_units("$3", "")
+    rows = await conn.fetch(
+        _POPULATION.format(units=units),
+        experiment,
+        phase,
+        *([] if attribute is None else [attribute]),
+    )
+    population: dict[str, dict[str, int]] = {}
     for row in rows:
-        by_segment.setdefault(row["segment"], {})[row["variant"]] = VariantSums(
-            row["variant"],
-            int(row["n"]),
-            *(float(row[f] or 0.0) for f in ("y", "y2", "d", "d2", "yd", "x", "x2", "xy")),
+        population.setdefault(row["segment"], {})[row["variant"]] = int(row["n"])
+    return population
+
+
+def _fill(metric: Metric, rolled: Reduction | None, counts: dict[str, int], d0: float) -> Reduction:
+    """The roll-up's sums with the units that had no event added: y = x = 0 and d = d0 each."""
+    variants = {}
+    for variant, n in counts.items():
+        sums = rolled.variants.get(variant) if rolled is not None else None
+        if sums is None:
+            sums = VariantSums(variant, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        missing = max(n - sums.n, 0)
+        variants[variant] = VariantSums(
+            variant,
+            sums.n + missing,
+            sums.y,
+            sums.y2,
+            sums.d + missing * d0,
+            sums.d2 + missing * d0,
+            sums.yd,
+            sums.x,
+            sums.x2,
+            sums.xy,
         )
-        caps[row["segment"]] = float(row["cap"]) if capped and row["cap"] is not None else None
-    return {name: Reduction(metric.key, variants, caps[name]) for name, variants in by_segment.items()}
+    return Reduction(metric.key, variants, rolled.cap if rolled is not None else None)
 
 
 @dataclass(frozen=True, slots=True)

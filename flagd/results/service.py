@@ -21,6 +21,8 @@ from flagd.results.analysis import (
     srm,
     units_per_day,
 )
+from flagd.results.cache import ReductionCache
+from flagd.results.days import day_reductions
 from flagd.results.decision import decide, guardrail_verdicts
 from flagd.results.health import (
     Check,
@@ -32,11 +34,15 @@ from flagd.results.health import (
     judge_volume,
     never_arrived,
 )
-from flagd.results.reduce import VariantSums, exposure_tally, reduce_metric, reduce_metric_by
+from flagd.results.reader import RollupReader
+from flagd.results.reduce import (
+    Reduction,
+    VariantSums,
+    exposure_tally,
+    segment_population,
+)
+from flagd.results.rollup import RollupPolicy, catch_up, metric_sources
 from flagd.storage.types import Connection
-
-PRE_EXPOSURE_SECONDS = 14 * 86_400
-"""CUPED's covariate: each unit's same metric in this long before its first exposure."""
 
 
 async def experiment_results(
@@ -46,6 +52,8 @@ async def experiment_results(
     phase: int | None,
     options: Options,
     now: datetime,
+    policy: RollupPolicy,
+    cache: ReductionCache | None = None,
     segment: str | None = None,
 ) -> dict[str, Any]:
     experiment, metrics, lifecycle, chosen = _resolve(stored, key, phase)
@@ -57,13 +65,15 @@ async def experiment_results(
     counts, multiple, daily = tally.units, tally.multiple, tally.daily
     per_day = units_per_day(daily, now.date())
     share = experiment.allocation_bp / BASIS_POINTS
+    reader = await RollupReader.caught_up(
+        conn, key, chosen, [r.metric for r in experiment.metrics], metrics, policy, cache
+    )
     analysed = []
     progress_of_primary = None
     for role in experiment.metrics:
         metric = metrics[role.metric]
-        reduction = await reduce_metric(
-            conn, key, chosen, metric, metrics, end=now, pre_seconds=PRE_EXPOSURE_SECONDS
-        )
+        rolled = await reader.reduce(role.metric, {"": counts})
+        reduction = rolled.get("", Reduction(metric.key, {}, None))
         result = {"role": role.role, **analyse_metric(metric, reduction, control, treatments, options)}
         for comparison in result["comparisons"]:
             comparison["impact"] = impact(metric, comparison, per_day, share)
@@ -82,9 +92,7 @@ async def experiment_results(
     segments = (
         None
         if segment is None
-        else await _segments(
-            conn, key, chosen, experiment, metrics, segment, control, treatments, options, now
-        )
+        else await _segments(conn, reader, experiment, segment, control, treatments, options)
     )
     sample_ratio = srm(counts, weights)
     checks = [judge_srm(sample_ratio)]
@@ -94,6 +102,7 @@ async def experiment_results(
         "phase": chosen,
         "state": experiment.state,
         "asOf": now,
+        "freshness": reader.freshness(),
         "control": control,
         "alpha": options.alpha,
         "correction": options.correction,
@@ -112,23 +121,19 @@ async def experiment_results(
 
 async def _segments(
     conn: Connection,
-    key: str,
-    phase: int,
+    reader: RollupReader,
     experiment: Experiment,
-    metrics: dict[str, Metric],
     attribute: str,
     control: str,
     treatments: list[str],
     options: Options,
-    now: datetime,
 ) -> dict[str, Any]:
     """Every metric broken down by one exposure attribute, p-values adjusted across all the segments."""
     broken_down: dict[str, list[dict[str, Any]]] = {}
+    population = await segment_population(conn, reader.experiment, reader.phase, attribute)
     for role in experiment.metrics:
-        metric = metrics[role.metric]
-        by_value = await reduce_metric_by(
-            conn, key, phase, metric, metrics, end=now, pre_seconds=PRE_EXPOSURE_SECONDS, attribute=attribute
-        )
+        metric = reader.metrics[role.metric]
+        by_value = await reader.reduce(role.metric, population, attribute)
         for value, reduction in by_value.items():
             result = {"role": role.role, **analyse_metric(metric, reduction, control, treatments, options)}
             broken_down.setdefault(value, []).append(result)
@@ -191,8 +196,11 @@ async def experiment_timeseries(
     metric_key: str | None,
     options: Options,
     now: datetime,
+    policy: RollupPolicy,
+    cache: ReductionCache | None = None,
 ) -> dict[str, Any]:
-    """Per day since the phase began (at most MAX_SERIES_DAYS, the latest), the cumulative estimates."""
+    """Per day since the phase began (at most MAX_SERIES_DAYS, the latest), the cumulative estimates:
+    the past days as of their ends (flagd.results.days), today from the roll-ups."""
     experiment, metrics, lifecycle, chosen = _resolve(stored, key, phase)
     options = _planned(options, experiment)
     roles = {role.metric: role.role for role in experiment.metrics}
@@ -202,24 +210,23 @@ async def experiment_timeseries(
         raise InvalidParameter(
             f"metric must be one of the experiment's metrics ({', '.join(roles) or 'none'}), got {metric_key!r}"
         )
-    daily = (await exposure_tally(conn, key, chosen, now)).daily
-    first = _phase_start(lifecycle, daily, now)
-    count = min((now.date() - first).days + 1, MAX_SERIES_DAYS)
+    tally = await exposure_tally(conn, key, chosen, now)
+    metric = metrics[metric_key]
+    past = _series_days(lifecycle, tally.daily, now)
+    stored_days = await day_reductions(
+        conn, key, chosen, metric, metrics, past, now=now, pre_seconds=policy.pre_seconds
+    )
+    reader = await RollupReader.caught_up(conn, key, chosen, [metric_key], metrics, policy, cache)
+    today = await reader.reduce(metric_key, {"": tally.units})
+    days = [(day, stored_days[day]) for day in past]
+    days.append((now.date(), today.get("", Reduction(metric.key, {}, None))))
     names = [name for name, _ in experiment.variants]
-    days = []
-    for offset in range(count - 1, -1, -1):
-        day = now.date() - timedelta(days=offset)
-        end = min(datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1), now)
-        reduction = await reduce_metric(
-            conn, key, chosen, metrics[metric_key], metrics, end=end, pre_seconds=PRE_EXPOSURE_SECONDS
-        )
-        days.append((day, reduction))
     return {
         "experiment": key,
         "phase": chosen,
         "metric": metric_key,
         "control": names[0],
-        "days": series(metrics[metric_key], days, names[0], names[1:], options),
+        "days": series(metric, days, names[0], names[1:], options),
     }
 
 
@@ -288,6 +295,13 @@ def _event_names(experiment: Experiment, metrics: dict[str, Metric]) -> set[str]
     return names
 
 
+def _series_days(lifecycle: Lifecycle | None, daily: dict[date, int], now: datetime) -> list[date]:
+    """The past days of the series: from the phase's start, the latest MAX_SERIES_DAYS - 1 before today."""
+    first = _phase_start(lifecycle, daily, now)
+    count = min((now.date() - first).days, MAX_SERIES_DAYS - 1)
+    return [now.date() - timedelta(days=offset) for offset in range(count, 0, -1)]
+
+
 def _phase_start(lifecycle: Lifecycle | None, daily: dict[date, int], now: datetime) -> date:
     """The day the phase began, or its first exposure's day if that is earlier (events sent late, with
     their original timestamps, after a start)."""
@@ -295,3 +309,28 @@ def _phase_start(lifecycle: Lifecycle | None, daily: dict[date, int], now: datet
     if lifecycle is not None and lifecycle.phase_started_at:
         days.append(datetime.fromisoformat(lifecycle.phase_started_at).astimezone(UTC).date())
     return min(days) if days else now.date()
+
+
+async def keep_up(conn: Connection, stored: StoredConfig, policy: RollupPolicy, now: datetime) -> int:
+    """For every running experiment's current phase: catch its roll-ups up and store its closed days, so
+    that requests find little to do. Roll-ups another catch-up holds are skipped. Returns the number of
+    experiments kept up."""
+    kept = 0
+    for key, lifecycle in stored.lifecycles.items():
+        if lifecycle.state != "running" or lifecycle.phase < 1:
+            continue
+        try:
+            experiment, metrics, _, phase = _resolve(stored, key, None)
+        except (NotFound, InvalidParameter):
+            continue  # its definition no longer reads cleanly: nothing to keep up
+        names = [role.metric for role in experiment.metrics]
+        per_metric = {name: metric_sources(metrics[name], metrics, policy.pre_seconds) for name in names}
+        for source in {s.key: s for parts in per_metric.values() for s in parts}.values():
+            await catch_up(conn, key, phase, source, margin=policy.margin, wait=False)
+        past = _series_days(lifecycle, (await exposure_tally(conn, key, phase, now)).daily, now)
+        for name in names:
+            await day_reductions(
+                conn, key, phase, metrics[name], metrics, past, now=now, pre_seconds=policy.pre_seconds
+            )
+        kept += 1
+    return kept

@@ -65,7 +65,7 @@ async def post_events(request: Request) -> Response:
             f"none of the {len(rejected)} events could be accepted; each is listed in details with what to fix",
             details=rejected,
         )
-    await ingest.writer.write(batch.accepted, now)
+    await ingest.writer.write(batch.accepted)
     return OrjsonResponse({"accepted": len(batch.accepted), "rejected": rejected})
 
 

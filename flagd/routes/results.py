@@ -15,6 +15,7 @@ from flagd.http.params import choice_param, int_param, path_key, text_param
 from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
 from flagd.results.analysis import Correction, Options
+from flagd.results.rollup import RollupPolicy
 from flagd.results.service import experiment_results, experiment_timeseries, list_experiments
 from flagd.state import server_state
 
@@ -43,9 +44,13 @@ async def get_results(request: Request, principal: Principal) -> Response:
     segment = text_param(request, "segment")
     if segment is not None and not 1 <= len(segment) <= 64:
         raise InvalidParameter("segment must be the name of an exposure attribute, 1 to 64 characters")
-    async with server_state(request).pool.acquire() as conn:
+    state = server_state(request)
+    policy = RollupPolicy.from_settings(state.settings)
+    async with state.pool.acquire() as conn:
         stored = await ConfigRepository(conn).load()
-        body = await experiment_results(conn, stored, key, phase, options, datetime.now(UTC), segment)
+        body = await experiment_results(
+            conn, stored, key, phase, options, datetime.now(UTC), policy, state.results_cache, segment
+        )
     return OrjsonResponse(body)
 
 
@@ -55,9 +60,13 @@ async def get_timeseries(request: Request, principal: Principal) -> Response:
     phase = int_param(request, "phase", low=1, high=1_000_000)
     metric = text_param(request, "metric")
     options = _options(request)
-    async with server_state(request).pool.acquire() as conn:
+    state = server_state(request)
+    policy = RollupPolicy.from_settings(state.settings)
+    async with state.pool.acquire() as conn:
         stored = await ConfigRepository(conn).load()
-        body = await experiment_timeseries(conn, stored, key, phase, metric, options, datetime.now(UTC))
+        body = await experiment_timeseries(
+            conn, stored, key, phase, metric, options, datetime.now(UTC), policy
+        )
     return OrjsonResponse(body)
 
 

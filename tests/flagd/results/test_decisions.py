@@ -5,15 +5,11 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-
-from flagd.auth.keys import Scope
-from tests.support import LiveServer, bearer, create_key
 
 DOCUMENT: dict[str, Any] = {
     "flags": {
@@ -31,13 +27,6 @@ DOCUMENT: dict[str, Any] = {
         }
     },
 }
-
-
-@pytest.fixture
-async def results_client(server: LiveServer, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    token = await create_key(database_url, Scope.RESULTS, "pm")
-    async with httpx.AsyncClient(base_url=server.url, timeout=60.0, headers=bearer(token)) as http:
-        yield http
 
 
 def dataset(

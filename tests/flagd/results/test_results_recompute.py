@@ -18,9 +18,7 @@ import asyncpg
 import httpx
 import numpy as np
 import numpy.typing as npt
-import pytest
 
-from flagd.auth.keys import Scope
 from stats import (
     ProportionStatistic,
     RatioStatistic,
@@ -30,7 +28,6 @@ from stats import (
     fixed_horizon,
     sequential,
 )
-from tests.support import LiveServer, bearer, create_key
 
 Floats = npt.NDArray[np.float64]
 VARIANTS = ("control", "a", "b")
@@ -143,6 +140,23 @@ def simulated(now: datetime, units: int = 300) -> list[dict[str, Any]]:
     return events
 
 
+async def post_all(sdk: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
+    """Through POST /v1/events, 1,000 at a time; every event accepted."""
+    for start in range(0, len(events), 1000):
+        sent = await sdk.post("/v1/events", json={"events": events[start : start + 1000]})
+        assert sent.status_code == 200, sent.text
+        assert sent.json()["rejected"] == []
+
+
+async def start_pricing(admin: httpx.AsyncClient, sdk: httpx.AsyncClient, units: int) -> datetime:
+    """The document stored, the experiment started and `units` simulated units posted; their `now`."""
+    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+    assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
+    now = datetime.now(UTC)
+    await post_all(sdk, simulated(now, units))
+    return now
+
+
 def per_unit(
     rows: list[Any],
     exposures: dict[str, tuple[str, datetime]],
@@ -179,27 +193,13 @@ def close(a: float | None, b: float) -> bool:
     return a is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-@pytest.fixture
-async def results_client(server: LiveServer, database_url: str) -> Any:
-    token = await create_key(database_url, Scope.RESULTS, "pm")
-    async with httpx.AsyncClient(base_url=server.url, timeout=30.0, headers=bearer(token)) as http:
-        yield http
-
-
 async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_raw_rows(
     admin: httpx.AsyncClient,
     sdk: httpx.AsyncClient,
     results_client: httpx.AsyncClient,
     conn: asyncpg.Connection,
 ) -> None:
-    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
-    assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
-    now = datetime.now(UTC)
-    events = simulated(now)
-    for start in range(0, len(events), 1000):
-        sent = await sdk.post("/v1/events", json={"events": events[start : start + 1000]})
-        assert sent.status_code == 200, sent.text
-        assert sent.json()["rejected"] == []
+    await start_pricing(admin, sdk, 300)
     response = await results_client.get("/v1/experiments/pricing/results")
     assert response.status_code == 200, response.text
     body = response.json()

@@ -1,0 +1,97 @@
+"""The time series' past days: each day's per-variant sums as of its end, stored once the day is closed.
+
+A day's point needs the raw events up to its end (the roll-ups hold only the present), which costs
+a full reduction per day. A day is closed `CLOSED_AFTER` its end: from then on its sums are stored in
+`results_days` under the metric's signature (its definition and the pre-exposure window, so editing
+a metric recomputes its days) and read back instead of recomputed. Events that arrive later still
+than that, with a timestamp in a closed day, show in today's point and the results, not in the
+stored history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import orjson
+
+from flagd.experiments.model import Metric
+from flagd.results.reduce import Reduction, VariantSums, reduce_metric
+from flagd.storage.types import Connection
+
+CLOSED_AFTER = timedelta(hours=1)
+_FIELDS = ("n", "y", "y2", "d", "d2", "yd", "x", "x2", "xy")
+
+
+def signature(metric: Metric, metrics: dict[str, Metric], pre_seconds: int) -> str:
+    parts = [metric]
+    if metric.type == "ratio":
+        parts += [metrics[str(metric.numerator)], metrics[str(metric.denominator)]]
+    return hashlib.sha256(orjson.dumps([parts, pre_seconds])).hexdigest()[:32]
+
+
+def day_end(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def _encode(reduction: Reduction) -> bytes:
+    return orjson.dumps(
+        {
+            "cap": reduction.cap,
+            "variants": {v: [getattr(s, f) for f in _FIELDS] for v, s in reduction.variants.items()},
+        }
+    )
+
+
+def _decode(metric: str, raw: str) -> Reduction:
+    stored = orjson.loads(raw)
+    variants = {
+        v: VariantSums(v, int(values[0]), *(float(x) for x in values[1:]))
+        for v, values in stored["variants"].items()
+    }
+    return Reduction(metric, variants, stored["cap"])
+
+
+async def day_reductions(
+    conn: Connection,
+    experiment: str,
+    phase: int,
+    metric: Metric,
+    metrics: dict[str, Metric],
+    days: Sequence[date],
+    *,
+    now: datetime,
+    pre_seconds: int,
+) -> dict[date, Reduction]:
+    """Each day's sums as of its end (or `now`, for a day not over): stored ones read back, others
+    computed from the events, and stored when closed."""
+    key = signature(metric, metrics, pre_seconds)
+    rows = await conn.fetch(
+        "SELECT day, sums::text AS sums FROM results_days "
+        "WHERE experiment = $1 AND phase = $2 AND signature = $3 AND day = ANY($4::date[])",
+        experiment,
+        phase,
+        key,
+        list(days),
+    )
+    found = {r["day"]: _decode(metric.key, r["sums"]) for r in rows}
+    for day in days:
+        if day in found:
+            continue
+        end = day_end(day)
+        reduction = await reduce_metric(
+            conn, experiment, phase, metric, metrics, end=min(end, now), pre_seconds=pre_seconds
+        )
+        if end + CLOSED_AFTER <= now:
+            await conn.execute(
+                "INSERT INTO results_days (experiment, phase, signature, day, sums) VALUES ($1, $2, $3, $4, $5::text::jsonb) "
+                "ON CONFLICT DO NOTHING",
+                experiment,
+                phase,
+                key,
+                day,
+                _encode(reduction).decode(),
+            )
+        found[day] = reduction
+    return found

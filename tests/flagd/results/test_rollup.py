@@ -1,0 +1,225 @@
+"""The per-unit roll-ups stay equal to a reduction of the raw events as data keeps arriving.
+
+Events go in through POST /v1/events in two rounds; each results request catches the roll-ups up.
+The second round has everything that forces a unit to be recomputed: new events of known units,
+an earlier first exposure, a second variant (the unit leaves the analysis), new units, and events
+timestamped before their unit's exposure. After each round, every metric's sums read from the
+roll-ups equal the same reduction run over the raw events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+from flagd.config.repository import ConfigRepository
+from flagd.experiments.reading import read_sections
+from flagd.results.cache import ReductionCache
+from flagd.results.keeper import KEEPER_LOCK_KEY, ResultsKeeper
+from flagd.results.reader import RollupReader
+from flagd.results.reduce import Reduction, reduce_metric, reduce_rolled_by
+from flagd.results.rollup import RollupPolicy, metric_sources, rollup_states
+from flagd.settings import Settings
+from flagd.storage.pool import init_connection, open_pool
+from tests.flagd.results.test_results_recompute import at, post_all, start_pricing
+
+POLICY = RollupPolicy(pre_seconds=14 * 86_400, margin=30.0)
+
+
+async def assert_rollups_match_raw(conn: asyncpg.Connection) -> int:
+    """Every metric's roll-up sums equal the raw reduction; the number of metrics compared."""
+    await init_connection(conn)  # the server's codecs, which the stored configuration reads with
+    sections = read_sections((await ConfigRepository(conn).load()).document(), [])
+    metrics = sections.metrics
+    compared = 0
+    for role in sections.experiments["pricing"].metrics:
+        metric = metrics[role.metric]
+        keys = tuple(s.key for s in metric_sources(metric, metrics, POLICY.pre_seconds))
+        rolled = (await reduce_rolled_by(conn, "pricing", 1, metric, metrics, keys, attribute=None))[""]
+        raw = await reduce_metric(
+            conn,
+            "pricing",
+            1,
+            metric,
+            metrics,
+            end=datetime.now(UTC) + timedelta(days=1),
+            pre_seconds=POLICY.pre_seconds,
+        )
+        assert rolled.cap == raw.cap or abs((rolled.cap or 0) - (raw.cap or 0)) < 1e-9, metric.key
+        assert set(rolled.variants) == set(raw.variants), metric.key
+        for variant, sums in raw.variants.items():
+            mine = rolled.variants[variant]
+            assert mine.n == sums.n, (metric.key, variant)
+            for field in ("y", "y2", "d", "d2", "yd", "x", "x2", "xy"):
+                assert abs(getattr(mine, field) - getattr(sums, field)) < 1e-6 * (
+                    1 + abs(getattr(sums, field))
+                ), (
+                    metric.key,
+                    variant,
+                    field,
+                )
+        compared += 1
+    return compared
+
+
+def exposure(unit: str, variant: str, moment: datetime) -> dict[str, Any]:
+    return {
+        "kind": "exposure",
+        "event_id": str(uuid.uuid4()),
+        "timestamp": at(moment),
+        "experiment": "pricing",
+        "phase": 1,
+        "variant": variant,
+        "unit": unit,
+    }
+
+
+def track(unit: str, name: str, moment: datetime, value: float | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "kind": "track",
+        "event_id": str(uuid.uuid4()),
+        "timestamp": at(moment),
+        "event": name,
+        "unit": unit,
+    }
+    if value is not None:
+        event["value"] = value
+    return event
+
+
+async def test_should_keep_the_rollups_equal_to_the_raw_reduction_as_events_keep_arriving(
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    results_client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+) -> None:
+    now = await start_pricing(admin, sdk, 150)
+    first = await results_client.get("/v1/experiments/pricing/results")
+    assert first.status_code == 200, first.text
+    assert await assert_rollups_match_raw(conn) == 6
+
+    known = await conn.fetch(
+        "SELECT unit, variant, exposed_at FROM exposures WHERE NOT multiple_variants LIMIT 4"
+    )
+    later: list[dict[str, Any]] = []
+    moved, switched, more, early = known
+    # An earlier first exposure: its window and pre-window move.
+    later.append(exposure(moved["unit"], moved["variant"], moved["exposed_at"] - timedelta(hours=6)))
+    # A second variant: the unit leaves the analysis.
+    other = next(v for v in ("control", "a", "b") if v != switched["variant"])
+    later.append(exposure(switched["unit"], other, switched["exposed_at"] + timedelta(minutes=5)))
+    # New events of a known unit, after and before its exposure.
+    later.append(track(more["unit"], "purchase", more["exposed_at"] + timedelta(hours=1), 123.0))
+    later.append(track(more["unit"], "survey", more["exposed_at"] + timedelta(hours=2), 10.0))
+    later.append(track(early["unit"], "visit", early["exposed_at"] - timedelta(days=3)))
+    # New units.
+    for i in range(20):
+        unit = f"late-{i}"
+        exposed = now - timedelta(hours=10 + i)
+        later.append(exposure(unit, ("control", "a", "b")[i % 3], exposed))
+        later.append(track(unit, "purchase", exposed + timedelta(hours=1), 10.0 + i))
+        later.append(track(unit, "visit", exposed + timedelta(minutes=30)))
+    await post_all(sdk, later)
+
+    second = await results_client.get("/v1/experiments/pricing/results")
+    assert second.status_code == 200, second.text
+    assert second.json()["unitsInSeveralVariants"] == first.json()["unitsInSeveralVariants"] + 1
+    assert (
+        sum(u["units"] for u in second.json()["units"]) == sum(u["units"] for u in first.json()["units"]) + 19
+    )
+    assert await assert_rollups_match_raw(conn) == 6
+    freshness = second.json()["freshness"]
+    assert datetime.fromisoformat(freshness["dataThrough"]) >= datetime.fromisoformat(first.json()["asOf"])
+    assert freshness["latestEventReceived"] is not None
+
+
+async def test_should_answer_from_the_last_catch_up_while_another_holds_the_rollup(
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    results_client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+) -> None:
+    await init_connection(conn)
+    await start_pricing(admin, sdk, 30)
+    assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
+    sections = read_sections((await ConfigRepository(conn).load()).document(), [])
+    source = metric_sources(sections.metrics["visits"], sections.metrics, POLICY.pre_seconds)[0]
+    before = (await rollup_states(conn, "pricing", 1, [source.key]))[source.key]
+    async with conn.transaction():
+        # Hold the roll-up as a catch-up would: the request must not wait for it.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", "pricing", f"1/{source.key}"
+        )
+        answered = await results_client.get("/v1/experiments/pricing/results")
+        assert answered.status_code == 200
+        held = (await rollup_states(conn, "pricing", 1, [source.key]))[source.key]
+        assert held.caught_up_at == before.caught_up_at
+    assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
+    after = (await rollup_states(conn, "pricing", 1, [source.key]))[source.key]
+    assert after.caught_up_at > before.caught_up_at
+
+
+async def test_should_keep_running_experiments_up_in_the_background_one_worker_at_a_time(
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    results_client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    settings: Settings,
+) -> None:
+    await start_pricing(admin, sdk, 60)
+    pool = await open_pool(settings)
+    try:
+        keeper = ResultsKeeper(settings, pool)
+        assert await keeper.run_once() == 1
+        # Four sources: purchases within a day, all purchases, visits, survey answers.
+        assert await conn.fetchval("SELECT count(*) FROM results_rollups") == 4
+        days = await conn.fetchval("SELECT count(DISTINCT day) FROM results_days")
+        assert days >= 2  # the simulated exposures began two days ago
+        assert await conn.fetchval("SELECT count(*) FROM results_days") == days * 6
+        await conn.execute("SELECT pg_advisory_lock($1)", KEEPER_LOCK_KEY)
+        try:
+            assert await keeper.run_once() is None  # another worker keeps up
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", KEEPER_LOCK_KEY)
+    finally:
+        await pool.close()
+
+    # The series reads the stored days back: the same as when they were computed.
+    await conn.execute("DELETE FROM results_days WHERE day = (SELECT min(day) FROM results_days)")
+    computed = await results_client.get("/v1/experiments/pricing/results/timeseries")
+    assert computed.status_code == 200, computed.text
+    read_back = await results_client.get("/v1/experiments/pricing/results/timeseries")
+    assert computed.json()["days"][:-1] == read_back.json()["days"][:-1]
+    assert len(computed.json()["days"]) == days + 1  # the past days and today
+    # The deleted day was computed again and stored for the metric asked (the primary), not the others.
+    assert await conn.fetchval("SELECT count(*) FROM results_days") == days * 6 - 5
+
+
+async def test_should_reuse_a_reduction_only_while_its_rollups_are_unchanged(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    await init_connection(conn)
+    await start_pricing(admin, sdk, 30)
+    sections = read_sections((await ConfigRepository(conn).load()).document(), [])
+    cache = ReductionCache(capacity=8)
+
+    async def visits() -> dict[str, Reduction]:
+        reader = await RollupReader.caught_up(conn, "pricing", 1, ["visits"], sections.metrics, POLICY, cache)
+        population = {"": {"control": 10, "a": 10, "b": 10}}
+        return await reader.reduce("visits", population)
+
+    first = await visits()
+    assert (cache.hits, cache.misses) == (0, 1)
+    assert await visits() == first
+    assert (cache.hits, cache.misses) == (1, 1)
+    unit = await conn.fetchval("SELECT unit FROM exposures WHERE NOT multiple_variants LIMIT 1")
+    await post_all(sdk, [track(unit, "visit", datetime.now(UTC))])
+    changed = await visits()
+    assert (cache.hits, cache.misses) == (1, 2)
+    assert (
+        sum(v.y for v in changed[""].variants.values()) == sum(v.y for v in first[""].variants.values()) + 1
+    )
