@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest install clean bench-evaluation bench-ofrep
+.PHONY: run test lint typecheck pytest install browser clean bench-evaluation bench-ofrep
 
 run: $(STAMP)
 	$(BIN)/flagd serve
@@ -20,8 +20,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The results pages are tested in Debian's chromium: installed here when missing and running as root
+# (elsewhere those tests skip with a message, and fail under CI=true).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi
 
 install: $(STAMP)
 

@@ -25,6 +25,7 @@ from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage.migrations import apply_migrations, load_migrations
 from flagd.storage.pool import open_pool
+from flagd.web import pages
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> Starlette:
             *experiments.routes,
             *results.routes,
             *openapi.routes,
+            *pages.routes,
         ],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),

@@ -218,23 +218,35 @@ def progress(
 
 
 def impact(
-    metric: Metric, comparison: Mapping[str, Any], per_day: float | None, allocation_share: float
+    metric: Metric,
+    comparison: Mapping[str, Any],
+    per_day: float | None,
+    allocation_share: float,
+    control: VariantSums | None = None,
 ) -> dict[str, Any] | None:
     """The projected change per day and per year if the variant shipped to every eligible unit, with its interval.
 
-    The always-valid absolute effect per unit times the eligible units a day (new units a day in the
-    experiment, divided by its share of traffic). Only for metrics that add up: conversion, count, sum.
+    The always-valid absolute effect times the eligible units a day (new units a day in the
+    experiment, divided by its share of traffic): for conversion, count and sum metrics the effect is
+    per unit; for a mean metric it is per event, so it is also multiplied by the control's events per
+    unit (what a mean is taken over). Other ratios and surveys have no total to project.
     """
     result = comparison["absolute"]["sequential"]
-    if metric.type not in ("conversion", "count", "sum") or "effect" not in result or not per_day:
+    if metric.type not in ("conversion", "count", "sum", "mean") or "effect" not in result or not per_day:
         return None
     eligible = per_day / allocation_share
+    per_unit = 1.0
+    if metric.type == "mean":
+        if control is None or not control.n or not control.d:
+            return None
+        per_unit = control.d / control.n
 
     def scaled(value: float | None, factor: float) -> float | None:
-        return None if value is None else value * eligible * factor
+        return None if value is None else value * eligible * per_unit * factor
 
     return {
         "eligibleUnitsPerDay": eligible,
+        "eventsPerUnit": per_unit if metric.type == "mean" else None,
         "perDay": {
             k: scaled(result[v], 1.0) for k, v in (("effect", "effect"), ("low", "ciLow"), ("high", "ciHigh"))
         },

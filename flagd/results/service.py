@@ -76,7 +76,7 @@ async def experiment_results(
         reduction = rolled.get("", Reduction(metric.key, {}, None))
         result = {"role": role.role, **analyse_metric(metric, reduction, control, treatments, options)}
         for comparison in result["comparisons"]:
-            comparison["impact"] = impact(metric, comparison, per_day, share)
+            comparison["impact"] = impact(metric, comparison, per_day, share, reduction.variants.get(control))
         if role.role == "primary" and progress_of_primary is None:
             empty = VariantSums(control, 0, 0, 0, 0, 0, 0, 0, 0, 0)
             progress_of_primary = progress(
@@ -230,8 +230,15 @@ async def experiment_timeseries(
     }
 
 
-async def list_experiments(conn: Connection, stored: StoredConfig) -> list[dict[str, Any]]:
-    """Every experiment with its state, phase, flag, primary metric and units exposed in its current phase."""
+MAX_HEADLINES = 50
+"""The list computes the decision of at most this many started experiments (the most recently started)."""
+
+
+async def list_experiments(
+    conn: Connection, stored: StoredConfig, policy: RollupPolicy, cache: ReductionCache | None, now: datetime
+) -> list[dict[str, Any]]:
+    """Every experiment with its state, phase, flag, primary metric, units exposed in its current phase and
+    headline: the decision of its current phase (None before it starts, or when it cannot be analysed)."""
     sections = read_sections(stored.document(), [])
     rows = await conn.fetch(
         "SELECT e.experiment, count(*) AS units FROM exposures e JOIN experiments x "
@@ -254,9 +261,21 @@ async def list_experiments(conn: Connection, stored: StoredConfig) -> list[dict[
                 "phase": lifecycle.phase if lifecycle else 0,
                 "primaryMetric": primary,
                 "units": units.get(key, 0),
+                "headline": None,
                 "results": f"/v1/experiments/{key}/results",
             }
         )
+    started = [(key, lifecycle) for key, lifecycle in stored.lifecycles.items() if lifecycle.phase >= 1]
+    started.sort(key=lambda item: item[1].phase_started_at or "", reverse=True)
+    by_key = {str(entry["key"]): entry for entry in listed}
+    for key, _ in started[:MAX_HEADLINES]:
+        if key not in by_key:
+            continue
+        try:
+            results = await experiment_results(conn, stored, key, None, Options(), now, policy, cache)
+        except (NotFound, InvalidParameter):
+            continue  # its definition no longer reads cleanly: the results endpoint says why
+        by_key[key]["headline"] = results["decision"]
     return listed
 
 

@@ -72,9 +72,11 @@ async def get_timeseries(request: Request, principal: Principal) -> Response:
 
 @requires(Scope.RESULTS)
 async def get_experiments(request: Request, principal: Principal) -> Response:
-    async with server_state(request).pool.acquire() as conn:
+    state = server_state(request)
+    policy = RollupPolicy.from_settings(state.settings)
+    async with state.pool.acquire() as conn:
         stored = await ConfigRepository(conn).load()
-        listed = await list_experiments(conn, stored)
+        listed = await list_experiments(conn, stored, policy, state.results_cache, datetime.now(UTC))
     return OrjsonResponse({"experiments": listed})
 
 

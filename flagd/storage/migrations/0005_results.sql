@@ -45,3 +45,15 @@ CREATE TABLE results_days (
     sums       jsonb NOT NULL,
     PRIMARY KEY (experiment, phase, signature, day)
 );
+
+-- Sessions of the results pages (/experiments): a login with a results or admin key creates one; the
+-- browser holds only a random token (an HttpOnly cookie), stored here as its SHA-256. Revoking or
+-- deleting the key ends its sessions; logging out deletes the row.
+CREATE TABLE web_sessions (
+    token_hash bytea PRIMARY KEY,
+    key_id     bigint NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+    csrf       text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX web_sessions_key ON web_sessions (key_id, created_at);

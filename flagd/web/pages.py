@@ -1,0 +1,370 @@
+"""The results pages: /experiments (the index), /experiments/{key} (one experiment), /login, /logout.
+
+Server-rendered with Jinja2 (autoescaped); the two plots are drawn in the browser by uPlot, which
+ships in this package (flagd/web/static, MIT licence beside it), so the pages need no network.
+
+Login takes a results or admin key in a form (never in a URL) and opens a session (flagd.web.sessions);
+the cookie is HttpOnly and SameSite=Strict. The login form carries a token that must match a cookie set
+with the form (so another site cannot log a browser in), the logout form carries the session's token,
+and a POST whose Origin is another site's is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from flagd.auth.keys import Scope
+from flagd.config.repository import ConfigRepository
+from flagd.errors import FlagdError, Forbidden, InvalidParameter, Unauthorized
+from flagd.http.routing import resource
+from flagd.results.analysis import Options
+from flagd.results.rollup import RollupPolicy
+from flagd.results.service import experiment_results, experiment_timeseries, list_experiments
+from flagd.state import server_state
+from flagd.web.sessions import (
+    COOKIE,
+    LOGIN_CSRF_COOKIE,
+    SESSION_SECONDS,
+    Session,
+    close_session,
+    find_session,
+    open_session,
+    same,
+)
+
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+    "form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # no-referrer would make browsers send "Origin: null" with forms
+    "Cache-Control": "no-store",
+}
+_WRONG_KEY = "That key cannot open the results. Check it and try again."
+_MAX_FORM_BYTES = 4096
+
+
+def _percent(value: float | None, digits: int = 1) -> str:
+    if value is None or not math.isfinite(value):
+        return "∞" if value is not None else "—"
+    return f"{value:+.{digits}%}"
+
+
+def _number(value: float | None, kind: str = "") -> str:
+    if value is None:
+        return "—"
+    if kind == "conversion":
+        return f"{value:.2%}"
+    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _p(value: float | None) -> str:
+    return "—" if value is None else ("< 0.001" if value < 0.001 else f"{value:.3f}")
+
+
+def _when(value: datetime | str | None) -> str:
+    if value is None:
+        return "—"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("flagd.web", "templates"),
+        autoescape=select_autoescape(["html"]),
+        auto_reload=False,
+    )
+    env.filters.update(
+        # An interval's end is null in the API when it is unbounded.
+        lo=lambda v: "-∞" if v is None else _percent(v),
+        hi=lambda v: "+∞" if v is None else _percent(v),
+        pct=_percent,
+        pct0=lambda v: "—" if v is None else f"{v:.0%}",
+        number=_number,
+        p=_p,
+        when=_when,
+    )
+    return env
+
+
+_ENV = _environment()
+
+
+def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_ENV.get_template(template).render(**context), status_code=status, headers=_HEADERS)
+
+
+def _message(heading: str, text: str, status: int, session: Session | None = None) -> HTMLResponse:
+    return _page("message.html", status, heading=heading, text=text, session=session, back="/experiments")
+
+
+def _login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303, headers=_HEADERS)
+
+
+def _safe_next(raw: str | None) -> str:
+    """Only a page of this server: a path under /experiments, never another host."""
+    if not raw or not raw.startswith("/experiments") or raw.startswith("//") or "\\" in raw:
+        return "/experiments"
+    return raw
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def _form(request: Request) -> FormData:
+    if int(request.headers.get("content-length") or 0) > _MAX_FORM_BYTES:
+        raise InvalidParameter(f"the form is larger than {_MAX_FORM_BYTES} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidParameter("send the form as application/x-www-form-urlencoded")
+    return await request.form(max_files=0, max_fields=8, max_part_size=_MAX_FORM_BYTES)
+
+
+def _field(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+async def _session(request: Request) -> Session | None:
+    async with server_state(request).pool.acquire() as conn:
+        return await find_session(conn, request.cookies.get(COOKIE))
+
+
+# --- login and logout ------------------------------------------------------------------------------
+
+
+async def login_form(request: Request) -> Response:
+    return _login_page(request, None, 200)
+
+
+def _login_page(request: Request, error: str | None, status: int) -> Response:
+    csrf = secrets.token_urlsafe(24)
+    response = _page(
+        "login.html", status, csrf=csrf, next=_safe_next(request.query_params.get("next")), error=error
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        csrf,
+        max_age=3600,
+        path="/login",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+async def login(request: Request) -> Response:
+    if not _same_origin(request):
+        return _message("Refused", "This form was sent from another site.", 403)
+    try:
+        form = await _form(request)
+    except (InvalidParameter, ValueError) as exc:
+        return _message("Refused", f"The login form could not be read: {exc}.", 400)
+    if not same(_field(form, "csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
+        return _login_page(request, "The login form expired. It has been renewed: log in again.", 403)
+    state = server_state(request)
+    try:
+        principal = await state.auth.authenticate_token((_field(form, "key") or "").strip(), Scope.RESULTS)
+    except (Unauthorized, Forbidden):
+        return _login_page(request, _WRONG_KEY, 401)
+    async with state.pool.acquire() as conn:
+        token = await open_session(conn, principal.key_id)
+    response = RedirectResponse(_safe_next(_field(form, "next")), status_code=303, headers=_HEADERS)
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    if not _same_origin(request):
+        return _message("Refused", "This form was sent from another site.", 403)
+    session = await _session(request)
+    if session is None:
+        return RedirectResponse("/login", status_code=303, headers=_HEADERS)
+    try:
+        form = await _form(request)
+    except (InvalidParameter, ValueError) as exc:
+        return _message("Refused", f"The logout form could not be read: {exc}.", 400, session)
+    if not same(_field(form, "csrf"), session.csrf):
+        return _message(
+            "Refused", "The logout form is stale: reload the page and log out again.", 403, session
+        )
+    async with server_state(request).pool.acquire() as conn:
+        await close_session(conn, request.cookies[COOKIE])
+    response = RedirectResponse("/login", status_code=303, headers=_HEADERS)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+# --- the pages -------------------------------------------------------------------------------------
+
+
+async def index(request: Request) -> Response:
+    state = server_state(request)
+    async with state.pool.acquire() as conn:
+        session = await find_session(conn, request.cookies.get(COOKIE))
+        if session is None:
+            return _login_redirect(request)
+        stored = await ConfigRepository(conn).load()
+        policy = RollupPolicy.from_settings(state.settings)
+        listed = await list_experiments(conn, stored, policy, state.results_cache, datetime.now(UTC))
+    return _page("index.html", experiments=listed, session=session)
+
+
+async def experiment(request: Request) -> Response:
+    state = server_state(request)
+    key = request.path_params["key"]
+    segment = request.query_params.get("segment") or None
+    async with state.pool.acquire() as conn:
+        session = await find_session(conn, request.cookies.get(COOKIE))
+        if session is None:
+            return _login_redirect(request)
+        if segment is not None and not 1 <= len(segment) <= 64:
+            return _message(
+                "Bad segment", "A segment is an exposure attribute's name, 1 to 64 characters.", 400
+            )
+        stored = await ConfigRepository(conn).load()
+        if key not in stored.experiments:
+            return _message("No such experiment", f"There is no experiment “{key}”.", 404, session)
+        lifecycle = stored.lifecycles.get(key)
+        if lifecycle is None or lifecycle.phase < 1:
+            return _message(
+                "Not started", f"Experiment “{key}” has not started yet, so it has no data.", 200, session
+            )
+        policy = RollupPolicy.from_settings(state.settings)
+        now = datetime.now(UTC)
+        try:
+            results = await experiment_results(
+                conn, stored, key, None, Options(), now, policy, state.results_cache, segment
+            )
+            series = await experiment_timeseries(
+                conn, stored, key, None, None, Options(), now, policy, state.results_cache
+            )
+        except FlagdError as exc:
+            return _message("No results", exc.message, exc.status, session)
+    if sum(u["units"] for u in results["units"]) + results["unitsInSeveralVariants"] == 0:
+        return _message(
+            "No data yet",
+            f"Experiment “{key}” is {results['state']} but no exposures have been recorded for it yet. "
+            "Results appear once your application reports exposures (the SDK does it when it evaluates "
+            "the flag).",
+            200,
+            session,
+        )
+    return _page(
+        "experiment.html",
+        key=key,
+        name=(stored.experiments[key].get("name") if isinstance(stored.experiments[key], dict) else None)
+        or key,
+        r=results,
+        series=series,
+        chart_data=_chart_data(results, series),
+        comparison=_comparison_of,
+        session=session,
+    )
+
+
+def _comparison_of(metric: dict[str, Any], variant: str) -> dict[str, Any] | None:
+    return next((c for c in metric["comparisons"] if c["variant"] == variant), None)
+
+
+def _chart_data(results: dict[str, Any], series: dict[str, Any]) -> str:
+    """The plots' data as JSON that is safe inside a <script> element."""
+    days = series["days"]
+    variants = [u["variant"] for u in results["units"]]
+    treatments = variants[1:]
+
+    def column(treatment: str, field: str) -> list[float | None]:
+        out: list[float | None] = []
+        for day in days:
+            found = next((c for c in day["comparisons"] if c["variant"] == treatment), None)
+            value = None if found is None else found["relative"].get(field)
+            out.append(None if value is None or not math.isfinite(value) else value * 100)
+        return out
+
+    moments = [datetime.fromisoformat(d["day"]).replace(tzinfo=UTC).timestamp() for d in days]
+    data = {
+        "control": results["control"],
+        "x": moments,
+        "lift": [
+            {
+                "variant": t,
+                "effect": column(t, "effect"),
+                "low": column(t, "ciLow"),
+                "high": column(t, "ciHigh"),
+            }
+            for t in treatments
+        ],
+        "units": [{"variant": v, "values": [d["units"].get(v, 0) for d in days]} for v in variants],
+    }
+    return orjson.dumps(data).decode().replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# --- static files ----------------------------------------------------------------------------------
+
+_STATIC_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".txt": "text/plain",
+}
+
+
+def _load_static() -> dict[str, tuple[bytes, str]]:
+    folder = resources.files("flagd.web") / "static"
+    files = {}
+    for entry in folder.iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1]
+        if entry.is_file() and suffix in _STATIC_TYPES:
+            files[entry.name] = (entry.read_bytes(), _STATIC_TYPES[suffix])
+    return files
+
+
+_STATIC = _load_static()
+
+
+async def static(request: Request) -> Response:
+    found = _STATIC.get(request.path_params["name"])
+    if found is None:
+        return Response("not found\n", status_code=404, media_type="text/plain")
+    body, media_type = found
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+routes = [
+    resource("/experiments", GET=index),
+    resource("/experiments/{key}", GET=experiment),
+    resource("/login", GET=login_form, POST=login),
+    resource("/logout", POST=logout),
+    resource("/static/{name}", GET=static),
+]
