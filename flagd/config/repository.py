@@ -35,7 +35,11 @@ _SECTION_SQL = {
     "experiments": (
         "INSERT INTO experiments (key, definition) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
         "SET definition = $2, version = experiments.version + 1, updated_at = now()",
-        "DELETE FROM experiments WHERE key = $1",
+        # Its results' derived rows go with it (they are rebuilt from events and exposures when needed).
+        "WITH gone AS (DELETE FROM experiments WHERE key = $1 RETURNING key), "
+        "units AS (DELETE FROM results_unit_values WHERE experiment IN (SELECT key FROM gone)), "
+        "rollups AS (DELETE FROM results_rollups WHERE experiment IN (SELECT key FROM gone)) "
+        "DELETE FROM results_days WHERE experiment IN (SELECT key FROM gone)",
     ),
 }
 

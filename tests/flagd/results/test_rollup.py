@@ -223,3 +223,18 @@ async def test_should_reuse_a_reduction_only_while_its_rollups_are_unchanged(
     assert (
         sum(v.y for v in changed[""].variants.values()) == sum(v.y for v in first[""].variants.values()) + 1
     )
+
+
+async def test_should_drop_the_derived_rows_of_a_deleted_experiment_and_keep_its_events(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    await start_pricing(admin, sdk, 30)
+    assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
+    assert await conn.fetchval("SELECT count(*) FROM results_unit_values") > 0
+    events = await conn.fetchval("SELECT count(*) FROM events")
+    assert (await admin.post("/v1/admin/experiments/pricing/stop")).status_code == 200
+    deleted = await admin.delete("/v1/admin/experiments/pricing")
+    assert deleted.status_code == 204, deleted.text
+    for table in ("results_unit_values", "results_rollups", "results_days"):
+        assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+    assert await conn.fetchval("SELECT count(*) FROM events") == events
