@@ -101,9 +101,9 @@ async def load(url: str, units: int, per_unit: int) -> tuple[int, float]:
             exposures.append(("big", 1, unit, variant, uuid7(), exposed, stored, None, False, "client"))
             for _ in range(rng.randrange(0, 2 * per_unit + 1)):
                 name = rng.choices(("visit", "purchase", "survey"), (8, 1.5, 0.5))[0]
-                at = exposed + timedelta(seconds=rng.randrange(-5 * 86_400, 10 * 86_400))
-                if at >= now:
-                    continue
+                # From 5 days before exposure to 10 days after it, and never in the future.
+                latest = min(10 * 86_400, int((now - exposed).total_seconds()))
+                at = exposed + timedelta(seconds=rng.randrange(-5 * 86_400, latest))
                 value = (
                     round(rng.expovariate(1 / 40), 2)
                     if name == "purchase"

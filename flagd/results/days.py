@@ -11,6 +11,7 @@ stored history.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
@@ -63,9 +64,11 @@ async def day_reductions(
     *,
     now: datetime,
     pre_seconds: int,
+    budget_seconds: float | None = None,
 ) -> dict[date, Reduction]:
     """Each day's sums as of its end (or `now`, for a day not over): stored ones read back, others
-    computed from the events, and stored when closed."""
+    computed from the events (the latest first), and stored when closed. With a budget, computing stops
+    once it is spent (after at least one day): the days left out are missing from the answer."""
     key = signature(metric, metrics, pre_seconds)
     rows = await conn.fetch(
         "SELECT day, sums::text AS sums FROM results_days "
@@ -76,9 +79,14 @@ async def day_reductions(
         list(days),
     )
     found = {r["day"]: _decode(metric.key, r["sums"]) for r in rows}
-    for day in days:
+    started = time.monotonic()
+    computed = 0
+    for day in sorted(days, reverse=True):
         if day in found:
             continue
+        if budget_seconds is not None and computed and time.monotonic() - started > budget_seconds:
+            break
+        computed += 1
         end = day_end(day)
         reduction = await reduce_metric(
             conn, experiment, phase, metric, metrics, end=min(end, now), pre_seconds=pre_seconds

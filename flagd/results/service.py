@@ -186,6 +186,9 @@ def _resolve(
 
 
 MAX_SERIES_DAYS = 92
+DAYS_BUDGET_SECONDS = 2.0
+"""How long a series request spends computing past days nobody stored yet (the keeper stores them for
+running experiments); the days it leaves out are listed as pendingDays and appear on a later look."""
 
 
 async def experiment_timeseries(
@@ -214,11 +217,20 @@ async def experiment_timeseries(
     metric = metrics[metric_key]
     past = _series_days(lifecycle, tally.daily, now)
     stored_days = await day_reductions(
-        conn, key, chosen, metric, metrics, past, now=now, pre_seconds=policy.pre_seconds
+        conn,
+        key,
+        chosen,
+        metric,
+        metrics,
+        past,
+        now=now,
+        pre_seconds=policy.pre_seconds,
+        budget_seconds=DAYS_BUDGET_SECONDS,
     )
     reader = await RollupReader.caught_up(conn, key, chosen, [metric_key], metrics, policy, cache)
     today = await reader.reduce(metric_key, {"": tally.units})
-    days = [(day, stored_days[day]) for day in past]
+    days = [(day, stored_days[day]) for day in past if day in stored_days]
+    pending = [day.isoformat() for day in past if day not in stored_days]
     days.append((now.date(), today.get("", Reduction(metric.key, {}, None))))
     names = [name for name, _ in experiment.variants]
     return {
@@ -227,6 +239,7 @@ async def experiment_timeseries(
         "metric": metric_key,
         "control": names[0],
         "days": series(metric, days, names[0], names[1:], options),
+        "pendingDays": pending,
     }
 
 

@@ -190,6 +190,7 @@ async def test_should_give_a_daily_series_whose_always_valid_band_only_narrows(
             "phase": 1,
             "primaryMetric": "bought",
             "units": sum(u["units"] for u in body["units"]) + body["unitsInSeveralVariants"],
+            "headline": body["decision"],
             "results": "/v1/experiments/checkout/results",
         }
     ]

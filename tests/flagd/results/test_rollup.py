@@ -19,6 +19,7 @@ import httpx
 from flagd.config.repository import ConfigRepository
 from flagd.experiments.reading import read_sections
 from flagd.results.cache import ReductionCache
+from flagd.results.days import day_reductions
 from flagd.results.keeper import KEEPER_LOCK_KEY, ResultsKeeper
 from flagd.results.reader import RollupReader
 from flagd.results.reduce import Reduction, reduce_metric, reduce_rolled_by
@@ -226,7 +227,10 @@ async def test_should_reuse_a_reduction_only_while_its_rollups_are_unchanged(
 
 
 async def test_should_drop_the_derived_rows_of_a_deleted_experiment_and_keep_its_events(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, conn: asyncpg.Connection
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    results_client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
 ) -> None:
     await start_pricing(admin, sdk, 30)
     assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
@@ -238,3 +242,30 @@ async def test_should_drop_the_derived_rows_of_a_deleted_experiment_and_keep_its
     for table in ("results_unit_values", "results_rollups", "results_days"):
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     assert await conn.fetchval("SELECT count(*) FROM events") == events
+
+
+async def test_should_compute_past_days_within_a_budget_latest_first(
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    results_client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+) -> None:
+    now = await start_pricing(admin, sdk, 30)
+    await init_connection(conn)
+    metrics = read_sections((await ConfigRepository(conn).load()).document(), []).metrics
+    days = [now.date() - timedelta(days=offset) for offset in (3, 2, 1)]
+    spent = await day_reductions(
+        conn,
+        "pricing",
+        1,
+        metrics["visits"],
+        metrics,
+        days,
+        now=now,
+        pre_seconds=POLICY.pre_seconds,
+        budget_seconds=0.0,
+    )
+    assert list(spent) == [days[-1]]  # one day at least, the latest
+    series = (await results_client.get("/v1/experiments/pricing/results/timeseries")).json()
+    assert series["pendingDays"] == []  # small data: every day fits in the request's budget
+    assert len(series["days"]) >= 3
