@@ -156,6 +156,8 @@ units AS (
     FROM exposed
 )"""
 MAX_SEGMENTS = 20
+REDUCTION_WORK_MEM = "64MB"
+"""PostgreSQL's work_mem for a reduction from the roll-ups (measured: 4 MB spills to disk at 100,000 units)."""
 OTHER = "(other)"
 NO_VALUE = "(none)"
 """The segment of units whose exposure did not carry the attribute."""
@@ -311,7 +313,10 @@ async def reduce_rolled_by(
     args: list[object] = [experiment, phase, *_winsor(metric), *sources[: 2 if e.both else 1]]
     if segmented:
         args.append(attribute)
-    rows = await conn.fetch(sql, *args)
+    async with conn.transaction():
+        # A winsorised metric sorts every unit's value, and a ratio joins two roll-ups by unit: in memory.
+        await conn.execute(f"SET LOCAL work_mem = '{REDUCTION_WORK_MEM}'")
+        rows = await conn.fetch(sql, *args)
     if population is None:
         population = await segment_population(conn, experiment, phase, attribute)
     rolled = _reductions(metric, rows)
