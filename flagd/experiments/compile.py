@@ -15,7 +15,9 @@ salt (in or out of the allocation). The variant split hashes the unit with the
 experiment's salt, which changes with every phase, so a new phase re-randomizes; the
 layer's hash does not, so units keep their slot. Units outside the experiment get the
 flag's own targeting. The served metadata names the experiment (`experimentKey`,
-`experimentPhase`, `layer`) so SDKs know an evaluation is an exposure.
+`experimentPhase`, `experimentUnit`: the context attribute that is the unit, `layer`) so SDKs know an
+evaluation is an exposure; the served targeting is `{"if": [<in the experiment>, <split>, <fallback>]}`,
+and an evaluation is an exposure exactly when its first condition holds.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 from flagd.experiments.layers import buckets
 from flagd.experiments.model import BASIS_POINTS, Experiment, Layer
 
-EXPERIMENT_METADATA = ("experimentKey", "experimentPhase", "layer")
+EXPERIMENT_METADATA = ("experimentKey", "experimentPhase", "experimentUnit", "layer")
 
 
 def unit_var(experiment: Experiment) -> dict[str, Any]:
@@ -104,6 +106,7 @@ def served_definition(
         **(definition.get("metadata") or {}),
         "experimentKey": experiment.key,
         "experimentPhase": experiment.phase,
+        "experimentUnit": experiment.unit,
         "layer": experiment.layer or "",
     }
     return served

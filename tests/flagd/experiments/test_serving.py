@@ -65,7 +65,12 @@ async def test_should_serve_a_running_experiment_compiled_and_assign_over_ofrep_
     await store(database_url, experiment=EXPERIMENT)
     served = (await wait_for_version(sdk, 1)).json()
     flag = served["flags"]["checkout"]
-    assert flag["metadata"] == {"experimentKey": "one-page", "experimentPhase": 1, "layer": "checkout-layer"}
+    assert flag["metadata"] == {
+        "experimentKey": "one-page",
+        "experimentPhase": 1,
+        "experimentUnit": "targetingKey",
+        "layer": "checkout-layer",
+    }
     stored = Experiment(
         "one-page",
         "checkout",

@@ -1,0 +1,257 @@
+"""What a client knows and does in process, with no I/O: the flag set, evaluations, exposures, the event queue.
+
+`Client` and `AsyncClient` share this core; their background work (flagd_sdk.programs) feeds it flag
+sets and takes its events. Every call here is safe from any thread: the flag set is replaced whole,
+and the queue and the exposure cache are CPython containers whose single operations are atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from uuid_utils import uuid7
+
+from flagd_sdk.evaluation import FlagSet, FlagType, Reason, ResolutionDetails, compile_rule, load_flag_set
+from flagd_sdk.evaluation.types import ErrorCode
+
+logger = logging.getLogger("flagd_sdk")
+
+NOT_READY = "the flag set has not arrived yet (the server has not answered); the default was returned"
+
+
+@dataclass(frozen=True, slots=True)
+class _Experiment:
+    key: str
+    phase: int
+    unit: str
+    """The context attribute that is the unit (a dotted path)."""
+    exposed: Callable[[Any], Any]
+    """The served targeting's first condition: true exactly when an evaluation assigns from the split."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    flags: FlagSet
+    experiments: dict[str, _Experiment]
+    version: int | None
+    etag: str | None
+    loaded_at: float
+
+
+def _experiments(document: Mapping[str, Any]) -> dict[str, _Experiment]:
+    """The running experiment of each flag that serves one (its metadata names it)."""
+    found = {}
+    evaluators = document.get("$evaluators") or {}
+    for key, flag in (document.get("flags") or {}).items():
+        metadata = flag.get("metadata") or {}
+        targeting = flag.get("targeting")
+        if "experimentKey" not in metadata or not isinstance(targeting, dict) or "if" not in targeting:
+            continue
+        try:
+            condition = compile_rule(targeting["if"][0], evaluators=evaluators, flag_key=key)
+        except Exception as exc:  # a flag the SDK cannot read serves defaults; it never breaks the app
+            logger.warning(
+                "flag %r: its experiment condition cannot be read (%s); no exposures logged", key, exc
+            )
+            continue
+        found[key] = _Experiment(
+            str(metadata["experimentKey"]),
+            int(metadata.get("experimentPhase", 1)),
+            str(metadata.get("experimentUnit", "targetingKey")),
+            condition,
+        )
+    return found
+
+
+def _unit_of(context: Mapping[str, Any], path: str) -> str | None:
+    value: Any = context
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+class Core:
+    def __init__(self, *, max_queue: int, exposure_cache: int, batch_size: int) -> None:
+        self._loaded: _Loaded | None = None
+        self._queue: deque[dict[str, Any]] = deque()
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._seen: dict[tuple[str, int, str], str] = {}
+        self._seen_capacity = exposure_cache
+        self.dropped = 0
+        self.sent = 0
+        self.rejected = 0
+        self.delivering = 0
+        """Events of the batch being sent (or retried) now."""
+        self.connected = False
+        self.last_error: str | None = None
+        self.on_ready: Callable[[], None] = lambda: None
+        self.on_batch: Callable[[], None] = lambda: None
+        """Called when the queue reaches a batch (the delivery loop wakes up early)."""
+
+    # --- the flag set -----------------------------------------------------------------------------
+
+    def apply(self, document: Mapping[str, Any], *, version: int | None, etag: str | None) -> None:
+        """Serve a new flag set (a document in the flagd format)."""
+        flags = load_flag_set(document, strict=False)
+        for problem in flags.problems:
+            logger.warning("flag set: %s", problem)
+        first = self._loaded is None
+        self._loaded = _Loaded(flags, _experiments(document), version, etag, time.time())
+        if first:
+            self.on_ready()
+
+    @property
+    def ready(self) -> bool:
+        return self._loaded is not None
+
+    @property
+    def etag(self) -> str | None:
+        return self._loaded.etag if self._loaded is not None else None
+
+    @property
+    def version(self) -> int | None:
+        return self._loaded.version if self._loaded is not None else None
+
+    # --- evaluation -------------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        flag_type: FlagType,
+        key: str,
+        default: Any,
+        unit: str | None,
+        attributes: Mapping[str, Any] | None,
+    ) -> ResolutionDetails:
+        loaded = self._loaded
+        if loaded is None:
+            return ResolutionDetails(default, None, Reason.ERROR, ErrorCode.PROVIDER_NOT_READY, NOT_READY)
+        context: dict[str, Any] = dict(attributes) if attributes else {}
+        if unit is not None:
+            context["targetingKey"] = unit
+        details = loaded.flags.resolve(flag_type, key, default, context)
+        if details.reason is Reason.SPLIT:
+            experiment = loaded.experiments.get(key)
+            if experiment is not None:
+                self._expose(experiment, details.variant, context, attributes)
+        return details
+
+    def _expose(
+        self,
+        experiment: _Experiment,
+        variant: str | None,
+        context: Mapping[str, Any],
+        attributes: Mapping[str, Any] | None,
+    ) -> None:
+        unit = _unit_of(context, experiment.unit)
+        if unit is None or variant is None:
+            return
+        seen_key = (experiment.key, experiment.phase, unit)
+        if self._seen.get(seen_key) == variant:
+            return  # the hot path: this unit's exposure was logged already
+        try:
+            exposed = experiment.exposed(context) is True
+        except Exception:  # a rule that fails at run time: no exposure, never an error in the app
+            exposed = False
+        if not exposed:
+            return
+        if len(self._seen) >= self._seen_capacity:
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # another thread evicted first
+                del self._seen[next(iter(self._seen))]
+        self._seen[seen_key] = variant
+        event: dict[str, Any] = {
+            "kind": "exposure",
+            "event_id": str(uuid7()),
+            "timestamp": int(time.time() * 1000),
+            "experiment": experiment.key,
+            "phase": experiment.phase,
+            "variant": variant,
+            "unit": unit,
+        }
+        if attributes:
+            plain = {k: v for k, v in attributes.items() if isinstance(v, str | int | float | bool)}
+            if plain:
+                event["attributes"] = plain
+        self.enqueue(event)
+
+    # --- events -----------------------------------------------------------------------------------
+
+    def track(
+        self, event: str, unit: str, value: float | None = None, properties: Mapping[str, Any] | None = None
+    ) -> None:
+        record: dict[str, Any] = {
+            "kind": "track",
+            "event_id": str(uuid7()),
+            "timestamp": int(time.time() * 1000),
+            "event": event,
+            "unit": unit,
+        }
+        if value is not None:
+            record["value"] = float(value)
+        if properties:
+            record["properties"] = dict(properties)
+        self.enqueue(record)
+
+    def enqueue(self, event: dict[str, Any]) -> None:
+        if len(self._queue) >= self._max_queue:
+            try:
+                self._queue.popleft()
+                self.dropped += 1
+            except IndexError:
+                pass
+        self._queue.append(event)
+        if len(self._queue) == self._batch_size:
+            self.on_batch()
+
+    def take(self) -> list[dict[str, Any]]:
+        """Up to a batch of the oldest queued events (their ids are fixed: a retry sends the same ones)."""
+        # Counted as "delivering" before it leaves the queue, so `queued` never dips to 0 in between.
+        self.delivering = min(len(self._queue), self._batch_size)
+        batch: list[dict[str, Any]] = []
+        while len(batch) < self.delivering:
+            try:
+                batch.append(self._queue.popleft())
+            except IndexError:
+                break
+        self.delivering = len(batch)
+        return batch
+
+    @property
+    def waiting(self) -> int:
+        """Events in the queue, not yet taken for delivery."""
+        return len(self._queue)
+
+    @property
+    def queued(self) -> int:
+        """Events not settled yet: waiting, or in the batch being sent."""
+        return len(self._queue) + self.delivering
+
+    def status(self) -> dict[str, Any]:
+        loaded = self._loaded
+        return {
+            "ready": loaded is not None,
+            "version": loaded.version if loaded else None,
+            "flags": len(loaded.flags.flags) if loaded else 0,
+            "age_seconds": time.time() - loaded.loaded_at if loaded else None,
+            "connected": self.connected,
+            "queued": self.queued,
+            "sent": self.sent,
+            "dropped": self.dropped,
+            "rejected": self.rejected,
+            "exposures_remembered": len(self._seen),
+            "last_error": self.last_error,
+        }
