@@ -161,7 +161,7 @@ def delivery_program(core: Core, options: Options) -> Program:
         batch = core.take()
         if not batch:
             continue
-        body = msgpack.packb({"events": batch})
+        body = _batch_body(batch)
         headers = {"Content-Type": "application/msgpack"}
         while True:
             try:
@@ -190,6 +190,13 @@ def delivery_program(core: Core, options: Options) -> Program:
             )
             logger.error("%s", core.last_error)
         core.delivering = 0
+
+
+def _batch_body(packed: list[bytes]) -> bytes:
+    """{"events": [...]} in msgpack, around events packed one by one when they were queued."""
+    packer = msgpack.Packer()
+    head: bytes = packer.pack_map_header(1) + packer.pack("events") + packer.pack_array_header(len(packed))
+    return head + b"".join(packed)
 
 
 def _retry_after(reply: Reply) -> float:
