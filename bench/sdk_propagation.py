@@ -11,8 +11,8 @@ process). Prints the median, p99 and max. Target (issue 13): under 1 second.
 from __future__ import annotations
 
 import argparse
-import functools
 import asyncio
+import functools
 import statistics
 import tempfile
 import time
