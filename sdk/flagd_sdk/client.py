@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import logging
 import os
 import threading
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
 from flagd_sdk.core import Core
 from flagd_sdk.drivers import TaskDriver, ThreadDriver
@@ -40,7 +40,7 @@ def _read_bootstrap(path: Path) -> Mapping[str, Any]:
             raise ConfigurationError(f"{path} is YAML: install PyYAML, or give a JSON file") from exc
         loaded = yaml.safe_load(text)
     else:
-        loaded = orjson.loads(text)
+        loaded = json.loads(text)
     if not isinstance(loaded, Mapping) or not isinstance(loaded.get("flags"), Mapping):
         raise ConfigurationError(f"{path} is not a flag set: it needs a top-level 'flags' object")
     return loaded

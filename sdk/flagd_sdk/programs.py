@@ -9,6 +9,7 @@ exists once, and the two clients differ only in how they wait.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Generator
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-import orjson
 
 from flagd_sdk.core import Core
 from flagd_sdk.options import Options
@@ -96,7 +96,7 @@ def _fetch(core: Core) -> Generator[Effect, Any, bool]:
         logger.warning("%s", core.last_error)
         return False
     try:
-        document = orjson.loads(reply.body)
+        document = json.loads(reply.body)
         version_header = reply.headers.get("x-flagd-config-version")
         core.apply(
             document, version=int(version_header) if version_header else None, etag=reply.headers.get("etag")
@@ -138,8 +138,8 @@ def config_program(core: Core, options: Options) -> Program:
             if not line.startswith("data:"):
                 continue  # ids, heartbeats
             try:
-                change = orjson.loads(line[5:].strip())
-            except orjson.JSONDecodeError:
+                change = json.loads(line[5:].strip())
+            except json.JSONDecodeError:
                 continue
             if change.get("etag") != core.etag:
                 yield from _fetch(core)
@@ -177,7 +177,7 @@ def delivery_program(core: Core, options: Options) -> Program:
             break
         backoff.reset()
         if reply.status in (200, 422):
-            answer = orjson.loads(reply.body) if reply.body else {}
+            answer = json.loads(reply.body) if reply.body else {}
             core.sent += int(answer.get("accepted", 0))
             refused = answer.get("rejected") or []
             core.rejected += len(refused)
