@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from flagd_sdk.drivers import TaskDriver, ThreadDriver
 from flagd_sdk.evaluation import FlagType, ResolutionDetails
 from flagd_sdk.options import ConfigurationError, Options
 from flagd_sdk.programs import config_program, delivery_program
+from flagd_sdk.remote import RemoteEvaluator
 
 logger = logging.getLogger("flagd_sdk")
 
@@ -47,9 +48,10 @@ def _read_bootstrap(path: Path) -> Mapping[str, Any]:
 
 
 class _Evaluations:
-    """The in-process API of both clients: evaluations and tracking never touch the network."""
+    """The API of both clients: evaluations (in process unless remote) and tracking, which never raise."""
 
     _core: Core
+    _evaluate: Callable[[FlagType, str, Any, str | None, Mapping[str, Any] | None], ResolutionDetails]
 
     def details(
         self,
@@ -60,40 +62,40 @@ class _Evaluations:
         flag_type: FlagType = FlagType.ANY,
     ) -> ResolutionDetails:
         """The whole resolution: value, variant, reason, error code and message, flag metadata."""
-        return self._core.evaluate(flag_type, flag, default, unit, attributes)
+        return self._evaluate(flag_type, flag, default, unit, attributes)
 
     def variant(self, flag: str, unit: str | None, attributes: Mapping[str, Any] | None = None) -> str | None:
         """The variant `unit` gets (None when the flag cannot be evaluated)."""
-        return self._core.evaluate(FlagType.ANY, flag, None, unit, attributes).variant
+        return self._evaluate(FlagType.ANY, flag, None, unit, attributes).variant
 
     def bool_value(
         self, flag: str, unit: str | None, default: bool, attributes: Mapping[str, Any] | None = None
     ) -> bool:
-        value: bool = self._core.evaluate(FlagType.BOOLEAN, flag, default, unit, attributes).value
+        value: bool = self._evaluate(FlagType.BOOLEAN, flag, default, unit, attributes).value
         return value
 
     def string_value(
         self, flag: str, unit: str | None, default: str, attributes: Mapping[str, Any] | None = None
     ) -> str:
-        value: str = self._core.evaluate(FlagType.STRING, flag, default, unit, attributes).value
+        value: str = self._evaluate(FlagType.STRING, flag, default, unit, attributes).value
         return value
 
     def int_value(
         self, flag: str, unit: str | None, default: int, attributes: Mapping[str, Any] | None = None
     ) -> int:
-        value: int = self._core.evaluate(FlagType.INTEGER, flag, default, unit, attributes).value
+        value: int = self._evaluate(FlagType.INTEGER, flag, default, unit, attributes).value
         return value
 
     def float_value(
         self, flag: str, unit: str | None, default: float, attributes: Mapping[str, Any] | None = None
     ) -> float:
-        value: float = self._core.evaluate(FlagType.FLOAT, flag, default, unit, attributes).value
+        value: float = self._evaluate(FlagType.FLOAT, flag, default, unit, attributes).value
         return value
 
     def object_value(
         self, flag: str, unit: str | None, default: Any, attributes: Mapping[str, Any] | None = None
     ) -> Any:
-        return self._core.evaluate(FlagType.OBJECT, flag, default, unit, attributes).value
+        return self._evaluate(FlagType.OBJECT, flag, default, unit, attributes).value
 
     def track(
         self, event: str, unit: str, value: float | None = None, properties: Mapping[str, Any] | None = None
@@ -147,6 +149,11 @@ class Client(_Evaluations):
         self.options = Options(url.rstrip("/"), sdk_key, **settings)
         self._transport = transport
         self._core = _core(self.options)
+        self._evaluate = self._core.evaluate
+        self._remote: RemoteEvaluator | None = None
+        if self.options.remote:
+            self._remote = RemoteEvaluator(self.options, transport)
+            self._evaluate = self._remote.evaluate
         self._ready = threading.Event()
         self._core.on_ready = self._ready.set
         if self._core.ready:
@@ -164,6 +171,8 @@ class Client(_Evaluations):
             )
 
     def _start(self) -> None:
+        if self._remote is not None:
+            self._ready.set()  # nothing to wait for: each evaluation asks the server
         self._config = ThreadDriver(
             "config", lambda: config_program(self._core, self.options), self.options, self._transport
         )
@@ -171,7 +180,8 @@ class Client(_Evaluations):
             "events", lambda: delivery_program(self._core, self.options), self.options, self._transport
         )
         self._core.on_batch = self._delivery.wake
-        self._config.start()
+        if self._remote is None:
+            self._config.start()
         self._delivery.start()
 
     def _restart_after_fork(self) -> None:
@@ -204,6 +214,8 @@ class Client(_Evaluations):
         self.flush(self.options.close_timeout)
         self._config.stop(1.0)
         self._delivery.stop(1.0)
+        if self._remote is not None:
+            self._remote.close()
         _LIVE.discard(self)
 
     def __enter__(self) -> Client:
@@ -225,8 +237,14 @@ class AsyncClient(_Evaluations):
         self, url: str, sdk_key: str, *, transport: httpx.AsyncBaseTransport | None = None, **settings: Any
     ) -> None:
         self.options = Options(url.rstrip("/"), sdk_key, **settings)
+        if self.options.remote:
+            raise ConfigurationError(
+                "remote evaluation is for short-lived processes and needs the sync Client; an asyncio app "
+                "evaluates locally (remote=False)"
+            )
         self._transport = transport
         self._core = _core(self.options)
+        self._evaluate = self._core.evaluate
         self._config: TaskDriver | None = None
         self._delivery: TaskDriver | None = None
 

@@ -36,6 +36,9 @@ class Options:
     """(experiment, phase, unit) entries remembered so that each exposure is logged once; oldest first out."""
     bootstrap: Path | None = None
     """A flag-set file (flags-as-code: JSON, or YAML when PyYAML is installed) served until the server answers."""
+    remote: bool = False
+    """Evaluate through the server (OFREP, one request per evaluation) instead of in process: for short-lived
+    processes. Only the sync `Client`; the server records the exposures."""
     close_timeout: float = 5.0
     """At close (and at interpreter exit), how long queued events may take to be delivered."""
 

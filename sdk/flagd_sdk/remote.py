@@ -1,0 +1,98 @@
+"""Remote evaluation through OFREP, for short-lived processes (scripts, jobs) that would rather not fetch
+and follow the whole flag set: one `POST /ofrep/v1/evaluate/flags/{key}` per evaluation.
+
+The server records the exposures of these evaluations itself, so the client logs none. A failure
+(network, timeout, an answer that cannot be read) returns the caller's default with reason ERROR and
+error code GENERAL; evaluations still never raise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from flagd_sdk.evaluation import FlagType, Reason, ResolutionDetails
+from flagd_sdk.evaluation.types import ErrorCode
+from flagd_sdk.options import Options
+
+logger = logging.getLogger("flagd_sdk")
+
+_TYPES: dict[FlagType, tuple[type, ...]] = {
+    FlagType.BOOLEAN: (bool,),
+    FlagType.STRING: (str,),
+    FlagType.INTEGER: (int,),
+    FlagType.FLOAT: (float, int),
+    FlagType.OBJECT: (dict, list),
+}
+
+
+def _error(default: Any, code: ErrorCode, message: str) -> ResolutionDetails:
+    return ResolutionDetails(default, None, Reason.ERROR, code, message)
+
+
+class RemoteEvaluator:
+    def __init__(self, options: Options, transport: httpx.BaseTransport | None) -> None:
+        self._http = httpx.Client(
+            base_url=options.url,
+            headers={"Authorization": f"Bearer {options.sdk_key}", "User-Agent": "flagd-sdk-python/0.1"},
+            timeout=options.request_timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def evaluate(
+        self,
+        flag_type: FlagType,
+        key: str,
+        default: Any,
+        unit: str | None,
+        attributes: Mapping[str, Any] | None,
+    ) -> ResolutionDetails:
+        context: dict[str, Any] = dict(attributes) if attributes else {}
+        if unit is not None:
+            context["targetingKey"] = unit
+        try:
+            response = self._http.post(
+                f"/ofrep/v1/evaluate/flags/{quote(key, safe='')}", json={"context": context}
+            )
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("remote evaluation of %r failed: %s", key, exc)
+            return _error(default, ErrorCode.GENERAL, f"the server could not be asked: {exc}")
+        if not isinstance(body, dict):
+            return _error(default, ErrorCode.GENERAL, f"unreadable answer (status {response.status_code})")
+        if "errorCode" in body:
+            try:
+                code = ErrorCode(body["errorCode"])
+            except ValueError:
+                code = ErrorCode.GENERAL
+            return _error(default, code, str(body.get("errorDetails", "")))
+        given = body.get("metadata")
+        metadata: dict[str, bool | int | float | str] = (
+            {k: v for k, v in given.items() if isinstance(v, bool | int | float | str)}
+            if isinstance(given, dict)
+            else {}
+        )
+        reason = (
+            Reason(body["reason"]) if body.get("reason") in Reason.__members__ else Reason.TARGETING_MATCH
+        )
+        if "value" not in body:  # the flag defers to the code default
+            return ResolutionDetails(default, body.get("variant"), reason, None, None, metadata)
+        value = body["value"]
+        wanted = _TYPES.get(flag_type)
+        if wanted is not None and (
+            not isinstance(value, wanted) or (flag_type is not FlagType.BOOLEAN and isinstance(value, bool))
+        ):
+            return _error(
+                default,
+                ErrorCode.TYPE_MISMATCH,
+                f"flag {key!r} is not of type {flag_type.value}: {json.dumps(value)[:100]}",
+            )
+        return ResolutionDetails(value, body.get("variant"), reason, None, None, metadata)
