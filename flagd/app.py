@@ -17,10 +17,12 @@ from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.handlers import EXCEPTION_HANDLERS
+from flagd.http.metrics_middleware import MetricsMiddleware
 from flagd.ingest.service import Ingest
+from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE, QUEUE_DEPTH, worker_exited
 from flagd.results.cache import ReductionCache
 from flagd.results.keeper import ResultsKeeper
-from flagd.routes import admin, config_stream, events, experiments, health, ofrep, openapi, results
+from flagd.routes import admin, config_stream, events, experiments, health, metrics, ofrep, openapi, results
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage.migrations import apply_migrations, load_migrations
@@ -49,7 +51,9 @@ def create_app(settings: Settings) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
 
-    middleware = [Middleware(AccessLogMiddleware, writer=access_log)] if access_log is not None else []
+    middleware = [Middleware(MetricsMiddleware)]
+    if access_log is not None:
+        middleware.append(Middleware(AccessLogMiddleware, writer=access_log))
     return Starlette(
         # Starlette tries routes in order: the hot evaluation paths come first.
         routes=[
@@ -61,6 +65,7 @@ def create_app(settings: Settings) -> Starlette:
             *experiments.routes,
             *results.routes,
             *openapi.routes,
+            *metrics.routes,
             *pages.routes,
         ],
         middleware=middleware,
@@ -83,10 +88,11 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         await config.start()
         ingest = Ingest(settings, pool)
         keeper = ResultsKeeper(settings, pool)
+        sampler: asyncio.Task[None] | None = None
         try:
             await ingest.start()
             await keeper.start()
-            yield ServerState(
+            state = ServerState(
                 settings=settings,
                 pool=pool,
                 migrations=migrations,
@@ -96,12 +102,34 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 worker_id=secrets.token_hex(4),
                 results_cache=ReductionCache(),
             )
+            sampler = asyncio.create_task(_sample(state), name="flagd-metrics-sampler")
+            yield state
         finally:
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
+            worker_exited()
             await keeper.stop()
             await ingest.stop()
             await config.stop()
     finally:
         await pool.close()
+
+
+SAMPLE_SECONDS = 2.0
+
+
+async def _sample(state: ServerState) -> None:
+    """The gauges of /metrics that are states rather than events, every SAMPLE_SECONDS."""
+    while True:
+        snapshot = state.config.snapshot
+        QUEUE_DEPTH.set(state.ingest.writer.queued)
+        POOL_SIZE.set(state.pool.get_size())
+        POOL_IN_USE.set(state.pool.get_size() - state.pool.get_idle_size())
+        CONFIG_VERSION.set(snapshot.version)
+        CONFIG_UPDATED.set(snapshot.updated_at)
+        await asyncio.sleep(SAMPLE_SECONDS)
 
 
 def create_app_from_env() -> Starlette:

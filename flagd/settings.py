@@ -56,6 +56,10 @@ class Settings:
     server_exposures: bool = True
     results_pre_exposure_days: int = 14
     results_rollup_seconds: float = 30.0
+    metrics: str = "key"
+    """Who may read GET /metrics: key (an admin key), open (anyone), off."""
+    metrics_port: int | None = None
+    """A port of their own for the metrics, open, served by the supervisor (`flagd serve`)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -79,6 +83,8 @@ class Settings:
             )
 
         self._check_events()
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
 
     def _check_events(self) -> None:
         bounds: list[tuple[str, float, float, float]] = [
@@ -154,6 +160,8 @@ class Settings:
             results_rollup_seconds=reader.get(
                 "FLAGD_RESULTS_ROLLUP_SECONDS", float, defaults.results_rollup_seconds
             ),
+            metrics=reader.choice("FLAGD_METRICS", ("key", "open", "off"), defaults.metrics),
+            metrics_port=reader.get("FLAGD_METRICS_PORT", int, defaults.metrics_port),
         )
 
     @property

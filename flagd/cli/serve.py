@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import errno
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from types import FrameType
 from typing import Any
 
@@ -15,6 +18,7 @@ import uvicorn
 
 from flagd.cli.common import CommandError, database, database_options, logger
 from flagd.log import logging_config
+from flagd.metrics import MULTIPROC_ENV, serve_on_port
 from flagd.settings import Settings
 from flagd.storage.migrations import apply_migrations, load_migrations, schema_status
 from flagd.storage.pool import connect
@@ -43,6 +47,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         # migrations are done so they do not queue on the migration lock.
         os.environ["DATABASE_URL"] = settings.database_url or ""
         os.environ["FLAGD_MIGRATE_ON_START"] = "false"
+        metrics_dir = _metrics_directory(settings)
+        if settings.metrics_port is not None:
+            serve_on_port(settings.metrics_port, settings.host, metrics_dir)
+            logger.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
         logger.info(
             "flagd listening on http://%s:%d with %d worker(s)",
             settings.host,
@@ -63,6 +71,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=10,
         )
     return 0
+
+
+def _metrics_directory(settings: Settings) -> str | None:
+    """With several workers, a fresh directory for their metrics (prometheus-client's multiprocess mode),
+    named in PROMETHEUS_MULTIPROC_DIR before they start; removed when the server stops."""
+    if settings.workers < 2:
+        return None
+    directory = tempfile.mkdtemp(prefix="flagd-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from uuid_utils.compat import uuid7
 
+from flagd import metrics
 from flagd.config.snapshot import Exposure
 from flagd.ingest.events import Event
 from flagd.ingest.writer import EventWriter
@@ -57,6 +58,7 @@ class ServerExposures:
         )
         if not self._writer.offer([event]):
             return  # dropped (and counted): remembered only once queued, so a later evaluation tries again
+        metrics.EXPOSURES.labels("server").inc()
         self._seen[key] = variant
         self._seen.move_to_end(key)
         if len(self._seen) > self._capacity:

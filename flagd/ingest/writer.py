@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from flagd import metrics
 from flagd.errors import DatabaseUnavailable, FlagdError, ServiceUnavailable
 from flagd.ingest.counters import Counters
 from flagd.ingest.events import Event
@@ -185,6 +187,11 @@ class EventWriter:
     # --- the request side -------------------------------------------------------------------------
 
     @property
+    def queued(self) -> int:
+        """Events waiting for their group commit."""
+        return self._queued
+
+    @property
     def accepting(self) -> bool:
         return self._down is None and not self._closing
 
@@ -330,6 +337,7 @@ class EventWriter:
 
     async def _commit(self, group: list[_Pending]) -> None:
         conn = await self._connection()
+        started = time.perf_counter()
         track = [row for pending in group for row in pending.track]
         exposures = [row for pending in group for row in pending.exposures]
         async with conn.transaction():
@@ -345,6 +353,11 @@ class EventWriter:
             else:
                 exposed = []
         self.commits += 1
+        metrics.COMMIT_EVENTS.observe(len(track) + len(exposures))
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        stored = sum(int(row["count"]) for row in counted)
+        if stored < len(track):
+            metrics.EVENTS.labels("track", "deduplicated").inc(len(track) - stored)
         now = datetime.now(UTC)
         for row in counted:
             self.counters.stored("track", row["day"], row["name"], row["count"], now)

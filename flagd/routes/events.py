@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
+from flagd import metrics
 from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
 from flagd.errors import MalformedBody, PayloadTooLarge, ValidationFailed
@@ -27,7 +28,7 @@ from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
 from flagd.ingest.counters import Counters
 from flagd.ingest.decode import decode
-from flagd.ingest.events import Rejection, read_batch
+from flagd.ingest.events import Event, Rejection, read_batch
 from flagd.state import server_state
 
 EVENTS_PATH = "/v1/events"
@@ -55,18 +56,32 @@ async def post_events(request: Request) -> Response:
     del body, document
     if isinstance(batch, Rejection):
         _count(ingest.counters, [batch], now)
+        metrics.EVENTS_REJECTED.labels(batch.code).inc()
         if batch.code == "batch_too_large":
             raise PayloadTooLarge(batch.message, code="batch_too_large")
         raise MalformedBody(batch.message, code=batch.code)
     _count(ingest.counters, batch.rejected, now)
     rejected = [r.to_json() for r in batch.rejected]
     if not batch.accepted and rejected:
+        _count_metrics((), batch.rejected)
         raise ValidationFailed(
             f"none of the {len(rejected)} events could be accepted; each is listed in details with what to fix",
             details=rejected,
         )
     await ingest.writer.write(batch.accepted)
+    _count_metrics(batch.accepted, batch.rejected)
     return OrjsonResponse({"accepted": len(batch.accepted), "rejected": rejected})
+
+
+def _count_metrics(accepted: Sequence[Event], rejected: Sequence[Rejection]) -> None:
+    exposures = sum(1 for event in accepted if event.kind == "exposure")
+    if exposures:
+        metrics.EVENTS.labels("exposure", "accepted").inc(exposures)
+        metrics.EXPOSURES.labels("client").inc(exposures)
+    if len(accepted) > exposures:
+        metrics.EVENTS.labels("track", "accepted").inc(len(accepted) - exposures)
+    for rejection in rejected:
+        metrics.EVENTS_REJECTED.labels(rejection.code).inc()
 
 
 def _count(counters: Counters, rejected: Sequence[Rejection], now: datetime) -> None:

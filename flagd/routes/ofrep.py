@@ -27,6 +27,7 @@ from flagd.config.snapshot import ConfigSnapshot, Exposure
 from flagd.errors import MalformedBody
 from flagd.http.body import parse_json, read_body, receive_body
 from flagd.ingest.server_exposures import wanted
+from flagd.metrics import UNKNOWN_FLAG, count_evaluation
 from flagd.routes.config_stream import STREAM_PATH, etag_matches
 from flagd.routes.events import EVENTS_PATH
 from flagd.state import ServerState, server_state
@@ -63,6 +64,7 @@ class EvaluateFlag:
             return
         snapshot = state.config.snapshot
         details = snapshot.flag_set.resolve(FlagType.ANY, key, None, context)
+        count_evaluation(key if key in snapshot.flag_set.flags else UNKNOWN_FLAG, details.reason.value)
         if details.error_code is None:
             exposed = _exposure(snapshot, key, details, context)
             if (
@@ -104,6 +106,7 @@ async def evaluate_flags(request: Request, principal: Principal) -> Response:
     flags = []
     for key in snapshot.flag_set.flags:
         details = resolve(FlagType.ANY, key, None, context)
+        count_evaluation(key, details.reason.value)
         if details.error_code is not None:
             flags.append(_failure(key, details))
             continue

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -138,6 +139,11 @@ async def _form(request: Request) -> FormData:
     return await request.form(max_files=0, max_fields=8, max_part_size=_MAX_FORM_BYTES)
 
 
+def _why(exc: Exception) -> str:
+    """What was wrong with a form (Starlette's parser says it in an HTTPException's detail)."""
+    return str(exc.detail) if isinstance(exc, HTTPException) else str(exc)
+
+
 def _field(form: FormData, name: str) -> str | None:
     value = form.get(name)
     return value if isinstance(value, str) else None
@@ -177,8 +183,8 @@ async def login(request: Request) -> Response:
         return _message("Refused", "This form was sent from another site.", 403)
     try:
         form = await _form(request)
-    except (InvalidParameter, ValueError) as exc:
-        return _message("Refused", f"The login form could not be read: {exc}.", 400)
+    except (InvalidParameter, ValueError, HTTPException) as exc:
+        return _message("Refused", f"The login form could not be read: {_why(exc)}.", 400)
     if not same(_field(form, "csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
         return _login_page(request, "The login form expired. It has been renewed: log in again.", 403)
     state = server_state(request)
@@ -210,8 +216,8 @@ async def logout(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303, headers=_HEADERS)
     try:
         form = await _form(request)
-    except (InvalidParameter, ValueError) as exc:
-        return _message("Refused", f"The logout form could not be read: {exc}.", 400, session)
+    except (InvalidParameter, ValueError, HTTPException) as exc:
+        return _message("Refused", f"The logout form could not be read: {_why(exc)}.", 400, session)
     if not same(_field(form, "csrf"), session.csrf):
         return _message(
             "Refused", "The logout form is stale: reload the page and log out again.", 403, session

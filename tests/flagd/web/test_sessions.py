@@ -106,3 +106,12 @@ async def test_should_serve_the_chart_library_from_the_package(server: LiveServe
         assert b"uPlot" in script.content
         assert (await http.get("/static/../pages.py")).status_code == 404
         assert (await http.get("/static/nope.js")).status_code == 404
+
+
+async def test_should_refuse_a_form_with_too_many_fields_with_a_page(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        crowded = "&".join(f"f{i}=x" for i in range(50))
+        answer = await http.post("/login", content=crowded, headers=FORM)
+        assert answer.status_code == 400
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "could not be read" in answer.text
