@@ -164,12 +164,6 @@ class Settings:
             metrics_port=reader.get("FLAGD_METRICS_PORT", int, defaults.metrics_port),
         )
 
-    @property
-    def results_rollup_margin(self) -> float:
-        """How far back a roll-up catch-up looks beyond its last one: a storing transaction commits within
-        the commit timeout of its start (received_at), with room for a cancelled one to end."""
-        return 2 * self.events_commit_timeout + 10.0
-
     def with_database(self, database_url: str) -> Settings:
         return replace(self, database_url=database_url)
 

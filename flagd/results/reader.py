@@ -46,9 +46,7 @@ class RollupReader:
         unique = list({s.key: s for parts in per_metric.values() for s in parts}.values())
         built = await rollup_states(conn, experiment, phase, (s.key for s in unique))
         for source in unique:
-            await catch_up(
-                conn, experiment, phase, source, margin=policy.margin, wait=source.key not in built
-            )
+            await catch_up(conn, experiment, phase, source, wait=source.key not in built)
         states = await rollup_states(conn, experiment, phase, (s.key for s in unique))
         sources = {name: tuple(s.key for s in parts) for name, parts in per_metric.items()}
         return cls(conn, experiment, phase, metrics, policy, sources, states, cache)

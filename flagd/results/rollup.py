@@ -10,9 +10,13 @@ CUPED pre-exposure window. A catch-up of one source
 
 1. builds it from scratch when it has never been built, or else
 2. finds the units whose events (of that name) or exposure row were stored since the last
-   catch-up, less `margin` seconds (received_at is a storing transaction's start, and a
-   transaction commits within the writer's commit timeout of it), and recomputes exactly those
-   units: their rows are deleted and computed again from the events.
+   catch-up's horizon, and recomputes exactly those units (changed rows updated, rows of units
+   that no longer have one deleted).
+
+The horizon: received_at is the storing transaction's start (`now()`), and a transaction that
+has not committed is still listed, with that start, in pg_stat_activity. So a catch-up takes as
+its horizon the earliest start of any open transaction (or now): every row stored before it is
+committed and visible to the catch-up, and the next catch-up looks at rows from there on.
 
 Recomputing a unit is idempotent, so overlapping catch-ups cost time, never correctness; a unit
 that became "seen in several variants", or whose first exposure moved earlier, is recomputed
@@ -26,7 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 
@@ -61,12 +65,10 @@ def metric_sources(metric: Metric, metrics: dict[str, Metric], pre_seconds: int)
 class RollupPolicy:
     pre_seconds: int
     """CUPED's covariate window: each unit's same metric in this long before its first exposure."""
-    margin: float
-    """How far before the last catch-up the next one looks (Settings.results_rollup_margin)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RollupPolicy:
-        return cls(settings.results_pre_exposure_days * 86_400, settings.results_rollup_margin)
+        return cls(settings.results_pre_exposure_days * 86_400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,14 @@ _RECOMPUTE = _RECOMPUTE_TEMPLATE.format(
     columns=_COLUMNS,
 )
 
+# The horizon of a catch-up: the earliest start of a transaction still open elsewhere (it may be
+# storing rows with that received_at), or now. Sessions of other roles show no xact_start to us;
+# flagd writes its events with its own role.
+_HORIZON = """
+SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()))
+"""
+
 _TOUCHED_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS results_touched (unit text PRIMARY KEY) ON COMMIT DELETE ROWS"
 )
@@ -136,9 +146,7 @@ SELECT unit FROM exposures WHERE experiment = $3 AND phase = $4 AND received_at 
 """
 
 
-async def catch_up(
-    conn: Connection, experiment: str, phase: int, source: Source, *, margin: float, wait: bool
-) -> bool:
+async def catch_up(conn: Connection, experiment: str, phase: int, source: Source, *, wait: bool) -> bool:
     """Bring one roll-up up to date; False (nothing done) when another catch-up holds it and not `wait`."""
     async with conn.transaction():
         lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
@@ -148,7 +156,7 @@ async def catch_up(
         if got == "false":
             return False
         started = time.perf_counter()
-        now: datetime = await conn.fetchval("SELECT now()")
+        now: datetime = await conn.fetchval(_HORIZON)
         caught_up_at: datetime | None = await conn.fetchval(
             "SELECT caught_up_at FROM results_rollups WHERE experiment = $1 AND phase = $2 AND source = $3",
             experiment,
@@ -164,7 +172,7 @@ async def catch_up(
             latest = await conn.fetchval("SELECT max(received_at) FROM events WHERE name = $1", source.event)
             changed = True
         else:
-            changed, latest = await _recompute_touched(conn, args, caught_up_at, margin)
+            changed, latest = await _recompute_touched(conn, args, caught_up_at)
         await conn.execute(
             "INSERT INTO results_rollups AS r (experiment, phase, source, caught_up_at, latest_event_at, "
             "built_seconds) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (experiment, phase, source) DO UPDATE "
@@ -183,13 +191,13 @@ async def catch_up(
 
 
 async def _recompute_touched(
-    conn: Connection, args: tuple[object, ...], caught_up_at: datetime, margin: float
+    conn: Connection, args: tuple[object, ...], caught_up_at: datetime
 ) -> tuple[bool, datetime | None]:
-    """Recompute the units stored since `caught_up_at` less `margin`; (whether a row changed, the
-    newest event's received_at among them)."""
+    """Recompute the units stored since the last horizon; (whether a row changed, the newest event's
+    received_at among them)."""
     experiment, phase, _, event = args[:4]
     await conn.execute(_TOUCHED_TABLE)
-    touched = await conn.execute(_TOUCH, event, caught_up_at - timedelta(seconds=margin), experiment, phase)
+    touched = await conn.execute(_TOUCH, event, caught_up_at, experiment, phase)
     if touched.endswith(" 0"):  # "INSERT 0 <rows>": nothing was stored since
         return False, None
     changed: int = await conn.fetchval(_RECOMPUTE, *args)

@@ -358,7 +358,7 @@ async def keep_up(conn: Connection, stored: StoredConfig, policy: RollupPolicy, 
         names = [role.metric for role in experiment.metrics]
         per_metric = {name: metric_sources(metrics[name], metrics, policy.pre_seconds) for name in names}
         for source in {s.key: s for parts in per_metric.values() for s in parts}.values():
-            await catch_up(conn, key, phase, source, margin=policy.margin, wait=False)
+            await catch_up(conn, key, phase, source, wait=False)
         past = _series_days(lifecycle, (await exposure_tally(conn, key, phase, now)).daily, now)
         for name in names:
             await day_reductions(

@@ -56,13 +56,21 @@ _WRONG_KEY = "That key cannot open the results. Check it and try again."
 _MAX_FORM_BYTES = 4096
 
 
-def _percent(value: float | None, digits: int = 1) -> str:
+def _numeric(value: object) -> float | None:
+    """A number from the results, or None for anything else (null, or absent where a statistic has a
+    problem instead: templates pass what they find)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _percent(raw: object, digits: int = 1) -> str:
+    value = _numeric(raw)
     if value is None or not math.isfinite(value):
         return "∞" if value is not None else "—"
     return f"{value:+.{digits}%}"
 
 
-def _number(value: float | None, kind: str = "") -> str:
+def _number(raw: object, kind: str = "") -> str:
+    value = _numeric(raw)
     if value is None:
         return "—"
     if kind == "conversion":
@@ -70,7 +78,8 @@ def _number(value: float | None, kind: str = "") -> str:
     return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def _p(value: float | None) -> str:
+def _p(raw: object) -> str:
+    value = _numeric(raw)
     return "—" if value is None else ("< 0.001" if value < 0.001 else f"{value:.3f}")
 
 
@@ -92,7 +101,7 @@ def _environment() -> Environment:
         lo=lambda v: "-∞" if v is None else _percent(v),
         hi=lambda v: "+∞" if v is None else _percent(v),
         pct=_percent,
-        pct0=lambda v: "—" if v is None else f"{v:.0%}",
+        pct0=lambda v: "—" if _numeric(v) is None else f"{_numeric(v):.0%}",
         number=_number,
         p=_p,
         when=_when,

@@ -28,7 +28,7 @@ from flagd.settings import Settings
 from flagd.storage.pool import init_connection, open_pool
 from tests.flagd.results.test_results_recompute import at, post_all, start_pricing
 
-POLICY = RollupPolicy(pre_seconds=14 * 86_400, margin=30.0)
+POLICY = RollupPolicy(pre_seconds=14 * 86_400)
 
 
 async def assert_rollups_match_raw(conn: asyncpg.Connection) -> int:

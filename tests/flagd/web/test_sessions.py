@@ -8,6 +8,7 @@ import asyncpg
 import httpx
 
 from flagd.auth.keys import Scope
+from tests.flagd.results.test_results_recompute import start_pricing
 from tests.flagd.web.test_pages import with_quiet_experiment
 from tests.support import LiveServer, create_key
 
@@ -115,3 +116,17 @@ async def test_should_refuse_a_form_with_too_many_fields_with_a_page(server: Liv
         assert answer.status_code == 400
         assert answer.headers["content-type"].startswith("text/html")
         assert "could not be read" in answer.text
+
+
+async def test_should_render_an_experiment_with_too_few_units_for_any_statistic(
+    server: LiveServer, admin: httpx.AsyncClient, sdk: httpx.AsyncClient, database_url: str
+) -> None:
+    await start_pricing(admin, sdk, 3)  # one unit per variant: every comparison has a problem instead
+    http = await logged_in(server, await create_key(database_url, Scope.RESULTS, "pm"))
+    try:
+        page = await http.get("/experiments/pricing")
+        assert page.status_code == 200, page.text
+        assert 'id="decision-action"' in page.text
+        assert "too few units" in page.text.lower() or "problem" in page.text
+    finally:
+        await http.aclose()
