@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest install browser clean bench-evaluation bench-ofrep
+.PHONY: run test lint typecheck pytest install browser loadtest clean bench-evaluation bench-ofrep
 
 run: $(STAMP)
 	$(BIN)/flagd serve
@@ -45,6 +45,11 @@ bench-evaluation: $(STAMP)
 bench-ofrep: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python bench/ofrep.py
+
+# A bounded headless Locust run against a local server with 2 workers; reports in loadtests/reports/.
+loadtest: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[loadtest]'
+	$(BIN)/python loadtests/run.py --run-time $(or $(RUN_TIME),60s)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
