@@ -25,6 +25,9 @@ from flagd.config.watcher import ConfigWatcher
 from flagd.state import server_state
 
 STREAM_PATH = "/v1/flags/stream"
+RECONNECT_MS = 1000
+"""The reconnection delay every change event suggests (SSE `retry`), so clients come back quickly after a
+shutdown closes their stream."""
 KEY_RECHECK_SECONDS = 0.5
 """How often an open stream re-checks its key, so a revoked key's stream ends within a second."""
 
@@ -56,7 +59,8 @@ def change_event(snapshot: ConfigSnapshot) -> ServerSentEvent:
         "etag": snapshot.etag,
         "lastModified": int(snapshot.updated_at),
     }
-    return ServerSentEvent(data=orjson.dumps(data).decode(), id=str(snapshot.version))
+    # `retry` tells clients how soon to reconnect when the stream ends (a restart, a deploy).
+    return ServerSentEvent(data=orjson.dumps(data).decode(), id=str(snapshot.version), retry=RECONNECT_MS)
 
 
 @requires(Scope.SDK)

@@ -67,3 +67,5 @@ async def test_should_send_heartbeats_on_a_quiet_stream(sdk: httpx.AsyncClient) 
         while not any(line.startswith(":") for line in seen):
             seen.append(await asyncio.wait_for(anext(lines), 5))
     assert any(line.startswith(": ping") or line.startswith(":") for line in seen)
+    # Every event suggests a reconnection delay, for when a shutdown or a deploy ends the stream.
+    assert "retry: 1000" in seen
