@@ -128,11 +128,13 @@ _RECOMPUTE = _RECOMPUTE_TEMPLATE.format(
 )
 
 # The horizon of a catch-up: the earliest start of a transaction still open elsewhere (it may be
-# storing rows with that received_at), or now. Sessions of other roles show no xact_start to us;
-# flagd writes its events with its own role.
+# storing rows with that received_at), or now. Only client sessions store events (a long autovacuum
+# would hold the horizon back for nothing); sessions of other roles show no xact_start to us, and flagd
+# writes its events with its own role.
 _HORIZON = """
 SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity
-                     WHERE datname = current_database() AND pid <> pg_backend_pid()))
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()
+                       AND backend_type = 'client backend'))
 """
 
 _TOUCHED_TABLE = (

@@ -269,3 +269,32 @@ async def test_should_compute_past_days_within_a_budget_latest_first(
     series = (await results_client.get("/v1/experiments/pricing/results/timeseries")).json()
     assert series["pendingDays"] == []  # small data: every day fits in the request's budget
     assert len(series["days"]) >= 3
+
+
+async def test_should_count_an_event_whose_transaction_was_open_during_a_catch_up(
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    results_client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    database_url: str,
+) -> None:
+    await start_pricing(admin, sdk, 60)
+    assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
+    unit = await conn.fetchval("SELECT unit FROM exposures WHERE NOT multiple_variants LIMIT 1")
+    exposed_at = await conn.fetchval("SELECT exposed_at FROM exposures WHERE unit = $1", unit)
+    writer = await asyncpg.connect(database_url)
+    try:
+        # Stored as the event writer stores it: received_at is its transaction's start, and it commits later.
+        async with writer.transaction():
+            await writer.execute(
+                "INSERT INTO events (event_id, occurred_at, received_at, name, unit, value) "
+                "VALUES (gen_random_uuid(), $1, now(), 'visit', $2, NULL)",
+                exposed_at + timedelta(minutes=30),
+                unit,
+            )
+            # A catch-up while that transaction is open: it cannot see the row, and must not move past it.
+            assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
+    finally:
+        await writer.close()
+    assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
+    assert await assert_rollups_match_raw(conn) == 6
