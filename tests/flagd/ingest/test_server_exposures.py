@@ -141,9 +141,14 @@ async def test_should_record_exactly_one_exposure_per_unit_over_two_workers(
             for u in order
         ]
         lanes = 16
-        answers = await asyncio.gather(
-            *(send_pipelined("127.0.0.1", port, requests[lane::lanes]) for lane in range(lanes))
-        )
+
+        async def lane_after(lane: int) -> list[tuple[int, bytes]]:
+            # Connections opened one after another (20 ms apart), so each worker's loop gets to accept some:
+            # opened all at once, a busy machine can hand every one to the same worker.
+            await asyncio.sleep(lane * 0.02)
+            return await send_pipelined("127.0.0.1", port, requests[lane::lanes])
+
+        answers = await asyncio.gather(*(lane_after(lane) for lane in range(lanes)))
         served: dict[str, set[str]] = {}
         for lane, lane_answers in enumerate(answers):
             for unit, (status, body) in zip(order[lane::lanes], lane_answers, strict=True):
