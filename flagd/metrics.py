@@ -110,8 +110,14 @@ _REQUEST_CHILDREN: dict[tuple[str, str, int], Any] = {}
 _SECONDS_CHILDREN: dict[str, Any] = {}
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    """Count one answered request (the labelled children are cached: the hot path is two lookups)."""
+    """Count one answered request (the labelled children are cached: the hot path is two lookups). Labels
+    stay bounded: route templates, the standard methods (others count as OTHER), status codes."""
+    if method not in _METHODS:
+        method = "OTHER"
     key = (route, method, status)
     counter = _REQUEST_CHILDREN.get(key)
     if counter is None:
@@ -128,13 +134,11 @@ _EVALUATION_CHILDREN: dict[tuple[str, str], Any] = {}
 
 
 def count_evaluation(flag: str, reason: str) -> None:
-    """One OFREP evaluation. Callers pass "(unknown)" for a flag that does not exist, so a caller
-    cannot grow the series without bound."""
+    """One OFREP evaluation. Callers pass "(unknown)" for a flag that does not exist, so the series (and
+    this cache of them) are bounded by the flags defined times the reasons."""
     key = (flag, reason)
     child = _EVALUATION_CHILDREN.get(key)
     if child is None:
-        if len(_EVALUATION_CHILDREN) > 100_000:
-            _EVALUATION_CHILDREN.clear()
         child = _EVALUATION_CHILDREN.setdefault(key, EVALUATIONS.labels(flag, reason))
     child.inc()
 

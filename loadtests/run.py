@@ -90,74 +90,77 @@ def main(args: argparse.Namespace) -> int:
         env.update(
             FLAGD_DATA_DIR=str(Path(work) / "data"), FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL="warning"
         )
-        log = open(reports / "server.log", "wb")  # noqa: SIM115 - held for the server's life
-        server = subprocess.Popen(
-            [str(BIN / "flagd"), "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-        try:
-            wait_ready(base, server)
-            keys = {scope: create_key(env, scope) for scope in ("admin", "sdk", "results")}
-            prefix = reports / "run"
-            locust_env = dict(
-                env,
-                FLAGD_ADMIN_KEY=keys["admin"],
-                FLAGD_SDK_KEY=keys["sdk"],
-                FLAGD_RESULTS_KEY=keys["results"],
-                FLAGD_LOADTEST_SETUP="1",
+        with open(reports / "server.log", "wb") as log:
+            server = subprocess.Popen(
+                [str(BIN / "flagd"), "serve", "--port", str(port), "--workers", "2"],
+                env=env,
+                stdout=log,
+                stderr=log,
             )
-            command = [
-                str(BIN / "locust"),
-                "-f",
-                str(ROOT / "loadtests" / "locustfile.py"),
-                "--host",
-                base,
-                "--headless",
-                "--users",
-                str(args.users),
-                "--spawn-rate",
-                str(args.spawn_rate),
-                "--run-time",
-                args.run_time,
-                "--csv",
-                str(prefix),
-                "--html",
-                f"{prefix}.html",
-                "--only-summary",
-                "--stop-timeout",
-                "5",
-            ]
-            print("running:", " ".join(command[1:]), flush=True)
-            locust = subprocess.run(command, env=locust_env, check=False)
-            print_stats(prefix)
-            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {keys['results']}"}) as http:
-                results = http.get("/v1/experiments/checkout-test/results").json()
-            primary = results["metrics"][0]
-            rates = {v["variant"]: v["mean"] for v in primary["variants"]}
-            relative = primary["comparisons"][0]["relative"]["sequential"]
-            print(
-                f"\nresults after the run: {sum(u['units'] for u in results['units']):,} units; "
-                f"{primary['metric']} control {rates.get('control', 0):.3%}, treatment {rates.get('treatment', 0):.3%}; "
-                f"relative lift {relative.get('effect', float('nan')):+.1%} "
-                f"[{relative.get('ciLow') or float('-inf'):+.1%}, {relative.get('ciHigh') or float('inf'):+.1%}] "
-                f"(injected +{float(os.environ.get('FLAGD_LOADTEST_LIFT', '0.30')):.0%}); "
-                f"decision: {results['decision']['action']} - {results['decision']['reason']}"
-            )
-            with httpx.Client(base_url=base) as browser:
-                form = browser.get("/login").text
-                csrf = re.search(r'name="csrf" value="([^"]+)"', form)
-                browser.post("/login", data={"key": keys["results"], "csrf": csrf.group(1) if csrf else ""})
-                page = browser.get("/experiments/checkout-test")
-            (reports / "results-page.html").write_text(page.text, encoding="utf-8")
-            print(f"results page: {page.status_code}, saved to {reports / 'results-page.html'}")
-            print(f"reports: {prefix}_stats.csv, {prefix}.html")
-            return locust.returncode
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(60)
-            log.close()
+            try:
+                wait_ready(base, server)
+                keys = {scope: create_key(env, scope) for scope in ("admin", "sdk", "results")}
+                prefix = reports / "run"
+                locust_env = dict(
+                    env,
+                    FLAGD_ADMIN_KEY=keys["admin"],
+                    FLAGD_SDK_KEY=keys["sdk"],
+                    FLAGD_RESULTS_KEY=keys["results"],
+                    FLAGD_LOADTEST_SETUP="1",
+                )
+                command = [
+                    str(BIN / "locust"),
+                    "-f",
+                    str(ROOT / "loadtests" / "locustfile.py"),
+                    "--host",
+                    base,
+                    "--headless",
+                    "--users",
+                    str(args.users),
+                    "--spawn-rate",
+                    str(args.spawn_rate),
+                    "--run-time",
+                    args.run_time,
+                    "--csv",
+                    str(prefix),
+                    "--html",
+                    f"{prefix}.html",
+                    "--only-summary",
+                    "--stop-timeout",
+                    "5",
+                ]
+                print("running:", " ".join(command[1:]), flush=True)
+                locust = subprocess.run(command, env=locust_env, check=False)
+                print_stats(prefix)
+                with httpx.Client(
+                    base_url=base, headers={"Authorization": f"Bearer {keys['results']}"}
+                ) as http:
+                    results = http.get("/v1/experiments/checkout-test/results").json()
+                primary = results["metrics"][0]
+                rates = {v["variant"]: v["mean"] for v in primary["variants"]}
+                relative = primary["comparisons"][0]["relative"]["sequential"]
+                print(
+                    f"\nresults after the run: {sum(u['units'] for u in results['units']):,} units; "
+                    f"{primary['metric']} control {rates.get('control', 0):.3%}, treatment {rates.get('treatment', 0):.3%}; "
+                    f"relative lift {relative.get('effect', float('nan')):+.1%} "
+                    f"[{relative.get('ciLow') or float('-inf'):+.1%}, {relative.get('ciHigh') or float('inf'):+.1%}] "
+                    f"(injected +{float(os.environ.get('FLAGD_LOADTEST_LIFT', '0.30')):.0%}); "
+                    f"decision: {results['decision']['action']} - {results['decision']['reason']}"
+                )
+                with httpx.Client(base_url=base) as browser:
+                    form = browser.get("/login").text
+                    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+                    browser.post(
+                        "/login", data={"key": keys["results"], "csrf": csrf.group(1) if csrf else ""}
+                    )
+                    page = browser.get("/experiments/checkout-test")
+                (reports / "results-page.html").write_text(page.text, encoding="utf-8")
+                print(f"results page: {page.status_code}, saved to {reports / 'results-page.html'}")
+                print(f"reports: {prefix}_stats.csv, {prefix}.html")
+                return locust.returncode
+            finally:
+                server.send_signal(signal.SIGTERM)
+                server.wait(60)
 
 
 if __name__ == "__main__":

@@ -159,3 +159,25 @@ def flagd_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_") and k != "DATABASE_URL"}
     env.update(overrides)
     return env
+
+
+async def serving_workers(
+    database_url: str, log: os.PathLike[str], workers: int = 2, **env: str
+) -> tuple[FlagdProcess, str]:
+    """`flagd serve --workers N` on a free port of its own, with `env` added, once every worker has started;
+    the process and its base URL. The caller stops it."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = FlagdProcess(
+        ["serve", "--port", str(port), "--workers", str(workers)],
+        flagd_env(DATABASE_URL=database_url, **env),
+        log,
+    )
+    try:
+        await asyncio.to_thread(server.wait_ready, base)
+        # A worker still starting accepts nothing: the kernel would hand every connection to the other.
+        await asyncio.to_thread(server.wait_workers, workers)
+    except BaseException:
+        server.stop()
+        raise
+    return server, base

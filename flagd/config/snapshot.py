@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from flagd import jsonio
 from flagd.config.repository import StoredConfig
 from flagd_sdk.evaluation import FlagSet, FlagType, Problem, load_flag_set
+from flagd_sdk.units import unit_text
 
 logger = logging.getLogger(__name__)
 
@@ -29,25 +28,6 @@ class Exposure:
     experiment: str
     phase: int
     unit: str
-
-
-MAX_UNIT_LENGTH = 256
-
-
-def unit_text(context: Mapping[str, Any], path: str) -> str | None:
-    """The unit at `path` in `context` as stored: text as it is, numbers and booleans as JSON."""
-    value: Any = context
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool | int | float):
-        text = orjson.dumps(value).decode()
-    else:
-        return None
-    return text if 0 < len(text) <= MAX_UNIT_LENGTH and "\x00" not in text else None
 
 
 @dataclass(frozen=True, slots=True)

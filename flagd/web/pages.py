@@ -16,18 +16,17 @@ import secrets
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from flagd.auth.keys import Scope
 from flagd.config.repository import ConfigRepository
-from flagd.errors import FlagdError, Forbidden, InvalidParameter, Unauthorized
+from flagd.errors import FlagdError, Forbidden, InvalidParameter, PayloadTooLarge, Unauthorized
+from flagd.http.body import read_body
 from flagd.http.routing import resource
 from flagd.results.analysis import Options
 from flagd.results.rollup import RollupPolicy
@@ -54,6 +53,7 @@ _HEADERS = {
 }
 _WRONG_KEY = "That key cannot open the results. Check it and try again."
 _MAX_FORM_BYTES = 4096
+_MAX_FORM_FIELDS = 8
 
 
 def _numeric(value: object) -> float | None:
@@ -139,23 +139,17 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
-async def _form(request: Request) -> FormData:
-    if int(request.headers.get("content-length") or 0) > _MAX_FORM_BYTES:
-        raise InvalidParameter(f"the form is larger than {_MAX_FORM_BYTES} bytes")
+async def _form(request: Request) -> dict[str, str]:
+    """A small urlencoded form, read within _MAX_FORM_BYTES however it is sent (chunked too) and at most
+    _MAX_FORM_FIELDS fields; InvalidParameter or ValueError say what is wrong with it."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type != "application/x-www-form-urlencoded":
         raise InvalidParameter("send the form as application/x-www-form-urlencoded")
-    return await request.form(max_files=0, max_fields=8, max_part_size=_MAX_FORM_BYTES)
-
-
-def _why(exc: Exception) -> str:
-    """What was wrong with a form (Starlette's parser says it in an HTTPException's detail)."""
-    return str(exc.detail) if isinstance(exc, HTTPException) else str(exc)
-
-
-def _field(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    return value if isinstance(value, str) else None
+    try:
+        body = await read_body(request, _MAX_FORM_BYTES)
+    except PayloadTooLarge:
+        raise InvalidParameter(f"the form is larger than {_MAX_FORM_BYTES} bytes") from None
+    return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=_MAX_FORM_FIELDS))
 
 
 async def _session(request: Request) -> Session | None:
@@ -192,18 +186,18 @@ async def login(request: Request) -> Response:
         return _message("Refused", "This form was sent from another site.", 403)
     try:
         form = await _form(request)
-    except (InvalidParameter, ValueError, HTTPException) as exc:
-        return _message("Refused", f"The login form could not be read: {_why(exc)}.", 400)
-    if not same(_field(form, "csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
+    except (InvalidParameter, ValueError) as exc:
+        return _message("Refused", f"The login form could not be read: {exc}.", 400)
+    if not same(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE)):
         return _login_page(request, "The login form expired. It has been renewed: log in again.", 403)
     state = server_state(request)
     try:
-        principal = await state.auth.authenticate_token((_field(form, "key") or "").strip(), Scope.RESULTS)
+        principal = await state.auth.authenticate_token((form.get("key") or "").strip(), Scope.RESULTS)
     except (Unauthorized, Forbidden):
         return _login_page(request, _WRONG_KEY, 401)
     async with state.pool.acquire() as conn:
         token = await open_session(conn, principal.key_id)
-    response = RedirectResponse(_safe_next(_field(form, "next")), status_code=303, headers=_HEADERS)
+    response = RedirectResponse(_safe_next(form.get("next")), status_code=303, headers=_HEADERS)
     response.set_cookie(
         COOKIE,
         token,
@@ -225,9 +219,9 @@ async def logout(request: Request) -> Response:
         return RedirectResponse("/login", status_code=303, headers=_HEADERS)
     try:
         form = await _form(request)
-    except (InvalidParameter, ValueError, HTTPException) as exc:
-        return _message("Refused", f"The logout form could not be read: {_why(exc)}.", 400, session)
-    if not same(_field(form, "csrf"), session.csrf):
+    except (InvalidParameter, ValueError) as exc:
+        return _message("Refused", f"The logout form could not be read: {exc}.", 400, session)
+    if not same(form.get("csrf"), session.csrf):
         return _message(
             "Refused", "The logout form is stale: reload the page and log out again.", 403, session
         )

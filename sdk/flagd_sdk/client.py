@@ -201,6 +201,7 @@ class Client(_Evaluations):
     def flush(self, timeout: float = 5.0) -> bool:
         """Send every queued event now; True when all were delivered (or refused) within `timeout`."""
         deadline = time.monotonic() + timeout
+        # Flushing is rare and bounded by its timeout: polling the counter keeps enqueueing free of locks.
         while self._core.queued and time.monotonic() < deadline:
             self._delivery.wake()
             time.sleep(0.01)
@@ -278,7 +279,7 @@ class AsyncClient(_Evaluations):
         while self._core.queued and time.monotonic() < deadline:
             if self._delivery is not None:
                 self._delivery.wake()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # as in Client.flush: a bounded poll, so enqueueing takes no lock
         return self._core.queued == 0
 
     async def aclose(self) -> None:

@@ -20,6 +20,7 @@ from uuid_utils import uuid7
 
 from flagd_sdk.evaluation import FlagSet, FlagType, Reason, ResolutionDetails, compile_rule, load_flag_set
 from flagd_sdk.evaluation.types import ErrorCode
+from flagd_sdk.units import unit_text
 
 logger = logging.getLogger("flagd_sdk")
 
@@ -74,19 +75,12 @@ def _experiments(document: Mapping[str, Any]) -> dict[str, _Experiment]:
     return found
 
 
-def _unit_of(context: Mapping[str, Any], path: str) -> str | None:
-    value: Any = context
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return None
+def evaluation_context(unit: str | None, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The flagd evaluation context of a call: the attributes, with the unit as the targeting key."""
+    context: dict[str, Any] = dict(attributes) if attributes else {}
+    if unit is not None:
+        context["targetingKey"] = unit
+    return context
 
 
 class Core:
@@ -148,9 +142,7 @@ class Core:
         loaded = self._loaded
         if loaded is None:
             return ResolutionDetails(default, None, Reason.ERROR, ErrorCode.PROVIDER_NOT_READY, NOT_READY)
-        context: dict[str, Any] = dict(attributes) if attributes else {}
-        if unit is not None:
-            context["targetingKey"] = unit
+        context = evaluation_context(unit, attributes)
         details = loaded.flags.resolve(flag_type, key, default, context)
         if details.reason is Reason.SPLIT:
             experiment = loaded.experiments.get(key)
@@ -165,7 +157,7 @@ class Core:
         context: Mapping[str, Any],
         attributes: Mapping[str, Any] | None,
     ) -> None:
-        unit = _unit_of(context, experiment.unit)
+        unit = unit_text(context, experiment.unit)
         if unit is None or variant is None:
             return
         seen = self._seen.get(experiment.seen_key)

@@ -17,15 +17,39 @@ from typing import Any
 import httpx
 
 from flagd_sdk.options import Options
-from flagd_sdk.programs import Call, Line, Open, Pause, Program, Reply
+from flagd_sdk.programs import Call, Effect, Line, Open, Pause, Program, Reply
 
 logger = logging.getLogger("flagd_sdk")
 
 STREAM_READ_TIMEOUT = 60.0
 
 
-def _headers(options: Options) -> dict[str, str]:
-    return {"Authorization": f"Bearer {options.sdk_key}", "User-Agent": "flagd-sdk-python/0.1"}
+def client_settings(options: Options) -> dict[str, Any]:
+    """What every httpx client of the SDK is built with: the server, the key, the request timeout."""
+    return {
+        "base_url": options.url,
+        "headers": {"Authorization": f"Bearer {options.sdk_key}", "User-Agent": "flagd-sdk-python/0.1"},
+        "timeout": httpx.Timeout(options.request_timeout),
+    }
+
+
+def _stream_request(http: httpx.Client | httpx.AsyncClient, effect: Open, options: Options) -> httpx.Request:
+    """The streamed GET of `effect`, read with the long timeout a heartbeat-paced stream needs."""
+    return http.build_request(
+        "GET", effect.path, timeout=httpx.Timeout(options.request_timeout, read=STREAM_READ_TIMEOUT)
+    )
+
+
+def _step(program: Program, outcome: Any, failure: BaseException | None, name: str) -> Effect | None:
+    """The program's next effect, given the last one's outcome or failure; None once it has ended (or
+    failed: a bug in a program must not take the host application down)."""
+    try:
+        return program.throw(failure) if failure is not None else program.send(outcome)
+    except StopIteration:
+        return None
+    except Exception:
+        logger.exception("flagd_sdk %s stopped on an unexpected error", name)
+        return None
 
 
 def _reply(response: httpx.Response) -> Reply:
@@ -71,24 +95,14 @@ class ThreadDriver:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        timeout = httpx.Timeout(self._options.request_timeout)
-        with httpx.Client(
-            base_url=self._options.url,
-            headers=_headers(self._options),
-            timeout=timeout,
-            transport=self._transport,
-        ) as http:
+        with httpx.Client(**client_settings(self._options), transport=self._transport) as http:
             program = self._program()
             outcome: Any = None
             failure: BaseException | None = None
             lines: Iterator[str] | None = None
             while not self._stopping:
-                try:
-                    effect = program.throw(failure) if failure is not None else program.send(outcome)
-                except StopIteration:
-                    return
-                except Exception:  # a bug in a program must not take the host application down
-                    logger.exception("flagd_sdk %s stopped on an unexpected error", self._name)
+                effect = _step(program, outcome, failure, self._name)
+                if effect is None:
                     return
                 outcome, failure = None, None
                 try:
@@ -98,12 +112,7 @@ class ThreadDriver:
                         )
                         outcome = _reply(response)
                     elif isinstance(effect, Open):
-                        request = http.build_request(
-                            "GET",
-                            effect.path,
-                            timeout=httpx.Timeout(self._options.request_timeout, read=STREAM_READ_TIMEOUT),
-                        )
-                        self._stream = http.send(request, stream=True)
+                        self._stream = http.send(_stream_request(http, effect, self._options), stream=True)
                         outcome = self._stream.status_code
                         if outcome == 200:
                             lines = self._stream.iter_lines()
@@ -168,13 +177,7 @@ class TaskDriver:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        timeout = httpx.Timeout(self._options.request_timeout)
-        async with httpx.AsyncClient(
-            base_url=self._options.url,
-            headers=_headers(self._options),
-            timeout=timeout,
-            transport=self._transport,
-        ) as http:
+        async with httpx.AsyncClient(**client_settings(self._options), transport=self._transport) as http:
             program = self._program()
             outcome: Any = None
             failure: BaseException | None = None
@@ -182,12 +185,8 @@ class TaskDriver:
             lines: AsyncIterator[str] | None = None
             try:
                 while True:
-                    try:
-                        effect = program.throw(failure) if failure is not None else program.send(outcome)
-                    except StopIteration:
-                        return
-                    except Exception:
-                        logger.exception("flagd_sdk %s stopped on an unexpected error", self._name)
+                    effect = _step(program, outcome, failure, self._name)
+                    if effect is None:
                         return
                     outcome, failure = None, None
                     try:
@@ -197,14 +196,9 @@ class TaskDriver:
                             )
                             outcome = _reply(response)
                         elif isinstance(effect, Open):
-                            request = http.build_request(
-                                "GET",
-                                effect.path,
-                                timeout=httpx.Timeout(
-                                    self._options.request_timeout, read=STREAM_READ_TIMEOUT
-                                ),
+                            stream = await http.send(
+                                _stream_request(http, effect, self._options), stream=True
                             )
-                            stream = await http.send(request, stream=True)
                             outcome = stream.status_code
                             if outcome == 200:
                                 lines = stream.aiter_lines()

@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
+from flagd_sdk.core import evaluation_context
+from flagd_sdk.drivers import client_settings
 from flagd_sdk.evaluation import FlagType, Reason, ResolutionDetails
 from flagd_sdk.evaluation.types import ErrorCode
 from flagd_sdk.options import Options
@@ -37,12 +39,7 @@ def _error(default: Any, code: ErrorCode, message: str) -> ResolutionDetails:
 
 class RemoteEvaluator:
     def __init__(self, options: Options, transport: httpx.BaseTransport | None) -> None:
-        self._http = httpx.Client(
-            base_url=options.url,
-            headers={"Authorization": f"Bearer {options.sdk_key}", "User-Agent": "flagd-sdk-python/0.1"},
-            timeout=options.request_timeout,
-            transport=transport,
-        )
+        self._http = httpx.Client(**client_settings(options), transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -55,9 +52,7 @@ class RemoteEvaluator:
         unit: str | None,
         attributes: Mapping[str, Any] | None,
     ) -> ResolutionDetails:
-        context: dict[str, Any] = dict(attributes) if attributes else {}
-        if unit is not None:
-            context["targetingKey"] = unit
+        context = evaluation_context(unit, attributes)
         try:
             response = self._http.post(
                 f"/ofrep/v1/evaluate/flags/{quote(key, safe='')}", json={"context": context}

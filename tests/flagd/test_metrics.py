@@ -10,7 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from flagd.auth.keys import Scope
-from tests.support import FlagdProcess, LiveServer, bearer, create_key, flagd_env, free_port
+from tests.support import LiveServer, bearer, create_key, serving_workers
 
 FLAGS = {
     "flags": {"banner": {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}}
@@ -32,13 +32,10 @@ def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str
 async def test_should_count_the_traffic_of_both_workers(database_url: str, tmp_path: Path) -> None:
     admin_key = await create_key(database_url, Scope.ADMIN)
     sdk_key = await create_key(database_url, Scope.SDK)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = flagd_env(DATABASE_URL=database_url, FLAGD_ACCESS_LOG="false", FLAGD_METRICS="open")
-    server = FlagdProcess(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "serve.log")
+    server, base = await serving_workers(
+        database_url, tmp_path / "serve.log", FLAGD_ACCESS_LOG="false", FLAGD_METRICS="open"
+    )
     try:
-        await asyncio.to_thread(server.wait_ready, base)
-        await asyncio.to_thread(server.wait_workers, 2)
         async with httpx.AsyncClient(base_url=base, headers=bearer(admin_key), timeout=10.0) as admin:
             assert (await admin.put("/v1/admin/flag-set", json=FLAGS)).status_code == 200
         evaluations, batches, per_batch = 300, 20, 50

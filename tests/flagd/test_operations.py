@@ -16,36 +16,22 @@ from tests.flagd.ingest.test_faults import (
     BATCHES_PER_SENDER,
     SENDERS,
     assert_stored_exactly_once,
-    serve,
-    serving_with_senders,
+    interrupted_and_replaced,
     when,
 )
-from tests.support import FlagdProcess, bearer, create_key, flagd_env, free_port
+from tests.support import bearer, create_key, serving_workers
 
 
 async def test_should_store_every_acknowledged_event_across_a_sigterm(
     database_url: str, tmp_path: Path
 ) -> None:
-    server, base, traffic, sending = await serving_with_senders(database_url, tmp_path / "first.log", 120)
-    port = int(base.rsplit(":", 1)[1])
-    replacement: FlagdProcess | None = None
-    try:
-        await when(lambda: traffic.batches >= 20)
-        server.process.send_signal(
-            signal.SIGTERM
-        )  # graceful: in-flight requests finish, queued events commit
-        code = await asyncio.to_thread(server.process.wait, 60)
-        stopped_at = traffic.batches
-        replacement = serve(database_url, port, tmp_path / "second.log")
-        await asyncio.to_thread(replacement.wait_ready, base)
-        total = await sending
-    finally:
-        sending.cancel()
-        if replacement is not None:
-            await asyncio.to_thread(replacement.stop)
-    assert code == 0, server.output
-    assert stopped_at < SENDERS * BATCHES_PER_SENDER, "the SIGTERM came after the last batch"
-    await assert_stored_exactly_once(database_url, traffic, total)
+    # Graceful: in-flight requests finish, queued events commit.
+    run = await interrupted_and_replaced(
+        database_url, tmp_path, lambda process: process.send_signal(signal.SIGTERM)
+    )
+    assert run.exit_code == 0
+    assert run.at_batches < SENDERS * BATCHES_PER_SENDER, "the SIGTERM came after the last batch"
+    await assert_stored_exactly_once(database_url, run.traffic, run.total)
 
 
 def workers_of(pid: int) -> set[int]:
@@ -58,13 +44,10 @@ async def test_should_keep_answering_and_restart_a_worker_killed_under_load(
     database_url: str, tmp_path: Path
 ) -> None:
     key = await create_key(database_url, Scope.SDK)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = flagd_env(DATABASE_URL=database_url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL="info")
-    server = FlagdProcess(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "serve.log")
+    server, base = await serving_workers(
+        database_url, tmp_path / "serve.log", FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL="info"
+    )
     try:
-        await asyncio.to_thread(server.wait_ready, base)
-        await asyncio.to_thread(server.wait_workers, 2)
         before = workers_of(server.process.pid)
         assert len(before) == 2
         answered: list[tuple[float, int]] = []

@@ -45,6 +45,12 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
+async def start_experiment(admin: httpx.AsyncClient) -> None:
+    """The flag set stored and its experiment running."""
+    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+    assert (await admin.post("/v1/admin/experiments/one-page/start")).status_code == 200
+
+
 async def until(condition: Callable[[], T | None], what: str, within: float = 15.0) -> T:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -58,8 +64,7 @@ async def until(condition: Callable[[], T | None], what: str, within: float = 15
 async def test_should_log_each_units_exposure_once_over_100000_evaluations(
     server: LiveServer, admin: httpx.AsyncClient, sdk_key: str, conn: asyncpg.Connection
 ) -> None:
-    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
-    assert (await admin.post("/v1/admin/experiments/one-page/start")).status_code == 200
+    await start_experiment(admin)
     client = await asyncio.to_thread(Client, server.url, sdk_key, init_timeout=10.0, flush_seconds=0.2)
     try:
         assert client.status()["ready"]
@@ -163,8 +168,7 @@ async def test_should_keep_serving_through_an_outage_and_deliver_queued_events_e
 async def test_should_evaluate_remotely_through_ofrep_when_asked(
     server: LiveServer, admin: httpx.AsyncClient, sdk_key: str, conn: asyncpg.Connection
 ) -> None:
-    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
-    assert (await admin.post("/v1/admin/experiments/one-page/start")).status_code == 200
+    await start_experiment(admin)
     client = await asyncio.to_thread(Client, server.url, sdk_key, remote=True)
     try:
 

@@ -16,7 +16,7 @@ from openfeature.track import TrackingEventDetails
 
 from flagd_sdk import Client
 from flagd_sdk.openfeature import FlagdProvider
-from tests.sdk.test_client import DOCUMENT
+from tests.sdk.test_client import DOCUMENT, start_experiment
 from tests.support import LiveServer
 
 SERVER_ONLY = ("flagd", "starlette", "uvicorn", "asyncpg", "pgserver", "numpy", "scipy", "jinja2", "yaml")
@@ -59,8 +59,7 @@ async def test_should_restart_its_background_work_in_a_forked_child(
 async def test_should_evaluate_and_track_through_openfeature(
     server: LiveServer, admin: httpx.AsyncClient, sdk_key: str, conn: asyncpg.Connection
 ) -> None:
-    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
-    assert (await admin.post("/v1/admin/experiments/one-page/start")).status_code == 200
+    await start_experiment(admin)
     client = await asyncio.to_thread(Client, server.url, sdk_key, init_timeout=10.0, flush_seconds=0.1)
     provider = FlagdProvider(client)
     api.set_provider(provider)

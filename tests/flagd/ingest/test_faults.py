@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -134,17 +135,28 @@ async def serving_with_senders(
     )
 
 
-async def test_should_store_every_acknowledged_event_exactly_once_across_a_kill_9(
-    database_url: str, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class Interrupted:
+    traffic: Traffic
+    total: int
+    at_batches: int
+    """Batches acknowledged when the first server had ended."""
+    exit_code: int
+
+
+async def interrupted_and_replaced(
+    database_url: str, tmp_path: Path, interrupt: Callable[[subprocess.Popen[bytes]], None]
+) -> Interrupted:
+    """Senders post until every batch is acknowledged; after 20 batches the server is interrupted, and once
+    it has ended a new one takes its port."""
     server, base, traffic, sending = await serving_with_senders(database_url, tmp_path / "first.log", 120)
     port = int(base.rsplit(":", 1)[1])
     replacement: FlagdProcess | None = None
     try:
         await when(lambda: traffic.batches >= 20)
-        server.process.kill()  # SIGKILL: no shutdown, no flush, requests in flight are cut
-        await asyncio.to_thread(server.process.wait)
-        killed_at = traffic.batches
+        interrupt(server.process)
+        code = await asyncio.to_thread(server.process.wait, 60)
+        at_batches = traffic.batches
         replacement = serve(database_url, port, tmp_path / "second.log")
         await asyncio.to_thread(replacement.wait_ready, base)
         total = await sending
@@ -152,9 +164,17 @@ async def test_should_store_every_acknowledged_event_exactly_once_across_a_kill_
         sending.cancel()
         if replacement is not None:
             await asyncio.to_thread(replacement.stop)
-    assert killed_at < SENDERS * BATCHES_PER_SENDER, "the kill came after the last batch"
-    assert traffic.transport_errors > 0, "no request saw the kill"
-    await assert_stored_exactly_once(database_url, traffic, total)
+    return Interrupted(traffic, total, at_batches, code)
+
+
+async def test_should_store_every_acknowledged_event_exactly_once_across_a_kill_9(
+    database_url: str, tmp_path: Path
+) -> None:
+    # SIGKILL: no shutdown, no flush, requests in flight are cut.
+    run = await interrupted_and_replaced(database_url, tmp_path, lambda process: process.kill())
+    assert run.at_batches < SENDERS * BATCHES_PER_SENDER, "the kill came after the last batch"
+    assert run.traffic.transport_errors > 0, "no request saw the kill"
+    await assert_stored_exactly_once(database_url, run.traffic, run.total)
 
 
 @pytest.fixture

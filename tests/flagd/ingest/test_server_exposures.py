@@ -14,7 +14,7 @@ import orjson
 
 from flagd.auth.keys import Scope
 from tests.pipelined import post_request, send_pipelined
-from tests.support import FlagdProcess, LiveServer, bearer, create_key, flagd_env, free_port
+from tests.support import LiveServer, bearer, create_key, serving_workers
 
 DOCUMENT: dict[str, Any] = {
     "flags": {
@@ -116,19 +116,14 @@ async def test_should_record_exactly_one_exposure_per_unit_over_two_workers(
 ) -> None:
     admin_key = await create_key(database_url, Scope.ADMIN)
     sdk_key = await create_key(database_url, Scope.SDK)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = flagd_env(DATABASE_URL=database_url)
-    server = FlagdProcess(["serve", "--port", str(port), "--workers", "2"], env, tmp_path / "serve.log")
     units = [f"unit-{i:05d}" for i in range(10_000)]
     document = {
         **DOCUMENT,
         "experiments": {"one-page": {"flag": "checkout", "variants": {"off": 1, "on": 1}}},
     }
+    server, base = await serving_workers(database_url, tmp_path / "serve.log")
+    port = int(base.rsplit(":", 1)[1])
     try:
-        await asyncio.to_thread(server.wait_ready, base)
-        # A worker still starting accepts nothing: the kernel would hand every connection to the other.
-        await asyncio.to_thread(server.wait_workers, 2)
         async with httpx.AsyncClient(base_url=base, headers=bearer(admin_key), timeout=30) as admin:
             await start_experiment(admin, document)
         # Ten rounds over all units, each round in a new order, over 16 connections (the kernel spreads
