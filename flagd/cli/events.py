@@ -14,7 +14,8 @@ import asyncpg
 import orjson
 
 from flagd.cli.common import CommandError, database_options, with_connection
-from flagd.ingest.partitions import prune
+from flagd.ingest.partitions import analysed_before, prune
+from flagd.ingest.repository import EventRepository, StoredEvent
 from flagd.settings import Settings
 
 POLL_SECONDS = 0.5
@@ -24,20 +25,6 @@ POLL_SECONDS = 0.5
 # skipped. Tail is for watching an app send events; the tables and GET /v1/admin/events/stats are complete.
 SETTLE = timedelta(seconds=2)
 PAGE = 500
-
-_RECENT = """
-SELECT * FROM (
-    SELECT 'track' AS kind, event_id::text AS id, received_at, occurred_at AS at, name, NULL::integer AS phase,
-           unit, value, NULL AS variant, properties::text AS data, NULL AS source
-    FROM events WHERE received_at >= $1 AND received_at < $6 AND occurred_at > $2 AND ($3::text IS NULL OR name = $3)
-    UNION ALL
-    SELECT 'exposure', event_id::text, received_at, exposed_at, experiment, phase, unit, NULL, variant,
-           attributes::text, source
-    FROM exposures WHERE received_at >= $1 AND received_at < $6 AND ($3::text IS NULL OR experiment = $3)
-) recent
-WHERE ($4::text IS NULL OR kind = $4) AND (received_at, id) > ($1, $7)
-ORDER BY received_at, id LIMIT $5
-"""
 
 
 def register(commands: Any) -> None:
@@ -92,14 +79,10 @@ def prune_events(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(conn: asyncpg.Connection) -> Any:
         if not args.force:
-            running = await conn.fetch(
-                "SELECT key, phase_started_at FROM experiments WHERE state = 'running' "
-                "AND phase_started_at < $1 ORDER BY key",
-                datetime(before.year, before.month, before.day, tzinfo=UTC),
-            )
+            running = await analysed_before(conn, before)
             if running:
                 names = ", ".join(
-                    f"{r['key']} (phase started {r['phase_started_at']:%Y-%m-%d})" for r in running
+                    f"{r.experiment} (phase started {r.phase_started_at:%Y-%m-%d})" for r in running
                 )
                 raise CommandError(
                     f"running experiments would lose data they analyse: {names}; stop them first, "
@@ -124,17 +107,23 @@ def tail_events(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError("--since must be 0 or more and --seconds more than 0")
 
     async def work(conn: asyncpg.Connection) -> int:
+        events = EventRepository(conn)
         cursor = (datetime.now(UTC) - timedelta(seconds=args.since), "")
         shown = 0
         stop_at = None if args.seconds is None else time.monotonic() + args.seconds
         while stop_at is None or time.monotonic() < stop_at:
             now = datetime.now(UTC)
             oldest = now - timedelta(days=settings.events_max_age_days + 1)
-            rows = await conn.fetch(
-                _RECENT, cursor[0], oldest, args.name, args.kind, PAGE, now - SETTLE, cursor[1]
+            rows = await events.recent(
+                cursor,
+                received_before=now - SETTLE,
+                occurred_after=oldest,
+                name=args.name,
+                kind=args.kind,
+                limit=PAGE,
             )
             for row in rows:
-                cursor = (row["received_at"], row["id"])
+                cursor = (row.received_at, row.id)
                 print(_line(row, args.json), flush=True)
                 shown += 1
                 if args.limit is not None and shown >= args.limit:
@@ -148,24 +137,27 @@ def tail_events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _line(row: asyncpg.Record, as_json: bool) -> str:
+def _line(row: StoredEvent, as_json: bool) -> str:
     if as_json:
-        record = {k: row[k] for k in ("kind", "id", "at", "received_at", "name", "unit")}
-        if row["kind"] == "track":
-            record.update(value=row["value"], properties=orjson.loads(row["data"]) if row["data"] else None)
+        data = orjson.loads(row.data) if row.data else None
+        record: dict[str, Any] = {
+            "kind": row.kind,
+            "id": row.id,
+            "at": row.at,
+            "received_at": row.received_at,
+            "name": row.name,
+            "unit": row.unit,
+        }
+        if row.kind == "track":
+            record.update(value=row.value, properties=data)
         else:
-            record.update(
-                phase=row["phase"],
-                variant=row["variant"],
-                source=row["source"],
-                attributes=orjson.loads(row["data"]) if row["data"] else None,
-            )
+            record.update(phase=row.phase, variant=row.variant, source=row.source, attributes=data)
         return orjson.dumps(record).decode()
-    at = row["at"].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if row["kind"] == "track":
-        value = "" if row["value"] is None else f"  value={row['value']:g}"
-        return f"{at}  track     {row['name']}  unit={row['unit']}{value}  {row['data'] or ''}".rstrip()
+    at = row.at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if row.kind == "track":
+        value = "" if row.value is None else f"  value={row.value:g}"
+        return f"{at}  track     {row.name}  unit={row.unit}{value}  {row.data or ''}".rstrip()
     return (
-        f"{at}  exposure  {row['name']} (phase {row['phase']})  unit={row['unit']}  "
-        f"variant={row['variant']}  [{row['source']}]  {row['data'] or ''}"
+        f"{at}  exposure  {row.name} (phase {row.phase})  unit={row.unit}  "
+        f"variant={row.variant}  [{row.source}]  {row.data or ''}"
     ).rstrip()

@@ -27,6 +27,14 @@ class Pruned:
     exposures: int
 
 
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    """A running experiment whose current phase began at `phase_started_at`."""
+
+    experiment: str
+    phase_started_at: datetime
+
+
 def partition_name(day: date) -> str:
     return f"events_p{day:%Y%m%d}"
 
@@ -78,6 +86,17 @@ async def _pruned_floor(conn: Connection) -> date | None:
     """The day before which events were pruned: partitions are not recreated below it."""
     value: date | None = await conn.fetchval("SELECT pruned_before FROM events_retention")
     return value
+
+
+async def analysed_before(conn: Connection, before: date) -> list[Analysed]:
+    """The running experiments that analyse events from before `before`: pruning there takes their data."""
+    start, _ = _bounds(before)
+    rows = await conn.fetch(
+        "SELECT key, phase_started_at FROM experiments WHERE state = 'running' "
+        "AND phase_started_at < $1 ORDER BY key",
+        start,
+    )
+    return [Analysed(r["key"], r["phase_started_at"]) for r in rows]
 
 
 async def prune(conn: Connection, before: date) -> Pruned:

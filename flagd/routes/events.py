@@ -29,6 +29,7 @@ from flagd.http.routing import resource
 from flagd.ingest.counters import Counters
 from flagd.ingest.decode import decode
 from flagd.ingest.events import Event, Rejection, read_batch
+from flagd.ingest.repository import EventRepository
 from flagd.state import server_state
 
 EVENTS_PATH = "/v1/events"
@@ -96,39 +97,28 @@ async def event_stats(request: Request, principal: Principal) -> Response:
     since = datetime.now(UTC).date() - timedelta(days=days - 1)
     state = server_state(request)
     async with state.pool.acquire() as conn:
-        counts = await conn.fetch(
-            "SELECT day, kind, name, count, last_seen FROM event_counts WHERE day >= $1 "
-            "ORDER BY day DESC, kind, name LIMIT $2",
-            since,
-            _STATS_ROWS,
-        )
-        rejected = await conn.fetch(
-            "SELECT day, code, count, last_seen FROM event_rejections WHERE day >= $1 "
-            "ORDER BY day DESC, code LIMIT $2",
-            since,
-            _STATS_ROWS,
-        )
+        stored = EventRepository(conn)
+        counts = await stored.counts(since, _STATS_ROWS)
+        rejected = await stored.rejections(since, _STATS_ROWS)
     last_seen: dict[str, dict[str, datetime]] = {"track": {}, "exposure": {}}
     for row in counts:
-        seen = last_seen[row["kind"]]
-        if row["name"] not in seen or row["last_seen"] > seen[row["name"]]:
-            seen[row["name"]] = row["last_seen"]
+        seen = last_seen[row.kind]
+        if row.name not in seen or row.last_seen > seen[row.name]:
+            seen[row.name] = row.last_seen
     return OrjsonResponse(
         {
             "since": _day(since),
             "days": days,
             "events": [
-                {"day": _day(r["day"]), "name": r["name"], "count": r["count"]}
-                for r in counts
-                if r["kind"] == "track"
+                {"day": _day(r.day), "name": r.name, "count": r.count} for r in counts if r.kind == "track"
             ],
             "exposures": [
-                {"day": _day(r["day"]), "experiment": r["name"], "units": r["count"]}
+                {"day": _day(r.day), "experiment": r.name, "units": r.count}
                 for r in counts
-                if r["kind"] == "exposure"
+                if r.kind == "exposure"
             ],
             "rejected": [
-                {"day": _day(r["day"]), "code": r["code"], "count": r["count"], "lastSeen": r["last_seen"]}
+                {"day": _day(r.day), "code": r.code, "count": r.count, "lastSeen": r.last_seen}
                 for r in rejected
             ],
             "lastSeen": [

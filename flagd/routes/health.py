@@ -17,6 +17,7 @@ from starlette.routing import Route
 from flagd.errors import DatabaseUnavailable, ServiceUnavailable
 from flagd.http.responses import OrjsonResponse
 from flagd.state import server_state
+from flagd.storage.instance import instance_id
 from flagd.storage.migrations import schema_status
 
 # A probe must answer quickly even when the database hangs.
@@ -34,9 +35,7 @@ async def readyz(request: Request) -> Response:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
             async with state.pool.acquire() as conn:
                 status = await schema_status(conn, state.migrations)
-                instance_id = (
-                    await conn.fetchval("SELECT instance_id::text FROM instance") if status.current else None
-                )
+                identity = await instance_id(conn) if status.current else None
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"the database is not reachable: {exc or type(exc).__name__}") from exc
     if not status.up_to_date:
@@ -56,7 +55,7 @@ async def readyz(request: Request) -> Response:
         {
             "status": "ready",
             "schema_version": status.current,
-            "instance_id": instance_id,
+            "instance_id": identity,
             "config_version": snapshot.version,
             "broken_flags": snapshot.broken_flags(),
             "problems": [

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 
+from flagd.auth.sessions import Session as Session  # the pages name it from here
+from flagd.auth.sessions import SessionRepository
 from flagd.storage.types import Connection
 
 COOKIE = "flagd_session"
@@ -21,13 +22,6 @@ COOKIE_PATH = "/experiments"
 SESSION_SECONDS = 12 * 3600
 MAX_SESSIONS_PER_KEY = 20
 """Logging in again beyond this many open sessions of one key ends its oldest."""
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    key_id: int
-    key_name: str
-    csrf: str
 
 
 def _hash(token: str) -> bytes:
@@ -42,20 +36,12 @@ def same(a: str | None, b: str | None) -> bool:
 async def open_session(conn: Connection, key_id: int) -> str:
     """A new session of `key_id`; the token for the cookie."""
     token = secrets.token_urlsafe(32)
+    sessions = SessionRepository(conn)
     async with conn.transaction():
-        await conn.execute("DELETE FROM web_sessions WHERE expires_at < now()")
-        await conn.execute(
-            "DELETE FROM web_sessions WHERE key_id = $1 AND token_hash IN (SELECT token_hash FROM web_sessions "
-            "WHERE key_id = $1 ORDER BY created_at DESC OFFSET $2)",
-            key_id,
-            MAX_SESSIONS_PER_KEY - 1,
-        )
-        await conn.execute(
-            "INSERT INTO web_sessions (token_hash, key_id, csrf, expires_at) VALUES ($1, $2, $3, now() + $4::interval)",
-            _hash(token),
-            key_id,
-            secrets.token_urlsafe(24),
-            timedelta(seconds=SESSION_SECONDS),
+        await sessions.delete_expired()
+        await sessions.keep_newest(key_id, MAX_SESSIONS_PER_KEY - 1)
+        await sessions.insert(
+            _hash(token), key_id, secrets.token_urlsafe(24), timedelta(seconds=SESSION_SECONDS)
         )
     return token
 
@@ -64,14 +50,8 @@ async def find_session(conn: Connection, token: str | None) -> Session | None:
     """The live session of a cookie's token: not expired, its key neither revoked nor of the sdk scope."""
     if not token or len(token) > 128:
         return None
-    row = await conn.fetchrow(
-        "SELECT s.key_id, k.name, s.csrf FROM web_sessions s JOIN api_keys k ON k.id = s.key_id "
-        "WHERE s.token_hash = $1 AND s.expires_at > now() AND k.revoked_at IS NULL "
-        "AND k.scope IN ('results', 'admin')",
-        _hash(token),
-    )
-    return None if row is None else Session(row["key_id"], row["name"], row["csrf"])
+    return await SessionRepository(conn).live(_hash(token))
 
 
 async def close_session(conn: Connection, token: str) -> None:
-    await conn.execute("DELETE FROM web_sessions WHERE token_hash = $1", _hash(token))
+    await SessionRepository(conn).delete(_hash(token))
