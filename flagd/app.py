@@ -20,8 +20,8 @@ from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.http.metrics_middleware import MetricsMiddleware
 from flagd.ingest.service import Ingest
 from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE, QUEUE_DEPTH, worker_exited
-from flagd.results.cache import ReductionCache
 from flagd.results.keeper import ResultsKeeper
+from flagd.results.pool import ResultsPool
 from flagd.routes import admin, config_stream, events, experiments, health, metrics, ofrep, openapi, results
 from flagd.settings import Settings
 from flagd.state import ServerState
@@ -87,7 +87,8 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         config = ConfigWatcher(pool, settings, on_keys_changed=auth.forget)
         await config.start()
         ingest = Ingest(settings, pool)
-        keeper = ResultsKeeper(settings, pool)
+        keeper = ResultsKeeper(settings, pool, lambda: config.snapshot.catalog)
+        results = ResultsPool(settings)
         sampler: asyncio.Task[None] | None = None
         try:
             await ingest.start()
@@ -100,7 +101,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 config=config,
                 ingest=ingest,
                 worker_id=secrets.token_hex(4),
-                results_cache=ReductionCache(),
+                results=results,
             )
             sampler = asyncio.create_task(_sample(state), name="flagd-metrics-sampler")
             yield state
@@ -110,6 +111,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
             worker_exited()
+            await results.stop()
             await keeper.stop()
             await ingest.stop()
             await config.stop()

@@ -56,6 +56,11 @@ class Settings:
     server_exposures: bool = True
     results_pre_exposure_days: int = 14
     results_rollup_seconds: float = 30.0
+    results_processes: int = 1
+    """Processes per worker that compute results and render pages, off the loop that answers evaluations."""
+    results_max_waiting: int = 4
+    """Results requests a worker lets wait for a busy process; past it, 503 with Retry-After."""
+    results_timeout_seconds: float = 120.0
     metrics: str = "key"
     """Who may read GET /metrics: key (an admin key), open (anyone), off."""
     metrics_port: int | None = None
@@ -99,6 +104,9 @@ class Settings:
             ("FLAGD_EVENTS_COMMIT_TIMEOUT", self.events_commit_timeout, 0.1, 600),
             ("FLAGD_RESULTS_PRE_EXPOSURE_DAYS", self.results_pre_exposure_days, 0, 365),
             ("FLAGD_RESULTS_ROLLUP_SECONDS", self.results_rollup_seconds, 1, 86_400),
+            ("FLAGD_RESULTS_PROCESSES", self.results_processes, 1, 32),
+            ("FLAGD_RESULTS_MAX_WAITING", self.results_max_waiting, 0, 1_000),
+            ("FLAGD_RESULTS_TIMEOUT_SECONDS", self.results_timeout_seconds, 1, 3_600),
         ]
         for name, value, low, high in bounds:
             if not low <= value <= high:
@@ -159,6 +167,11 @@ class Settings:
             ),
             results_rollup_seconds=reader.get(
                 "FLAGD_RESULTS_ROLLUP_SECONDS", float, defaults.results_rollup_seconds
+            ),
+            results_processes=reader.get("FLAGD_RESULTS_PROCESSES", int, defaults.results_processes),
+            results_max_waiting=reader.get("FLAGD_RESULTS_MAX_WAITING", int, defaults.results_max_waiting),
+            results_timeout_seconds=reader.get(
+                "FLAGD_RESULTS_TIMEOUT_SECONDS", float, defaults.results_timeout_seconds
             ),
             metrics=reader.choice("FLAGD_METRICS", ("key", "open", "off"), defaults.metrics),
             metrics_port=reader.get("FLAGD_METRICS_PORT", int, defaults.metrics_port),

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
 from flagd.ingest.service import Ingest
-from flagd.results.cache import ReductionCache
+from flagd.results.pool import ResultsPool
 from flagd.settings import Settings
 from flagd.storage.migrations import Migration
 
@@ -25,7 +25,8 @@ class ServerState:
     ingest: Ingest
     worker_id: str
     """An opaque id of this worker process, sent on long-lived streams to tell workers apart."""
-    results_cache: ReductionCache
+    results: ResultsPool
+    """Where results are computed and pages rendered: processes of their own, off this event loop."""
 
 
 def server_state(request: Request) -> ServerState:

@@ -5,19 +5,37 @@ the means, the absolute and relative lift with fixed-horizon and always-valid (s
 intervals and p-values, the p-values adjusted across the experiment's metrics x variants (Holm
 by default), and the chance to beat control. CUPED uses each unit's same metric before its
 exposure where the metric has one (conversion, count, sum); ratio-like metrics are analysed
-with the delta method.
+with the delta method. What each type means is in `flagd.results.metric_types`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, Literal
 
-from flagd.experiments.model import Metric
-from flagd.results.reduce import RATIO_TYPES, Reduction, VariantSums
+from flagd.experiments.model import Metric, Role
+from flagd.results.metric_types import kind
+from flagd.results.model import (
+    Comparison,
+    Correction,
+    Estimate,
+    Impact,
+    MetricResult,
+    NoEstimate,
+    Progress,
+    Projection,
+    Reduction,
+    SampleRatio,
+    Scale,
+    SeriesComparison,
+    SeriesPoint,
+    StatisticProblem,
+    TestResult,
+    VariantSummary,
+    VariantSums,
+)
 from stats import (
     AnalysisResult,
     BetaPrior,
@@ -38,7 +56,6 @@ from stats import (
     sequential_sample_size,
 )
 
-Correction = Literal["holm", "bh", "none"]
 Statistic = ProportionStatistic | SampleMeanStatistic | RatioStatistic | RegressionAdjustedStatistic
 
 DESIGN_UNITS = 100_000
@@ -56,10 +73,14 @@ class Options:
     alpha_given: bool = False
     """Whether the request chose alpha (else the experiment's own is used)."""
 
+    @property
+    def design(self) -> SequentialDesign:
+        return SequentialDesign.from_expected_sample_size(self.design_units, self.alpha)
+
 
 def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
     """The stats/ statistic of one variant of `metric`."""
-    if metric.type in RATIO_TYPES:
+    if kind(metric.type).ratio:
         return RatioStatistic(
             SampleMeanStatistic(sums.n, sums.y, sums.y2),
             SampleMeanStatistic(sums.n, sums.d, sums.d2),
@@ -76,63 +97,64 @@ def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
     return post
 
 
-def _result(result: AnalysisResult) -> dict[str, Any]:
+def test_result(result: AnalysisResult) -> TestResult:
     if result.problem is not None:
-        return {"problem": {"code": result.problem.problem.value, "message": result.problem.message}}
-    return {
-        "effect": result.effect,
-        "ciLow": _finite(result.ci_low),
-        "ciHigh": _finite(result.ci_high),
-        "pValue": result.p_value,
-    }
+        return NoEstimate(StatisticProblem(result.problem.problem.value, result.problem.message))
+    return Estimate(result.effect, result.ci_low, result.ci_high, result.p_value)
 
 
-def _finite(value: float) -> float | None:
-    """JSON has no infinity: an unbounded end of an interval is null."""
-    return value if math.isfinite(value) else None
-
-
-def _mean(metric: Metric, sums: VariantSums) -> float | None:
-    if metric.type in RATIO_TYPES:
-        value = sums.y / sums.d if sums.d else None
-        return None if value is None else value * (100.0 if metric.type == "nps" else 1.0)
+def mean(metric: Metric, sums: VariantSums) -> float | None:
+    """The variant's value of the metric as shown: per unit, or sum(y) / sum(d) for ratio types."""
+    if kind(metric.type).ratio:
+        return sums.y / sums.d * kind(metric.type).mean_scale if sums.d else None
     return sums.y / sums.n if sums.n else None
 
 
+def _uses_cuped(metric: Metric, sums: Mapping[str, VariantSums], options: Options) -> bool:
+    return options.cuped and kind(metric.type).cuped and any(s.x != 0 for s in sums.values())
+
+
 def analyse_metric(
-    metric: Metric, reduction: Reduction, control: str, treatments: Sequence[str], options: Options
-) -> dict[str, Any]:
+    metric: Metric,
+    role: Role,
+    reduction: Reduction,
+    control: str,
+    treatments: Sequence[str],
+    options: Options,
+) -> MetricResult:
     """One metric: each variant's units and mean, and each treatment's comparison with control."""
-    sums = {
-        v: reduction.variants.get(v) or VariantSums(v, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        for v in (control, *treatments)
-    }
-    use_cuped = options.cuped and metric.type not in RATIO_TYPES and any(s.x != 0 for s in sums.values())
-    design = SequentialDesign.from_expected_sample_size(options.design_units, options.alpha)
-    variants = [{"variant": v, "units": s.n, "mean": _mean(metric, s)} for v, s in sums.items()]
-    comparisons = []
+    sums = {v: reduction.sums(v) for v in (control, *treatments)}
+    use_cuped = _uses_cuped(metric, sums, options)
+    design = options.design
     base = statistic(metric, sums[control], cuped=use_cuped)
+    comparisons = []
     for treatment in treatments:
         other = statistic(metric, sums[treatment], cuped=use_cuped)
-        comparison: dict[str, Any] = {"variant": treatment}
-        for scale, relative in (("absolute", False), ("relative", True)):
-            comparison[scale] = {
-                "fixedHorizon": _result(fixed_horizon(base, other, relative=relative, alpha=options.alpha)),
-                "sequential": _result(
-                    sequential(base, other, design, relative=relative, alpha=options.alpha)
-                ),
-            }
-        comparison["chanceToBeatControl"] = _chance(metric, sums[control], sums[treatment], base, other)
-        comparisons.append(comparison)
-    return {
-        "metric": metric.key,
-        "type": metric.type,
-        "direction": metric.direction,
-        "cuped": use_cuped,
-        "cap": reduction.cap,
-        "variants": variants,
-        "comparisons": comparisons,
-    }
+        scales = {
+            relative: Scale(
+                test_result(fixed_horizon(base, other, relative=relative, alpha=options.alpha)),
+                test_result(sequential(base, other, design, relative=relative, alpha=options.alpha)),
+            )
+            for relative in (False, True)
+        }
+        comparisons.append(
+            Comparison(
+                treatment,
+                scales[False],
+                scales[True],
+                _chance(metric, sums[control], sums[treatment], base, other),
+            )
+        )
+    return MetricResult(
+        metric=metric.key,
+        role=role,
+        type=metric.type,
+        direction=metric.direction,
+        cuped=use_cuped,
+        cap=reduction.cap,
+        variants=tuple(VariantSummary(v, s.n, mean(metric, s)) for v, s in sums.items()),
+        comparisons=tuple(comparisons),
+    )
 
 
 def _chance(
@@ -154,29 +176,49 @@ def _chance(
     return chance if metric.direction == "increase" else 1.0 - chance
 
 
-def adjust(metrics: list[dict[str, Any]], correction: Correction) -> None:
-    """Add each comparison's p-values adjusted across every metric x treatment, in place."""
-    for test in ("fixedHorizon", "sequential"):
-        places = [
-            c["relative"][test] for m in metrics for c in m["comparisons"] if "pValue" in c["relative"][test]
-        ]
-        p_values = [place["pValue"] for place in places]
+def adjust(metrics: Sequence[MetricResult], correction: Correction) -> tuple[MetricResult, ...]:
+    """The metrics with each relative estimate's p-value adjusted across every metric x treatment."""
+    places = [
+        (test, m_index, c_index)
+        for test in ("fixed_horizon", "sequential")
+        for m_index, m in enumerate(metrics)
+        for c_index, c in enumerate(m.comparisons)
+        if isinstance(getattr(c.relative, test), Estimate)
+    ]
+    adjusted: dict[tuple[str, int, int], float | None] = {}
+    for test in ("fixed_horizon", "sequential"):
+        mine = [place for place in places if place[0] == test]
+        p_values = [getattr(metrics[m].comparisons[c].relative, test).p_value for _, m, c in mine]
         if correction == "none" or not p_values:
-            adjusted = p_values
+            values = p_values
         else:
             result = holm(p_values) if correction == "holm" else benjamini_hochberg(p_values)
-            adjusted = list(result.p_values) if result.problem is None else [math.nan] * len(p_values)
-        for place, value in zip(places, adjusted, strict=True):
-            place["pValueAdjusted"] = value if math.isfinite(value) else None
+            values = list(result.p_values) if result.problem is None else [math.nan] * len(p_values)
+        adjusted.update(
+            {place: v if math.isfinite(v) else None for place, v in zip(mine, values, strict=True)}
+        )
+    out = []
+    for m_index, m in enumerate(metrics):
+        comparisons = []
+        for c_index, c in enumerate(m.comparisons):
+            relative = c.relative
+            for test in ("fixed_horizon", "sequential"):
+                key = (test, m_index, c_index)
+                if key in adjusted:
+                    estimate = getattr(relative, test)
+                    relative = replace(relative, **{test: replace(estimate, p_value_adjusted=adjusted[key])})
+            comparisons.append(replace(c, relative=relative))
+        out.append(replace(m, comparisons=tuple(comparisons)))
+    return tuple(out)
 
 
-def srm(counts: Mapping[str, int], weights: Mapping[str, int]) -> dict[str, Any]:
+def srm(counts: Mapping[str, int], weights: Mapping[str, int]) -> SampleRatio | NoEstimate:
     """Sample-ratio mismatch of the exposed units against the designed weights."""
     names = list(weights)
     result = sample_ratio_mismatch([counts.get(n, 0) for n in names], [float(weights[n]) for n in names])
     if result.problem is not None:
-        return {"problem": {"code": result.problem.problem.value, "message": result.problem.message}}
-    return {"pValue": result.p_value, "mismatch": result.mismatch, "chiSquared": result.chi_squared}
+        return NoEstimate(StatisticProblem(result.problem.problem.value, result.problem.message))
+    return SampleRatio(result.p_value, result.mismatch, result.chi_squared)
 
 
 def units_per_day(daily: Mapping[date, int], today: date) -> float | None:
@@ -194,36 +236,34 @@ def progress(
     units: int,
     per_day: float | None,
     options: Options,
-) -> dict[str, Any]:
+) -> Progress:
     """Units needed for the primary metric to detect a relative change of `options.mde` with 80% power."""
-    if metric.type in RATIO_TYPES or control.n < 2:
-        return {"mde": options.mde, "neededUnits": None, "units": units, "daysRemaining": None}
-    if metric.type == "conversion":
-        mean = control.y / control.n
-        variance = mean * (1 - mean)
-    else:
-        mean = control.y / control.n
-        variance = (control.y2 - control.y**2 / control.n) / (control.n - 1)
-    design = SequentialDesign.from_expected_sample_size(options.design_units, options.alpha)
+    unknown = Progress(options.mde, None, units, None)
+    if not kind(metric.type).progress or control.n < 2:
+        return unknown
+    moments = statistic(metric, control, cuped=False)
+    assert isinstance(moments, ProportionStatistic | SampleMeanStatistic)
     solved = sequential_sample_size(
-        PowerInputs(mean, variance, alpha=options.alpha), design, options.mde, relative=True
+        PowerInputs(moments.mean, moments.variance, alpha=options.alpha),
+        options.design,
+        options.mde,
+        relative=True,
     )
     if solved.problem is not None or not math.isfinite(solved.value):
-        return {"mde": options.mde, "neededUnits": None, "units": units, "daysRemaining": None}
+        return unknown
     smallest_share = min(weights.values()) / sum(weights.values())
     needed = math.ceil(solved.value / smallest_share)
     remaining = max(needed - units, 0)
-    days = remaining / per_day if per_day else None
-    return {"mde": options.mde, "neededUnits": needed, "units": units, "daysRemaining": days}
+    return Progress(options.mde, needed, units, remaining / per_day if per_day else None)
 
 
 def impact(
     metric: Metric,
-    comparison: Mapping[str, Any],
+    comparison: Comparison,
     per_day: float | None,
     allocation_share: float,
-    control: VariantSums | None = None,
-) -> dict[str, Any] | None:
+    control: VariantSums,
+) -> Impact | None:
     """The projected change per day and per year if the variant shipped to every eligible unit, with its interval.
 
     The always-valid absolute effect times the eligible units a day (new units a day in the
@@ -231,30 +271,23 @@ def impact(
     per unit; for a mean metric it is per event, so it is also multiplied by the control's events per
     unit (what a mean is taken over). Other ratios and surveys have no total to project.
     """
-    result = comparison["absolute"]["sequential"]
-    if metric.type not in ("conversion", "count", "sum", "mean") or "effect" not in result or not per_day:
+    result = comparison.absolute.sequential
+    projects = kind(metric.type).impact
+    if projects is None or not isinstance(result, Estimate) or not per_day:
         return None
     eligible = per_day / allocation_share
     per_unit = 1.0
-    if metric.type == "mean":
-        if control is None or not control.n or not control.d:
+    if projects == "per event":
+        if not control.n or not control.d:
             return None
         per_unit = control.d / control.n
 
-    def scaled(value: float | None, factor: float) -> float | None:
-        return None if value is None else value * eligible * per_unit * factor
+    def projected(factor: float) -> Projection:
+        scale = eligible * per_unit * factor
+        low, high = (v * scale if math.isfinite(v) else None for v in (result.ci_low, result.ci_high))
+        return Projection(result.effect * scale, low, high)
 
-    return {
-        "eligibleUnitsPerDay": eligible,
-        "eventsPerUnit": per_unit if metric.type == "mean" else None,
-        "perDay": {
-            k: scaled(result[v], 1.0) for k, v in (("effect", "effect"), ("low", "ciLow"), ("high", "ciHigh"))
-        },
-        "perYear": {
-            k: scaled(result[v], 365.0)
-            for k, v in (("effect", "effect"), ("low", "ciLow"), ("high", "ciHigh"))
-        },
-    }
+    return Impact(eligible, per_unit if projects == "per event" else None, projected(1.0), projected(365.0))
 
 
 def series(
@@ -263,18 +296,18 @@ def series(
     control: str,
     treatments: Sequence[str],
     options: Options,
-) -> list[dict[str, Any]]:
+) -> tuple[SeriesPoint, ...]:
     """Per day, each treatment's cumulative estimate with its always-valid interval, carried over the looks.
 
     The intervals are intersected from day to day (`stats.accumulate_looks`): each stays valid at every
     look, so the band only narrows, and looking daily does not inflate the error rate.
     """
-    design = SequentialDesign.from_expected_sample_size(options.design_units, options.alpha)
-    empty = {v: VariantSums(v, 0, 0, 0, 0, 0, 0, 0, 0, 0) for v in (control, *treatments)}
+    design = options.design
+    names = (control, *treatments)
     looks: dict[tuple[str, bool], list[AnalysisResult]] = {}
     for _, reduction in days:
-        sums = {v: reduction.variants.get(v) or empty[v] for v in empty}
-        use_cuped = options.cuped and metric.type not in RATIO_TYPES and any(s.x != 0 for s in sums.values())
+        sums = {v: reduction.sums(v) for v in names}
+        use_cuped = _uses_cuped(metric, sums, options)
         base = statistic(metric, sums[control], cuped=use_cuped)
         for treatment in treatments:
             other = statistic(metric, sums[treatment], cuped=use_cuped)
@@ -282,19 +315,16 @@ def series(
                 result = sequential(base, other, design, relative=relative, alpha=options.alpha)
                 looks.setdefault((treatment, relative), []).append(result)
     carried = {key: accumulate_looks(results) for key, results in looks.items()}
-    points = []
-    for index, (day, reduction) in enumerate(days):
-        point: dict[str, Any] = {
-            "day": day.isoformat(),
-            "units": {v: (reduction.variants.get(v) or empty[v]).n for v in empty},
-            "comparisons": [
-                {
-                    "variant": t,
-                    "absolute": _result(carried[(t, False)][index]),
-                    "relative": _result(carried[(t, True)][index]),
-                }
+    return tuple(
+        SeriesPoint(
+            day,
+            {v: reduction.sums(v).n for v in names},
+            tuple(
+                SeriesComparison(
+                    t, test_result(carried[(t, False)][index]), test_result(carried[(t, True)][index])
+                )
                 for t in treatments
-            ],
-        }
-        points.append(point)
-    return points
+            ),
+        )
+        for index, (day, reduction) in enumerate(days)
+    )

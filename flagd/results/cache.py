@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from flagd.results.reduce import Reduction
+from flagd.results.model import Reduction
 
 Reductions = dict[str, Reduction]
 

@@ -1,4 +1,4 @@
-"""The recommendation, in plain language, from the analysed metrics and the health checks: pure.
+"""The decision in plain language, from the analysed metrics and the health checks: pure.
 
     investigate  a health check failed: no winner is shown, the numbers cannot be trusted yet
     stop         a guardrail is harmed by a variant (its always-valid interval is on the harmful side)
@@ -14,30 +14,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Literal
 
-from flagd.results.health import Check
+from flagd.results.model import Check, Comparison, Decision, Estimate, MetricResult, Progress, Scale, Verdict
 
-
-def _interval(comparison: dict[str, Any], scale: str = "absolute") -> tuple[float, float] | None:
-    result = comparison[scale]["sequential"]
-    if "effect" not in result:
-        return None
-    low = result["ciLow"] if result["ciLow"] is not None else -math.inf
-    high = result["ciHigh"] if result["ciHigh"] is not None else math.inf
-    return low, high
+Side = Literal["good", "bad", "unclear"]
 
 
-def _side(metric: dict[str, Any], comparison: dict[str, Any]) -> str:
-    """'good', 'bad' or 'unclear': where the metric's always-valid interval of the difference lies.
+def _interval(scale: Scale) -> tuple[float, float] | None:
+    result = scale.sequential
+    return (result.ci_low, result.ci_high) if isinstance(result, Estimate) else None
+
+
+def side(metric: MetricResult, comparison: Comparison) -> Side:
+    """Where the metric's always-valid interval of the difference lies, for the metric's direction.
 
     The absolute difference decides (its interval is always bounded; the relative one is unbounded
     while the control mean is not clearly away from zero, and has the same sign when it is not)."""
-    interval = _interval(comparison)
+    interval = _interval(comparison.absolute)
     if interval is None:
         return "unclear"
     low, high = interval
-    up = metric["direction"] == "increase"
+    up = metric.direction == "increase"
     if low > 0:
         return "good" if up else "bad"
     if high < 0:
@@ -50,65 +48,69 @@ def _percent(interval: tuple[float, float]) -> str:
     return f"[{low}, {high}]"
 
 
-def guardrail_verdicts(metrics: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def guardrail_verdicts(metrics: Sequence[MetricResult]) -> tuple[Verdict, ...]:
     """harmed / not harmed / inconclusive, per guardrail and variant."""
-    verdicts = []
-    for metric in metrics:
-        if metric["role"] != "guardrail":
-            continue
-        for comparison in metric["comparisons"]:
-            side = _side(metric, comparison)
-            verdict = {"bad": "harmed", "good": "not harmed"}.get(side, "inconclusive")
-            verdicts.append(
-                {"metric": metric["metric"], "variant": comparison["variant"], "verdict": verdict}
-            )
-    return verdicts
+    return tuple(
+        Verdict(metric.metric, comparison.variant, _VERDICTS[side(metric, comparison)])
+        for metric in metrics
+        if metric.role == "guardrail"
+        for comparison in metric.comparisons
+    )
 
 
-def decide(
-    metrics: Sequence[dict[str, Any]], checks: Sequence[Check], progress: dict[str, Any] | None
-) -> dict[str, Any]:
+_VERDICTS: dict[Side, Literal["harmed", "not harmed", "inconclusive"]] = {
+    "bad": "harmed",
+    "good": "not harmed",
+    "unclear": "inconclusive",
+}
+
+
+def decide(metrics: Sequence[MetricResult], checks: Sequence[Check], progress: Progress | None) -> Decision:
     failed = [c for c in checks if not c.ok]
     if failed:
-        return {
-            "action": "investigate",
-            "reason": f"{failed[0].name} check failed: {failed[0].found}. {failed[0].todo}.".replace(
-                "..", "."
-            ),
-            "failedChecks": [c.name for c in failed],
-        }
-    harmed = [v for v in guardrail_verdicts(metrics) if v["verdict"] == "harmed"]
+        return Decision(
+            "investigate",
+            f"{failed[0].check} check failed: {failed[0].found}. {failed[0].todo}.".replace("..", "."),
+            failed_checks=tuple(c.check for c in failed),
+        )
+    harmed = [v for v in guardrail_verdicts(metrics) if v.verdict == "harmed"]
     if harmed:
         first = harmed[0]
-        return {
-            "action": "stop",
-            "reason": f"variant {first['variant']} harms guardrail {first['metric']}; stop the experiment (or the "
-            "variant) and look at why",
-            "variant": first["variant"],
-        }
-    primary = next((m for m in metrics if m["role"] == "primary"), None)
+        return Decision(
+            "stop",
+            f"variant {first.variant} harms guardrail {first.metric}; stop the experiment (or the variant) "
+            "and look at why",
+            variant=first.variant,
+        )
+    primary = next((m for m in metrics if m.role == "primary"), None)
     if primary is not None:
-        winners = [c for c in primary["comparisons"] if _side(primary, c) == "good"]
+        winners = [c for c in primary.comparisons if side(primary, c) == "good"]
         if winners:
-            best = max(winners, key=lambda c: abs(c["absolute"]["sequential"]["effect"]))
-            relative = _interval(best, "relative")
+            best = max(winners, key=lambda c: abs(_effect(c.absolute)))
+            relative = _interval(best.relative)
             change = (
-                f"{best['relative']['sequential']['effect']:+.1%} (always-valid interval {_percent(relative)})"
+                f"{_effect(best.relative):+.1%} (always-valid interval {_percent(relative)})"
                 if relative is not None
-                else f"{best['absolute']['sequential']['effect']:+.4g} per unit"
+                else f"{_effect(best.absolute):+.4g} per unit"
             )
-            return {
-                "action": "ship",
-                "reason": f"variant {best['variant']} changes {primary['metric']} by {change} and harms no guardrail",
-                "variant": best["variant"],
-            }
-    days = None if progress is None else progress.get("daysRemaining")
+            return Decision(
+                "ship",
+                f"variant {best.variant} changes {primary.metric} by {change} and harms no guardrail",
+                variant=best.variant,
+            )
+    days = None if progress is None else progress.days_remaining
     more = (
         f"about {math.ceil(days)} more days at the current traffic"
-        if isinstance(days, int | float) and math.isfinite(days) and days > 0
+        if days is not None and math.isfinite(days) and days > 0
         else "more data"
     )
-    return {
-        "action": "keep running",
-        "reason": f"no variant is a clear winner on the primary metric yet and no guardrail is harmed; it needs {more}",
-    }
+    return Decision(
+        "keep running",
+        f"no variant is a clear winner on the primary metric yet and no guardrail is harmed; it needs {more}",
+    )
+
+
+def _effect(scale: Scale) -> float:
+    result = scale.sequential
+    assert isinstance(result, Estimate), "only estimated comparisons are ranked"
+    return result.effect

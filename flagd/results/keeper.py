@@ -1,5 +1,5 @@
 """The results keeper: a background task per worker that keeps running experiments' roll-ups and past
-days up to date (flagd.results.service.keep_up) every FLAGD_RESULTS_ROLLUP_SECONDS.
+days up to date (`ResultsService.keep_up`) every FLAGD_RESULTS_ROLLUP_SECONDS.
 
 Only one worker of all the servers on a database keeps up at a time (a session advisory lock, skipped
 when held), and a failed round (the database down, say) is logged and tried again next round.
@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
 
-from flagd.config.repository import ConfigRepository
-from flagd.results.rollup import RollupPolicy
-from flagd.results.service import keep_up
+from flagd.experiments.catalog import Catalog
+from flagd.results.service import ResultsService
+from flagd.results.sql.rollup import RollupPolicy
 from flagd.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,8 +28,10 @@ KEEPER_LOCK_KEY = 0x666C6167642D726B
 
 
 class ResultsKeeper:
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, catalog: Callable[[], Catalog]) -> None:
         self._pool = pool
+        self._catalog = catalog
+        """The worker's current catalog (the config watcher's snapshot holds it)."""
         self._interval = settings.results_rollup_seconds
         self._policy = RollupPolicy.from_settings(settings)
         self._task: asyncio.Task[None] | None = None
@@ -49,8 +52,8 @@ class ResultsKeeper:
                 return None
             try:
                 started = time.perf_counter()
-                stored = await ConfigRepository(conn).load()
-                kept = await keep_up(conn, stored, self._policy, datetime.now(UTC))
+                service = ResultsService(conn, self._catalog(), self._policy)
+                kept = await service.keep_up(datetime.now(UTC))
                 if kept:
                     logger.debug("kept %d experiment(s) up in %.2f s", kept, time.perf_counter() - started)
                 return kept

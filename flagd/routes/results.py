@@ -1,4 +1,5 @@
-"""Results for product managers (results scope): `GET /v1/experiments/{key}/results`."""
+"""Results for product managers (results scope): `GET /v1/experiments`, `/v1/experiments/{key}/results` and its
+time series. The parameters are checked here; the work runs in a results process (flagd.results.pool)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ from starlette.responses import Response
 
 from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
-from flagd.config.repository import ConfigRepository
 from flagd.errors import InvalidParameter
 from flagd.http.params import choice_param, int_param, path_key, text_param
-from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
-from flagd.results.analysis import Correction, Options
-from flagd.results.rollup import RollupPolicy
-from flagd.results.service import experiment_results, experiment_timeseries, list_experiments
+from flagd.results.analysis import Options
+from flagd.results.jobs import Job, Kind, PageSession
+from flagd.results.model import Correction
 from flagd.state import server_state
 
+MAX_SEGMENT_CHARS = 64
 
-def _options(request: Request) -> Options:
+
+def results_options(request: Request) -> Options:
     chosen = choice_param(request, "correction", ("holm", "bh", "none"))
     correction: Correction = "bh" if chosen == "bh" else "none" if chosen == "none" else "holm"
     cuped = (choice_param(request, "cuped", ("true", "false")) or "true") == "true"
@@ -36,48 +37,70 @@ def _options(request: Request) -> Options:
     return Options(alpha=alpha, cuped=cuped, correction=correction, alpha_given=alpha_text is not None)
 
 
+def segment_param(request: Request) -> str | None:
+    segment = text_param(request, "segment")
+    if segment is not None and not 1 <= len(segment) <= MAX_SEGMENT_CHARS:
+        raise InvalidParameter(
+            f"segment must be the name of an exposure attribute, 1 to {MAX_SEGMENT_CHARS} characters"
+        )
+    return segment
+
+
+def job(
+    request: Request,
+    kind: Kind,
+    *,
+    key: str = "",
+    phase: int | None = None,
+    metric: str | None = None,
+    segment: str | None = None,
+    options: Options | None = None,
+    session: PageSession | None = None,
+) -> Job:
+    """A results job as of now, against this worker's config version."""
+    version = server_state(request).config.snapshot.version
+    return Job(kind, datetime.now(UTC), version, key, phase, metric, segment, options or Options(), session)
+
+
+async def answer(request: Request, work: Job) -> Response:
+    """The job's body, from a results process."""
+    answer = await server_state(request).results.run(work)
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
+
+
 @requires(Scope.RESULTS)
 async def get_results(request: Request, principal: Principal) -> Response:
     key = path_key(request, "key", "experiment")
     phase = int_param(request, "phase", low=1, high=1_000_000)
-    options = _options(request)
-    segment = text_param(request, "segment")
-    if segment is not None and not 1 <= len(segment) <= 64:
-        raise InvalidParameter("segment must be the name of an exposure attribute, 1 to 64 characters")
-    state = server_state(request)
-    policy = RollupPolicy.from_settings(state.settings)
-    async with state.pool.acquire() as conn:
-        stored = await ConfigRepository(conn).load()
-        body = await experiment_results(
-            conn, stored, key, phase, options, datetime.now(UTC), policy, state.results_cache, segment
-        )
-    return OrjsonResponse(body)
+    work = job(
+        request,
+        "results",
+        key=key,
+        phase=phase,
+        options=results_options(request),
+        segment=segment_param(request),
+    )
+    return await answer(request, work)
 
 
 @requires(Scope.RESULTS)
 async def get_timeseries(request: Request, principal: Principal) -> Response:
     key = path_key(request, "key", "experiment")
     phase = int_param(request, "phase", low=1, high=1_000_000)
-    metric = text_param(request, "metric")
-    options = _options(request)
-    state = server_state(request)
-    policy = RollupPolicy.from_settings(state.settings)
-    async with state.pool.acquire() as conn:
-        stored = await ConfigRepository(conn).load()
-        body = await experiment_timeseries(
-            conn, stored, key, phase, metric, options, datetime.now(UTC), policy
-        )
-    return OrjsonResponse(body)
+    work = job(
+        request,
+        "timeseries",
+        key=key,
+        phase=phase,
+        metric=text_param(request, "metric"),
+        options=results_options(request),
+    )
+    return await answer(request, work)
 
 
 @requires(Scope.RESULTS)
 async def get_experiments(request: Request, principal: Principal) -> Response:
-    state = server_state(request)
-    policy = RollupPolicy.from_settings(state.settings)
-    async with state.pool.acquire() as conn:
-        stored = await ConfigRepository(conn).load()
-        listed = await list_experiments(conn, stored, policy, state.results_cache, datetime.now(UTC))
-    return OrjsonResponse({"experiments": listed})
+    return await answer(request, job(request, "experiments"))
 
 
 routes = [

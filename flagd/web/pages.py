@@ -11,27 +11,22 @@ and a POST whose Origin is another site's is refused.
 
 from __future__ import annotations
 
-import math
 import secrets
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import orjson
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from flagd.auth.keys import Scope
-from flagd.config.repository import ConfigRepository
 from flagd.errors import FlagdError, Forbidden, InvalidParameter, PayloadTooLarge, Unauthorized
 from flagd.http.body import read_body
 from flagd.http.routing import resource
-from flagd.results.analysis import Options
-from flagd.results.rollup import RollupPolicy
-from flagd.results.service import experiment_results, experiment_timeseries, list_experiments
+from flagd.results.jobs import Job, PageSession
+from flagd.routes.results import job, segment_param
 from flagd.state import server_state
+from flagd.web.render import render
 from flagd.web.sessions import (
     COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -56,67 +51,13 @@ _MAX_FORM_BYTES = 4096
 _MAX_FORM_FIELDS = 8
 
 
-def _numeric(value: object) -> float | None:
-    """A number from the results, or None for anything else (null, or absent where a statistic has a
-    problem instead: templates pass what they find)."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _percent(raw: object, digits: int = 1) -> str:
-    value = _numeric(raw)
-    if value is None or not math.isfinite(value):
-        return "∞" if value is not None else "—"
-    return f"{value:+.{digits}%}"
-
-
-def _number(raw: object, kind: str = "") -> str:
-    value = _numeric(raw)
-    if value is None:
-        return "—"
-    if kind == "conversion":
-        return f"{value:.2%}"
-    return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-def _p(raw: object) -> str:
-    value = _numeric(raw)
-    return "—" if value is None else ("< 0.001" if value < 0.001 else f"{value:.3f}")
-
-
-def _when(value: datetime | str | None) -> str:
-    if value is None:
-        return "—"
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("flagd.web", "templates"),
-        autoescape=select_autoescape(["html"]),
-        auto_reload=False,
-    )
-    env.filters.update(
-        # An interval's end is null in the API when it is unbounded.
-        lo=lambda v: "-∞" if v is None else _percent(v),
-        hi=lambda v: "+∞" if v is None else _percent(v),
-        pct=_percent,
-        pct0=lambda v: "—" if _numeric(v) is None else f"{_numeric(v):.0%}",
-        number=_number,
-        p=_p,
-        when=_when,
-    )
-    return env
-
-
-_ENV = _environment()
-
-
 def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(_ENV.get_template(template).render(**context), status_code=status, headers=_HEADERS)
+    return HTMLResponse(render(template, **context), status_code=status, headers=_HEADERS)
 
 
-def _message(heading: str, text: str, status: int, session: Session | None = None) -> HTMLResponse:
+def _message(
+    heading: str, text: str, status: int, session: Session | PageSession | None = None
+) -> HTMLResponse:
     return _page("message.html", status, heading=heading, text=text, session=session, back="/experiments")
 
 
@@ -236,104 +177,41 @@ async def logout(request: Request) -> Response:
 
 
 async def index(request: Request) -> Response:
-    state = server_state(request)
-    async with state.pool.acquire() as conn:
-        session = await find_session(conn, request.cookies.get(COOKIE))
-        if session is None:
-            return _login_redirect(request)
-        stored = await ConfigRepository(conn).load()
-        policy = RollupPolicy.from_settings(state.settings)
-        listed = await list_experiments(conn, stored, policy, state.results_cache, datetime.now(UTC))
-    return _page("index.html", experiments=listed, session=session)
-
-
-async def experiment(request: Request) -> Response:
-    state = server_state(request)
-    key = request.path_params["key"]
-    segment = request.query_params.get("segment") or None
-    async with state.pool.acquire() as conn:
-        session = await find_session(conn, request.cookies.get(COOKIE))
-        if session is None:
-            return _login_redirect(request)
-        if segment is not None and not 1 <= len(segment) <= 64:
-            return _message(
-                "Bad segment", "A segment is an exposure attribute's name, 1 to 64 characters.", 400
-            )
-        stored = await ConfigRepository(conn).load()
-        if key not in stored.experiments:
-            return _message("No such experiment", f"There is no experiment “{key}”.", 404, session)
-        lifecycle = stored.lifecycles.get(key)
-        if lifecycle is None or lifecycle.phase < 1:
-            return _message(
-                "Not started", f"Experiment “{key}” has not started yet, so it has no data.", 200, session
-            )
-        policy = RollupPolicy.from_settings(state.settings)
-        now = datetime.now(UTC)
-        try:
-            results = await experiment_results(
-                conn, stored, key, None, Options(), now, policy, state.results_cache, segment
-            )
-            series = await experiment_timeseries(
-                conn, stored, key, None, None, Options(), now, policy, state.results_cache
-            )
-        except FlagdError as exc:
-            return _message("No results", exc.message, exc.status, session)
-    if sum(u["units"] for u in results["units"]) + results["unitsInSeveralVariants"] == 0:
-        return _message(
-            "No data yet",
-            f"Experiment “{key}” is {results['state']} but no exposures have been recorded for it yet. "
-            "Results appear once your application reports exposures (the SDK does it when it evaluates "
-            "the flag).",
-            200,
-            session,
-        )
-    return _page(
-        "experiment.html",
-        key=key,
-        name=(stored.experiments[key].get("name") if isinstance(stored.experiments[key], dict) else None)
-        or key,
-        r=results,
-        series=series,
-        chart_data=_chart_data(results, series),
-        comparison=_comparison_of,
-        session=session,
+    session = await _session(request)
+    if session is None:
+        return _login_redirect(request)
+    return await _rendered(
+        request, job(request, "index", session=PageSession(session.key_name, session.csrf))
     )
 
 
-def _comparison_of(metric: dict[str, Any], variant: str) -> dict[str, Any] | None:
-    return next((c for c in metric["comparisons"] if c["variant"] == variant), None)
+async def experiment(request: Request) -> Response:
+    session = await _session(request)
+    if session is None:
+        return _login_redirect(request)
+    try:
+        segment = segment_param(request)
+    except InvalidParameter as exc:
+        return _message("Bad segment", exc.message, 400, session)
+    work = job(
+        request,
+        "page",
+        key=request.path_params["key"],
+        segment=segment,
+        session=PageSession(session.key_name, session.csrf),
+    )
+    return await _rendered(request, work)
 
 
-def _chart_data(results: dict[str, Any], series: dict[str, Any]) -> str:
-    """The plots' data as JSON that is safe inside a <script> element."""
-    days = series["days"]
-    variants = [u["variant"] for u in results["units"]]
-    treatments = variants[1:]
-
-    def column(treatment: str, field: str) -> list[float | None]:
-        out: list[float | None] = []
-        for day in days:
-            found = next((c for c in day["comparisons"] if c["variant"] == treatment), None)
-            value = None if found is None else found["relative"].get(field)
-            out.append(None if value is None or not math.isfinite(value) else value * 100)
-        return out
-
-    moments = [datetime.fromisoformat(d["day"]).replace(tzinfo=UTC).timestamp() for d in days]
-    data = {
-        "control": results["control"],
-        "x": moments,
-        "lift": [
-            {
-                "variant": t,
-                "effect": column(t, "effect"),
-                "low": column(t, "ciLow"),
-                "high": column(t, "ciHigh"),
-            }
-            for t in treatments
-        ],
-        "units": [{"variant": v, "values": [d["units"].get(v, 0) for d in days]} for v in variants],
-    }
-    return orjson.dumps(data).decode().replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+async def _rendered(request: Request, work: Job) -> Response:
+    """A page rendered in a results process; when none can take it, a message page that says so."""
+    try:
+        answer = await server_state(request).results.run(work)
+    except FlagdError as exc:
+        response = _message("Try again shortly", exc.message, exc.status, work.session)
+        response.headers.update(exc.headers or {})
+        return response
+    return HTMLResponse(answer.body, status_code=answer.status, headers=_HEADERS)
 
 
 # --- static files ----------------------------------------------------------------------------------

@@ -17,13 +17,14 @@ import asyncpg
 import httpx
 
 from flagd.config.repository import ConfigRepository
-from flagd.experiments.reading import read_sections
+from flagd.experiments.catalog import Catalog
 from flagd.results.cache import ReductionCache
-from flagd.results.days import day_reductions
 from flagd.results.keeper import KEEPER_LOCK_KEY, ResultsKeeper
-from flagd.results.reader import RollupReader
-from flagd.results.reduce import Reduction, reduce_metric, reduce_rolled_by
-from flagd.results.rollup import RollupPolicy, metric_sources, rollup_states
+from flagd.results.model import PhaseData
+from flagd.results.phase_reader import PhaseReader
+from flagd.results.sql.days import day_reductions
+from flagd.results.sql.reduce import reduce_metric, reduce_rolled_by
+from flagd.results.sql.rollup import RollupPolicy, metric_sources, rollup_states
 from flagd.settings import Settings
 from flagd.storage.pool import init_connection, open_pool
 from tests.flagd.results.test_results_recompute import at, post_all, start_pricing
@@ -31,22 +32,27 @@ from tests.flagd.results.test_results_recompute import at, post_all, start_prici
 POLICY = RollupPolicy(pre_seconds=14 * 86_400)
 
 
+async def catalog_of(conn: asyncpg.Connection) -> Catalog:
+    """The stored configuration's catalog, as a worker's snapshot holds it."""
+    await init_connection(conn)  # the server's codecs, which the stored configuration reads with
+    stored = await ConfigRepository(conn).load()
+    return Catalog.build(stored.version, stored.document(), stored.experiments, stored.lifecycles)
+
+
 async def assert_rollups_match_raw(conn: asyncpg.Connection) -> int:
     """Every metric's roll-up sums equal the raw reduction; the number of metrics compared."""
-    await init_connection(conn)  # the server's codecs, which the stored configuration reads with
-    sections = read_sections((await ConfigRepository(conn).load()).document(), [])
-    metrics = sections.metrics
+    plan = (await catalog_of(conn)).plan("pricing")
+    assert plan is not None
     compared = 0
-    for role in sections.experiments["pricing"].metrics:
-        metric = metrics[role.metric]
-        keys = tuple(s.key for s in metric_sources(metric, metrics, POLICY.pre_seconds))
-        rolled = (await reduce_rolled_by(conn, "pricing", 1, metric, metrics, keys, attribute=None))[""]
+    for role in plan.metrics:
+        metric = role.resolved
+        keys = tuple(s.key for s in metric_sources(metric, POLICY.pre_seconds))
+        rolled = (await reduce_rolled_by(conn, "pricing", 1, metric, keys, attribute=None))[""]
         raw = await reduce_metric(
             conn,
             "pricing",
             1,
             metric,
-            metrics,
             end=datetime.now(UTC) + timedelta(days=1),
             pre_seconds=POLICY.pre_seconds,
         )
@@ -144,11 +150,9 @@ async def test_should_answer_from_the_last_catch_up_while_another_holds_the_roll
     results_client: httpx.AsyncClient,
     conn: asyncpg.Connection,
 ) -> None:
-    await init_connection(conn)
     await start_pricing(admin, sdk, 30)
     assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
-    sections = read_sections((await ConfigRepository(conn).load()).document(), [])
-    source = metric_sources(sections.metrics["visits"], sections.metrics, POLICY.pre_seconds)[0]
+    source = metric_sources((await catalog_of(conn)).metrics["visits"], POLICY.pre_seconds)[0]
     before = (await rollup_states(conn, "pricing", 1, [source.key]))[source.key]
     async with conn.transaction():
         # Hold the roll-up as a catch-up would: the request must not wait for it.
@@ -174,7 +178,8 @@ async def test_should_keep_running_experiments_up_in_the_background_one_worker_a
     await start_pricing(admin, sdk, 60)
     pool = await open_pool(settings)
     try:
-        keeper = ResultsKeeper(settings, pool)
+        catalog = await catalog_of(conn)
+        keeper = ResultsKeeper(settings, pool, lambda: catalog)
         assert await keeper.run_once() == 1
         # Four sources: purchases within a day, all purchases, visits, survey answers.
         assert await conn.fetchval("SELECT count(*) FROM results_rollups") == 4
@@ -203,27 +208,28 @@ async def test_should_keep_running_experiments_up_in_the_background_one_worker_a
 async def test_should_reuse_a_reduction_only_while_its_rollups_are_unchanged(
     admin: httpx.AsyncClient, sdk: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
-    await init_connection(conn)
     await start_pricing(admin, sdk, 30)
-    sections = read_sections((await ConfigRepository(conn).load()).document(), [])
-    cache = ReductionCache(capacity=8)
+    plan = (await catalog_of(conn)).plan("pricing")
+    assert plan is not None
+    cache = ReductionCache(capacity=16)
 
-    async def visits() -> dict[str, Reduction]:
-        reader = await RollupReader.caught_up(conn, "pricing", 1, ["visits"], sections.metrics, POLICY, cache)
-        population = {"": {"control": 10, "a": 10, "b": 10}}
-        return await reader.reduce("visits", population)
+    async def read() -> PhaseData:
+        return await PhaseReader(conn, plan, 1, POLICY, cache, datetime.now(UTC) + timedelta(hours=1)).read()
 
-    first = await visits()
-    assert (cache.hits, cache.misses) == (0, 1)
-    assert await visits() == first
-    assert (cache.hits, cache.misses) == (1, 1)
+    metrics = len(plan.metrics)
+    first = await read()
+    assert (cache.hits, cache.misses) == (0, metrics)
+    assert (await read()).reductions == first.reductions
+    assert (cache.hits, cache.misses) == (metrics, metrics)
     unit = await conn.fetchval("SELECT unit FROM exposures WHERE NOT multiple_variants LIMIT 1")
     await post_all(sdk, [track(unit, "visit", datetime.now(UTC))])
-    changed = await visits()
-    assert (cache.hits, cache.misses) == (1, 2)
-    assert (
-        sum(v.y for v in changed[""].variants.values()) == sum(v.y for v in first[""].variants.values()) + 1
-    )
+    changed = await read()
+    # Only the metrics that read visits miss: "visits" itself, and the ratio over it.
+    reading_visits = sum("visit" in m.resolved.event_names for m in plan.metrics)
+    assert reading_visits >= 1
+    assert (cache.hits, cache.misses) == (2 * metrics - reading_visits, metrics + reading_visits)
+    visits = changed.reductions["visits"].variants.values()
+    assert sum(v.y for v in visits) == sum(v.y for v in first.reductions["visits"].variants.values()) + 1
 
 
 async def test_should_drop_the_derived_rows_of_a_deleted_experiment_and_keep_its_events(
@@ -251,15 +257,13 @@ async def test_should_compute_past_days_within_a_budget_latest_first(
     conn: asyncpg.Connection,
 ) -> None:
     now = await start_pricing(admin, sdk, 30)
-    await init_connection(conn)
-    metrics = read_sections((await ConfigRepository(conn).load()).document(), []).metrics
+    metrics = (await catalog_of(conn)).metrics
     days = [now.date() - timedelta(days=offset) for offset in (3, 2, 1)]
     spent = await day_reductions(
         conn,
         "pricing",
         1,
         metrics["visits"],
-        metrics,
         days,
         now=now,
         pre_seconds=POLICY.pre_seconds,

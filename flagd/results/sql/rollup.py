@@ -34,8 +34,8 @@ from datetime import datetime
 
 import orjson
 
-from flagd.experiments.model import Metric
-from flagd.results.reduce import UNIT_AGGREGATES
+from flagd.experiments.catalog import ResolvedMetric
+from flagd.results.sql.reduce import UNIT_AGGREGATES
 from flagd.settings import Settings
 from flagd.storage.types import Connection
 
@@ -51,14 +51,9 @@ class Source:
         return orjson.dumps([self.event, self.window_seconds, self.pre_seconds]).decode()
 
 
-def metric_sources(metric: Metric, metrics: dict[str, Metric], pre_seconds: int) -> tuple[Source, ...]:
+def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ...]:
     """The sources a metric reads: its own event, or a ratio's numerator and denominator."""
-    parts = (
-        [metrics[str(metric.numerator)], metrics[str(metric.denominator)]]
-        if metric.type == "ratio"
-        else [metric]
-    )
-    return tuple(Source(str(p.event), p.window_seconds, pre_seconds) for p in parts)
+    return tuple(Source(str(p.event), p.window_seconds, pre_seconds) for p in metric.parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,17 @@
-"""Health checks of an experiment's data: can the numbers be trusted?
+"""Health checks of an experiment's data: can the numbers be trusted? Pure verdicts over typed counts.
 
 Broken tracking is the commonest reason results lie, so each check says what it found and what
-to do. The database gives the daily volumes and the counts; judging them is pure (`judge_*`).
+to do. The phase reader gives the daily volumes and the counts (`flagd.results.phase_reader`);
+judging them happens here, with no I/O.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
-from flagd.storage.types import Connection
+from flagd.results.model import Check, NoEstimate, PhaseData, SampleRatio
 
 MULTIPLE_VARIANT_SHARE = 0.01
 """More than this share of units seen in several variants fails the check."""
@@ -20,37 +19,6 @@ TRAILING_DAYS = 7
 MIN_TRAILING_DAYS = 3
 DROP_BELOW = 0.5
 SPIKE_ABOVE = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    ok: bool
-    found: str
-    todo: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"check": self.name, "ok": self.ok, "found": self.found, "todo": self.todo}
-
-
-async def daily_events(conn: Connection, names: Sequence[str], since: date) -> dict[str, dict[date, int]]:
-    rows = await conn.fetch(
-        "SELECT name, day, count FROM event_counts WHERE kind = 'track' AND name = ANY($1) AND day >= $2",
-        list(names),
-        since,
-    )
-    volumes: dict[str, dict[date, int]] = {name: {} for name in names}
-    for row in rows:
-        volumes[row["name"]][row["day"]] = int(row["count"])
-    return volumes
-
-
-async def never_arrived(conn: Connection, names: Sequence[str]) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT n FROM unnest($1::text[]) AS n WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.name = n)",
-        list(names),
-    )
-    return sorted(r["n"] for r in rows)
 
 
 def judge_volume(what: str, daily: Mapping[date, int], today: date) -> Check:
@@ -91,11 +59,11 @@ def judge_multiple(multiple: int, total: int) -> Check:
     )
 
 
-def judge_srm(result: Mapping[str, Any]) -> Check:
-    if "problem" in result:
-        return Check("sample ratio", True, f"not testable yet: {result['problem']['message']}")
-    found = f"chi-squared p = {result['pValue']:.3g} against the designed weights"
-    if not result["mismatch"]:
+def judge_srm(result: SampleRatio | NoEstimate) -> Check:
+    if isinstance(result, NoEstimate):
+        return Check("sample ratio", True, f"not testable yet: {result.problem.message}")
+    found = f"chi-squared p = {result.p_value:.3g} against the designed weights"
+    if not result.mismatch:
         return Check("sample ratio", True, found)
     return Check(
         "sample ratio",
@@ -127,4 +95,20 @@ def judge_exposures_arrive(exposed: int, metric_events: int) -> Check:
         f"{metric_events} metric events arrived since the phase started, but no exposure",
         "log an exposure (or evaluate through OFREP) where the flag is evaluated; without exposures there is "
         "nothing to compare",
+    )
+
+
+def health_checks(data: PhaseData, sample_ratio: SampleRatio | NoEstimate) -> tuple[Check, ...]:
+    """Every check of one phase, in the order the page shows them (the decision names the first failed)."""
+    tally, today = data.tally, data.now.date()
+    since_start = sum(
+        n for days in data.volumes.values() for day, n in days.items() if day >= data.phase_start
+    )
+    return (
+        judge_srm(sample_ratio),
+        judge_multiple(tally.multiple, tally.total),
+        judge_volume("exposures", tally.daily, today),
+        *(judge_volume(f"{name} events", data.volumes[name], today) for name in sorted(data.volumes)),
+        judge_arrived(data.never_arrived),
+        judge_exposures_arrive(tally.total + tally.multiple, since_start),
     )

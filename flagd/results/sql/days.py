@@ -17,18 +17,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
-from flagd.experiments.model import Metric
-from flagd.results.reduce import Reduction, VariantSums, reduce_metric
+from flagd.experiments.catalog import ResolvedMetric
+from flagd.results.model import Reduction, VariantSums
+from flagd.results.sql.reduce import reduce_metric
 from flagd.storage.types import Connection
 
 CLOSED_AFTER = timedelta(hours=1)
-_FIELDS = ("n", "y", "y2", "d", "d2", "yd", "x", "x2", "xy")
 
 
-def signature(metric: Metric, metrics: dict[str, Metric], pre_seconds: int) -> str:
-    parts = [metric]
-    if metric.type == "ratio":
-        parts += [metrics[str(metric.numerator)], metrics[str(metric.denominator)]]
+def signature(metric: ResolvedMetric, pre_seconds: int) -> str:
+    """The metric's definition (with a ratio's parts) and the pre-exposure window, hashed."""
+    parts = [metric.metric, *metric.parts] if metric.metric.type == "ratio" else [metric.metric]
     return hashlib.sha256(orjson.dumps([parts, pre_seconds])).hexdigest()[:32]
 
 
@@ -40,7 +39,9 @@ def _encode(reduction: Reduction) -> bytes:
     return orjson.dumps(
         {
             "cap": reduction.cap,
-            "variants": {v: [getattr(s, f) for f in _FIELDS] for v, s in reduction.variants.items()},
+            "variants": {
+                v: [getattr(s, f) for f in VariantSums.FIELDS] for v, s in reduction.variants.items()
+            },
         }
     )
 
@@ -48,7 +49,7 @@ def _encode(reduction: Reduction) -> bytes:
 def _decode(metric: str, raw: str) -> Reduction:
     stored = orjson.loads(raw)
     variants = {
-        v: VariantSums(v, int(values[0]), *(float(x) for x in values[1:]))
+        v: VariantSums(int(values[0]), *(float(x) for x in values[1:]))
         for v, values in stored["variants"].items()
     }
     return Reduction(metric, variants, stored["cap"])
@@ -58,8 +59,7 @@ async def day_reductions(
     conn: Connection,
     experiment: str,
     phase: int,
-    metric: Metric,
-    metrics: dict[str, Metric],
+    metric: ResolvedMetric,
     days: Sequence[date],
     *,
     now: datetime,
@@ -69,7 +69,7 @@ async def day_reductions(
     """Each day's sums as of its end (or `now`, for a day not over): stored ones read back, others
     computed from the events (the latest first), and stored when closed. With a budget, computing stops
     once it is spent (after at least one day): the days left out are missing from the answer."""
-    key = signature(metric, metrics, pre_seconds)
+    key = signature(metric, pre_seconds)
     rows = await conn.fetch(
         "SELECT day, sums::text AS sums FROM results_days "
         "WHERE experiment = $1 AND phase = $2 AND signature = $3 AND day = ANY($4::date[])",
@@ -89,7 +89,7 @@ async def day_reductions(
         computed += 1
         end = day_end(day)
         reduction = await reduce_metric(
-            conn, experiment, phase, metric, metrics, end=min(end, now), pre_seconds=pre_seconds
+            conn, experiment, phase, metric, end=min(end, now), pre_seconds=pre_seconds
         )
         if end + CLOSED_AFTER <= now:
             await conn.execute(

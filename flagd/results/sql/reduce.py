@@ -28,10 +28,12 @@ The windows use the event's own timestamp; `events_name_unit` (name, unit, occur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
+from flagd.experiments.catalog import ResolvedMetric
 from flagd.experiments.model import Metric
+from flagd.results.model import Reduction, VariantSums
 from flagd.storage.types import Connection
 
 UNIT_AGGREGATES = """
@@ -43,32 +45,6 @@ UNIT_AGGREGATES = """
        coalesce(sum(e.value) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum"""
 """What a unit did, from its events `e` joined to its exposure `u`: the count, sum and last value after
 exposure, the count and sum before it (the columns of a roll-up row, flagd.results.rollup)."""
-
-RATIO_TYPES = frozenset({"mean", "ratio", "nps", "csat", "ces"})
-SURVEY_TYPES = frozenset({"nps", "csat", "ces"})
-
-
-@dataclass(frozen=True, slots=True)
-class VariantSums:
-    variant: str
-    n: int
-    y: float
-    y2: float
-    d: float
-    d2: float
-    yd: float
-    x: float
-    x2: float
-    xy: float
-
-
-@dataclass(frozen=True, slots=True)
-class Reduction:
-    metric: str
-    variants: dict[str, VariantSums]
-    cap: float | None
-    """The cap applied to per-unit values (None: not winsorised)."""
-
 
 # Per-unit aggregates of one event name over the post and pre windows.
 _PER_UNIT = """
@@ -190,10 +166,10 @@ class _Expressions:
         return 1.0 if self.d == "1.0" else 0.0
 
 
-def _expressions(metric: Metric, metrics: dict[str, Metric]) -> _Expressions:
+def _expressions(resolved: ResolvedMetric) -> _Expressions:
+    metric = resolved.metric
     if metric.type == "ratio":
-        numerator = metrics[str(metric.numerator)]
-        denominator = metrics[str(metric.denominator)]
+        numerator, denominator = resolved.parts
         return _Expressions(
             _VALUE[numerator.type][0],
             _VALUE[denominator.type][0].replace("a.", "b."),
@@ -216,7 +192,6 @@ def _reductions(metric: Metric, rows: list[Any]) -> dict[str, Reduction]:
     caps: dict[str, float | None] = {}
     for row in rows:
         by_segment.setdefault(row["segment"], {})[row["variant"]] = VariantSums(
-            row["variant"],
             int(row["n"]),
             *(float(row[f] or 0.0) for f in ("y", "y2", "d", "d2", "yd", "x", "x2", "xy")),
         )
@@ -228,15 +203,14 @@ async def reduce_metric(
     conn: Connection,
     experiment: str,
     phase: int,
-    metric: Metric,
-    metrics: dict[str, Metric],
+    metric: ResolvedMetric,
     *,
     end: datetime,
     pre_seconds: float,
 ) -> Reduction:
     """The per-variant sums of `metric` for the phase's units, as of `end`, from the raw events."""
     reductions = await reduce_metric_by(
-        conn, experiment, phase, metric, metrics, end=end, pre_seconds=pre_seconds, attribute=None
+        conn, experiment, phase, metric, end=end, pre_seconds=pre_seconds, attribute=None
     )
     return reductions.get("", Reduction(metric.key, {}, None))
 
@@ -245,8 +219,7 @@ async def reduce_metric_by(
     conn: Connection,
     experiment: str,
     phase: int,
-    metric: Metric,
-    metrics: dict[str, Metric],
+    metric: ResolvedMetric,
     *,
     end: datetime,
     pre_seconds: float,
@@ -257,7 +230,7 @@ async def reduce_metric_by(
     as OTHER.
 
     The cap of a winsorised metric is computed over all units, so every segment is capped alike."""
-    e = _expressions(metric, metrics)
+    e = _expressions(metric)
     units = (
         _UNITS if attribute is None else _segmented_units(f"${11 if e.both else 9}", "AND exposed_at < $3")
     )
@@ -271,20 +244,19 @@ async def reduce_metric_by(
         join_b="JOIN b ON b.unit = a.unit" if e.both else "",
         cap_and_sum=_CAP_AND_SUM.format(fixed="$6", percentile="$5"),
     )
-    args: list[object] = [experiment, phase, end, float(pre_seconds), *_winsor(metric)]
+    args: list[object] = [experiment, phase, end, float(pre_seconds), *_winsor(metric.metric)]
     for source in e.sources[: 2 if e.both else 1]:
         args += [source.event, None if source.window_seconds is None else float(source.window_seconds)]
     if attribute is not None:
         args.append(attribute)
-    return _reductions(metric, await conn.fetch(sql, *args))
+    return _reductions(metric.metric, await conn.fetch(sql, *args))
 
 
 async def reduce_rolled_by(
     conn: Connection,
     experiment: str,
     phase: int,
-    metric: Metric,
-    metrics: dict[str, Metric],
+    metric: ResolvedMetric,
     sources: tuple[str, ...],
     *,
     attribute: str | None,
@@ -293,7 +265,7 @@ async def reduce_rolled_by(
     """Like `reduce_metric_by`, from the metric's roll-ups (`sources`: their keys, caught up by the
     caller) as of their last catch-up. `population`, units per segment and variant, is read from the
     exposures unless given."""
-    e = _expressions(metric, metrics)
+    e = _expressions(metric)
     segmented = attribute is not None
     attribute_param = f"${7 if e.both else 6}"
     sql = _ROLLED.format(
@@ -310,7 +282,7 @@ async def reduce_rolled_by(
         else "",
         cap_and_sum=_CAP_AND_SUM.format(fixed="$4", percentile="$3"),
     )
-    args: list[object] = [experiment, phase, *_winsor(metric), *sources[: 2 if e.both else 1]]
+    args: list[object] = [experiment, phase, *_winsor(metric.metric), *sources[: 2 if e.both else 1]]
     if segmented:
         args.append(attribute)
     async with conn.transaction():
@@ -319,9 +291,9 @@ async def reduce_rolled_by(
         rows = await conn.fetch(sql, *args)
     if population is None:
         population = await segment_population(conn, experiment, phase, attribute)
-    rolled = _reductions(metric, rows)
+    rolled = _reductions(metric.metric, rows)
     return {
-        segment: _fill(metric, rolled.get(segment), counts, e.d_without_events)
+        segment: _fill(metric.key, rolled.get(segment), counts, e.d_without_events)
         for segment, counts in population.items()
     }
 
@@ -346,56 +318,10 @@ async def segment_population(
     return population
 
 
-def _fill(metric: Metric, rolled: Reduction | None, counts: dict[str, int], d0: float) -> Reduction:
+def _fill(metric: str, rolled: Reduction | None, counts: dict[str, int], d0: float) -> Reduction:
     """The roll-up's sums with the units that had no event added: y = x = 0 and d = d0 each."""
     variants = {}
     for variant, n in counts.items():
-        sums = rolled.variants.get(variant) if rolled is not None else None
-        if sums is None:
-            sums = VariantSums(variant, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        missing = max(n - sums.n, 0)
-        variants[variant] = VariantSums(
-            variant,
-            sums.n + missing,
-            sums.y,
-            sums.y2,
-            sums.d + missing * d0,
-            sums.d2 + missing * d0,
-            sums.yd,
-            sums.x,
-            sums.x2,
-            sums.xy,
-        )
-    return Reduction(metric.key, variants, rolled.cap if rolled is not None else None)
-
-
-@dataclass(frozen=True, slots=True)
-class ExposureTally:
-    units: dict[str, int]
-    """Units per variant (first assignment), units seen in several variants left out."""
-    multiple: int
-    """Units seen in more than one variant."""
-    daily: dict[date, int]
-    """Units first exposed per day (UTC), every unit counted."""
-
-
-async def exposure_tally(conn: Connection, experiment: str, phase: int, end: datetime) -> ExposureTally:
-    """The phase's exposed units before `end`, per variant and per day, from one scan of its exposures."""
-    rows = await conn.fetch(
-        "SELECT (exposed_at AT TIME ZONE 'UTC')::date AS day, variant, multiple_variants, count(*) AS n "
-        "FROM exposures WHERE experiment = $1 AND phase = $2 AND exposed_at < $3 GROUP BY 1, 2, 3",
-        experiment,
-        phase,
-        end,
-    )
-    units: dict[str, int] = {}
-    daily: dict[date, int] = {}
-    multiple = 0
-    for row in rows:
-        count = int(row["n"])
-        daily[row["day"]] = daily.get(row["day"], 0) + count
-        if row["multiple_variants"]:
-            multiple += count
-        else:
-            units[row["variant"]] = units.get(row["variant"], 0) + count
-    return ExposureTally(units, multiple, dict(sorted(daily.items())))
+        sums = rolled.sums(variant) if rolled is not None else VariantSums()
+        variants[variant] = sums.with_units_without_events(max(n - sums.n, 0), d0)
+    return Reduction(metric, variants, rolled.cap if rolled is not None else None)

@@ -1,0 +1,162 @@
+"""What a results process does with a request: read, analyse, serialise or render, and return bytes.
+
+A results process (flagd.results.pool) runs one job at a time, each to the end, on an event loop
+of its own with a database connection of its own, and sends back only the finished body. Every
+CPU-heavy step of a results request (the statistics, segment breakdowns, JSON encoding of large
+answers, page rendering) happens here, so the worker's event loop that answers evaluations only
+forwards bytes. The process runs at a lower scheduling priority than the worker.
+
+State: a process pool calls `start` once in each new process; the `_Process` it keeps (connection,
+catalog, reduction cache) lives as long as the process and is used by no one else, which is why it
+is a module global here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+
+from flagd.config.repository import ConfigRepository
+from flagd.errors import FlagdError
+from flagd.experiments.catalog import Catalog
+from flagd.results import wire
+from flagd.results.analysis import Options
+from flagd.results.cache import ReductionCache
+from flagd.results.service import ResultsService
+from flagd.results.sql.rollup import RollupPolicy
+from flagd.settings import Settings
+from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS, connect
+
+logger = logging.getLogger(__name__)
+
+NICENESS = 10
+"""How much lower than the worker's the results process's CPU priority is."""
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+
+Kind = Literal["results", "timeseries", "experiments", "page", "index", "ping"]
+
+
+@dataclass(frozen=True, slots=True)
+class PageSession:
+    key_name: str
+    csrf: str
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: Kind
+    now: datetime
+    config_version: int
+    """The worker's config version: the process reads a catalog at least this new."""
+    key: str = ""
+    phase: int | None = None
+    metric: str | None = None
+    segment: str | None = None
+    options: Options = field(default_factory=Options)
+    session: PageSession | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: bytes
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A FlagdError raised by the job, to be raised again by the worker (exceptions do not travel well)."""
+
+    status: int
+    code: str
+    message: str
+
+    def error(self) -> FlagdError:
+        return FlagdError(self.message, code=self.code, status=self.status)
+
+
+Outcome = Answer | Failure
+
+
+class _Process:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.policy = RollupPolicy.from_settings(settings)
+        self.cache = ReductionCache()
+        self.catalog = Catalog.empty()
+        self.conn: asyncpg.Connection | None = None
+
+    async def connection(self) -> asyncpg.Connection:
+        if self.conn is None or self.conn.is_closed():
+            self.conn = await connect(self.settings)
+        return self.conn
+
+    async def current_catalog(self, conn: asyncpg.Connection, version: int) -> Catalog:
+        if self.catalog.version < 0 or self.catalog.version < version:
+            stored = await ConfigRepository(conn).load()
+            self.catalog = Catalog.build(
+                stored.version, stored.document(), stored.experiments, stored.lifecycles
+            )
+        return self.catalog
+
+    async def handle(self, job: Job) -> Outcome:
+        if job.kind == "ping":
+            return Answer(200, b"", JSON)
+        try:
+            conn = await self.connection()
+            service = ResultsService(
+                conn, await self.current_catalog(conn, job.config_version), self.policy, self.cache
+            )
+            if job.kind in ("page", "index"):
+                from flagd.web import render  # only pages need the templates
+
+                return await render.page_answer(service, job)
+            return Answer(200, await _json(service, job), JSON)
+        except FlagdError as exc:
+            return Failure(exc.status, exc.code, exc.message)
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            logger.warning("results process: database unavailable: %r", exc)
+            await self.forget_connection()
+            return Failure(
+                503, "database_unavailable", "the database is not reachable right now; retry shortly"
+            )
+
+    async def forget_connection(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                await self.conn.close(timeout=1)
+        self.conn = None
+
+
+async def _json(service: ResultsService, job: Job) -> bytes:
+    if job.kind == "results":
+        return wire.dumps(await service.results(job.key, job.phase, job.options, job.now, job.segment))
+    if job.kind == "timeseries":
+        return wire.dumps(await service.timeseries(job.key, job.phase, job.metric, job.options, job.now))
+    return wire.dumps({"experiments": await service.experiments(job.now)})
+
+
+_PROCESS: _Process | None = None
+
+
+def start(settings: Settings) -> None:
+    """The pool's initializer, once per new results process."""
+    global _PROCESS
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
+    _PROCESS = _Process(settings)
+
+
+def run(job: Job) -> Outcome:
+    """Run one job to its end (the pool calls this in the results process)."""
+    assert _PROCESS is not None, "start() runs first in every results process"
+    return _PROCESS.loop.run_until_complete(_PROCESS.handle(job))

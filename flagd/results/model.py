@@ -1,0 +1,324 @@
+"""The typed values of results: what the phase reader returns, and what the pure analysis returns.
+
+Inputs (read from the database by `flagd.results.phase_reader`):
+    VariantSums       a variant's sufficient statistics of one metric: add, and start from zero
+    Reduction         one metric's sums per variant (and the cap applied)
+    ExposureTally     units per variant and per day of the phase
+    Volumes           metric events per name and day since the phase began
+    SegmentData       the same reductions broken down by one exposure attribute
+    PhaseData         all of the above for one experiment phase
+
+Outputs (built by `flagd.results.analysis`, `judgments` and `decision`, frozen):
+    Estimate | NoEstimate      one test's answer
+    Comparison, MetricResult   a treatment against control, a metric over all treatments
+    Check, Decision, Verdict   health, the recommendation, guardrails
+    ExperimentResults, Timeseries, ExperimentSummary
+
+Nothing here is JSON: `flagd.results.wire` writes these values in the API's casing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from flagd.experiments.model import Direction, MetricType, Role
+
+Action = Literal["investigate", "stop", "ship", "keep running"]
+Correction = Literal["holm", "bh", "none"]
+
+
+# --- inputs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VariantSums:
+    """n units; sums of y, y², d, d², y·d, x, x², x·y over them (reduce.py says what y, d, x are)."""
+
+    n: int = 0
+    y: float = 0.0
+    y2: float = 0.0
+    d: float = 0.0
+    d2: float = 0.0
+    yd: float = 0.0
+    x: float = 0.0
+    x2: float = 0.0
+    xy: float = 0.0
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("n", "y", "y2", "d", "d2", "yd", "x", "x2", "xy")
+
+    def __add__(self, other: VariantSums) -> VariantSums:
+        return VariantSums(*(getattr(self, f) + getattr(other, f) for f in self.FIELDS))
+
+    def with_units_without_events(self, count: int, d: float) -> VariantSums:
+        """These sums with `count` more units that had no event: y = x = 0 and the given d each."""
+        return self + VariantSums(n=count, d=count * d, d2=count * d * d)
+
+
+ZERO = VariantSums()
+
+
+@dataclass(frozen=True, slots=True)
+class Reduction:
+    metric: str
+    variants: dict[str, VariantSums]
+    cap: float | None = None
+    """The cap applied to per-unit values (None: not winsorised)."""
+
+    def sums(self, variant: str) -> VariantSums:
+        return self.variants.get(variant, ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureTally:
+    units: dict[str, int]
+    """Units per variant (first assignment), units seen in several variants left out."""
+    multiple: int
+    """Units seen in more than one variant."""
+    daily: dict[date, int]
+    """Units first exposed per day (UTC), every unit counted."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.units.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    data_through: datetime | None
+    """When the roll-ups read were last caught up (the oldest of them)."""
+    latest_event_received: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentData:
+    attribute: str
+    population: dict[str, dict[str, int]]
+    """Units per segment value and variant (the largest values; the rest together as "(other)")."""
+    reductions: dict[str, dict[str, Reduction]]
+    """Per metric key, per segment value."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseData:
+    """Everything the analysis of one experiment phase needs from the database."""
+
+    phase: int
+    now: datetime
+    tally: ExposureTally
+    reductions: dict[str, Reduction]
+    """Per metric key: its sums per variant."""
+    volumes: dict[str, dict[date, int]]
+    """Per event name the experiment's metrics read: events per day, since the phase began."""
+    never_arrived: tuple[str, ...]
+    """Those event names no event has ever had."""
+    phase_start: date
+    freshness: Freshness
+    segments: SegmentData | None = None
+
+
+# --- outputs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticProblem:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoEstimate:
+    """A test that could not be computed, and why (too few units, no variance, ...)."""
+
+    problem: StatisticProblem
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    effect: float
+    ci_low: float
+    ci_high: float
+    """Either end may be infinite (the relative interval while control's mean is near zero)."""
+    p_value: float
+    p_value_adjusted: float | None = None
+    """Across the experiment's metrics x treatments (relative scale only)."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"p_value_adjusted"})
+
+
+TestResult = Estimate | NoEstimate
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    fixed_horizon: TestResult
+    sequential: TestResult
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    effect: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    eligible_units_per_day: float
+    events_per_unit: float | None
+    per_day: Projection
+    per_year: Projection
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    variant: str
+    absolute: Scale
+    relative: Scale
+    chance_to_beat_control: float | None
+    impact: Impact | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VariantSummary:
+    variant: str
+    units: int
+    mean: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    metric: str
+    role: Role
+    type: MetricType
+    direction: Direction
+    cuped: bool
+    cap: float | None
+    variants: tuple[VariantSummary, ...]
+    comparisons: tuple[Comparison, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRatio:
+    p_value: float
+    mismatch: bool
+    chi_squared: float
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    check: str
+    ok: bool
+    found: str
+    todo: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    metric: str
+    variant: str
+    verdict: Literal["harmed", "not harmed", "inconclusive"]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    mde: float
+    needed_units: int | None
+    units: int
+    days_remaining: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reason: str
+    failed_checks: tuple[str, ...] | None = None
+    variant: str | None = None
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"failed_checks", "variant"})
+
+
+@dataclass(frozen=True, slots=True)
+class VariantUnits:
+    variant: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentValue:
+    value: str
+    units: int
+    metrics: tuple[MetricResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Segments:
+    attribute: str
+    warning: str
+    values: tuple[SegmentValue, ...]
+    omitted: int = 0
+    """Segment values left out of the answer to keep it within MAX_SEGMENT_COMPARISONS."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentResults:
+    experiment: str
+    phase: int
+    state: str
+    as_of: datetime
+    freshness: Freshness
+    control: str
+    alpha: float
+    correction: Correction
+    units: tuple[VariantUnits, ...]
+    units_in_several_variants: int
+    sample_ratio: SampleRatio | NoEstimate
+    decision: Decision
+    health: tuple[Check, ...]
+    guardrails: tuple[Verdict, ...]
+    progress: Progress | None
+    units_per_day: float | None
+    metrics: tuple[MetricResult, ...]
+    segments: Segments | None = None
+
+    @property
+    def exposed(self) -> int:
+        return sum(u.units for u in self.units) + self.units_in_several_variants
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesComparison:
+    variant: str
+    absolute: TestResult
+    relative: TestResult
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    day: date
+    units: dict[str, int]
+    comparisons: tuple[SeriesComparison, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeseries:
+    experiment: str
+    phase: int
+    metric: str
+    control: str
+    days: tuple[SeriesPoint, ...]
+    pending_days: tuple[date, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentSummary:
+    key: str
+    name: str
+    flag: str | None
+    state: str
+    phase: int
+    primary_metric: str | None
+    units: int
+    headline: Decision | None
+    results: str

@@ -1,0 +1,186 @@
+"""All the I/O of one experiment phase's results, returned as typed values (`PhaseData`).
+
+The reader catches the phase's roll-ups up (a roll-up another catch-up holds is read as of its last
+one, unless it was never built), reduces each metric from them through the per-process reduction
+cache, and reads the exposure tally, the metric events' daily volumes and the names never seen.
+Everything it returns is plain data: the analysis (`flagd.results.report`) needs no connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from flagd.experiments.catalog import ExperimentPlan, ResolvedMetric
+from flagd.experiments.serving import Lifecycle
+from flagd.results.cache import ReductionCache
+from flagd.results.model import Freshness, PhaseData, Reduction, SegmentData
+from flagd.results.sql.days import day_reductions, signature
+from flagd.results.sql.exposures import exposure_tally
+from flagd.results.sql.reduce import reduce_rolled_by, segment_population
+from flagd.results.sql.rollup import (
+    RollupPolicy,
+    RollupState,
+    Source,
+    catch_up,
+    metric_sources,
+    rollup_states,
+)
+from flagd.results.sql.volumes import daily_events, never_arrived
+from flagd.storage.types import Connection
+
+MAX_SERIES_DAYS = 92
+DAYS_BUDGET_SECONDS = 2.0
+"""How long a series request spends computing past days nobody stored yet (the keeper stores them for
+running experiments); the days it leaves out are listed as pendingDays and appear on a later look."""
+
+
+class PhaseReader:
+    def __init__(
+        self,
+        conn: Connection,
+        plan: ExperimentPlan,
+        phase: int,
+        policy: RollupPolicy,
+        cache: ReductionCache | None,
+        now: datetime,
+    ) -> None:
+        self._conn = conn
+        self._plan = plan
+        self._phase = phase
+        self._policy = policy
+        self._cache = cache
+        self._now = now
+        self._states: dict[str, RollupState] = {}
+
+    async def read(self, segment: str | None = None) -> PhaseData:
+        """The phase's tally, every metric's reduction, the volumes; and the breakdown by `segment`."""
+        conn, plan = self._conn, self._plan
+        tally = await exposure_tally(conn, plan.key, self._phase, self._now)
+        metrics = [m.resolved for m in plan.metrics]
+        await self._catch_up(metrics)
+        reductions = {
+            m.key: (await self._reduce(m, {"": tally.units})).get("", Reduction(m.key, {})) for m in metrics
+        }
+        segments = None
+        if segment is not None:
+            population = await segment_population(conn, plan.key, self._phase, segment)
+            segments = SegmentData(
+                segment, population, {m.key: await self._reduce(m, population, segment) for m in metrics}
+            )
+        start = phase_start(plan.lifecycle, tally.daily, self._now)
+        return PhaseData(
+            phase=self._phase,
+            now=self._now,
+            tally=tally,
+            reductions=reductions,
+            volumes=await daily_events(conn, plan.event_names, start),
+            never_arrived=await never_arrived(conn, plan.event_names),
+            phase_start=start,
+            freshness=self._freshness(),
+            segments=segments,
+        )
+
+    async def series(self, metric: ResolvedMetric) -> tuple[list[tuple[date, Reduction]], list[date]]:
+        """The metric's sums as of each day's end since the phase began (today from the roll-ups), and the
+        past days left out because computing them would exceed DAYS_BUDGET_SECONDS."""
+        tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
+        past = series_days(self._plan.lifecycle, tally.daily, self._now)
+        stored = await day_reductions(
+            self._conn,
+            self._plan.key,
+            self._phase,
+            metric,
+            past,
+            now=self._now,
+            pre_seconds=self._policy.pre_seconds,
+            budget_seconds=DAYS_BUDGET_SECONDS,
+        )
+        await self._catch_up([metric])
+        today = (await self._reduce(metric, {"": tally.units})).get("", Reduction(metric.key, {}))
+        days = [(day, stored[day]) for day in past if day in stored]
+        days.append((self._now.date(), today))
+        return days, [day for day in past if day not in stored]
+
+    async def keep_up(self) -> None:
+        """Catch every roll-up of the phase up without waiting for one another holds, and store its closed
+        days: what the keeper does for running experiments so that requests find little to do."""
+        metrics = [m.resolved for m in self._plan.metrics]
+        for source in _unique_sources(metrics, self._policy.pre_seconds):
+            await catch_up(self._conn, self._plan.key, self._phase, source, wait=False)
+        tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
+        past = series_days(self._plan.lifecycle, tally.daily, self._now)
+        for metric in metrics:
+            await day_reductions(
+                self._conn,
+                self._plan.key,
+                self._phase,
+                metric,
+                past,
+                now=self._now,
+                pre_seconds=self._policy.pre_seconds,
+            )
+
+    async def _catch_up(self, metrics: Sequence[ResolvedMetric]) -> None:
+        """Bring the metrics' roll-ups up to date first. A roll-up another catch-up holds is read as of its
+        last one (the freshness says when) rather than waited for, unless it has never been built."""
+        unique = _unique_sources(metrics, self._policy.pre_seconds)
+        keys = [s.key for s in unique]
+        built = await rollup_states(self._conn, self._plan.key, self._phase, keys)
+        for source in unique:
+            await catch_up(self._conn, self._plan.key, self._phase, source, wait=source.key not in built)
+        self._states.update(await rollup_states(self._conn, self._plan.key, self._phase, keys))
+
+    async def _reduce(
+        self, metric: ResolvedMetric, population: dict[str, dict[str, int]], attribute: str | None = None
+    ) -> dict[str, Reduction]:
+        """The metric per segment of `attribute` (one, "", without), filled with `population`."""
+        sources = tuple(s.key for s in metric_sources(metric, self._policy.pre_seconds))
+        key = (
+            self._plan.key,
+            self._phase,
+            signature(metric, self._policy.pre_seconds),
+            tuple((k, self._states[k].version if k in self._states else 0) for k in sources),
+            attribute,
+            tuple(sorted((segment, tuple(sorted(counts.items()))) for segment, counts in population.items())),
+        )
+        found = self._cache.get(key) if self._cache is not None else None
+        if found is None:
+            found = await reduce_rolled_by(
+                self._conn,
+                self._plan.key,
+                self._phase,
+                metric,
+                sources,
+                attribute=attribute,
+                population=population,
+            )
+            if self._cache is not None:
+                self._cache.put(key, found)
+        return found
+
+    def _freshness(self) -> Freshness:
+        """When the roll-ups read were last caught up (the oldest), and the newest event they hold."""
+        caught_up = [s.caught_up_at for s in self._states.values()]
+        latest = [s.latest_event_at for s in self._states.values() if s.latest_event_at is not None]
+        return Freshness(min(caught_up) if caught_up else None, max(latest) if latest else None)
+
+
+def _unique_sources(metrics: Sequence[ResolvedMetric], pre_seconds: int) -> list[Source]:
+    return list({s.key: s for m in metrics for s in metric_sources(m, pre_seconds)}.values())
+
+
+def series_days(lifecycle: Lifecycle | None, daily: dict[date, int], now: datetime) -> list[date]:
+    """The past days of the series: from the phase's start, the latest MAX_SERIES_DAYS - 1 before today."""
+    first = phase_start(lifecycle, daily, now)
+    count = min((now.date() - first).days, MAX_SERIES_DAYS - 1)
+    return [now.date() - timedelta(days=offset) for offset in range(count, 0, -1)]
+
+
+def phase_start(lifecycle: Lifecycle | None, daily: dict[date, int], now: datetime) -> date:
+    """The day the phase began, or its first exposure's day if that is earlier (events sent late, with
+    their original timestamps, after a start)."""
+    days = [min(daily)] if daily else []
+    if lifecycle is not None and lifecycle.phase_started_at:
+        days.append(datetime.fromisoformat(lifecycle.phase_started_at).astimezone(UTC).date())
+    return min(days) if days else now.date()
