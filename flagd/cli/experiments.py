@@ -69,7 +69,7 @@ def transition(settings: Settings, args: argparse.Namespace) -> int:
     result = with_connection(settings, work)
     print(
         f"experiment {result['key']} is {result['state']} (phase {result['phase']}); "
-        f"config version is now {result['config_version']}",
+        f"config version is now {result['configVersion']}",
         file=sys.stderr,
     )
     return 0

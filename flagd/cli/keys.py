@@ -57,7 +57,7 @@ def _public(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "scope": key.scope.value,
         "prefix": key.prefix,
-        "server_exposures": key.server_exposures,
+        "serverExposures": key.server_exposures,
     }
 
 

@@ -45,7 +45,7 @@ class AuditEntry:
             "key": self.entity_key,
             "before": self.before,
             "after": self.after,
-            "config_version": self.config_version,
+            "configVersion": self.config_version,
         }
 
 

@@ -61,8 +61,8 @@ class ExperimentLifecycle:
         if flag_after is not None:
             await self._config.update_flag(experiment.flag, flag_after)
         version = await self._config.bump_version()
-        state = {"state": changed.state, "phase": changed.phase, "slot_start": changed.slot_start}
-        before = {"state": experiment.state, "phase": experiment.phase, "slot_start": experiment.slot_start}
+        state = {"state": changed.state, "phase": changed.phase, "slotStart": changed.slot_start}
+        before = {"state": experiment.state, "phase": experiment.phase, "slotStart": experiment.slot_start}
         await self._audit.record(
             actor=self._actor,
             action=action,
@@ -82,7 +82,7 @@ class ExperimentLifecycle:
                 after=flag_after,
                 config_version=version,
             )
-        return {"key": key, **state, "config_version": version}
+        return {"key": key, **state, "configVersion": version}
 
 
 def _salt() -> str:

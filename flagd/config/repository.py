@@ -57,8 +57,8 @@ class FlagRecord:
             "key": self.key,
             "version": self.version,
             "definition": self.definition,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
+            "createdAt": self.created_at.isoformat(),
+            "updatedAt": self.updated_at.isoformat(),
         }
 
 

@@ -113,8 +113,8 @@ async def apply_flag_set(request: Request, principal: Principal) -> Response:
     await state.config.refresh_after_write()
     return OrjsonResponse(
         {
-            "dry_run": dry_run,
-            "config_version": version,
+            "dryRun": dry_run,
+            "configVersion": version,
             "counts": plan.counts(),
             "changes": [change.to_json() for change in plan.changes],
         },

@@ -40,7 +40,7 @@ def _experiment_json(stored: StoredConfig, key: str) -> dict[str, Any]:
         "definition": stored.experiments[key],
         "state": lifecycle.state if lifecycle else "draft",
         "phase": lifecycle.phase if lifecycle else 0,
-        "slot_start": lifecycle.slot_start if lifecycle else None,
+        "slotStart": lifecycle.slot_start if lifecycle else None,
     }
 
 
@@ -89,7 +89,7 @@ def _writer(section: str, what: str) -> tuple[Any, Any, Any]:
         await state.config.refresh_after_write()
         status = 201 if create else 200
         return OrjsonResponse(
-            {"key": key, "definition": definition, "config_version": version}, status_code=status
+            {"key": key, "definition": definition, "configVersion": version}, status_code=status
         )
 
     @requires(Scope.ADMIN)

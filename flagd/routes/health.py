@@ -54,10 +54,10 @@ async def readyz(request: Request) -> Response:
     return OrjsonResponse(
         {
             "status": "ready",
-            "schema_version": status.current,
-            "instance_id": identity,
-            "config_version": snapshot.version,
-            "broken_flags": snapshot.broken_flags(),
+            "schemaVersion": status.current,
+            "instanceId": identity,
+            "configVersion": snapshot.version,
+            "brokenFlags": snapshot.broken_flags(),
             "problems": [
                 {"path": p.path, "message": p.message} for p in snapshot.problems[:MAX_REPORTED_PROBLEMS]
             ],

@@ -127,7 +127,7 @@ def test_should_keep_data_across_a_restart_and_stop_postgres_on_shutdown(
             tmp_path / f"{attempt}.log",
         )
         try:
-            instance_ids.append(server.wait_ready(f"http://127.0.0.1:{port}").json()["instance_id"])
+            instance_ids.append(server.wait_ready(f"http://127.0.0.1:{port}").json()["instanceId"])
         finally:
             code = server.stop()
         assert code == 0, server.output

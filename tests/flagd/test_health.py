@@ -26,8 +26,8 @@ async def test_should_be_ready_with_schema_version_and_instance_id(
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["schema_version"] == load_migrations()[-1].version
-    assert body["instance_id"] == await conn.fetchval("SELECT instance_id::text FROM instance")
+    assert body["schemaVersion"] == load_migrations()[-1].version
+    assert body["instanceId"] == await conn.fetchval("SELECT instance_id::text FROM instance")
 
 
 async def test_should_apply_migrations_at_start_on_an_empty_database(
@@ -37,7 +37,7 @@ async def test_should_apply_migrations_at_start_on_an_empty_database(
     async with running_server(create_app(settings)) as live, httpx.AsyncClient(base_url=live.url) as http:
         response = await http.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["schema_version"] == load_migrations()[-1].version
+    assert response.json()["schemaVersion"] == load_migrations()[-1].version
 
 
 async def test_should_not_be_ready_when_migrations_are_pending(

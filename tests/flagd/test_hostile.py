@@ -411,7 +411,7 @@ async def test_should_start_ready_with_a_stored_flag_it_cannot_load(
             exported = await admin.get("/v1/admin/flag-set")
     finally:
         code = server.stop()
-    assert ready.json()["broken_flags"] == ["legacy-deep"]
+    assert ready.json()["brokenFlags"] == ["legacy-deep"]
     assert ready.json()["problems"][0]["path"] == "flags.legacy-deep.targeting"
     assert (fine.status_code, fine.json()["variant"]) == (200, "on")
     assert (broken.status_code, broken.json()["errorCode"]) == (400, "PARSE_ERROR")
@@ -446,4 +446,4 @@ async def test_should_answer_every_write_after_commit_even_with_a_legacy_flag_st
     assert created.status_code == 201
     assert audit.status_code == 200
     assert ready.status_code == 200
-    assert ready.json()["broken_flags"] == ["legacy"]
+    assert ready.json()["brokenFlags"] == ["legacy"]

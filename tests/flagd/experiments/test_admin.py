@@ -74,7 +74,7 @@ async def test_should_apply_start_and_serve_an_experiment(
 
     started = await admin.post("/v1/admin/experiments/one-page/start")
     assert started.status_code == 200, started.text
-    assert (started.json()["state"], started.json()["phase"], started.json()["slot_start"]) == (
+    assert (started.json()["state"], started.json()["phase"], started.json()["slotStart"]) == (
         "running",
         1,
         1000,

@@ -30,6 +30,7 @@ async def test_should_create_read_and_list_a_flag(admin: httpx.AsyncClient) -> N
     assert created.headers["etag"] == '"1"'
     assert created.headers["location"] == "/v1/admin/flags/checkout"
     assert created.json()["definition"] == flag_definition()
+    assert set(created.json()) == {"key", "version", "definition", "createdAt", "updatedAt"}
     fetched = await admin.get("/v1/admin/flags/checkout")
     assert fetched.json()["version"] == 1
     listed = await admin.get("/v1/admin/flags")
@@ -219,7 +220,7 @@ async def test_should_audit_who_changed_what_before_and_after(admin: httpx.Async
     assert update["before"]["defaultVariant"] == "off"
     assert update["after"]["defaultVariant"] == "on"
     assert delete["after"] is None
-    assert [e["config_version"] for e in entries] == [3, 2, 1]
+    assert [e["configVersion"] for e in entries] == [3, 2, 1]
 
 
 async def test_should_page_through_the_audit_log(admin: httpx.AsyncClient) -> None:
@@ -242,13 +243,13 @@ async def test_should_apply_a_whole_flag_set_idempotently(
         "metadata": {"flagSetId": "shop"},
     }
     dry = (await admin.put("/v1/admin/flag-set?dry_run=true", json=document)).json()
-    assert dry["counts"] == {"create": 2, "update": 1, "delete": 0}
+    assert (dry["dryRun"], dry["counts"]) == (True, {"create": 2, "update": 1, "delete": 0})
     assert await conn.fetchval("SELECT count(*) FROM flags") == 0
     applied = (await admin.put("/v1/admin/flag-set", json=document)).json()
     again = (await admin.put("/v1/admin/flag-set", json=document)).json()
     assert applied["counts"] == {"create": 2, "update": 1, "delete": 0}
     assert again["counts"] == {"create": 0, "update": 0, "delete": 0}
-    assert again["config_version"] == applied["config_version"]
+    assert again["configVersion"] == applied["configVersion"]
     pruned = (
         await admin.put("/v1/admin/flag-set?prune=true", json={"flags": {"a": flag_definition()}})
     ).json()

@@ -62,7 +62,7 @@ async def of_client(
 ) -> AsyncIterator[OpenFeatureClient]:
     applied = await admin.put("/v1/admin/flag-set", json=FLAGS)
     assert applied.status_code == 200, applied.text
-    await _wait_for_version(admin, server, applied.json()["config_version"])
+    await _wait_for_version(admin, server, applied.json()["configVersion"])
     domain = f"test-{uuid.uuid4().hex}"
     provider = OFREPProvider(server.url, headers_factory=lambda: {"Authorization": f"Bearer {sdk_key}"})
     api.set_provider(provider, domain=domain)
@@ -73,7 +73,7 @@ async def of_client(
 async def _wait_for_version(admin: httpx.AsyncClient, server: LiveServer, version: int) -> None:
     for _ in range(100):
         ready = await admin.get(f"{server.url}/readyz")
-        if ready.json().get("config_version") == version:
+        if ready.json().get("configVersion") == version:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"the server did not load config version {version}")
