@@ -9,25 +9,10 @@ from typing import Any
 
 from flagd import jsonio
 from flagd.config.repository import StoredConfig
-from flagd_sdk.evaluation import FlagSet, FlagType, Problem, load_flag_set
-from flagd_sdk.units import unit_text
+from flagd_sdk.evaluation import FlagSet, Problem, ResolutionDetails, load_flag_set
+from flagd_sdk.evaluation.exposure import Exposure, ServedExperiment, exposure, served_experiments
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ExperimentFlag:
-    key: str
-    phase: int
-    unit: str
-    """The context attribute (a dotted path) that is the unit."""
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    experiment: str
-    phase: int
-    unit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +33,12 @@ class ConfigSnapshot:
     ofrep_bodies: dict[tuple[str, str | None, str, bool | None], bytes] = field(default_factory=dict)
     """OFREP success bodies by (flag, variant, reason, exposure): they depend on nothing else, so each is
     rendered once."""
-    experiments: dict[str, ExperimentFlag] = field(default_factory=dict)
-    """The running experiment of each experiment flag."""
-    guards: FlagSet | None = None
-    """One flag per experiment flag, "in" when an evaluation of that flag is an exposure."""
+    experiments: dict[str, ServedExperiment] = field(default_factory=dict)
+    """The running experiment of each experiment flag, as its served definition carries it."""
 
-    def exposure(self, key: str, context: Mapping[str, Any]) -> Exposure | None:
-        """The exposure an evaluation of flag `key` in `context` is, or None when it is not one."""
-        experiment = self.experiments.get(key)
-        if experiment is None or self.guards is None:
-            return None
-        if self.guards.resolve(FlagType.ANY, key, None, context).value is not True:
-            return None
-        unit = unit_text(context, experiment.unit)
-        return None if unit is None else Exposure(experiment.key, experiment.phase, unit)
+    def exposure(self, key: str, details: ResolutionDetails, context: Mapping[str, Any]) -> Exposure | None:
+        """The exposure the evaluation `details` of flag `key` in `context` is, or None when it is not one."""
+        return exposure(self.experiments.get(key), details, context)
 
     @classmethod
     def placeholder_snapshot(cls) -> ConfigSnapshot:
@@ -94,17 +71,7 @@ class ConfigSnapshot:
             float_flags=frozenset(key for key, flag in document["flags"].items() if _has_float(flag)),
             updated_at=stored.updated_at.timestamp(),
             problems=problems,
-            experiments={
-                key: ExperimentFlag(
-                    str(document["flags"][key]["metadata"]["experimentKey"]),
-                    int(document["flags"][key]["metadata"]["experimentPhase"]),
-                    served.units[key],
-                )
-                for key in served.guards
-            },
-            guards=load_flag_set({"flags": served.guards, "$evaluators": stored.evaluators}, strict=False)
-            if served.guards
-            else None,
+            experiments=served_experiments(document),
         )
 
     def broken_flags(self) -> list[str]:

@@ -15,9 +15,9 @@ salt (in or out of the allocation). The variant split hashes the unit with the
 experiment's salt, which changes with every phase, so a new phase re-randomizes; the
 layer's hash does not, so units keep their slot. Units outside the experiment get the
 flag's own targeting. The served metadata names the experiment (`experimentKey`,
-`experimentPhase`, `experimentUnit`: the context attribute that is the unit, `layer`) so SDKs know an
-evaluation is an exposure; the served targeting is `{"if": [<in the experiment>, <split>, <fallback>]}`,
-and an evaluation is an exposure exactly when its first condition holds.
+`experimentPhase`, `experimentUnit`: the context attribute that is the unit, `layer`); from it and
+the served targeting, `flagd_sdk.evaluation.exposure` decides which evaluations are exposures, for
+the SDK and the server alike (those that resolve through the split).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from typing import Any
 
 from flagd.experiments.layers import buckets
 from flagd.experiments.model import BASIS_POINTS, Experiment, Layer
-
-EXPERIMENT_METADATA = ("experimentKey", "experimentPhase", "experimentUnit", "layer")
+from flagd_sdk.evaluation.exposure import EXPERIMENT_METADATA
 
 
 def unit_var(experiment: Experiment) -> dict[str, Any]:
@@ -64,18 +63,6 @@ def in_experiment(
     return {"and": conditions}
 
 
-def exposure_guard(
-    experiment: Experiment, layer: Layer | None, layer_running: Sequence[Experiment]
-) -> dict[str, Any]:
-    """A flag whose variant is "in" exactly when the experiment's flag assigns from its split: an exposure."""
-    return {
-        "state": "ENABLED",
-        "variants": {"in": True, "out": False},
-        "defaultVariant": "out",
-        "targeting": {"if": [in_experiment(experiment, layer, layer_running), "in", "out"]},
-    }
-
-
 def experiment_rule(
     experiment: Experiment, fallback: Any, layer: Layer | None, layer_running: Sequence[Experiment]
 ) -> dict[str, Any]:
@@ -97,7 +84,7 @@ def served_definition(
 ) -> dict[str, Any]:
     """The flag as served: its author's definition, with its running experiment compiled in."""
     if experiment is None or experiment.state != "running":
-        return definition
+        return unmarked(definition)
     own = definition.get("targeting")
     fallback = own if own not in (None, {}) else None
     served = dict(definition)
@@ -110,3 +97,13 @@ def served_definition(
         "layer": experiment.layer or "",
     }
     return served
+
+
+def unmarked(definition: dict[str, Any]) -> dict[str, Any]:
+    """A definition served without an experiment, without the metadata names that mark one (an author's
+    own `experimentKey` would otherwise make SDKs and the server read its targeting as an experiment)."""
+    metadata = definition.get("metadata")
+    if not isinstance(metadata, dict) or not any(name in metadata for name in EXPERIMENT_METADATA):
+        return definition
+    kept = {name: value for name, value in metadata.items() if name not in EXPERIMENT_METADATA}
+    return {**definition, "metadata": kept}

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flagd.experiments.compile import exposure_guard, served_definition
+from flagd.experiments.compile import served_definition, unmarked
 from flagd.experiments.model import Experiment, State
 from flagd.experiments.reading import read_sections
 from flagd_sdk.evaluation import Problem
@@ -47,10 +47,6 @@ def with_lifecycle(experiment: Experiment, lifecycle: Lifecycle) -> Experiment:
 class Served:
     flags: dict[str, Any]
     problems: list[Problem]
-    guards: dict[str, dict[str, Any]]
-    """By experiment flag: a flag whose variant is "in" when an evaluation of that flag is an exposure."""
-    units: dict[str, str]
-    """By experiment flag: the context attribute that is the experiment's unit."""
 
 
 def served_flags(
@@ -61,7 +57,7 @@ def served_flags(
     lifecycles: Mapping[str, Lifecycle],
     evaluators: Mapping[str, Any] | None = None,
 ) -> Served:
-    """The served flags, the problems of experiments that could not be compiled, and exposure guards."""
+    """The served flags, and the problems of experiments that could not be compiled."""
     problems: list[Problem] = []
     document = {
         "flags": flags,
@@ -97,15 +93,16 @@ def served_flags(
             )
             continue
         by_flag[experiment.flag] = experiment
-    served, guards, units = {}, {}, {}
+    served = {}
     for key, definition in flags.items():
         compiled = by_flag.get(key)
-        if compiled is None or not isinstance(definition, dict):
-            served[key] = definition
+        if not isinstance(definition, dict):
+            served[key] = definition  # the lenient load reports it
+            continue
+        if compiled is None:
+            served[key] = unmarked(definition)
             continue
         layer = known_layers.get(compiled.layer) if compiled.layer is not None else None
         in_layer = [e for e in by_flag.values() if e.layer is not None and e.layer == compiled.layer]
         served[key] = served_definition(definition, compiled, layer, in_layer)
-        guards[key] = exposure_guard(compiled, layer, in_layer)
-        units[key] = compiled.unit
-    return Served(served, problems, guards, units)
+    return Served(served, problems)

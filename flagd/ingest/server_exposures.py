@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from uuid_utils.compat import uuid7
 
 from flagd import metrics
-from flagd.config.snapshot import Exposure
 from flagd.ingest.events import Event
 from flagd.ingest.writer import EventWriter
+from flagd_sdk.evaluation.exposure import Exposure
 
 HEADER = b"flagd-server-exposures"
 """A request header: "off" (or "false", "0") asks the server not to record this request's exposures."""
@@ -41,8 +41,9 @@ class ServerExposures:
         self._capacity = capacity
         self._seen: OrderedDict[tuple[str, int, str], str] = OrderedDict()
 
-    def record(self, exposure: Exposure, variant: str) -> None:
+    def record(self, exposure: Exposure) -> None:
         key = (exposure.experiment, exposure.phase, exposure.unit)
+        variant = exposure.variant
         if self._seen.get(key) == variant:
             self._seen.move_to_end(key)
             return

@@ -23,7 +23,7 @@ from starlette.types import Scope as AsgiScope
 
 from flagd.auth.guard import Principal, credentials, requires
 from flagd.auth.keys import Scope
-from flagd.config.snapshot import ConfigSnapshot, Exposure
+from flagd.config.snapshot import ConfigSnapshot
 from flagd.errors import MalformedBody
 from flagd.http.body import parse_json, read_body, receive_body
 from flagd.ingest.server_exposures import wanted
@@ -66,15 +66,14 @@ class EvaluateFlag:
         details = snapshot.flag_set.resolve(FlagType.ANY, key, None, context)
         count_evaluation(key if key in snapshot.flag_set.flags else UNKNOWN_FLAG, details.reason.value)
         if details.error_code is None:
-            exposed = _exposure(snapshot, key, details, context)
+            exposed = snapshot.exposure(key, details, context)
             if (
                 exposed is not None
-                and details.variant is not None
                 and state.settings.server_exposures
                 and principal.server_exposures
                 and wanted(scope["headers"])
             ):
-                state.ingest.exposures.record(exposed, details.variant)
+                state.ingest.exposures.record(exposed)
             in_experiment = None if key not in snapshot.experiments else exposed is not None
             rendered_key = (key, details.variant, details.reason, in_experiment)
             body = snapshot.ofrep_bodies.get(rendered_key)
@@ -111,9 +110,7 @@ async def evaluate_flags(request: Request, principal: Principal) -> Response:
             flags.append(_failure(key, details))
             continue
         in_experiment = (
-            None
-            if key not in snapshot.experiments
-            else _exposure(snapshot, key, details, context) is not None
+            None if key not in snapshot.experiments else snapshot.exposure(key, details, context) is not None
         )
         flags.append(_success(key, details, snapshot, in_experiment))
     # Bulk evaluation is how clients fill a cache, not what a user saw: it records no exposure, and
@@ -149,15 +146,6 @@ def _read_context(raw: bytes) -> dict[str, Any]:
     if targeting_key is not None and not isinstance(targeting_key, str):
         raise _BadContext("context.targetingKey must be a string")
     return context
-
-
-def _exposure(
-    snapshot: ConfigSnapshot, key: str, details: ResolutionDetails, context: dict[str, Any]
-) -> Exposure | None:
-    """The exposure this evaluation is (the flag's running experiment assigned the variant), or None."""
-    if details.variant is None or key not in snapshot.experiments:
-        return None
-    return snapshot.exposure(key, context)
 
 
 def _success(

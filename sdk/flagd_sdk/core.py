@@ -18,7 +18,8 @@ from typing import Any
 import msgpack
 from uuid_utils import uuid7
 
-from flagd_sdk.evaluation import FlagSet, FlagType, Reason, ResolutionDetails, compile_rule, load_flag_set
+from flagd_sdk.evaluation import FlagSet, FlagType, Reason, ResolutionDetails, load_flag_set
+from flagd_sdk.evaluation.exposure import ServedExperiment, exposure, served_experiments
 from flagd_sdk.evaluation.types import ErrorCode
 from flagd_sdk.units import unit_text
 
@@ -28,51 +29,12 @@ NOT_READY = "the flag set has not arrived yet (the server has not answered); the
 
 
 @dataclass(frozen=True, slots=True)
-class _Experiment:
-    key: str
-    phase: int
-    unit: str
-    """The context attribute that is the unit (a dotted path)."""
-    exposed: Callable[[Any], Any]
-    """The served targeting's first condition: true exactly when an evaluation assigns from the split."""
-
-    @property
-    def seen_key(self) -> tuple[str, int]:
-        return (self.key, self.phase)
-
-
-@dataclass(frozen=True, slots=True)
 class _Loaded:
     flags: FlagSet
-    experiments: dict[str, _Experiment]
+    experiments: dict[str, ServedExperiment]
     version: int | None
     etag: str | None
     loaded_at: float
-
-
-def _experiments(document: Mapping[str, Any]) -> dict[str, _Experiment]:
-    """The running experiment of each flag that serves one (its metadata names it)."""
-    found = {}
-    evaluators = document.get("$evaluators") or {}
-    for key, flag in (document.get("flags") or {}).items():
-        metadata = flag.get("metadata") or {}
-        targeting = flag.get("targeting")
-        if "experimentKey" not in metadata or not isinstance(targeting, dict) or "if" not in targeting:
-            continue
-        try:
-            condition = compile_rule(targeting["if"][0], evaluators=evaluators, flag_key=key)
-        except Exception as exc:  # a flag the SDK cannot read serves defaults; it never breaks the app
-            logger.warning(
-                "flag %r: its experiment condition cannot be read (%s); no exposures logged", key, exc
-            )
-            continue
-        found[key] = _Experiment(
-            str(metadata["experimentKey"]),
-            int(metadata.get("experimentPhase", 1)),
-            str(metadata.get("experimentUnit", "targetingKey")),
-            condition,
-        )
-    return found
 
 
 def evaluation_context(unit: str | None, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -113,7 +75,7 @@ class Core:
         for problem in flags.problems:
             logger.warning("flag set: %s", problem)
         first = self._loaded is None
-        self._loaded = _Loaded(flags, _experiments(document), version, etag, time.time())
+        self._loaded = _Loaded(flags, served_experiments(document), version, etag, time.time())
         if first:
             self.on_ready()
 
@@ -144,46 +106,40 @@ class Core:
             return ResolutionDetails(default, None, Reason.ERROR, ErrorCode.PROVIDER_NOT_READY, NOT_READY)
         context = evaluation_context(unit, attributes)
         details = loaded.flags.resolve(flag_type, key, default, context)
-        if details.reason is Reason.SPLIT:
-            experiment = loaded.experiments.get(key)
-            if experiment is not None:
-                self._expose(experiment, details.variant, context, attributes)
+        experiment = loaded.experiments.get(key)
+        if experiment is not None:
+            self._expose(experiment, details, context, attributes)
         return details
 
     def _expose(
         self,
-        experiment: _Experiment,
-        variant: str | None,
+        experiment: ServedExperiment,
+        details: ResolutionDetails,
         context: Mapping[str, Any],
         attributes: Mapping[str, Any] | None,
     ) -> None:
-        unit = unit_text(context, experiment.unit)
-        if unit is None or variant is None:
-            return
-        seen = self._seen.get(experiment.seen_key)
+        seen_key = (experiment.key, experiment.phase)
+        seen = self._seen.get(seen_key)
         if seen is None:
-            seen = self._seen.setdefault(experiment.seen_key, {})
-        if seen.get(unit) == variant:
-            return  # the hot path: this unit's exposure was logged already
-        try:
-            exposed = experiment.exposed(context) is True
-        except Exception:  # a rule that fails at run time: no exposure, never an error in the app
-            exposed = False
-        if not exposed:
+            seen = self._seen.setdefault(seen_key, {})
+        if seen.get(unit_text(context, experiment.unit) or "") == details.variant:
+            return  # the hot path: this unit's exposure was logged already (whether this one is, or not)
+        exposed = exposure(experiment, details, context)
+        if exposed is None:
             return
-        if unit not in seen:
+        if exposed.unit not in seen:
             if self._seen_count >= self._seen_capacity:
                 self._forget_oldest(seen)
             self._seen_count += 1
-        seen[unit] = variant
+        seen[exposed.unit] = exposed.variant
         event: dict[str, Any] = {
             "kind": "exposure",
             "event_id": str(uuid7()),
             "timestamp": int(time.time() * 1000),
-            "experiment": experiment.key,
-            "phase": experiment.phase,
-            "variant": variant,
-            "unit": unit,
+            "experiment": exposed.experiment,
+            "phase": exposed.phase,
+            "variant": exposed.variant,
+            "unit": exposed.unit,
         }
         if attributes:
             plain = {k: v for k, v in attributes.items() if isinstance(v, str | int | float | bool)}
