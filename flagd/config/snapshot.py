@@ -9,6 +9,7 @@ from typing import Any
 
 from flagd import jsonio
 from flagd.config.repository import StoredConfig
+from flagd.experiments.catalog import Catalog
 from flagd_sdk.evaluation import FlagSet, Problem, ResolutionDetails, load_flag_set
 from flagd_sdk.evaluation.exposure import Exposure, ServedExperiment, exposure, served_experiments
 
@@ -28,6 +29,8 @@ class ConfigSnapshot:
     updated_at: float = 0.0
     placeholder: bool = False
     """True for the empty set served before the database could be read."""
+    catalog: Catalog = field(default_factory=Catalog.empty)
+    """The experiments and metrics of this version, parsed once (what results are computed from)."""
     problems: tuple[Problem, ...] = ()
     """What is wrong with the stored set (flags that resolve with PARSE_ERROR, or were left out)."""
     ofrep_bodies: dict[tuple[str, str | None, str, bool | None], bytes] = field(default_factory=dict)
@@ -71,6 +74,7 @@ class ConfigSnapshot:
             float_flags=frozenset(key for key, flag in document["flags"].items() if _has_float(flag)),
             updated_at=stored.updated_at.timestamp(),
             problems=problems,
+            catalog=Catalog.build(stored.version, stored.document(), stored.experiments, stored.lifecycles),
             experiments=served_experiments(document),
         )
 
