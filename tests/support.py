@@ -181,3 +181,33 @@ async def serving_workers(
         server.stop()
         raise
     return server, base
+
+
+async def backdate_phase(http: httpx.AsyncClient, database_url: str, experiment: str, days: float) -> None:
+    """Make the experiment's current phase have started `days` ago (as if it had run that long), and wait
+    until the server at `http` serves that: simulations post exposures of past days, which are refused for
+    a phase that began after them."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            phase = await conn.fetchval("SELECT phase FROM experiments WHERE key = $1", experiment)
+            started = await conn.fetchval("SELECT now() - make_interval(secs => $1)", days * 86_400)
+            await conn.execute(
+                "UPDATE experiments SET phase_started_at = $2 WHERE key = $1", experiment, started
+            )
+            await conn.execute(
+                "UPDATE experiment_phases SET started_at = $3 WHERE experiment = $1 AND phase = $2",
+                experiment,
+                phase,
+                started,
+            )
+            version = await conn.fetchval("UPDATE config_state SET version = version + 1 RETURNING version")
+            await conn.execute("SELECT pg_notify('flagd_config', $1)", str(version))
+    finally:
+        await conn.close()
+    for _ in range(500):
+        ready = await http.get("/readyz")
+        if ready.status_code == 200 and ready.json()["configVersion"] >= version:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the server never served config version {version}")

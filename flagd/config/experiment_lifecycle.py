@@ -8,9 +8,11 @@ the config version and audits it. The caller owns the transaction.
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from flagd.config.audit import Action, AuditRepository
+from flagd.config.phase_history import PhaseHistory
 from flagd.config.repository import ConfigRepository, StoredConfig
 from flagd.errors import Conflict, NotFound, ValidationFailed
 from flagd.experiments.lifecycle import LifecycleError, launch, new_phase, start, stop
@@ -27,6 +29,7 @@ class ExperimentLifecycle:
         self._actor = actor
         self._config = ConfigRepository(conn)
         self._audit = AuditRepository(conn)
+        self._phases = PhaseHistory(conn)
 
     async def transition(self, key: str, action: Action, variant: str | None = None) -> dict[str, Any]:
         current = await self._config.load(for_update=True)
@@ -37,7 +40,8 @@ class ExperimentLifecycle:
         try:
             if action == "start":
                 # The first phase uses the author's salt when the definition gives one; later phases draw anew.
-                salt = experiment.salt if experiment.phase == 0 and experiment.salt else _salt()
+                written = sections.experiments[key].salt
+                salt = written if experiment.phase == 0 and written else _salt()
                 changed = start(experiment, salt, layer, in_layer)
             elif action == "new_phase":
                 changed = new_phase(experiment, experiment, _salt(), layer, in_layer)
@@ -49,6 +53,12 @@ class ExperimentLifecycle:
                 changed, flag_after = launch(experiment, variant, current.flags[experiment.flag])
         except LifecycleError as exc:
             raise Conflict(str(exc), code="lifecycle_conflict") from None
+        if changed.phase != experiment.phase:
+            # Never a phase number the key ran before (it may have been deleted and created again).
+            changed = replace(changed, phase=max(changed.phase, await self._phases.last_phase(key) + 1))
+            await self._phases.begin(key, changed.phase, [name for name, _ in changed.variants])
+        elif changed.state != "running":
+            await self._phases.end(key)
         await self._conn.execute(
             "UPDATE experiments SET state = $2, phase = $3, salt = $4, slot_start = $5, updated_at = now(), "
             "phase_started_at = CASE WHEN $3 <> phase THEN now() ELSE phase_started_at END WHERE key = $1",

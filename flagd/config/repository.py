@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from flagd import jsonio
+from flagd.experiments.phases import PhaseRecord
 from flagd.experiments.serving import Lifecycle, Served, served_flags
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem
@@ -78,6 +79,8 @@ class StoredConfig:
     experiments: dict[str, Any] = field(default_factory=dict)
     """Experiment definitions as their authors wrote them; their lifecycle is in `lifecycles`."""
     lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
+    phases: tuple[PhaseRecord, ...] = ()
+    """Every phase any experiment key ever ran (kept when an experiment is deleted)."""
 
     def served(self) -> tuple[dict[str, Any], Served]:
         """The flag set as served (running experiments compiled in), and how it was compiled."""
@@ -116,8 +119,13 @@ SELECT s.version, s.metadata::text AS metadata, s.updated_at,
        (SELECT coalesce(json_object_agg(l.key, l.definition::text ORDER BY l.key), '{}') FROM layers l) AS layers,
        (SELECT coalesce(json_object_agg(x.key, x.definition::text ORDER BY x.key), '{}') FROM experiments x)
          AS experiments,
-       (SELECT coalesce(json_object_agg(x.key, json_build_array(x.state, x.phase, x.salt, x.slot_start, x.phase_started_at)), '{}')
-          FROM experiments x) AS lifecycles
+       (SELECT coalesce(json_object_agg(x.key, json_build_array(x.state, x.phase, x.salt, x.slot_start,
+                x.phase_started_at,
+                (SELECT min(p.phase) FROM experiment_phases p WHERE p.experiment = x.key AND p.started_at >= x.created_at))),
+               '{}')
+          FROM experiments x) AS lifecycles,
+       (SELECT coalesce(json_agg(json_build_array(p.experiment, p.phase, p.variants, p.started_at, p.ended_at)), '[]')
+          FROM experiment_phases p) AS phases
 FROM config_state s
 """
 
@@ -145,6 +153,7 @@ class ConfigRepository:
             layers=_decoded(row["layers"], "layers", unreadable),
             experiments=_decoded(row["experiments"], "experiments", unreadable),
             lifecycles={key: Lifecycle(*values) for key, values in row["lifecycles"].items()},
+            phases=tuple(PhaseRecord.from_row(*values) for values in row["phases"]),
         )
 
     async def version(self) -> int:

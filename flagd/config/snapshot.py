@@ -10,6 +10,7 @@ from typing import Any
 from flagd import jsonio
 from flagd.config.repository import StoredConfig
 from flagd.experiments.catalog import Catalog
+from flagd.experiments.phases import PhaseRecord, registry
 from flagd_sdk.evaluation import FlagSet, Problem, ResolutionDetails, load_flag_set
 from flagd_sdk.evaluation.exposure import Exposure, ServedExperiment, exposure, served_experiments
 
@@ -31,6 +32,8 @@ class ConfigSnapshot:
     """True for the empty set served before the database could be read."""
     catalog: Catalog = field(default_factory=Catalog.empty)
     """The experiments and metrics of this version, parsed once (what results are computed from)."""
+    phases: dict[str, dict[int, PhaseRecord]] = field(default_factory=dict)
+    """Every phase each experiment key ran, by key and phase: what exposures are checked against."""
     problems: tuple[Problem, ...] = ()
     """What is wrong with the stored set (flags that resolve with PARSE_ERROR, or were left out)."""
     ofrep_bodies: dict[tuple[str, str | None, str, bool | None], bytes] = field(default_factory=dict)
@@ -75,6 +78,7 @@ class ConfigSnapshot:
             updated_at=stored.updated_at.timestamp(),
             problems=problems,
             catalog=Catalog.build(stored.version, stored.document(), stored.experiments, stored.lifecycles),
+            phases=registry(stored.phases),
             experiments=served_experiments(document),
         )
 

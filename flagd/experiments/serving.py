@@ -30,6 +30,9 @@ class Lifecycle:
     slot_start: int | None
     phase_started_at: str | None = None
     """When the current phase started (ISO 8601), or None before the first start."""
+    first_phase: int | None = None
+    """The first phase of this incarnation of the key (a key deleted and created again continues the
+    numbering of the phases it ran before); None before the first start."""
 
 
 def with_lifecycle(experiment: Experiment, lifecycle: Lifecycle) -> Experiment:

@@ -28,6 +28,13 @@ ON CONFLICT (day, code) DO UPDATE SET
     count = event_rejections.count + EXCLUDED.count,
     last_seen = greatest(event_rejections.last_seen, EXCLUDED.last_seen)
 """
+_ADD_REFUSED = """
+INSERT INTO exposure_rejections (day, experiment, code, count, last_seen)
+SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[])
+ON CONFLICT (day, experiment, code) DO UPDATE SET
+    count = exposure_rejections.count + EXCLUDED.count,
+    last_seen = greatest(exposure_rejections.last_seen, EXCLUDED.last_seen)
+"""
 
 
 @dataclass(slots=True)
@@ -47,6 +54,8 @@ class Counters:
     stored_counts: dict[tuple[date, str, str], _Tally] = field(default_factory=dict)
     rejected_counts: dict[tuple[date, str, str], _Tally] = field(default_factory=dict)
     """By (day, code, "")."""
+    refused_counts: dict[tuple[date, str, str], _Tally] = field(default_factory=dict)
+    """Exposures refused for an analysis, by (day, experiment, code): of defined experiments only."""
     dropped: int = 0
 
     def stored(self, kind: str, day: date, name: str, count: int, now: datetime) -> None:
@@ -54,6 +63,9 @@ class Counters:
 
     def rejected(self, day: date, code: str, count: int, now: datetime) -> None:
         self._add(self.rejected_counts, (day, code, ""), count, now)
+
+    def refused_exposures(self, day: date, experiment: str, code: str, count: int, now: datetime) -> None:
+        self._add(self.refused_counts, (day, experiment, code), count, now)
 
     def _add(
         self,
@@ -64,7 +76,10 @@ class Counters:
     ) -> None:
         tally = table.get(key)
         if tally is None:
-            if len(self.stored_counts) + len(self.rejected_counts) >= self.max_entries:
+            if (
+                len(self.stored_counts) + len(self.rejected_counts) + len(self.refused_counts)
+                >= self.max_entries
+            ):
                 self.dropped += count
                 return
             tally = table[key] = _Tally()
@@ -72,10 +87,10 @@ class Counters:
 
     async def flush(self, conn: Connection) -> None:
         """Add the counts to the database; on failure they are kept for the next flush."""
-        stored, rejected = self.stored_counts, self.rejected_counts
-        if not stored and not rejected:
+        stored, rejected, refused = self.stored_counts, self.rejected_counts, self.refused_counts
+        if not stored and not rejected and not refused:
             return
-        self.stored_counts, self.rejected_counts = {}, {}
+        self.stored_counts, self.rejected_counts, self.refused_counts = {}, {}, {}
         try:
             async with conn.transaction():
                 if stored:
@@ -95,6 +110,13 @@ class Counters:
                         [t.count for t in rejected.values()],
                         [t.last_seen for t in rejected.values()],
                     )
+                if refused:
+                    await conn.execute(
+                        _ADD_REFUSED,
+                        *([k[i] for k in refused] for i in range(3)),
+                        [t.count for t in refused.values()],
+                        [t.last_seen for t in refused.values()],
+                    )
         except BaseException:
             for key, tally in stored.items():
                 assert tally.last_seen is not None
@@ -102,4 +124,7 @@ class Counters:
             for rkey, tally in rejected.items():
                 assert tally.last_seen is not None
                 self.rejected(rkey[0], rkey[1], tally.count, tally.last_seen)
+            for xkey, tally in refused.items():
+                assert tally.last_seen is not None
+                self.refused_exposures(xkey[0], xkey[1], xkey[2], tally.count, tally.last_seen)
             raise

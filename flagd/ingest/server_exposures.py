@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import UTC, datetime
 
+import orjson
 from uuid_utils.compat import uuid7
 
 from flagd import metrics
@@ -56,6 +57,8 @@ class ServerExposures:
             experiment=exposure.experiment,
             phase=exposure.phase,
             variant=variant,
+            attributes=exposure.attributes,
+            payload=orjson.dumps(exposure.attributes).decode() if exposure.attributes else None,
         )
         if not self._writer.offer([event]):
             return  # dropped (and counted): remembered only once queued, so a later evaluation tries again

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 
 from flagd.experiments.model import Metric, Role
 from flagd.results.metric_types import kind
@@ -21,6 +21,7 @@ from flagd.results.model import (
     Comparison,
     Correction,
     Estimate,
+    ExposureTally,
     Impact,
     MetricResult,
     NoEstimate,
@@ -81,10 +82,11 @@ class Options:
 def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
     """The stats/ statistic of one variant of `metric`."""
     if kind(metric.type).ratio:
+        k = kind(metric.type).scale
         return RatioStatistic(
-            SampleMeanStatistic(sums.n, sums.y, sums.y2),
+            SampleMeanStatistic(sums.n, sums.y * k, sums.y2 * k * k),
             SampleMeanStatistic(sums.n, sums.d, sums.d2),
-            sums.yd,
+            sums.yd * k,
         )
     post: ProportionStatistic | SampleMeanStatistic
     pre: ProportionStatistic | SampleMeanStatistic
@@ -106,7 +108,7 @@ def test_result(result: AnalysisResult) -> TestResult:
 def mean(metric: Metric, sums: VariantSums) -> float | None:
     """The variant's value of the metric as shown: per unit, or sum(y) / sum(d) for ratio types."""
     if kind(metric.type).ratio:
-        return sums.y / sums.d * kind(metric.type).mean_scale if sums.d else None
+        return sums.y * kind(metric.type).scale / sums.d if sums.d else None
     return sums.y / sums.n if sums.n else None
 
 
@@ -221,12 +223,26 @@ def srm(counts: Mapping[str, int], weights: Mapping[str, int]) -> SampleRatio | 
     return SampleRatio(result.p_value, result.mismatch, result.chi_squared)
 
 
-def units_per_day(daily: Mapping[date, int], today: date) -> float | None:
-    """New units a day over the phase's complete days (today's partial day left out unless it is all there is)."""
-    complete = [n for day, n in daily.items() if day < today]
+MIN_ELAPSED_DAYS = 1 / 24
+"""Traffic is estimated over at least an hour of the phase, so its first minutes do not project wildly."""
+
+
+def units_per_day(
+    tally: ExposureTally, started: datetime | None, ended: datetime | None, now: datetime
+) -> float | None:
+    """New units a day: those first exposed since the phase started over the time it has run. Units with a
+    backdated first exposure count in the analysis but not in the traffic (they did not arrive in the phase).
+    A phase whose start was not recorded: over its complete days (today's partial one left out unless it is
+    all there is)."""
+    if started is not None:
+        end = min(now, ended) if ended is not None else now
+        days = max((end - started).total_seconds() / 86_400, MIN_ELAPSED_DAYS)
+        return tally.since_start / days if tally.since_start else None
+    today = now.date()
+    complete = [n for day, n in tally.daily.items() if day < today]
     if complete:
         return sum(complete) / len(complete)
-    return float(sum(daily.values())) if daily else None
+    return float(sum(tally.daily.values())) if tally.daily else None
 
 
 def progress(

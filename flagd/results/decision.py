@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
+from flagd.results.metric_types import kind
 from flagd.results.model import Check, Comparison, Decision, Estimate, MetricResult, Progress, Scale, Verdict
 
 Side = Literal["good", "bad", "unclear"]
@@ -88,11 +89,10 @@ def decide(metrics: Sequence[MetricResult], checks: Sequence[Check], progress: P
         if winners:
             best = max(winners, key=lambda c: abs(_effect(c.absolute)))
             relative = _interval(best.relative)
-            change = (
-                f"{_effect(best.relative):+.1%} (always-valid interval {_percent(relative)})"
-                if relative is not None
-                else f"{_effect(best.absolute):+.4g} per unit"
-            )
+            if relative is not None and all(math.isfinite(v) for v in relative):
+                change = f"{_effect(best.relative):+.1%} (always-valid interval {_percent(relative)})"
+            else:  # the relative interval is unbounded (control's mean near zero): the absolute one decides
+                change = _absolute(primary, best.absolute)
             return Decision(
                 "ship",
                 f"variant {best.variant} changes {primary.metric} by {change} and harms no guardrail",
@@ -108,6 +108,16 @@ def decide(metrics: Sequence[MetricResult], checks: Sequence[Check], progress: P
         "keep running",
         f"no variant is a clear winner on the primary metric yet and no guardrail is harmed; it needs {more}",
     )
+
+
+def _absolute(metric: MetricResult, scale: Scale) -> str:
+    """An absolute difference with its always-valid interval, in the metric's own unit."""
+    result = scale.sequential
+    assert isinstance(result, Estimate), "only estimated comparisons are quoted"
+    what = kind(metric.type)
+    factor, digits = (100.0, ".2f") if what.percent_points else (1.0, ".4g")
+    effect, low, high = (f"{v * factor:+{digits}}" for v in (result.effect, result.ci_low, result.ci_high))
+    return f"{effect} {what.unit} (always-valid interval [{low}, {high}])"
 
 
 def _effect(scale: Scale) -> float:

@@ -101,9 +101,12 @@ def judge_exposures_arrive(exposed: int, metric_events: int) -> Check:
 def health_checks(data: PhaseData, sample_ratio: SampleRatio | NoEstimate) -> tuple[Check, ...]:
     """Every check of one phase, in the order the page shows them (the decision names the first failed)."""
     tally, today = data.tally, data.now.date()
-    since_start = sum(
-        n for days in data.volumes.values() for day, n in days.items() if day >= data.phase_start
-    )
+    if data.started_at is not None:
+        since_start = data.events_since_start
+    else:  # a phase whose start was not recorded: the events of the days since its first exposure
+        since_start = sum(
+            n for days in data.volumes.values() for day, n in days.items() if day >= data.phase_start
+        )
     return (
         judge_srm(sample_ratio),
         judge_multiple(tally.multiple, tally.total),

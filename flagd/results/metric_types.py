@@ -1,14 +1,17 @@
 """What each metric type means to the analysis: one table, read everywhere a type changes behaviour.
 
-    type        analysed as              CUPED  mean shown as       impact projected   progress
-    conversion  share of units           yes    share               per unit           yes
-    count       events per unit          yes    per unit            per unit           yes
-    sum         value per unit           yes    per unit            per unit           yes
-    mean        ratio: value per event   no     per event           per event x events no
-    ratio       ratio of two metrics     no     ratio               no                 no
-    nps         ratio over respondents   no     x 100 (points)      no                 no
-    csat        ratio over respondents   no     share               no                 no
-    ces         ratio over respondents   no     score               no                 no
+    type        analysed as              CUPED  values and lifts in       impact projected   progress
+    conversion  share of units           yes    a share (pct. points)     per unit           yes
+    count       events per unit          yes    events per unit           per unit           yes
+    sum         value per unit           yes    value per unit            per unit           yes
+    mean        ratio: value per event   no     value per event           per event x events no
+    ratio       ratio of two metrics     no     the ratio                 no                 no
+    nps         ratio over respondents   no     NPS points (-100..100)    no                 no
+    csat        ratio over respondents   no     a share (pct. points)     no                 no
+    ces         ratio over respondents   no     the score                 no                 no
+
+NPS is analysed on its own scale: each respondent's +1 / 0 / -1 times 100, so the mean, the absolute lift
+and its interval are all in NPS points.
 
 A "ratio" type is analysed with the delta method over each unit's (y, d); the others over y alone.
 """
@@ -27,8 +30,12 @@ class MetricKind:
     """Analysed as sum(y) / sum(d) with the delta method (else as the mean of y per unit)."""
     cuped: bool
     """Has a pre-exposure covariate (the same events before the unit's exposure)."""
-    mean_scale: float = 1.0
-    """The shown mean is sum(y) / sum(d) (or per unit) times this."""
+    scale: float = 1.0
+    """Each unit's value is analysed times this (NPS: x 100, in points), the mean and lifts with it."""
+    unit: str = "per unit"
+    """What an absolute difference is in, as a decision quotes it."""
+    percent_points: bool = False
+    """An absolute difference of shares, quoted in percentage points."""
     impact: Literal["per unit", "per event", None] = None
     """How a lift projects to a total: per unit, per event (times control's events per unit), or not."""
     progress: bool = False
@@ -38,14 +45,21 @@ class MetricKind:
 
 
 KINDS: dict[MetricType, MetricKind] = {
-    "conversion": MetricKind(ratio=False, cuped=True, impact="per unit", progress=True),
-    "count": MetricKind(ratio=False, cuped=True, impact="per unit", progress=True),
+    "conversion": MetricKind(
+        ratio=False,
+        cuped=True,
+        impact="per unit",
+        progress=True,
+        unit="percentage points",
+        percent_points=True,
+    ),
+    "count": MetricKind(ratio=False, cuped=True, impact="per unit", progress=True, unit="events per unit"),
     "sum": MetricKind(ratio=False, cuped=True, impact="per unit", progress=True),
-    "mean": MetricKind(ratio=True, cuped=False, impact="per event"),
-    "ratio": MetricKind(ratio=True, cuped=False),
-    "nps": MetricKind(ratio=True, cuped=False, mean_scale=100.0, survey=True),
-    "csat": MetricKind(ratio=True, cuped=False, survey=True),
-    "ces": MetricKind(ratio=True, cuped=False, survey=True),
+    "mean": MetricKind(ratio=True, cuped=False, impact="per event", unit="per event"),
+    "ratio": MetricKind(ratio=True, cuped=False, unit="in the ratio"),
+    "nps": MetricKind(ratio=True, cuped=False, scale=100.0, survey=True, unit="NPS points"),
+    "csat": MetricKind(ratio=True, cuped=False, survey=True, unit="percentage points", percent_points=True),
+    "ces": MetricKind(ratio=True, cuped=False, survey=True, unit="points of the score"),
 }
 
 

@@ -78,6 +78,8 @@ class ExposureTally:
     """Units seen in more than one variant."""
     daily: dict[date, int]
     """Units first exposed per day (UTC), every unit counted."""
+    since_start: int = 0
+    """Units first exposed since the phase started (not earlier, with a backdated timestamp)."""
 
     @property
     def total(self) -> int:
@@ -116,6 +118,14 @@ class PhaseData:
     phase_start: date
     freshness: Freshness
     segments: SegmentData | None = None
+    started_at: datetime | None = None
+    """When the phase started (None for a phase stored before that was recorded)."""
+    ended_at: datetime | None = None
+    """When it ended (None while it runs)."""
+    events_since_start: int = 0
+    """Metric events received since the phase started (at most EVENTS_COUNTED)."""
+    refused: dict[str, int] = field(default_factory=dict)
+    """Exposures refused for this experiment since the phase began, by code (flagd.experiments.phases)."""
 
 
 # --- outputs ----------------------------------------------------------------------------------------
@@ -281,6 +291,8 @@ class ExperimentResults:
     units_per_day: float | None
     metrics: tuple[MetricResult, ...]
     segments: Segments | None = None
+    refused_exposures: dict[str, int] = field(default_factory=dict)
+    """Exposures refused for this experiment since the phase began, by code: they are in no analysis."""
 
     @property
     def exposed(self) -> int:

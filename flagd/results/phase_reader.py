@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from flagd.experiments.catalog import ExperimentPlan, ResolvedMetric
-from flagd.experiments.serving import Lifecycle
 from flagd.results.cache import ReductionCache
 from flagd.results.model import Freshness, PhaseData, Reduction, SegmentData
 from flagd.results.sql.days import day_reductions, signature
-from flagd.results.sql.exposures import exposure_tally
+from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.reduce import reduce_rolled_by, segment_population
 from flagd.results.sql.rollup import (
     RollupPolicy,
@@ -26,7 +25,7 @@ from flagd.results.sql.rollup import (
     metric_sources,
     rollup_states,
 )
-from flagd.results.sql.volumes import daily_events, never_arrived
+from flagd.results.sql.volumes import daily_events, events_since, never_arrived
 from flagd.storage.types import Connection
 
 MAX_SERIES_DAYS = 92
@@ -56,7 +55,9 @@ class PhaseReader:
     async def read(self, segment: str | None = None) -> PhaseData:
         """The phase's tally, every metric's reduction, the volumes; and the breakdown by `segment`."""
         conn, plan = self._conn, self._plan
-        tally = await exposure_tally(conn, plan.key, self._phase, self._now)
+        window = await self._window()
+        started = window[0] if window else None
+        tally = await exposure_tally(conn, plan.key, self._phase, self._now, started)
         metrics = [m.resolved for m in plan.metrics]
         await self._catch_up(metrics)
         reductions = {
@@ -68,7 +69,7 @@ class PhaseReader:
             segments = SegmentData(
                 segment, population, {m.key: await self._reduce(m, population, segment) for m in metrics}
             )
-        start = phase_start(plan.lifecycle, tally.daily, self._now)
+        start = phase_start(started, tally.daily, self._now)
         return PhaseData(
             phase=self._phase,
             now=self._now,
@@ -79,13 +80,32 @@ class PhaseReader:
             phase_start=start,
             freshness=self._freshness(),
             segments=segments,
+            started_at=started,
+            ended_at=window[1] if window else None,
+            events_since_start=await events_since(conn, plan.event_names, started) if started else 0,
+            refused=await refused_exposures(conn, plan.key, start),
         )
+
+    async def _window(self) -> tuple[datetime, datetime | None] | None:
+        """The phase's start and end as recorded; for a current phase recorded before phases were, its
+        lifecycle's start."""
+        window = await phase_window(self._conn, self._plan.key, self._phase)
+        lifecycle = self._plan.lifecycle
+        if (
+            window is None
+            and lifecycle is not None
+            and lifecycle.phase == self._phase
+            and lifecycle.phase_started_at
+        ):
+            return datetime.fromisoformat(lifecycle.phase_started_at), None
+        return window
 
     async def series(self, metric: ResolvedMetric) -> tuple[list[tuple[date, Reduction]], list[date]]:
         """The metric's sums as of each day's end since the phase began (today from the roll-ups), and the
         past days left out because computing them would exceed DAYS_BUDGET_SECONDS."""
+        window = await self._window()
         tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
-        past = series_days(self._plan.lifecycle, tally.daily, self._now)
+        past = series_days(window[0] if window else None, tally.daily, self._now)
         stored = await day_reductions(
             self._conn,
             self._plan.key,
@@ -108,8 +128,9 @@ class PhaseReader:
         metrics = [m.resolved for m in self._plan.metrics]
         for source in _unique_sources(metrics, self._policy.pre_seconds):
             await catch_up(self._conn, self._plan.key, self._phase, source, wait=False)
+        window = await self._window()
         tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
-        past = series_days(self._plan.lifecycle, tally.daily, self._now)
+        past = series_days(window[0] if window else None, tally.daily, self._now)
         for metric in metrics:
             await day_reductions(
                 self._conn,
@@ -170,17 +191,15 @@ def _unique_sources(metrics: Sequence[ResolvedMetric], pre_seconds: int) -> list
     return list({s.key: s for m in metrics for s in metric_sources(m, pre_seconds)}.values())
 
 
-def series_days(lifecycle: Lifecycle | None, daily: dict[date, int], now: datetime) -> list[date]:
+def series_days(started: datetime | None, daily: dict[date, int], now: datetime) -> list[date]:
     """The past days of the series: from the phase's start, the latest MAX_SERIES_DAYS - 1 before today."""
-    first = phase_start(lifecycle, daily, now)
+    first = phase_start(started, daily, now)
     count = min((now.date() - first).days, MAX_SERIES_DAYS - 1)
     return [now.date() - timedelta(days=offset) for offset in range(count, 0, -1)]
 
 
-def phase_start(lifecycle: Lifecycle | None, daily: dict[date, int], now: datetime) -> date:
-    """The day the phase began, or its first exposure's day if that is earlier (events sent late, with
-    their original timestamps, after a start)."""
-    days = [min(daily)] if daily else []
-    if lifecycle is not None and lifecycle.phase_started_at:
-        days.append(datetime.fromisoformat(lifecycle.phase_started_at).astimezone(UTC).date())
-    return min(days) if days else now.date()
+def phase_start(started: datetime | None, daily: dict[date, int], now: datetime) -> date:
+    """The day the phase began; for a phase whose start was not recorded, its first exposure's day."""
+    if started is not None:
+        return started.astimezone(UTC).date()
+    return min(daily) if daily else now.date()

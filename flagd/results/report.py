@@ -49,7 +49,8 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
     options = planned(options, plan)
     control, treatments = plan.control, plan.treatments
     tally = data.tally
-    per_day = units_per_day(tally.daily, data.now.date())
+    per_day = units_per_day(tally, data.started_at, data.ended_at, data.now)
+    exposed = sum(tally.units.get(v, 0) for v in plan.variant_names)
     share = plan.experiment.allocation_bp / BASIS_POINTS
     analysed = []
     primary_progress: Progress | None = None
@@ -65,7 +66,7 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
             ),
         )
         if role.role == "primary" and primary_progress is None:
-            primary_progress = progress(metric, control_sums, plan.weights, tally.total, per_day, options)
+            primary_progress = progress(metric, control_sums, plan.weights, exposed, per_day, options)
         analysed.append(result)
     metrics = adjust(analysed, options.correction)
     sample_ratio = srm(tally.units, plan.weights)
@@ -89,6 +90,7 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
         units_per_day=per_day,
         metrics=metrics,
         segments=None if data.segments is None else segments(plan, data.segments, options),
+        refused_exposures=data.refused,
     )
 
 

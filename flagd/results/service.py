@@ -25,10 +25,12 @@ def resolve(catalog: Catalog, key: str, phase: int | None) -> tuple[ExperimentPl
     if plan is None:
         raise NotFound(f'experiment "{key}" does not exist (or its definition no longer reads cleanly)')
     current = plan.experiment.phase
+    # A key deleted and created again continues its phase numbering: its earlier phases are not its own.
+    first = min(plan.lifecycle.first_phase or 1, current) if plan.lifecycle else 1
     chosen = current if phase is None else phase
-    if chosen < 1 or chosen > max(current, 0):
+    if chosen < max(first, 1) or chosen > max(current, 0):
         raise InvalidParameter(
-            f"phase must be between 1 and {current} (the experiment's phases so far), got {chosen}"
+            f"phase must be between {first} and {current} (the experiment's phases so far), got {chosen}"
             if current
             else f'experiment "{key}" has not started, so it has no results yet'
         )

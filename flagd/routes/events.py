@@ -21,14 +21,17 @@ from starlette.responses import Response
 from flagd import metrics
 from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
+from flagd.config.phase_history import PhaseHistory
 from flagd.errors import MalformedBody, PayloadTooLarge, ValidationFailed
+from flagd.experiments.phases import PhaseRecord
 from flagd.http.body import read_body
 from flagd.http.params import int_param
 from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
 from flagd.ingest.counters import Counters
 from flagd.ingest.decode import decode
-from flagd.ingest.events import Event, Rejection, read_batch
+from flagd.ingest.events import Batch, Event, Rejection, read_batch
+from flagd.ingest.exposure_check import checked
 from flagd.ingest.repository import EventRepository
 from flagd.state import server_state
 
@@ -44,7 +47,7 @@ async def post_events(request: Request) -> Response:
     # yet cached could not be checked anyway), a refusal costs almost nothing.
     ingest.writer.check_accepting()
     await state.auth.authenticate(request, Scope.SDK)
-    body = await read_body(request, state.settings.events_max_body_bytes)
+    body = await read_body(request, state.settings.events_max_body_bytes, "FLAGD_EVENTS_MAX_BODY_BYTES")
     document = decode(
         body,
         request.headers.get("content-type"),
@@ -61,6 +64,7 @@ async def post_events(request: Request) -> Response:
         if batch.code == "batch_too_large":
             raise PayloadTooLarge(batch.message, code="batch_too_large")
         raise MalformedBody(batch.message, code=batch.code)
+    batch = await _checked(request, batch, now)
     _count(ingest.counters, batch.rejected, now)
     rejected = [r.to_json() for r in batch.rejected]
     if not batch.accepted and rejected:
@@ -72,6 +76,24 @@ async def post_events(request: Request) -> Response:
     await ingest.writer.write(batch.accepted)
     _count_metrics(batch.accepted, batch.rejected)
     return OrjsonResponse({"accepted": len(batch.accepted), "rejected": rejected})
+
+
+async def _checked(request: Request, batch: Batch, now: datetime) -> Batch:
+    """The batch with the exposures of phases that never ran refused (flagd.ingest.exposure_check); refusals
+    of defined experiments counted for their results."""
+    state = server_state(request)
+    snapshot = state.config.snapshot
+
+    async def lookup(keys: Sequence[str]) -> Sequence[PhaseRecord]:
+        async with state.pool.acquire() as conn:
+            return await PhaseHistory(conn).of(keys)
+
+    skew = timedelta(seconds=state.settings.events_max_future_skew_seconds)
+    result, refused = await checked(batch, snapshot.phases, lookup, skew)
+    for (experiment, code), count in Counter(refused).items():
+        if experiment in snapshot.catalog.entries:
+            state.ingest.counters.refused_exposures(now.date(), experiment, code, count, now)
+    return result
 
 
 def _count_metrics(accepted: Sequence[Event], rejected: Sequence[Rejection]) -> None:

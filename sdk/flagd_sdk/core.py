@@ -26,6 +26,7 @@ from flagd_sdk.units import unit_text
 logger = logging.getLogger("flagd_sdk")
 
 NOT_READY = "the flag set has not arrived yet (the server has not answered); the default was returned"
+NOT_ARRIVED = "the flag set has not arrived: {}; the default was returned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,9 @@ class Core:
         """Events of the batch being sent (or retried) now."""
         self.connected = False
         self.last_error: str | None = None
+        self.config_error: str | None = None
+        """Why the last attempt to get the flag set failed (None once one arrived): what evaluations say
+        before the first flag set."""
         self.on_ready: Callable[[], None] = lambda: None
         self.on_batch: Callable[[], None] = lambda: None
         """Called when the queue reaches a batch (the delivery loop wakes up early)."""
@@ -76,8 +80,12 @@ class Core:
             logger.warning("flag set: %s", problem)
         first = self._loaded is None
         self._loaded = _Loaded(flags, served_experiments(document), version, etag, time.time())
+        self.config_error = None
         if first:
             self.on_ready()
+
+    def config_failed(self, message: str) -> None:
+        self.last_error = self.config_error = message
 
     @property
     def ready(self) -> bool:
@@ -103,7 +111,9 @@ class Core:
     ) -> ResolutionDetails:
         loaded = self._loaded
         if loaded is None:
-            return ResolutionDetails(default, None, Reason.ERROR, ErrorCode.PROVIDER_NOT_READY, NOT_READY)
+            why = self.config_error
+            message = NOT_READY if why is None else NOT_ARRIVED.format(why)
+            return ResolutionDetails(default, None, Reason.ERROR, ErrorCode.PROVIDER_NOT_READY, message)
         context = evaluation_context(unit, attributes)
         details = loaded.flags.resolve(flag_type, key, default, context)
         experiment = loaded.experiments.get(key)
@@ -141,10 +151,8 @@ class Core:
             "variant": exposed.variant,
             "unit": exposed.unit,
         }
-        if attributes:
-            plain = {k: v for k, v in attributes.items() if isinstance(v, str | int | float | bool)}
-            if plain:
-                event["attributes"] = plain
+        if exposed.attributes:
+            event["attributes"] = exposed.attributes
         self.enqueue(event)
 
     def _forget_oldest(self, preferred: dict[str, str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 
 from flagd.storage.types import Connection
 
@@ -29,3 +29,18 @@ async def never_arrived(conn: Connection, names: Iterable[str]) -> tuple[str, ..
         sorted(names),
     )
     return tuple(sorted(r["n"] for r in rows))
+
+
+EVENTS_COUNTED = 10_000
+"""`events_since` counts up to this many: enough to say events arrive, bounded whatever the volume."""
+
+
+async def events_since(conn: Connection, names: Iterable[str], since: datetime) -> int:
+    """Events of these names received since `since` (at most EVENTS_COUNTED)."""
+    counted: int = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE name = ANY($1::text[]) AND received_at >= $2 LIMIT $3) s",
+        sorted(names),
+        since,
+        EVENTS_COUNTED,
+    )
+    return counted

@@ -21,8 +21,9 @@ the metadata is a reliable mark; both sides read it from the same served documen
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flagd_sdk.evaluation.coercion import truthy
@@ -35,6 +36,14 @@ logger = logging.getLogger(__name__)
 EXPERIMENT_METADATA = ("experimentKey", "experimentPhase", "experimentUnit")
 """The metadata names that say a served flag's targeting is a compiled experiment."""
 
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_NAME = 64
+MAX_ATTRIBUTE_TEXT = 256
+"""An exposure keeps at most MAX_ATTRIBUTES of its context's top-level scalar members (by name, in order), each
+named with 1 to MAX_ATTRIBUTE_NAME characters: text of at most MAX_ATTRIBUTE_TEXT characters, booleans, finite
+numbers (integers within 64 bits). Others are left out, never refused: the server's limits on exposure
+attributes, so an exposure the SDK sends and one the server records from an OFREP context carry the same."""
+
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
@@ -42,6 +51,32 @@ class Exposure:
     phase: int
     unit: str
     variant: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """The context's attributes that segments break results down by (see MAX_ATTRIBUTES)."""
+
+
+def exposure_attributes(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The members of an evaluation context an exposure keeps: scalars within bounds, not the targeting key."""
+    kept: dict[str, Any] = {}
+    for name in sorted(k for k in context if isinstance(k, str)):
+        if len(kept) >= MAX_ATTRIBUTES:
+            break
+        value = context[name]
+        if name == "targetingKey" or not 1 <= len(name) <= MAX_ATTRIBUTE_NAME or "\x00" in name:
+            continue
+        if _plain(value):
+            kept[name] = value
+    return kept
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, str):
+        return len(value) <= MAX_ATTRIBUTE_TEXT and "\x00" not in value
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, float) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,4 +141,6 @@ def exposure(
     if not assigned:
         return None
     unit = unit_text(context, experiment.unit)
-    return None if unit is None else Exposure(experiment.key, experiment.phase, unit, details.variant)
+    if unit is None:
+        return None
+    return Exposure(experiment.key, experiment.phase, unit, details.variant, exposure_attributes(context))

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import msgpack
+import orjson
 import pytest
 
 from flagd.app import create_app
@@ -19,6 +20,8 @@ from flagd.auth.keys import Scope
 from flagd.ingest.partitions import ensure_partitions, prune
 from flagd.settings import Settings
 from tests.support import bearer, create_key, running_server
+
+pytestmark = pytest.mark.usefixtures("checkout_ran")
 
 
 def now_text(delta: timedelta = timedelta(0)) -> str:
@@ -222,6 +225,44 @@ async def test_should_refuse_a_batch_over_the_event_limit(sdk: httpx.AsyncClient
     response = await post(sdk, [track() for _ in range(5_001)])
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "batch_too_large"
+
+
+async def test_should_name_the_events_body_limit_when_a_body_passes_it(sdk: httpx.AsyncClient) -> None:
+    too_big = await sdk.post("/v1/events", content=b"x" * (4 * 1024 * 1024 + 1))
+    assert too_big.status_code == 413
+    message = too_big.json()["error"]["message"]
+    assert "FLAGD_EVENTS_MAX_BODY_BYTES" in message
+    assert "FLAGD_MAX_BODY_BYTES" not in message
+
+
+async def test_should_refuse_a_msgpack_batch_over_the_event_limit_as_a_json_one(
+    sdk: httpx.AsyncClient,
+) -> None:
+    events = [track() for _ in range(5_001)]
+    as_json = await post(sdk, events)
+    as_msgpack = await sdk.post(
+        "/v1/events",
+        content=msgpack.packb({"events": events}),
+        headers={"content-type": "application/msgpack"},
+    )
+    assert as_msgpack.status_code == as_json.status_code == 413
+    assert as_msgpack.json() == as_json.json()
+    assert as_msgpack.json()["error"]["code"] == "batch_too_large"
+
+
+async def test_should_store_a_batch_sent_in_two_gzip_members(
+    sdk: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    events = [track(f"g{i}") for i in range(4)]
+    text = orjson.dumps({"events": events})
+    half = len(text) // 2
+    response = await sdk.post(
+        "/v1/events",
+        content=gzip.compress(text[:half]) + gzip.compress(text[half:]),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert response.status_code == 200, response.text
+    assert await stored_ids(conn) == sorted(e["event_id"] for e in events)
 
 
 async def test_should_refuse_keys_without_sdk_scope(

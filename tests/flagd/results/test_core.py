@@ -15,7 +15,7 @@ from flagd.experiments.catalog import AnalysedMetric, ExperimentPlan, ResolvedMe
 from flagd.experiments.model import Experiment, Metric, Role
 from flagd.experiments.serving import Lifecycle
 from flagd.results import wire
-from flagd.results.analysis import Options, adjust, analyse_metric, impact, progress
+from flagd.results.analysis import Options, adjust, analyse_metric, impact, progress, units_per_day
 from flagd.results.decision import decide, guardrail_verdicts
 from flagd.results.judgments import (
     health_checks,
@@ -114,13 +114,14 @@ def phase_data(
     return PhaseData(
         phase=1,
         now=NOW,
-        tally=ExposureTally(units, 0, daily),
+        tally=ExposureTally(units, 0, daily, since_start=sum(units.values())),
         reductions=reductions,
         volumes={"checkout": {day: 100 for day in daily}},
         never_arrived=(),
         phase_start=min(daily),
         freshness=Freshness(NOW, NOW),
         segments=segments,
+        started_at=NOW - timedelta(days=10),
     )
 
 
@@ -186,13 +187,19 @@ def test_should_fail_when_metric_events_arrive_but_no_exposure() -> None:
     assert not judge_exposures_arrive(0, 100).ok
 
 
-def test_should_count_only_events_since_the_phase_began_in_the_exposure_check() -> None:
+def test_should_count_only_events_received_since_the_phase_began_in_the_exposure_check() -> None:
     data = phase_data({}, {})
-    before = replace(data, volumes={"checkout": {data.phase_start - timedelta(days=1): 500}})
-    checks = {c.check: c for c in health_checks(before, SampleRatio(0.5, False, 0.1))}
-    assert checks["exposures arrive"].ok
-    after = replace(data, volumes={"checkout": {data.phase_start: 500}})
-    assert not {c.check: c for c in health_checks(after, SampleRatio(0.5, False, 0.1))}["exposures arrive"].ok
+    # Events on the start day, but before the start, are not "since the phase started".
+    before = replace(data, volumes={"checkout": {data.phase_start: 500}}, events_since_start=0)
+    assert {c.check: c for c in health_checks(before, SampleRatio(0.5, False, 0.1))}["exposures arrive"].ok
+    after = replace(data, events_since_start=12)
+    check = {c.check: c for c in health_checks(after, SampleRatio(0.5, False, 0.1))}["exposures arrive"]
+    assert not check.ok
+    assert check.found.startswith("12 metric events arrived since the phase started")
+    unrecorded = replace(data, started_at=None, volumes={"checkout": {data.phase_start: 500}})
+    assert not {c.check: c for c in health_checks(unrecorded, SampleRatio(0.5, False, 0.1))}[
+        "exposures arrive"
+    ].ok
 
 
 # --- decisions -------------------------------------------------------------------------------------
@@ -252,15 +259,48 @@ def test_should_say_ship_with_the_relative_change_and_its_always_valid_interval(
 def test_should_quote_the_absolute_change_when_the_relative_one_cannot_be_estimated() -> None:
     problem = NoEstimate(StatisticProblem("control_mean_zero", "control is zero"))
     winner = metric_result(REVENUE, "primary", estimate(1.5, 0.5, 2.5), problem)
-    assert (
-        decide([winner], [], None).reason
-        == "variant b changes revenue by +1.5 per unit and harms no guardrail"
+    assert decide([winner], [], None).reason == (
+        "variant b changes revenue by +1.5 per unit (always-valid interval [+0.5, +2.5]) and harms no guardrail"
     )
 
 
-def test_should_quote_an_unbounded_relative_interval_as_infinite() -> None:
+def test_should_quote_the_absolute_scale_when_the_relative_interval_is_unbounded() -> None:
     winner = metric_result(REVENUE, "primary", estimate(1.5, 0.5, 2.5), estimate(3.0, 0.2, math.inf))
-    assert "[+20.0%, +inf]" in decide([winner], [], None).reason
+    reason = decide([winner], [], None).reason
+    assert "+inf" not in reason
+    assert "+1.5 per unit (always-valid interval [+0.5, +2.5])" in reason
+    nps = Metric("nps", "NPS", "nps", "increase", event="survey")
+    survey = metric_result(nps, "primary", estimate(36.7, 12.0, 61.4), estimate(6.2, -math.inf, math.inf))
+    assert "+36.7 NPS points (always-valid interval [+12, +61.4])" in decide([survey], [], None).reason
+    share = metric_result(CONVERSION, "primary", estimate(0.012, 0.004, 0.02), estimate(0.1, 0.0, math.inf))
+    assert (
+        "+1.20 percentage points (always-valid interval [+0.40, +2.00])" in decide([share], [], None).reason
+    )
+
+
+def test_should_analyse_nps_in_points_mean_and_lift_alike() -> None:
+    nps = Metric("nps", "NPS", "nps", "increase", event="survey")
+
+    def answers(promoters: int, passives: int, detractors: int) -> VariantSums:
+        n = promoters + passives + detractors
+        y = promoters - detractors
+        return VariantSums(n=n, y=y, y2=promoters + detractors, d=n, d2=n, yd=y)
+
+    result = analyse_metric(
+        nps,
+        "primary",
+        Reduction("nps", {"a": answers(300, 400, 300), "b": answers(500, 300, 200)}),
+        "a",
+        ["b"],
+        OPTIONS,
+    )
+    means = [v.mean for v in result.variants]
+    assert means == pytest.approx([0.0, 30.0])
+    absolute = result.comparisons[0].absolute.fixed_horizon
+    assert isinstance(absolute, Estimate)
+    assert absolute.effect == pytest.approx(30.0)
+    assert absolute.ci_low < 30.0 < absolute.ci_high
+    assert absolute.ci_high - absolute.ci_low > 1.0  # in points, not on the -1..1 scale
 
 
 def test_should_say_keep_running_with_the_days_it_needs_or_more_data() -> None:
@@ -364,9 +404,22 @@ def test_should_ship_a_large_effect_and_report_every_part_of_the_phase() -> None
     assert [c.check for c in results.health][:2] == ["sample ratio", "units in several variants"]
     assert all(c.ok for c in results.health)
     assert results.progress is not None
-    assert results.units_per_day == 1000.0
+    assert results.units_per_day == pytest.approx(1000.0)  # 10,000 units over the 10 days it ran
     assert [g.verdict for g in results.guardrails] == ["inconclusive"]
     assert results.metrics[0].comparisons[0].impact is not None
+
+
+def test_should_estimate_traffic_from_units_that_arrived_in_the_phase() -> None:
+    started = NOW - timedelta(days=2)
+    backdated = {TODAY - timedelta(days=9): 1, TODAY: 2000}
+    tally = ExposureTally({"a": 1000, "b": 1001}, 0, backdated, since_start=2000)
+    assert units_per_day(tally, started, None, NOW) == pytest.approx(1000.0)
+    assert units_per_day(tally, started, NOW - timedelta(days=1), NOW) == pytest.approx(2000.0)
+    assert units_per_day(replace(tally, since_start=0), started, None, NOW) is None
+    minutes_in = units_per_day(tally, NOW - timedelta(minutes=5), None, NOW)
+    assert minutes_in == pytest.approx(2000 * 24)  # over an hour at least
+    # A phase whose start was not recorded: over the complete days, as before.
+    assert units_per_day(tally, None, None, NOW) == 1.0
 
 
 def test_should_bound_a_breakdown_to_its_comparison_budget_largest_values_first() -> None:

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import backdate_phase
+
 DOCUMENT: dict[str, Any] = {
     "flags": {
         "page": {"state": "ENABLED", "variants": {"old": "old", "new": "new"}, "defaultVariant": "old"}
@@ -77,10 +79,20 @@ def dataset(
 
 
 async def run(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results: httpx.AsyncClient, events: list[dict[str, Any]]
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    results: httpx.AsyncClient,
+    events: list[dict[str, Any]],
+    database_url: str,
 ) -> dict[str, Any]:
+    """The experiment started before the first exposure of `events` (as if it had run since), the events
+    posted, the results."""
     assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
     assert (await admin.post("/v1/admin/experiments/checkout/start")).status_code == 200
+    first = min(datetime.fromisoformat(e["timestamp"]) for e in events)
+    await backdate_phase(
+        admin, database_url, "checkout", (datetime.now(UTC) - first).total_seconds() / 86_400 + 0.01
+    )
     for start in range(0, len(events), 5000):
         sent = await sdk.post("/v1/events", json={"events": events[start : start + 5000]})
         assert sent.status_code == 200, sent.text
@@ -96,10 +108,10 @@ def comparison(body: dict[str, Any], metric: str) -> dict[str, Any]:
 
 
 async def test_should_recommend_shipping_a_real_winner_with_an_interval_that_covers_the_truth(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, database_url: str
 ) -> None:
     rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.16, "error": 0.05}}
-    body = await run(admin, sdk, results_client, dataset(units=6000, rates=rates))
+    body = await run(admin, sdk, results_client, dataset(units=6000, rates=rates), database_url)
     bought = comparison(body, "bought")
     absolute, relative = bought["absolute"]["sequential"], bought["relative"]["sequential"]
     assert absolute["ciLow"] <= 0.06 <= absolute["ciHigh"]
@@ -113,10 +125,12 @@ async def test_should_recommend_shipping_a_real_winner_with_an_interval_that_cov
 
 
 async def test_should_say_investigate_when_the_split_is_skewed(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, database_url: str
 ) -> None:
     rates = {"old": {"purchase": 0.10}, "new": {"purchase": 0.16}}
-    body = await run(admin, sdk, results_client, dataset(units=4000, rates=rates, share_new=0.6))
+    body = await run(
+        admin, sdk, results_client, dataset(units=4000, rates=rates, share_new=0.6), database_url
+    )
     assert body["sampleRatio"]["mismatch"] is True
     assert body["decision"]["action"] == "investigate"
     assert "sample ratio" in body["decision"]["reason"]
@@ -124,20 +138,22 @@ async def test_should_say_investigate_when_the_split_is_skewed(
 
 
 async def test_should_say_stop_when_a_guardrail_is_harmed(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, database_url: str
 ) -> None:
     rates = {"old": {"purchase": 0.10, "error": 0.03}, "new": {"purchase": 0.16, "error": 0.12}}
-    body = await run(admin, sdk, results_client, dataset(units=4000, rates=rates))
+    body = await run(admin, sdk, results_client, dataset(units=4000, rates=rates), database_url)
     assert {"metric": "errors", "variant": "new", "verdict": "harmed"} in body["guardrails"]
     assert body["decision"]["action"] == "stop"
     assert "errors" in body["decision"]["reason"]
 
 
 async def test_should_flag_a_day_whose_exposures_dropped_by_80_percent(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, database_url: str
 ) -> None:
     rates = {"old": {"purchase": 0.10}, "new": {"purchase": 0.10}}
-    body = await run(admin, sdk, results_client, dataset(units=4000, rates=rates, days=10, cut_day=7))
+    body = await run(
+        admin, sdk, results_client, dataset(units=4000, rates=rates, days=10, cut_day=7), database_url
+    )
     volume = next(check for check in body["health"] if check["check"] == "volume: exposures")
     cut = (datetime.now(UTC) - timedelta(days=10 - 7)).date().isoformat()
     assert volume["ok"] is False
@@ -147,10 +163,10 @@ async def test_should_flag_a_day_whose_exposures_dropped_by_80_percent(
 
 
 async def test_should_keep_running_without_a_clear_winner(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, database_url: str
 ) -> None:
     rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.10, "error": 0.05}}
-    body = await run(admin, sdk, results_client, dataset(units=2000, rates=rates, days=4))
+    body = await run(admin, sdk, results_client, dataset(units=2000, rates=rates, days=4), database_url)
     assert body["decision"]["action"] == "keep running", body["decision"]
     assert body["progress"]["neededUnits"] > body["progress"]["units"]
     assert body["progress"]["daysRemaining"] > 0
@@ -158,10 +174,10 @@ async def test_should_keep_running_without_a_clear_winner(
 
 
 async def test_should_give_a_daily_series_whose_always_valid_band_only_narrows(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, database_url: str
 ) -> None:
     rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.13, "error": 0.05}}
-    body = await run(admin, sdk, results_client, dataset(units=3000, rates=rates, days=5))
+    body = await run(admin, sdk, results_client, dataset(units=3000, rates=rates, days=5), database_url)
     response = await results_client.get("/v1/experiments/checkout/results/timeseries")
     assert response.status_code == 200, response.text
     series = response.json()
@@ -202,10 +218,10 @@ async def test_should_give_a_daily_series_whose_always_valid_band_only_narrows(
 
 
 async def test_should_break_results_down_by_an_exposure_attribute_with_adjusted_p_values(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, database_url: str
 ) -> None:
     rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.16, "error": 0.05}}
-    body = await run(admin, sdk, results_client, dataset(units=3000, rates=rates))
+    body = await run(admin, sdk, results_client, dataset(units=3000, rates=rates), database_url)
     response = await results_client.get("/v1/experiments/checkout/results?segment=platform")
     assert response.status_code == 200, response.text
     segments = response.json()["segments"]
@@ -234,14 +250,14 @@ async def test_should_break_results_down_by_an_exposure_attribute_with_adjusted_
 
 
 async def test_should_show_the_20_largest_segments_and_the_rest_together(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient, database_url: str
 ) -> None:
     rates = {"old": {"purchase": 0.10, "error": 0.05}, "new": {"purchase": 0.12, "error": 0.05}}
     events = dataset(units=2000, rates=rates)
     exposures = [e for e in events if e["kind"] == "exposure"]
     for index, event in enumerate(exposures):  # 50 cities, the first ones far more common than the others
         event["attributes"] = {"city": f"city-{min(index % 100, 49):02d}"}
-    body = await run(admin, sdk, results_client, events)
+    body = await run(admin, sdk, results_client, events, database_url)
     response = await results_client.get("/v1/experiments/checkout/results?segment=city")
     assert response.status_code == 200, response.text
     values = response.json()["segments"]["values"]

@@ -73,7 +73,7 @@ async def test_should_refuse_results_past_the_bound_at_once_and_keep_evaluating(
     conn: asyncpg.Connection,
     database_url: str,
 ) -> None:
-    await start_pricing(admin, sdk, 30)
+    await start_pricing(admin, sdk, 30, database_url)
     watcher = await asyncpg.connect(database_url)
     try:
         async with rollups_held(conn):
@@ -106,7 +106,7 @@ async def test_should_answer_a_results_request_that_takes_too_long_with_503_and_
     settings: Settings,
     results_key: str,
 ) -> None:
-    await start_pricing(admin, sdk, 30)
+    await start_pricing(admin, sdk, 30, database_url)
     impatient = replace(settings, results_timeout_seconds=1.0, results_max_waiting=1)
     async with (
         running_server(create_app(impatient)) as live,

@@ -28,6 +28,7 @@ from stats import (
     fixed_horizon,
     sequential,
 )
+from tests.support import backdate_phase
 
 Floats = npt.NDArray[np.float64]
 VARIANTS = ("control", "a", "b")
@@ -148,10 +149,14 @@ async def post_all(sdk: httpx.AsyncClient, events: list[dict[str, Any]]) -> None
         assert sent.json()["rejected"] == []
 
 
-async def start_pricing(admin: httpx.AsyncClient, sdk: httpx.AsyncClient, units: int) -> datetime:
-    """The document stored, the experiment started and `units` simulated units posted; their `now`."""
+async def start_pricing(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, units: int, database_url: str
+) -> datetime:
+    """The document stored, the experiment started (three days ago, as the simulation has it) and `units`
+    simulated units posted; their `now`."""
     assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
     assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
+    await backdate_phase(admin, database_url, "pricing", 3)
     now = datetime.now(UTC)
     await post_all(sdk, simulated(now, units))
     return now
@@ -198,8 +203,9 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
     sdk: httpx.AsyncClient,
     results_client: httpx.AsyncClient,
     conn: asyncpg.Connection,
+    database_url: str,
 ) -> None:
-    await start_pricing(admin, sdk, 300)
+    await start_pricing(admin, sdk, 300, database_url)
     response = await results_client.get("/v1/experiments/pricing/results")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -257,7 +263,8 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
         else:
             last = survey[v]["last"]
             answered = ~np.isnan(last)
-            y = np.where(answered, np.where(last >= 9, 1.0, np.where(last <= 6, -1.0, 0.0)), 0.0)
+            # NPS in points: a promoter +100, a detractor -100, a passive 0.
+            y = np.where(answered, np.where(last >= 9, 100.0, np.where(last <= 6, -100.0, 0.0)), 0.0)
             d = answered * 1.0
         return RatioStatistic(mean_stat(y), mean_stat(d), float((y * d).sum()))
 

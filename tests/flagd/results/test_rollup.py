@@ -103,8 +103,9 @@ async def test_should_keep_the_rollups_equal_to_the_raw_reduction_as_events_keep
     sdk: httpx.AsyncClient,
     results_client: httpx.AsyncClient,
     conn: asyncpg.Connection,
+    database_url: str,
 ) -> None:
-    now = await start_pricing(admin, sdk, 150)
+    now = await start_pricing(admin, sdk, 150, database_url)
     first = await results_client.get("/v1/experiments/pricing/results")
     assert first.status_code == 200, first.text
     assert await assert_rollups_match_raw(conn) == 6
@@ -149,8 +150,9 @@ async def test_should_answer_from_the_last_catch_up_while_another_holds_the_roll
     sdk: httpx.AsyncClient,
     results_client: httpx.AsyncClient,
     conn: asyncpg.Connection,
+    database_url: str,
 ) -> None:
-    await start_pricing(admin, sdk, 30)
+    await start_pricing(admin, sdk, 30, database_url)
     assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
     source = metric_sources((await catalog_of(conn)).metrics["visits"], POLICY.pre_seconds)[0]
     before = (await rollup_states(conn, "pricing", 1, [source.key]))[source.key]
@@ -174,8 +176,9 @@ async def test_should_keep_running_experiments_up_in_the_background_one_worker_a
     results_client: httpx.AsyncClient,
     conn: asyncpg.Connection,
     settings: Settings,
+    database_url: str,
 ) -> None:
-    await start_pricing(admin, sdk, 60)
+    await start_pricing(admin, sdk, 60, database_url)
     pool = await open_pool(settings)
     try:
         catalog = await catalog_of(conn)
@@ -206,9 +209,9 @@ async def test_should_keep_running_experiments_up_in_the_background_one_worker_a
 
 
 async def test_should_reuse_a_reduction_only_while_its_rollups_are_unchanged(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, conn: asyncpg.Connection
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, conn: asyncpg.Connection, database_url: str
 ) -> None:
-    await start_pricing(admin, sdk, 30)
+    await start_pricing(admin, sdk, 30, database_url)
     plan = (await catalog_of(conn)).plan("pricing")
     assert plan is not None
     cache = ReductionCache(capacity=16)
@@ -237,8 +240,9 @@ async def test_should_drop_the_derived_rows_of_a_deleted_experiment_and_keep_its
     sdk: httpx.AsyncClient,
     results_client: httpx.AsyncClient,
     conn: asyncpg.Connection,
+    database_url: str,
 ) -> None:
-    await start_pricing(admin, sdk, 30)
+    await start_pricing(admin, sdk, 30, database_url)
     assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
     assert await conn.fetchval("SELECT count(*) FROM results_unit_values") > 0
     events = await conn.fetchval("SELECT count(*) FROM events")
@@ -255,8 +259,9 @@ async def test_should_compute_past_days_within_a_budget_latest_first(
     sdk: httpx.AsyncClient,
     results_client: httpx.AsyncClient,
     conn: asyncpg.Connection,
+    database_url: str,
 ) -> None:
-    now = await start_pricing(admin, sdk, 30)
+    now = await start_pricing(admin, sdk, 30, database_url)
     metrics = (await catalog_of(conn)).metrics
     days = [now.date() - timedelta(days=offset) for offset in (3, 2, 1)]
     spent = await day_reductions(
@@ -282,7 +287,7 @@ async def test_should_count_an_event_whose_transaction_was_open_during_a_catch_u
     conn: asyncpg.Connection,
     database_url: str,
 ) -> None:
-    await start_pricing(admin, sdk, 60)
+    await start_pricing(admin, sdk, 60, database_url)
     assert (await results_client.get("/v1/experiments/pricing/results")).status_code == 200
     unit = await conn.fetchval("SELECT unit FROM exposures WHERE NOT multiple_variants LIMIT 1")
     exposed_at = await conn.fetchval("SELECT exposed_at FROM exposures WHERE unit = $1", unit)

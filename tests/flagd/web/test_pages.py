@@ -95,7 +95,7 @@ async def test_should_log_in_and_show_the_decision_the_table_and_both_plots(
 ) -> None:
     assert (await admin.put("/v1/admin/flag-set", json=with_quiet_experiment())).status_code == 200
     assert (await admin.post("/v1/admin/experiments/quiet/start")).status_code == 200
-    await start_pricing(admin, sdk, 240)
+    await start_pricing(admin, sdk, 240, database_url)
     token = await create_key(database_url, Scope.RESULTS, "pm")
     async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as api:
         expected = (await api.get("/v1/experiments/pricing/results")).json()

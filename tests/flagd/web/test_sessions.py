@@ -121,7 +121,9 @@ async def test_should_refuse_a_form_with_too_many_fields_with_a_page(server: Liv
 async def test_should_render_an_experiment_with_too_few_units_for_any_statistic(
     server: LiveServer, admin: httpx.AsyncClient, sdk: httpx.AsyncClient, database_url: str
 ) -> None:
-    await start_pricing(admin, sdk, 3)  # one unit per variant: every comparison has a problem instead
+    await start_pricing(
+        admin, sdk, 3, database_url
+    )  # one unit per variant: every comparison has a problem instead
     http = await logged_in(server, await create_key(database_url, Scope.RESULTS, "pm"))
     try:
         page = await http.get("/experiments/pricing")

@@ -1,0 +1,66 @@
+"""Exposures checked against what really ran, before they are stored for an analysis.
+
+The worker's snapshot holds every phase each experiment key ran (flagd.experiments.phases). An SDK can
+see a new phase before this worker's snapshot does (another worker served it first), so an exposure
+of an experiment or phase the snapshot does not know is looked up in the database once per request:
+at most MAX_LOOKUPS experiment keys, in one query. What still does not match is refused, each event
+with its code (unknown_experiment, unknown_phase, unknown_variant, outside_phase).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from flagd.experiments.phases import PhaseRecord, PhaseRegistry, Refusal, refusal, registry
+from flagd.ingest.events import Batch, Event, Rejection
+
+MAX_LOOKUPS = 64
+"""Experiment keys of one request looked up in the database when the snapshot does not know them."""
+
+Lookup = Callable[[Sequence[str]], Awaitable[Sequence[PhaseRecord]]]
+
+
+async def checked(
+    batch: Batch, known: PhaseRegistry, lookup: Lookup, skew: timedelta
+) -> tuple[Batch, list[tuple[str, Refusal]]]:
+    """The batch with every exposure that does not belong to a phase that ran moved to its rejections, and
+    (experiment, code) of each exposure refused."""
+    exposures = [e for e in batch.accepted if e.kind == "exposure"]
+    if not exposures:
+        return batch, []
+    missing = sorted({str(e.experiment) for e in exposures if _unknown(known, e)})
+    phases: PhaseRegistry = known
+    if missing:
+        found = registry(await lookup(missing[:MAX_LOOKUPS]))
+        phases = {**known, **found}
+    indexes = _accepted_indexes(batch)
+    accepted: list[Event] = []
+    rejected = list(batch.rejected)
+    refused: list[tuple[str, Refusal]] = []
+    for index, event in zip(indexes, batch.accepted, strict=True):
+        why = None
+        if event.kind == "exposure":
+            assert event.experiment is not None
+            assert event.phase is not None
+            assert event.variant is not None
+            why = refusal(phases, event.experiment, event.phase, event.variant, event.timestamp, skew)
+        if why is None:
+            accepted.append(event)
+        else:
+            rejected.append(Rejection(index, why[0], why[1]))
+            refused.append((str(event.experiment), why[0]))
+    rejected.sort(key=lambda r: r.index)
+    return Batch(tuple(accepted), tuple(rejected)), refused
+
+
+def _unknown(known: PhaseRegistry, event: Event) -> bool:
+    phases = known.get(str(event.experiment))
+    return phases is None or event.phase not in phases
+
+
+def _accepted_indexes(batch: Batch) -> list[int]:
+    """The batch positions of the accepted events (in order: they are the positions not rejected)."""
+    rejected = {r.index for r in batch.rejected}
+    total = len(batch.accepted) + len(rejected)
+    return [i for i in range(total) if i not in rejected]
