@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from flagd.experiments.catalog import ExperimentPlan, ResolvedMetric
 from flagd.results.cache import ReductionCache
-from flagd.results.model import Freshness, PhaseData, Reduction, SegmentData
+from flagd.results.model import ExposureTally, Freshness, PhaseData, Reduction, SegmentData
 from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.reduce import reduce_rolled_by, segment_population
@@ -103,19 +103,8 @@ class PhaseReader:
     async def series(self, metric: ResolvedMetric) -> tuple[list[tuple[date, Reduction]], list[date]]:
         """The metric's sums as of each day's end since the phase began (today from the roll-ups), and the
         past days left out because computing them would exceed DAYS_BUDGET_SECONDS."""
-        window = await self._window()
-        tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
-        past = series_days(window[0] if window else None, tally.daily, self._now)
-        stored = await day_reductions(
-            self._conn,
-            self._plan.key,
-            self._phase,
-            metric,
-            past,
-            now=self._now,
-            pre_seconds=self._policy.pre_seconds,
-            budget_seconds=DAYS_BUDGET_SECONDS,
-        )
+        tally, past = await self._past_days()
+        stored = await self._days(metric, past, DAYS_BUDGET_SECONDS)
         await self._catch_up([metric])
         today = (await self._reduce(metric, {"": tally.units})).get("", Reduction(metric.key, {}))
         days = [(day, stored[day]) for day in past if day in stored]
@@ -128,19 +117,29 @@ class PhaseReader:
         metrics = [m.resolved for m in self._plan.metrics]
         for source in _unique_sources(metrics, self._policy.pre_seconds):
             await catch_up(self._conn, self._plan.key, self._phase, source, wait=False)
+        _, past = await self._past_days()
+        for metric in metrics:
+            await self._days(metric, past, None)
+
+    async def _past_days(self) -> tuple[ExposureTally, list[date]]:
+        """The phase's tally, and the past days of its series."""
         window = await self._window()
         tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
-        past = series_days(window[0] if window else None, tally.daily, self._now)
-        for metric in metrics:
-            await day_reductions(
-                self._conn,
-                self._plan.key,
-                self._phase,
-                metric,
-                past,
-                now=self._now,
-                pre_seconds=self._policy.pre_seconds,
-            )
+        return tally, series_days(window[0] if window else None, tally.daily, self._now)
+
+    async def _days(
+        self, metric: ResolvedMetric, days: list[date], budget: float | None
+    ) -> dict[date, Reduction]:
+        return await day_reductions(
+            self._conn,
+            self._plan.key,
+            self._phase,
+            metric,
+            days,
+            now=self._now,
+            pre_seconds=self._policy.pre_seconds,
+            budget_seconds=budget,
+        )
 
     async def _catch_up(self, metrics: Sequence[ResolvedMetric]) -> None:
         """Bring the metrics' roll-ups up to date first. A roll-up another catch-up holds is read as of its

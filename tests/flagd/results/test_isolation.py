@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -26,16 +25,9 @@ from tests.support import bearer, create_key, running_server
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=database_url,
-        port=0,
-        data_dir=tmp_path / "data",
-        db_pool_max_size=4,
-        config_poll_seconds=0.5,
-        results_processes=1,
-        results_max_waiting=0,
-    )
+def settings(settings: Settings) -> Settings:
+    """One results process and no request waiting for it: a second results request is refused at once."""
+    return replace(settings, results_processes=1, results_max_waiting=0)
 
 
 @pytest.fixture
