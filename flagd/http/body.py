@@ -12,26 +12,29 @@ from starlette.types import Receive, Scope
 from flagd import jsonio
 from flagd.errors import BadRequest, MalformedBody, PayloadTooLarge, UnsupportedMediaType
 
+ADMIN_LIMIT = "FLAGD_MAX_BODY_BYTES"
 
-async def read_body(request: Request, limit: int) -> bytes:
+
+async def read_body(request: Request, limit: int, setting: str = ADMIN_LIMIT) -> bytes:
+    """The body, refused with 413 (naming `setting`, the variable that sets `limit`) past `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit, setting)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit)
+            raise _too_large(size, limit, setting)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def receive_body(scope: Scope, receive: Receive, limit: int, setting: str = ADMIN_LIMIT) -> bytes:
     """`read_body` for plain ASGI apps: the same limit, straight from `receive`."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise _too_large(int(value), limit)
+            raise _too_large(int(value), limit, setting)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -41,15 +44,15 @@ async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit)
+            raise _too_large(size, limit, setting)
         if not message.get("more_body", False):
             return chunk if not chunks else b"".join([*chunks, chunk])
         chunks.append(chunk)
 
 
-def _too_large(size: int, limit: int) -> PayloadTooLarge:
+def _too_large(size: int, limit: int, setting: str) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the request body is {size} bytes or more; the limit is {limit} bytes (FLAGD_MAX_BODY_BYTES)"
+        f"the request body is {size} bytes or more; the limit is {limit} bytes ({setting})"
     )
 
 

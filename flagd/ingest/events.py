@@ -8,6 +8,12 @@
     ]}
 
 Each rejection has the event's index, a stable code and a sentence saying what to fix.
+
+A timestamp is RFC 3339 (`2026-11-24T10:00:00Z`, `2026-11-24t10:00:00.5+01:00`: date, `T` or `t`,
+time, fraction after a dot, then `Z`, `z` or an offset) or whole milliseconds since 1970; nothing
+else (ISO 8601's week dates, basic format or hour-only times are not RFC 3339). Properties nest at
+most `max_properties_depth` levels (the object itself is the first) and hold integers within
+64 bits: anything else is refused, never stored rounded.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
 import orjson
@@ -26,6 +32,12 @@ Kind = Literal["exposure", "track"]
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII)
 _EXPOSURE_MEMBERS = {"kind", "event_id", "timestamp", "experiment", "phase", "variant", "unit", "attributes"}
 _TRACK_MEMBERS = {"kind", "event_id", "timestamp", "event", "unit", "value", "properties"}
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))",
+    re.ASCII,
+)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +46,7 @@ class EventLimits:
     max_unit_length: int = 256
     max_attributes: int = 32
     max_properties_bytes: int = 4_096
+    max_properties_depth: int = 8
     max_future_skew: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=30)
 
@@ -89,11 +102,7 @@ def read_batch(document: Any, limits: EventLimits, now: datetime) -> Batch | Rej
     if not isinstance(events, list):
         return Rejection(-1, "malformed_batch", '"events" must be a list')
     if len(events) > limits.max_events:
-        return Rejection(
-            -1,
-            "batch_too_large",
-            f"a batch holds at most {limits.max_events} events (FLAGD_EVENTS_MAX_BATCH); got {len(events)}",
-        )
+        return too_many_events(len(events), limits.max_events)
     accepted, rejected = [], []
     for index, raw in enumerate(events):
         try:
@@ -101,6 +110,13 @@ def read_batch(document: Any, limits: EventLimits, now: datetime) -> Batch | Rej
         except _Invalid as invalid:
             rejected.append(Rejection(index, invalid.code, invalid.message))
     return Batch(tuple(accepted), tuple(rejected))
+
+
+def too_many_events(count: int, limit: int) -> Rejection:
+    """The refusal of a whole batch of `count` events, past the limit; the same for JSON and msgpack."""
+    return Rejection(
+        -1, "batch_too_large", f"a batch holds at most {limit} events (FLAGD_EVENTS_MAX_BATCH); got {count}"
+    )
 
 
 def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
@@ -154,12 +170,11 @@ def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
     properties = raw.get("properties", {})
     if not isinstance(properties, dict):
         raise _Invalid("invalid_properties", "properties must be an object")
+    _check_properties(properties, limits.max_properties_depth)
     try:
         text = orjson.dumps(properties)
     except (TypeError, orjson.JSONEncodeError):
-        raise _Invalid(
-            "invalid_properties", "properties must be plain JSON, nested at most 8 levels"
-        ) from None
+        raise _Invalid("invalid_properties", "properties must be plain JSON") from None
     size = len(text)
     if b"\\u0000" in text:
         # PostgreSQL's jsonb cannot hold NUL; refused here so it cannot fail the write of its neighbours.
@@ -195,20 +210,12 @@ def _timestamp(raw: Any, limits: EventLimits, now: datetime) -> datetime:
         if not 0 <= raw <= 10**14:
             raise _Invalid("invalid_timestamp", f"a numeric timestamp is milliseconds since 1970, got {raw}")
         moment = datetime.fromtimestamp(raw / 1000, tz=UTC)
-    elif isinstance(raw, str) and len(raw) <= 40:
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise _Invalid(
-                "invalid_timestamp", f"timestamp must be RFC 3339 with a zone, got {_shown(raw)}"
-            ) from None
-        if moment.tzinfo is None:
-            raise _Invalid(
-                "invalid_timestamp", f"timestamp needs a time zone (Z or +hh:mm), got {_shown(raw)}"
-            )
+    elif isinstance(raw, str):
+        moment = _rfc3339(raw)
     else:
         raise _Invalid(
-            "invalid_timestamp", f"timestamp must be RFC 3339 text or epoch milliseconds, got {_shown(raw)}"
+            "invalid_timestamp",
+            f"timestamp must be RFC 3339 text or whole milliseconds since 1970, got {_shown(raw)}",
         )
     if moment > now + limits.max_future_skew:
         raise _Invalid(
@@ -220,6 +227,67 @@ def _timestamp(raw: Any, limits: EventLimits, now: datetime) -> datetime:
             "timestamp_too_old", f"timestamp {_shown(raw)} is more than {limits.max_age.days} days old"
         )
     return moment
+
+
+def _rfc3339(raw: str) -> datetime:
+    match = _RFC3339.fullmatch(raw) if len(raw) <= 40 else None
+    if match is None:
+        raise _Invalid(
+            "invalid_timestamp",
+            "timestamp must be RFC 3339, such as 2026-11-24T10:00:00.123Z or 2026-11-24T11:00:00+01:00 "
+            f"(a zone is required, a fraction follows a dot), got {_shown(raw)}",
+        )
+    year, month, day, hour, minute, second, fraction, sign, zone_hours, zone_minutes = match.groups()
+    try:
+        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes)) if sign else timedelta(0)
+        if int(zone_minutes or 0) > 59:
+            raise ValueError
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=timezone(-offset if sign == "-" else offset),
+        )
+    except ValueError:
+        raise _Invalid(
+            "invalid_timestamp", f"timestamp {_shown(raw)} is not a valid date, time or offset"
+        ) from None
+
+
+def _check_properties(properties: dict[str, Any], max_depth: int) -> None:
+    """Nested at most `max_depth` levels, integers within 64 bits; iterative, and stops at the first
+    container nested too deeply, so its cost is linear whatever the shape."""
+    stack: list[tuple[Any, str, int]] = [(properties, "properties", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                raise _Invalid(
+                    "properties_too_deep",
+                    f"properties nest at most {max_depth} levels (objects and lists, the properties object "
+                    f"being the first); {path} is deeper",
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((item, _member_path(path, key), depth + 1) for key, item in items)
+        elif type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+            raise _Invalid(
+                "invalid_properties",
+                f"{path} is the integer {str(value)[:30]}, outside the 64-bit range "
+                f"({INT64_MIN} to {INT64_MAX}); it cannot be stored exactly: send it as a string",
+            )
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise _Invalid("invalid_properties", f"{path} is {value}; JSON has no such number: send null")
+
+
+def _member_path(path: str, key: object) -> str:
+    """Where a value is, for messages: cut short, so a long key costs nothing per value under it."""
+    if len(path) > 80:
+        return path
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{str(key)[:40]}"
 
 
 def _text(raw: Any, name: str, limit: int) -> str:

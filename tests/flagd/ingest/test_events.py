@@ -154,3 +154,115 @@ def test_should_refuse_bodies_it_cannot_read_with_a_reason(
     with pytest.raises(error) as raised:
         decode(body, content_type, encoding, DecodeLimits())
     assert str(raised.value)
+
+
+def test_should_read_every_member_of_a_multi_member_gzip_body() -> None:
+    # RFC 1952 2.2: a gzip file is a series of members (`cat a.gz b.gz`); each may end in zero padding.
+    text = orjson.dumps({"events": [exposure(), track()]})
+    body = gzip.compress(text[:20]) + gzip.compress(text[20:]) + b"\x00\x00"
+    assert decode(body, "application/json", "gzip", DecodeLimits()) == {"events": [exposure(), track()]}
+    members = gzip.compress(b"x" * 600) * 2  # within the limit each, not together
+    with pytest.raises(PayloadTooLarge, match="FLAGD_EVENTS_MAX_INFLATED_BYTES"):
+        decode(members, "application/json", "gzip", DecodeLimits(max_inflated_bytes=1_000))
+    with pytest.raises(MalformedBody, match="not valid gzip"):
+        decode(gzip.compress(text) + b"trailing", "application/json", "gzip", DecodeLimits())
+
+
+def test_should_refuse_a_msgpack_batch_over_the_count_limit_as_json_is_refused() -> None:
+    events = [track()] * 5_001
+    as_json = read_batch({"events": events}, EventLimits(), NOW)
+    assert isinstance(as_json, Rejection)
+    with pytest.raises(PayloadTooLarge) as raised:
+        decode(msgpack.packb({"events": events}), "application/msgpack", None, DecodeLimits())
+    assert (raised.value.code, raised.value.message) == (as_json.code, as_json.message)
+    assert "FLAGD_EVENTS_MAX_BATCH" in as_json.message
+    # Declared, not read: a header claiming four billion events is refused as fast.
+    claimed = b"\x81\xa6events\xdd\xff\xff\xff\xff"
+    with pytest.raises(PayloadTooLarge, match="got 4294967295"):
+        decode(claimed, "application/msgpack", None, DecodeLimits())
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2026-W48-2T11:59:00Z",  # ISO 8601 week date
+        "20261124T115900Z",  # ISO 8601 basic format
+        "2026-11-24T11+00:00",  # hour only
+        "2026-11-24T11:59Z",  # no seconds
+        "2026-11-24T11:59:00,5Z",  # decimal comma
+        "2026-11-24T11:59:00",  # no zone
+        "2026-11-24 11:59:00Z",  # a space for T
+        "2026-11-24T11:59:00+0000",  # offset without a colon
+        "2026-11-24T11:59:00+24:00",
+        "2026-11-24T11:59:00+01:60",
+        "2026-02-30T11:59:00Z",
+        "2026-11-24T11:59:0\u0661Z",  # an Arabic-Indic digit
+        "2026-11-24T11:59:00.Z",
+        11.5,
+        True,
+    ],
+)
+def test_should_refuse_timestamps_that_are_not_rfc_3339_or_whole_milliseconds(timestamp: Any) -> None:
+    (rejection,) = batch(track(timestamp=timestamp)).rejected
+    assert rejection.code == "invalid_timestamp", rejection.message
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        ("2026-11-24T11:59:00Z", datetime(2026, 11, 24, 11, 59, tzinfo=UTC)),
+        ("2026-11-24t11:59:00z", datetime(2026, 11, 24, 11, 59, tzinfo=UTC)),
+        ("2026-11-24T12:59:00.25+01:00", datetime(2026, 11, 24, 11, 59, 0, 250_000, tzinfo=UTC)),
+        ("2026-11-24T11:59:00.123456789-00:00", datetime(2026, 11, 24, 11, 59, 0, 123_456, tzinfo=UTC)),
+        (1795521540000, datetime(2026, 11, 24, 11, 59, tzinfo=UTC)),
+    ],
+)
+def test_should_read_rfc_3339_timestamps_in_either_case_and_milliseconds(
+    timestamp: Any, expected: datetime
+) -> None:
+    (event,) = batch(track(timestamp=timestamp)).accepted
+    assert event.timestamp == expected
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """Properties `depth` levels deep: the properties object is the first."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_should_refuse_properties_nested_deeper_than_eight_levels() -> None:
+    assert batch(track(properties=nested(8))).rejected == ()
+    for depth in (9, 100):
+        (rejection,) = batch(track(properties=nested(depth))).rejected
+        assert rejection.code == "properties_too_deep"
+        assert "at most 8 levels" in rejection.message
+    (listed,) = batch(track(properties={"l": [[[[[[[[1]]]]]]]]})).rejected
+    assert listed.code == "properties_too_deep"
+
+
+def test_should_refuse_integers_beyond_64_bits_in_properties_and_attributes_instead_of_rounding() -> None:
+    body = b'{"events": [%s, %s, %s]}' % (
+        orjson.dumps(track(properties={"id": 1})).replace(b'"id":1', b'"id":123456789012345678901234'),
+        orjson.dumps(exposure(attributes={"n": 1})).replace(b'"n":1', b'"n":123456789012345678901234'),
+        orjson.dumps(track(properties={"max": 2**63 - 1, "min": -(2**63), "float": 1e300})),
+    )
+    document = decode(body, "application/json", None, DecodeLimits())
+    result = read_batch(document, EventLimits(), NOW)
+    assert isinstance(result, Batch)
+    assert [(r.index, r.code) for r in result.rejected] == [
+        (0, "invalid_properties"),
+        (1, "invalid_attributes"),
+    ]
+    assert "properties.id is the integer 123456789012345678901234" in result.rejected[0].message
+    (kept,) = result.accepted
+    assert kept.attributes == {"max": 2**63 - 1, "min": -(2**63), "float": 1e300}
+    unsigned = decode(
+        msgpack.packb({"events": [track(properties={"u": 2**64 - 1})]}),
+        "application/msgpack",
+        None,
+        DecodeLimits(),
+    )
+    (too_big,) = read_batch(unsigned, EventLimits(), NOW).rejected  # type: ignore[union-attr]
+    assert too_big.code == "invalid_properties"
