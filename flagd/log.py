@@ -1,14 +1,19 @@
 """Logging for the server process and its workers, configured once from `Settings`.
 
-The same dictConfig is handed to uvicorn, which applies it in every worker process.
+The same dictConfig is handed to uvicorn, which applies it in every worker process. Text lines
+are written by `EscapingFormatter`: a message may quote what a client sent (a path, a value in
+an error), so each record is one line with its non-printable characters escaped (flagd.text);
+JSON lines are escaped by the encoder (ASCII only).
 """
 
 from __future__ import annotations
 
+import logging
 import logging.config
 from typing import Any
 
 from flagd.settings import Settings
+from flagd.text import escape
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
 _JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
@@ -23,7 +28,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         }
     else:
-        formatter = {"format": _TEXT_FORMAT}
+        formatter = {"()": "flagd.log.EscapingFormatter", "fmt": _TEXT_FORMAT}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -45,6 +50,27 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "pgserver": {"level": "WARNING"},
         },
     }
+
+
+class EscapingFormatter(logging.Formatter):
+    """Text lines that nothing a message quotes can forge or turn into terminal control: the message is
+    one line, escaped; a traceback keeps its line breaks, but each of its lines is escaped and indented,
+    so only the first line of a record starts at the margin (an exception's text may hold a line break
+    and a forged record after it)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message, backslashes=False)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + escape(line, backslashes=False) for line in text.split("\n"))
 
 
 def configure_logging(settings: Settings) -> None:

@@ -7,8 +7,11 @@
 Options given on the command line override the environment (see README.md,
 "Configuration"), and errors about them name the option as it was given. Errors are
 printed as one sentence on stderr (with every located problem, for invalid flag sets)
-and exit with status 1; usage mistakes exit with 2. Commands other than `serve` print
-only warnings and errors unless asked for more with -v.
+and exit with status 1; usage mistakes (an unknown option, a number out of its range)
+are printed as `flagd: error: ...` after the usage and exit with 2. Commands other than
+`serve` print only warnings and errors unless asked for more with -v. Whatever a command
+prints of stored or sent text is escaped first (flagd.text), so no value can drive the
+terminal.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import NoReturn
 
 from flagd.cli import events, experiments, flagset, keys, migrate, serve
 from flagd.cli.common import Command, CommandError
@@ -26,6 +30,7 @@ from flagd.log import configure_logging
 from flagd.settings import Settings, SettingsError
 from flagd.storage.embedded import EmbeddedPostgresError
 from flagd.storage.migrations import MigrationError
+from flagd.text import escape
 
 # Command-line options (their argparse names) and the environment variables they override.
 _OVERRIDES = {
@@ -58,20 +63,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc)
         for variable, option in given.items():
             message = message.replace(variable, option)  # name the option the user typed
-        print(f"flagd: error: {message}", file=sys.stderr)
+        print(f"flagd: error: {escape(message, backslashes=False)}", file=sys.stderr)
         return 1
     except (CommandError, EmbeddedPostgresError, MigrationError) as exc:
-        print(f"flagd: error: {exc}", file=sys.stderr)
+        print(f"flagd: error: {escape(str(exc), backslashes=False)}", file=sys.stderr)
         return 1
     except FlagdError as exc:
-        print(f"flagd: error: {exc.message}", file=sys.stderr)
+        print(f"flagd: error: {escape(exc.message, backslashes=False)}", file=sys.stderr)
         for detail in exc.details or []:
-            print(f"  {detail.get('path') or '(document)'}: {detail.get('message')}", file=sys.stderr)
+            where, what = str(detail.get("path") or "(document)"), str(detail.get("message"))
+            print(f"  {escape(where)}: {escape(what, backslashes=False)}", file=sys.stderr)
         return 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes of every command and action said as `flagd: error: ...`, like every other error
+    (the subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"flagd: error: {escape(message, backslashes=False)}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="flagd",
         description="Experimentation and feature-flag server.",
         epilog="Without DATABASE_URL, flagd uses an embedded PostgreSQL in FLAGD_DATA_DIR (default ./.flagd).",

@@ -1,4 +1,5 @@
-"""What the commands share: the database to use, the actor named in the audit log, running async code."""
+"""What the commands share: the database to use, the actor named in the audit log, running async code,
+and the parsing of numeric options."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import asyncio
 import getpass
 import logging
+import math
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +28,38 @@ T = TypeVar("T")
 
 class CommandError(RuntimeError):
     """A command failed for a reason the user can act on; printed without a traceback."""
+
+
+# ASCII digits only: int() and float() also read "١٢", "1_000", "nan" and "inf".
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
+_DECIMAL = re.compile(
+    r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII
+)
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type`: a whole number from `low` to `high`; anything else is a usage error (exit 2)."""
+
+    def parse(text: str) -> int:
+        value = int(text) if _INTEGER.fullmatch(text) else None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, got {text!r}")
+        return value
+
+    return parse
+
+
+def seconds(low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
+    """An argparse `type`: a finite decimal number of seconds from `low` (or above it) to `high`."""
+
+    def parse(text: str) -> float:
+        value = float(text) if _DECIMAL.fullmatch(text) else math.nan
+        if not (low < value if above_low else low <= value) or not value <= high:
+            bound = f"more than {low:g}" if above_low else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"must be a number of seconds {bound} to {high:g}, got {text!r}")
+        return value
+
+    return parse
 
 
 def database_options(parser: argparse.ArgumentParser) -> None:

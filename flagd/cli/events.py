@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -13,10 +14,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from flagd.cli.common import CommandError, database_options, with_connection
+from flagd.cli.common import CommandError, database_options, seconds, whole_number, with_connection
 from flagd.ingest.partitions import analysed_before, prune
 from flagd.ingest.repository import EventRepository, StoredEvent
 from flagd.settings import Settings
+from flagd.text import escape, escape_json
 
 POLL_SECONDS = 0.5
 # An event's received_at is set when its request arrives, and it becomes visible when its group commits,
@@ -25,6 +27,9 @@ POLL_SECONDS = 0.5
 # skipped. Tail is for watching an app send events; the tables and GET /v1/admin/events/stats are complete.
 SETTLE = timedelta(seconds=2)
 PAGE = 500
+LONGEST = 3_650 * 86_400.0
+"""--since and --seconds at most ten years (the longest FLAGD_EVENTS_MAX_AGE_DAYS)."""
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 
 def register(commands: Any) -> None:
@@ -42,10 +47,16 @@ def register(commands: Any) -> None:
     tail.add_argument("--kind", choices=["track", "exposure"], help="only this kind")
     tail.add_argument("--name", help="only this event name (track) or experiment key (exposure)")
     tail.add_argument(
-        "--since", type=float, default=0.0, metavar="SECONDS", help="start this far back (default 0)"
+        "--since",
+        type=seconds(0, LONGEST),
+        default=0.0,
+        metavar="SECONDS",
+        help="start this far back (default 0)",
     )
-    tail.add_argument("--limit", type=int, metavar="N", help="stop after N events")
-    tail.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    tail.add_argument("--limit", type=whole_number(1, 10**9), metavar="N", help="stop after N events")
+    tail.add_argument(
+        "--seconds", type=seconds(0, LONGEST, above_low=True), metavar="S", help="stop after S seconds"
+    )
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     database_options(tail)
     tail.set_defaults(command=tail_events)
@@ -68,7 +79,8 @@ def register(commands: Any) -> None:
 
 def prune_events(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        before = date.fromisoformat(args.before)
+        # The pattern first: fromisoformat also reads 20261201 and 2026-W49-2.
+        before = date.fromisoformat(args.before if _DAY.fullmatch(args.before) else "")
     except ValueError:
         raise CommandError(f"--before must be a day as YYYY-MM-DD, got {args.before!r}") from None
     today = datetime.now(UTC).date()
@@ -82,7 +94,7 @@ def prune_events(settings: Settings, args: argparse.Namespace) -> int:
             running = await analysed_before(conn, before)
             if running:
                 names = ", ".join(
-                    f"{r.experiment} (phase started {r.phase_started_at:%Y-%m-%d})" for r in running
+                    f"{escape(r.experiment)} (phase started {r.phase_started_at:%Y-%m-%d})" for r in running
                 )
                 raise CommandError(
                     f"running experiments would lose data they analyse: {names}; stop them first, "
@@ -101,11 +113,6 @@ def prune_events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def tail_events(settings: Settings, args: argparse.Namespace) -> int:
-    if args.limit is not None and args.limit < 1:
-        raise CommandError(f"--limit must be at least 1, got {args.limit}")
-    if args.since < 0 or (args.seconds is not None and args.seconds <= 0):
-        raise CommandError("--since must be 0 or more and --seconds more than 0")
-
     async def work(conn: asyncpg.Connection) -> int:
         events = EventRepository(conn)
         cursor = (datetime.now(UTC) - timedelta(seconds=args.since), "")
@@ -138,6 +145,8 @@ def tail_events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _line(row: StoredEvent, as_json: bool) -> str:
+    """One event as a line for the terminal: everything the client sent is escaped (flagd.text), so a
+    unit or a variant cannot clear the screen, set the title or forge a line."""
     if as_json:
         data = orjson.loads(row.data) if row.data else None
         record: dict[str, Any] = {
@@ -152,12 +161,13 @@ def _line(row: StoredEvent, as_json: bool) -> str:
             record.update(value=row.value, properties=data)
         else:
             record.update(phase=row.phase, variant=row.variant, source=row.source, attributes=data)
-        return orjson.dumps(record).decode()
+        return escape_json(orjson.dumps(record).decode())
     at = row.at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    name, unit, data = escape(row.name), escape(row.unit), escape_json(row.data or "")
     if row.kind == "track":
         value = "" if row.value is None else f"  value={row.value:g}"
-        return f"{at}  track     {row.name}  unit={row.unit}{value}  {row.data or ''}".rstrip()
+        return f"{at}  track     {name}  unit={unit}{value}  {data}".rstrip()
     return (
-        f"{at}  exposure  {row.name} (phase {row.phase})  unit={row.unit}  "
-        f"variant={row.variant}  [{row.source}]  {row.data or ''}"
+        f"{at}  exposure  {name} (phase {row.phase})  unit={unit}  "
+        f"variant={escape(row.variant or '')}  [{escape(row.source or '')}]  {data}"
     ).rstrip()

@@ -13,6 +13,7 @@ from flagd.config.audit import Action
 from flagd.config.experiment_lifecycle import ExperimentLifecycle
 from flagd.config.repository import ConfigRepository
 from flagd.settings import Settings
+from flagd.text import escape
 
 _ACTIONS: dict[str, tuple[Action, str]] = {
     "start": ("start", "start a draft or stopped experiment (a new phase, a new salt)"),
@@ -56,7 +57,7 @@ def list_experiments(settings: Settings, args: argparse.Namespace) -> int:
 
     print(f"{'key':30} {'state':9} {'phase':>5}  flag")
     for key, state, phase, flag in with_connection(settings, work):
-        print(f"{key:30} {state:9} {phase:>5}  {flag}")
+        print(f"{escape(key):30} {escape(state):9} {phase:>5}  {escape(str(flag))}")
     return 0
 
 
@@ -68,7 +69,7 @@ def transition(settings: Settings, args: argparse.Namespace) -> int:
 
     result = with_connection(settings, work)
     print(
-        f"experiment {result['key']} is {result['state']} (phase {result['phase']}); "
+        f"experiment {escape(result['key'])} is {result['state']} (phase {result['phase']}); "
         f"config version is now {result['configVersion']}",
         file=sys.stderr,
     )

@@ -17,6 +17,7 @@ from flagd.config.repository import ConfigRepository
 from flagd.config.service import FlagService
 from flagd.jsonio import MAX_DOCUMENT_NODES, count_nodes
 from flagd.settings import Settings
+from flagd.text import escape_json
 
 
 def register(commands: Any) -> None:
@@ -100,7 +101,9 @@ def apply_file(settings: Settings, args: argparse.Namespace) -> int:
 
     plan, version = with_connection(settings, work)
     for change in plan.changes:
-        print(change.render())
+        # A diff of JSON lines (keys are ASCII by rule): printed with every invisible character escaped.
+        for line in change.render().splitlines():
+            print(escape_json(line))
     counts = plan.counts()
     summary = f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
     if args.dry_run:

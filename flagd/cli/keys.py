@@ -11,9 +11,10 @@ import asyncpg
 from flagd.auth import keys
 from flagd.auth.keys import Scope
 from flagd.auth.repository import ApiKey, ApiKeyRepository
-from flagd.cli.common import CommandError, cli_actor, database_options, with_connection
+from flagd.cli.common import CommandError, cli_actor, database_options, whole_number, with_connection
 from flagd.config.audit import AuditRepository
 from flagd.settings import Settings
+from flagd.text import escape
 
 
 def register(commands: Any) -> None:
@@ -41,7 +42,9 @@ def register(commands: Any) -> None:
     listing.set_defaults(command=list_keys)
 
     revoke = actions.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("id", type=int, help="the key's id, as `flagd keys list` shows it")
+    revoke.add_argument(
+        "id", type=whole_number(1, 2**63 - 1), help="the key's id, as `flagd keys list` shows it"
+    )
     _common(revoke)
     revoke.set_defaults(command=revoke_key)
 
@@ -86,7 +89,8 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
     created = with_connection(settings, work)
     print(new.token)
     print(
-        f"created {scope.value} key {created.id} ({name}); this is the only time it is shown: store it now",
+        f"created {scope.value} key {created.id} ({escape(name)}); this is the only time it is shown: "
+        "store it now",
         file=sys.stderr,
     )
     return 0
@@ -100,7 +104,10 @@ def list_keys(settings: Settings, args: argparse.Namespace) -> int:
     for key in with_connection(settings, work):
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
         created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{key.id:>5}  {key.scope.value:8} {key.prefix:12} {created:20} {revoked:20} {key.name}")
+        print(
+            f"{key.id:>5}  {key.scope.value:8} {escape(key.prefix):12} {created:20} {revoked:20} "
+            f"{escape(key.name)}"
+        )
     return 0
 
 
@@ -125,7 +132,7 @@ def revoke_key(settings: Settings, args: argparse.Namespace) -> int:
     if revoked is None:
         raise CommandError(f"there is no key with id {args.id}; `flagd keys list` shows the ids")
     print(
-        f"revoked key {revoked.id} ({revoked.name}); servers stop accepting it within seconds",
+        f"revoked key {revoked.id} ({escape(revoked.name)}); servers stop accepting it within seconds",
         file=sys.stderr,
     )
     return 0

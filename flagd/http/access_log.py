@@ -10,10 +10,11 @@ The writer renders each line in the same format as the other log lines (text or 
 as FLAGD_LOG_FORMAT says), keeps them in memory, and writes them in one call every
 100 ms, when 512 are waiting, and at shutdown.
 
-Whatever a line copies from the request (the path, the method) is escaped first:
-control and other non-printable characters, quotes and backslashes become `\\xNN`-style
-escapes, so no request can end a line early or forge one (JSON lines are escaped by
-the encoder).
+Whatever a line copies from the request (the path, the method) is escaped first
+(flagd.text): control and other non-printable characters, quotes and backslashes become
+`\\xNN`-style escapes, so no request can end a line early, forge one or send the terminal
+an escape sequence; JSON lines keep the values as they came, with every non-printable
+character as a `\\uXXXX` escape.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from typing import TextIO
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flagd.text import escape as escape  # the shared escape (flagd.text); re-exported for older imports
+from flagd.text import escape_json
 
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's request id is echoed only if it is short and printable, so it cannot forge log lines.
@@ -66,7 +70,8 @@ class AccessLogWriter:
     ) -> None:
         stamp = self._timestamp()
         if not self._json:
-            method, path, http_version = escape(method), escape(path), escape(http_version)
+            method, path = escape(method, quotes=True), escape(path, quotes=True)
+            http_version = escape(http_version, quotes=True)
         message = (
             f'{client} "{method} {path} HTTP/{http_version}" {status} {duration_ms:.2f}ms id={request_id}'
         )
@@ -84,7 +89,7 @@ class AccessLogWriter:
                 "duration_ms": round(duration_ms, 3),
                 "request_id": request_id,
             }
-            self._lines.append(orjson.dumps(fields).decode() + "\n")
+            self._lines.append(escape_json(orjson.dumps(fields).decode()) + "\n")
         else:
             self._lines.append(f"{stamp} INFO    [{self._pid}] flagd.access: {message}\n")
         if len(self._lines) >= self._max_buffered:
@@ -115,21 +120,6 @@ class AccessLogWriter:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         return f"{self._stamp},{int((now - second) * 1000):03d}"
-
-
-def escape(text: str) -> str:
-    """`text` with nothing that could break or forge a log line: printable as it is, or escaped."""
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return text  # the usual case, checked in C
-    return "".join(_escape_char(ch) for ch in text)
-
-
-def _escape_char(ch: str) -> str:
-    if ch == '"':
-        return "\\x22"
-    if ch.isprintable() and ch != "\\":
-        return ch
-    return ch.encode("unicode_escape").decode("ascii")  # \n, \x00, \u2028, and \\ for a backslash
 
 
 class AccessLogMiddleware:

@@ -12,7 +12,8 @@ import asyncpg
 import httpx
 import yaml
 
-from tests.support import LiveServer, bearer, flag_definition, flagd_env
+from flagd.auth.keys import Scope
+from tests.support import LiveServer, bearer, create_key, flag_definition, flagd_env
 
 
 def flagd(*args: str, database_url: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -51,6 +52,15 @@ async def test_should_create_a_key_that_the_server_accepts_and_list_it(
     secret = token[len("flagd_0123456789_") :]  # the secret itself may contain "_"
     assert len(secret) == 43
     assert secret not in listed.stdout  # the secret never appears again
+
+
+async def test_should_list_keys_with_their_names_escaped(database_url: str) -> None:
+    await create_key(database_url, Scope.SDK, "shop\x1b[2J\x1b]0;title\x07\r\nforged line\x9b")
+    listed = flagd("keys", "list", database_url=database_url)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.replace("\n", "").isprintable(), repr(listed.stdout)
+    assert len(listed.stdout.splitlines()) == 2  # the header and the one key
+    assert "shop\\x1b[2J\\x1b]0;title\\x07\\r\\nforged line\\x9b" in listed.stdout
 
 
 async def test_should_revoke_a_key_and_audit_it(database_url: str) -> None:

@@ -123,3 +123,17 @@ async def test_should_replace_a_request_id_that_could_forge_log_lines(
 async def test_should_generate_distinct_request_ids(client: httpx.AsyncClient) -> None:
     ids = {(await client.get("/healthz")).headers["x-request-id"] for _ in range(20)}
     assert len(ids) == 20
+
+
+def test_should_write_client_text_in_json_lines_with_every_invisible_character_escaped() -> None:
+    sink = io.StringIO()
+    writer = AccessLogWriter(json_lines=True, stream=sink)
+    path = "/\x1b[2J\x9b31m\u202e\u2028x"  # ESC, C1 CSI, a bidi override, a line separator
+    writer.record(
+        client="-", method="GET", path=path, http_version="1.1", status=404, duration_ms=1.0, request_id="r"
+    )
+    writer.flush()
+    line = sink.getvalue()
+    assert line.endswith("\n")
+    assert line[:-1].isprintable(), repr(line)
+    assert orjson.loads(line)["path"] == path  # the same value, escaped only in its JSON text
