@@ -1,8 +1,8 @@
 """Query parameters, path identifiers and preconditions, parsed strictly in one place.
 
 Everything taken from a URL is checked before it reaches a query: numbers are ASCII
-digits within a range (`"²".isdigit()` is true in Python, and PostgreSQL's bigint
-ends at 2**63 - 1), and text may not hold control characters (PostgreSQL refuses NUL,
+digits within a range (`"²".isdigit()` is true in Python, `float()` reads other scripts' digits, and
+PostgreSQL's bigint ends at 2**63 - 1), and text may not hold control characters (PostgreSQL refuses NUL,
 and logs must not carry line breaks). A bad value is a 400 `invalid_parameter`
 that names the parameter; a path identifier that no resource could have is a 404.
 """
@@ -18,6 +18,8 @@ from flagd.identifiers import KEY_RULE, is_key
 
 INT64_MAX = 2**63 - 1
 MAX_TEXT_PARAM = 256
+# A decimal number in ASCII (float() also reads "nan", "inf", "1_000", spaces and other scripts' digits).
+_DECIMAL = re.compile(r"(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
 
 
 def shown(value: str) -> str:
@@ -33,6 +35,16 @@ def int_param(request: Request, name: str, *, low: int, high: int = INT64_MAX) -
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and low <= int(raw) <= high):
         raise InvalidParameter(f"{name} must be a whole number between {low} and {high}, got {shown(raw)}")
     return int(raw)
+
+
+def float_param(request: Request, name: str, *, low: float, high: float) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    value = float(raw) if _DECIMAL.fullmatch(raw) else None
+    if value is None or not low <= value <= high:
+        raise InvalidParameter(f"{name} must be a decimal number from {low:g} to {high:g}, got {shown(raw)}")
+    return value
 
 
 def bool_param(request: Request, name: str) -> bool:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
 from flagd.errors import InvalidParameter
-from flagd.http.params import choice_param, int_param, path_key, text_param
+from flagd.http.params import choice_param, float_param, int_param, path_key, text_param
 from flagd.http.routing import resource
 from flagd.results.analysis import Options
 from flagd.results.jobs import Job, Kind, PageSession
@@ -25,16 +25,13 @@ def results_options(request: Request) -> Options:
     chosen = choice_param(request, "correction", ("holm", "bh", "none"))
     correction: Correction = "bh" if chosen == "bh" else "none" if chosen == "none" else "holm"
     cuped = (choice_param(request, "cuped", ("true", "false")) or "true") == "true"
-    alpha_text = text_param(request, "alpha")
-    alpha = 0.05
-    if alpha_text is not None:
-        try:
-            alpha = float(alpha_text)
-        except ValueError:
-            alpha = -1.0
-        if not 0.001 <= alpha <= 0.5:
-            raise InvalidParameter(f"alpha must be a number from 0.001 to 0.5, got {alpha_text!r}")
-    return Options(alpha=alpha, cuped=cuped, correction=correction, alpha_given=alpha_text is not None)
+    alpha = float_param(request, "alpha", low=0.001, high=0.5)
+    return Options(
+        alpha=0.05 if alpha is None else alpha,
+        cuped=cuped,
+        correction=correction,
+        alpha_given=alpha is not None,
+    )
 
 
 def segment_param(request: Request) -> str | None:
