@@ -48,13 +48,19 @@ async def post_events(request: Request) -> Response:
     ingest.writer.check_accepting()
     await state.auth.authenticate(request, Scope.SDK)
     body = await read_body(request, state.settings.events_max_body_bytes, "FLAGD_EVENTS_MAX_BODY_BYTES")
-    document = decode(
-        body,
-        request.headers.get("content-type"),
-        request.headers.get("content-encoding"),
-        ingest.decode_limits,
-    )
     now = datetime.now(UTC)
+    try:
+        document = decode(
+            body,
+            request.headers.get("content-type"),
+            request.headers.get("content-encoding"),
+            ingest.decode_limits,
+        )
+    except PayloadTooLarge as exc:
+        if exc.code == "batch_too_large":  # a msgpack batch refused from its header: counted as a JSON one is
+            _count(ingest.counters, [Rejection(-1, exc.code, exc.message)], now)
+            metrics.EVENTS_REJECTED.labels(exc.code).inc()
+        raise
     batch = read_batch(document, ingest.event_limits, now)
     # While this request waits for its commit it holds only its events (counted in the queue's bound).
     del body, document

@@ -236,7 +236,7 @@ async def test_should_name_the_events_body_limit_when_a_body_passes_it(sdk: http
 
 
 async def test_should_refuse_a_msgpack_batch_over_the_event_limit_as_a_json_one(
-    sdk: httpx.AsyncClient,
+    sdk: httpx.AsyncClient, admin: httpx.AsyncClient
 ) -> None:
     events = [track() for _ in range(5_001)]
     as_json = await post(sdk, events)
@@ -248,6 +248,13 @@ async def test_should_refuse_a_msgpack_batch_over_the_event_limit_as_a_json_one(
     assert as_msgpack.status_code == as_json.status_code == 413
     assert as_msgpack.json() == as_json.json()
     assert as_msgpack.json()["error"]["code"] == "batch_too_large"
+    for _ in range(300):  # both counted in the stats (the counters reach the database every few seconds)
+        stats = (await admin.get("/v1/admin/events/stats")).json()
+        if sum(r["count"] for r in stats["rejected"] if r["code"] == "batch_too_large") == 2:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"batch_too_large counted {stats['rejected']}, expected twice")
 
 
 async def test_should_store_a_batch_sent_in_two_gzip_members(
