@@ -136,7 +136,9 @@ def events(variants: int) -> list[dict[str, Any]]:
 
     for i in range(UNITS):
         unit = f"user-{i}"
-        exposed = now - timedelta(seconds=rng.randrange(600, 6 * 3600))
+        # Within the clock skew allowed around the phase's start (a moment ago): exposures of earlier times
+        # would be refused as outside the phase.
+        exposed = now - timedelta(seconds=rng.randrange(10, 240))
         exposure("wide", unit, f"v{i % variants:03d}", exposed, {"seg": f"s{i % SEGMENTS:02d}"})
         later = int((now - exposed).total_seconds()) - 1
         if rng.random() < 0.3:
@@ -148,7 +150,7 @@ def events(variants: int) -> list[dict[str, Any]]:
             track("purchase", unit, exposed - timedelta(seconds=rng.randrange(60, 86_400)), 25.0)
     for e in range(SMALL_EXPERIMENTS):
         for u in range(SMALL_UNITS):
-            at = now - timedelta(seconds=rng.randrange(600, 3600))
+            at = now - timedelta(seconds=rng.randrange(10, 240))
             exposure(f"small-{e:02d}", f"small-user-{u}", "ab"[u % 2], at, {})
     return out
 
