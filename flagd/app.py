@@ -18,6 +18,7 @@ from flagd.config.watcher import ConfigWatcher
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.http.metrics_middleware import MetricsMiddleware
+from flagd.http.transport import raise_descriptor_limit
 from flagd.ingest.service import Ingest
 from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE, QUEUE_DEPTH, worker_exited
 from flagd.results.keeper import ResultsKeeper
@@ -135,5 +136,9 @@ async def _sample(state: ServerState) -> None:
 
 
 def create_app_from_env() -> Starlette:
-    """Factory for uvicorn workers (`uvicorn --factory flagd.app:create_app_from_env`)."""
+    """Factory for uvicorn workers (`uvicorn --factory flagd.app:create_app_from_env`); each raises its
+    open-file limit to the hard limit (a supervisor other than `flagd serve` may not have)."""
+    before, after = raise_descriptor_limit()
+    if after != before:
+        logger.info("raised the open-file limit from %d to %d", before, after)
     return create_app(Settings.from_env())

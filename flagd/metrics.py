@@ -45,6 +45,19 @@ REQUEST_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+CONNECTIONS = Gauge(
+    "flagd_connections",
+    "HTTP connections open.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+CONNECTIONS_CLOSED = Counter(
+    "flagd_connections_closed",
+    "Connections the server closed to protect itself, by reason: header_timeout, body_timeout, evicted "
+    "(waiting for its request headers when the cap was reached), refused (503 too_many_connections).",
+    ["reason"],
+    registry=REGISTRY,
+)
 EVALUATIONS = Counter(
     "flagd_evaluations", "OFREP flag evaluations, by flag and reason.", ["flag", "reason"], registry=REGISTRY
 )

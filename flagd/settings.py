@@ -42,6 +42,17 @@ class Settings:
     db_pool_max_size: int = 10
     db_connect_timeout: float = 10.0
     max_body_bytes: int = 1_048_576
+    header_timeout_seconds: float = 10.0
+    """A connection's next request headers must be complete this long after it opened (or after its previous
+    response ended), however slowly they trickle in; otherwise the server closes it."""
+    body_timeout_seconds: float = 30.0
+    """A request's body must be complete this long after its headers; otherwise the server closes the connection."""
+    keep_alive_seconds: float = 5.0
+    """How long an idle connection is kept open between requests."""
+    max_connections: int = 10_000
+    """Connections one worker holds at once (fewer when its open-file limit is lower): past it the connection
+    that has waited longest for its request headers is closed to make room, or, when every one has a request in
+    flight, the newcomer is answered 503 too_many_connections."""
     config_poll_seconds: float = 5.0
     sse_heartbeat_seconds: float = 15.0
     events_max_body_bytes: int = 4 * 1_048_576
@@ -87,9 +98,20 @@ class Settings:
                 f"FLAGD_SSE_HEARTBEAT_SECONDS must be positive, got {self.sse_heartbeat_seconds}"
             )
 
+        self._check_transport()
         self._check_events()
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
+
+    def _check_transport(self) -> None:
+        _check_bounds(
+            [
+                ("FLAGD_HEADER_TIMEOUT_SECONDS", self.header_timeout_seconds, 0.1, 600),
+                ("FLAGD_BODY_TIMEOUT_SECONDS", self.body_timeout_seconds, 0.1, 3_600),
+                ("FLAGD_KEEP_ALIVE_SECONDS", self.keep_alive_seconds, 0.1, 600),
+                ("FLAGD_MAX_CONNECTIONS", self.max_connections, 1, 500_000),
+            ]
+        )
 
     def _check_events(self) -> None:
         bounds: list[tuple[str, float, float, float]] = [
@@ -108,9 +130,7 @@ class Settings:
             ("FLAGD_RESULTS_MAX_WAITING", self.results_max_waiting, 0, 1_000),
             ("FLAGD_RESULTS_TIMEOUT_SECONDS", self.results_timeout_seconds, 1, 3_600),
         ]
-        for name, value, low, high in bounds:
-            if not low <= value <= high:
-                raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+        _check_bounds(bounds)
         if self.events_max_queued < self.events_max_batch:
             raise SettingsError(
                 "FLAGD_EVENTS_MAX_QUEUED must be at least FLAGD_EVENTS_MAX_BATCH, or no batch could ever be "
@@ -136,6 +156,14 @@ class Settings:
             db_pool_max_size=reader.get("FLAGD_DB_POOL_MAX_SIZE", int, defaults.db_pool_max_size),
             db_connect_timeout=reader.get("FLAGD_DB_CONNECT_TIMEOUT", float, defaults.db_connect_timeout),
             max_body_bytes=reader.get("FLAGD_MAX_BODY_BYTES", int, defaults.max_body_bytes),
+            header_timeout_seconds=reader.get(
+                "FLAGD_HEADER_TIMEOUT_SECONDS", float, defaults.header_timeout_seconds
+            ),
+            body_timeout_seconds=reader.get(
+                "FLAGD_BODY_TIMEOUT_SECONDS", float, defaults.body_timeout_seconds
+            ),
+            keep_alive_seconds=reader.get("FLAGD_KEEP_ALIVE_SECONDS", float, defaults.keep_alive_seconds),
+            max_connections=reader.get("FLAGD_MAX_CONNECTIONS", int, defaults.max_connections),
             config_poll_seconds=reader.get("FLAGD_CONFIG_POLL_SECONDS", float, defaults.config_poll_seconds),
             sse_heartbeat_seconds=reader.get(
                 "FLAGD_SSE_HEARTBEAT_SECONDS", float, defaults.sse_heartbeat_seconds
@@ -179,6 +207,13 @@ class Settings:
 
     def with_database(self, database_url: str) -> Settings:
         return replace(self, database_url=database_url)
+
+
+def _check_bounds(bounds: list[tuple[str, float, float, float]]) -> None:
+    """Each (variable, value, low, high): the value within [low, high], or an error naming the variable."""
+    for name, value, low, high in bounds:
+        if not low <= value <= high:
+            raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
 
 
 def _parse_bool(raw: str) -> bool:

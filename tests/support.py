@@ -50,9 +50,12 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def running_server(app: ASGIApp) -> AsyncIterator[LiveServer]:
-    """Serve `app` with uvicorn on 127.0.0.1 (a free port) inside the test's event loop."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False)
+async def running_server(app: ASGIApp, **options: Any) -> AsyncIterator[LiveServer]:
+    """Serve `app` with uvicorn on 127.0.0.1 (a free port) inside the test's event loop; `options` go to
+    uvicorn's Config (e.g. flagd.http.transport.server_options, the transport `flagd serve` runs)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False, **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from flagd.cli.common import CommandError, database, database_options, logger
+from flagd.http.transport import TransportLimits, raise_descriptor_limit, server_options
 from flagd.log import logging_config
 from flagd.metrics import MULTIPROC_ENV, serve_on_port
 from flagd.settings import Settings
@@ -40,6 +41,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     # embedded cluster below be stopped cleanly instead of being orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     check_can_listen(settings.host, settings.port)  # before PostgreSQL starts, so a mistake costs nothing
+    _raise_descriptor_limit(settings)  # the workers inherit it
     with database(settings, exclusive=True) as settings:
         if settings.migrate_on_start:
             logger.info("%s", asyncio.run(apply_pending(settings)))
@@ -64,13 +66,30 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             port=settings.port,
             workers=settings.workers,
             loop="uvloop",
-            http="httptools",
             log_config=logging_config(settings),
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=10,
+            **server_options(settings),
         )
     return 0
+
+
+def _raise_descriptor_limit(settings: Settings) -> None:
+    before, after = raise_descriptor_limit()
+    if after != before:
+        logger.info("raised the open-file limit from %d to %d", before, after)
+    limits = TransportLimits.from_settings(settings)
+    capacity = limits.capacity()
+    if capacity < settings.max_connections:
+        logger.warning(
+            "each worker holds at most %d connections, not FLAGD_MAX_CONNECTIONS=%d: its open-file limit is %d "
+            "and it keeps %d descriptors for itself; raise the limit (ulimit -n, LimitNOFILE=) to hold more",
+            capacity,
+            settings.max_connections,
+            after,
+            limits.reserved_descriptors,
+        )
 
 
 def _metrics_directory(settings: Settings) -> str | None:
