@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import anyio
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
@@ -30,6 +31,9 @@ RECONNECT_MS = 1000
 shutdown closes their stream."""
 KEY_RECHECK_SECONDS = 0.5
 """How often an open stream re-checks its key, so a revoked key's stream ends within a second."""
+SHUTDOWN_GRACE_SECONDS = 2.0
+"""At shutdown, how long a stream has to end itself (it does within KEY_RECHECK_SECONDS) before sse-starlette
+cancels it; well within uvicorn's graceful shutdown of 10 s."""
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -67,21 +71,26 @@ def change_event(snapshot: ConfigSnapshot) -> ServerSentEvent:
 async def stream_flags(request: Request, principal: Principal) -> Response:
     state = server_state(request)
     token = credentials(request.scope["headers"])
+    # sse-starlette sets `shutdown` when the server begins to stop; the stream then ends itself, with the
+    # chunk that completes the response, instead of being cancelled half-way (which uvicorn logs as an error).
+    shutdown = anyio.Event()
     return EventSourceResponse(
-        _changes(state.config, state.auth, token),
+        _changes(state.config, state.auth, token, shutdown),
         ping=state.settings.sse_heartbeat_seconds,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Flagd-Worker": state.worker_id},
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 
 async def _changes(
-    watcher: ConfigWatcher, auth: Authenticator, token: str | None
+    watcher: ConfigWatcher, auth: Authenticator, token: str | None, shutdown: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
     subscriber = watcher.subscribe()
     try:
         sent = watcher.snapshot.version
         yield change_event(watcher.snapshot)
-        while True:
+        while not shutdown.is_set():
             try:
                 snapshot = await asyncio.wait_for(subscriber.get(), KEY_RECHECK_SECONDS)
             except TimeoutError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -89,8 +90,7 @@ class ThreadDriver:
         self._wake.set()
         stream = self._stream
         if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.close()
+            _interrupt(stream)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -142,6 +142,19 @@ class ThreadDriver:
         if stream is not None:
             with contextlib.suppress(Exception):
                 stream.close()
+
+
+def _interrupt(stream: httpx.Response) -> None:
+    """End a stream another thread is reading: shutting its socket down wakes the blocked read at once (closing
+    the response from this thread would not; the read would wait for the next heartbeat). The reading thread
+    then closes the response itself. A transport without a socket (a test's) is closed instead."""
+    network = stream.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    with contextlib.suppress(Exception):
+        if isinstance(sock, socket.socket):
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            stream.close()
 
 
 class TaskDriver:

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgpack
 
+from flagd_sdk.answers import describe
 from flagd_sdk.core import Core
 from flagd_sdk.options import Options
 
@@ -87,12 +88,12 @@ def _fetch(core: Core) -> Generator[Effect, Any, bool]:
     try:
         reply: Reply = yield Call("GET", "/v1/flags", headers)
     except Exception as exc:
-        core.last_error = f"cannot reach the server: {exc}"
+        core.config_failed(f"cannot reach the server: {exc}")
         return False
     if reply.status == 304:
         return True
     if reply.status != 200:
-        core.last_error = f"GET /v1/flags answered {reply.status}: {reply.body[:200]!r}"
+        core.config_failed(f"GET /v1/flags: {describe(reply.status, reply.body)}")
         logger.warning("%s", core.last_error)
         return False
     try:
@@ -102,7 +103,7 @@ def _fetch(core: Core) -> Generator[Effect, Any, bool]:
             document, version=int(version_header) if version_header else None, etag=reply.headers.get("etag")
         )
     except Exception as exc:  # a flag set the SDK cannot read keeps the last one serving
-        core.last_error = f"the flag set could not be read: {exc}"
+        core.config_failed(f"the flag set could not be read: {exc}")
         logger.warning("%s", core.last_error)
         return False
     return True
@@ -125,6 +126,8 @@ def config_program(core: Core, options: Options) -> Program:
         except Exception as exc:
             status = 0
             core.last_error = f"the change stream failed: {exc}"
+        if status not in (0, 200):
+            core.last_error = f"GET /v1/flags/stream: {describe(status, b'')}"
         if status != 200:
             core.connected = False
             yield Pause(backoff.next())
@@ -171,7 +174,7 @@ def delivery_program(core: Core, options: Options) -> Program:
                 yield Pause(backoff.next())
                 continue
             if reply.status in _RETRIED:
-                core.last_error = f"POST /v1/events answered {reply.status}; retrying"
+                core.last_error = f"POST /v1/events: {describe(reply.status, reply.body)}; retrying"
                 yield Pause(backoff.next(_retry_after(reply)))
                 continue
             break
@@ -186,7 +189,7 @@ def delivery_program(core: Core, options: Options) -> Program:
         else:
             core.rejected += len(batch)
             core.last_error = (
-                f"POST /v1/events answered {reply.status}: {reply.body[:200]!r}; {len(batch)} events dropped"
+                f"POST /v1/events: {describe(reply.status, reply.body)}; {len(batch)} events dropped"
             )
             logger.error("%s", core.last_error)
         core.delivering = 0

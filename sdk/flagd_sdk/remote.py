@@ -2,8 +2,8 @@
 and follow the whole flag set: one `POST /ofrep/v1/evaluate/flags/{key}` per evaluation.
 
 The server records the exposures of these evaluations itself, so the client logs none. A failure
-(network, timeout, an answer that cannot be read) returns the caller's default with reason ERROR and
-error code GENERAL; evaluations still never raise.
+(network, timeout, an answer that is not OFREP's, such as a refused key) returns the caller's default with
+reason ERROR, error code GENERAL and what the server answered, in words; evaluations still never raise.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from flagd_sdk.answers import describe
 from flagd_sdk.core import evaluation_context
 from flagd_sdk.drivers import client_settings
 from flagd_sdk.evaluation import FlagType, Reason, ResolutionDetails
@@ -57,12 +58,18 @@ class RemoteEvaluator:
             response = self._http.post(
                 f"/ofrep/v1/evaluate/flags/{quote(key, safe='')}", json={"context": context}
             )
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except httpx.HTTPError as exc:
             logger.warning("remote evaluation of %r failed: %s", key, exc)
             return _error(default, ErrorCode.GENERAL, f"the server could not be asked: {exc}")
-        if not isinstance(body, dict):
-            return _error(default, ErrorCode.GENERAL, f"unreadable answer (status {response.status_code})")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or (response.status_code != 200 and "errorCode" not in body):
+            # Not OFREP's answer for this flag (a refused key, an overloaded server, a proxy's page).
+            answered = describe(response.status_code, response.content)
+            logger.warning("remote evaluation of %r failed: %s", key, answered)
+            return _error(default, ErrorCode.GENERAL, answered)
         if "errorCode" in body:
             try:
                 code = ErrorCode(body["errorCode"])

@@ -8,6 +8,7 @@ go through `asyncio.to_thread`, so the in-process server keeps answering.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +18,13 @@ import asyncpg
 import httpx
 import orjson
 
+from flagd.app import create_app
 from flagd.auth.keys import Scope
+from flagd.settings import Settings
 from flagd_sdk import AsyncClient, Client
 from flagd_sdk.evaluation import FlagType, Reason
 from tests.flagd.ingest.test_faults import serve
-from tests.support import LiveServer, create_key, free_port
+from tests.support import LiveServer, create_key, free_port, running_server
 
 T = TypeVar("T")
 
@@ -210,3 +213,49 @@ async def test_should_evaluate_remotely_through_ofrep_when_asked(
         assert (failed.value, failed.reason, failed.error_code) == (True, Reason.ERROR, "GENERAL")
     finally:
         await asyncio.to_thread(dead.close)
+
+
+def established(port: int) -> int:
+    """TCP connections this machine holds open on the server side of 127.0.0.1:`port`."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if row[1] == local and row[3] == "01")
+
+
+async def test_should_end_its_change_stream_when_closed(settings: Settings, sdk_key: str) -> None:
+    quiet = dataclasses.replace(settings, sse_heartbeat_seconds=60.0)  # no heartbeat to wake the reader
+    async with running_server(create_app(quiet)) as live:
+        client = await asyncio.to_thread(Client, live.url, sdk_key, init_timeout=10.0)
+        try:
+            await until(lambda: client.status()["connected"], "the stream connected")
+            assert established(live.port) == 1
+        finally:
+            await asyncio.to_thread(client.close)
+        await until(lambda: established(live.port) == 0, "the server saw the stream end")
+
+
+async def test_should_say_in_words_what_the_server_answered_to_a_wrong_key(server: LiveServer) -> None:
+    wrong = "flagd_0123456789_" + "x" * 43
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        refusal = (await http.get("/v1/flags", headers={"Authorization": f"Bearer {wrong}"})).json()
+    said = f"the server refused the sdk key (401 unauthorized): {refusal['error']['message']}"
+    client = await asyncio.to_thread(Client, server.url, wrong, init_timeout=0.5)
+    try:
+        await until(lambda: client.status()["last_error"], "the server answered")
+        details = client.details("banner", "u1", True)
+        assert (details.value, details.error_code) == (True, "PROVIDER_NOT_READY")
+        assert (
+            details.error_message
+            == f"the flag set has not arrived: GET /v1/flags: {said}; the default was returned"
+        )
+        assert client.status()["last_error"] == f"GET /v1/flags: {said}"
+    finally:
+        await asyncio.to_thread(client.close)
+    remote = await asyncio.to_thread(Client, server.url, wrong, remote=True)
+    try:
+        failed = await asyncio.to_thread(remote.details, "banner", "u1", True)
+        assert (failed.value, failed.reason, failed.error_code) == (True, Reason.ERROR, "GENERAL")
+        assert failed.error_message == said
+    finally:
+        await asyncio.to_thread(remote.close)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
-from tests.support import flag_definition
+from flagd.app import create_app
+from flagd.settings import Settings
+from tests.support import bearer, flag_definition, running_server
 
 
 async def test_should_serve_the_flag_set_with_an_etag_and_304_when_unchanged(
@@ -69,3 +73,29 @@ async def test_should_send_heartbeats_on_a_quiet_stream(sdk: httpx.AsyncClient) 
     assert any(line.startswith(": ping") or line.startswith(":") for line in seen)
     # Every event suggests a reconnection delay, for when a shutdown or a deploy ends the stream.
     assert "retry: 1000" in seen
+
+
+async def test_should_end_open_streams_with_a_complete_response_at_shutdown(
+    settings: Settings, sdk_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    opened = asyncio.Event()
+
+    async def read_to_the_end(url: str) -> list[str]:
+        # httpx raises RemoteProtocolError if the connection closes before the chunked body's last chunk.
+        async with (
+            httpx.AsyncClient(base_url=url, headers=bearer(sdk_key), timeout=30.0) as http,
+            http.stream("GET", "/v1/flags/stream") as response,
+        ):
+            lines = []
+            async for line in response.aiter_lines():
+                lines.append(line)
+                opened.set()
+            return lines
+
+    async with running_server(create_app(settings)) as live:
+        reading = asyncio.create_task(read_to_the_end(live.url))
+        await asyncio.wait_for(opened.wait(), 5)
+    lines = await asyncio.wait_for(reading, 5)  # the server has stopped; so has the stream
+    assert any(line.startswith("data:") for line in lines)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
