@@ -6,9 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from flagd.storage.embedded import EmbeddedPostgres
 
@@ -36,13 +37,30 @@ def database(workdir: Path) -> Iterator[str]:
 
 
 def serve(
-    database_url: str, workers: int = 2, log_level: str = "warning", env: dict[str, str] | None = None
+    database_url: str,
+    workers: int = 2,
+    log_level: str = "warning",
+    env: dict[str, str] | None = None,
+    *,
+    prefix: Sequence[str] = (),
+    log: IO[bytes] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`flagd serve --workers N` on a free port, without access log, with `env` added to its environment;
-    the process and its base URL."""
+    """`flagd serve --workers N` on a free port, without access log, with `env` added to its environment,
+    started through `prefix` (e.g. taskset, prlimit), its output to `log` if given; the process and its base URL."""
     port = free_port()
     extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_")}
     env.update(DATABASE_URL=database_url, FLAGD_ACCESS_LOG="false", FLAGD_LOG_LEVEL=log_level, **extra)
-    command = [sys.executable, "-m", "flagd", "serve", "--port", str(port), "--workers", str(workers)]
-    return subprocess.Popen(command, env=env), f"http://127.0.0.1:{port}"
+    command = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "flagd",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    errors = None if log is None else subprocess.STDOUT
+    return subprocess.Popen(command, env=env, stdout=log, stderr=errors), f"http://127.0.0.1:{port}"
