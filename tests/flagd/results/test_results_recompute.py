@@ -309,8 +309,8 @@ async def test_should_refuse_unknown_unstarted_and_malformed_requests(
     assert "has not started" in unstarted.json()["error"]["message"]
     assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
     for query, fragment in (
-        ("alpha=1", "alpha must be a number from 0.001 to 0.5"),
-        ("alpha=x", "alpha must be a number"),
+        ("alpha=1", "alpha must be a decimal number from 0.001 to 0.5"),
+        ("alpha=x", "alpha must be a decimal number"),
         ("phase=2", "phase must be between 1 and 1"),
         ("correction=bonferroni", "correction must be one of holm, bh, none"),
     ):
