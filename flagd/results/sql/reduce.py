@@ -27,9 +27,11 @@ The windows use the event's own timestamp; `events_name_unit` (name, unit, occur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+import asyncpg
 
 from flagd.experiments.catalog import ResolvedMetric
 from flagd.experiments.model import Metric
@@ -186,7 +188,7 @@ def _winsor(metric: Metric) -> tuple[float | None, float | None]:
     return percentile, (winsor.value if winsor is not None else None)
 
 
-def _reductions(metric: Metric, rows: list[Any]) -> dict[str, Reduction]:
+def _reductions(metric: Metric, rows: Sequence[asyncpg.Record]) -> dict[str, Reduction]:
     capped = metric.winsorisation is not None
     by_segment: dict[str, dict[str, VariantSums]] = {}
     caps: dict[str, float | None] = {}
