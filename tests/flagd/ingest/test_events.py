@@ -264,5 +264,7 @@ def test_should_refuse_integers_beyond_64_bits_in_properties_and_attributes_inst
         None,
         DecodeLimits(),
     )
-    (too_big,) = read_batch(unsigned, EventLimits(), NOW).rejected  # type: ignore[union-attr]
+    batch = read_batch(unsigned, EventLimits(), NOW)
+    assert isinstance(batch, Batch)
+    (too_big,) = batch.rejected
     assert too_big.code == "invalid_properties"
