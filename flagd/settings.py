@@ -7,6 +7,7 @@ Every variable is documented in README.md ("Configuration"). Reading fails with 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -225,6 +226,15 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
+_NUMBERS: dict[object, re.Pattern[str]] = {
+    int: re.compile(r"[+-]?[0-9]{1,18}", re.ASCII),
+    float: re.compile(
+        r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII
+    ),
+}
+"""What a number in the environment may look like: ASCII decimal digits, finite."""
+
+
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
@@ -234,6 +244,8 @@ class _Reader:
         if raw is None or raw.strip() == "":
             return default
         try:
+            if parse in (int, float) and not _NUMBERS[parse].fullmatch(raw.strip()):
+                raise ValueError(raw)  # int() and float() also read nan, inf, 1_000 and other scripts' digits
             return parse(raw.strip())
         except ValueError:
             kind = (

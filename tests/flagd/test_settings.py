@@ -104,9 +104,16 @@ def test_should_treat_blank_values_as_unset() -> None:
         ),
         (
             {"FLAGD_BODY_TIMEOUT_SECONDS": "nan"},
-            "FLAGD_BODY_TIMEOUT_SECONDS must be between 0.1 and 3600, got nan",
+            "FLAGD_BODY_TIMEOUT_SECONDS must be a valid float, got 'nan'",
         ),
         ({"FLAGD_MAX_CONNECTIONS": "0"}, "FLAGD_MAX_CONNECTIONS must be between 1 and 500000, got 0"),
+        ({"FLAGD_CONFIG_POLL_SECONDS": "nan"}, "FLAGD_CONFIG_POLL_SECONDS must be a valid float, got 'nan'"),
+        (
+            {"FLAGD_SSE_HEARTBEAT_SECONDS": "inf"},
+            "FLAGD_SSE_HEARTBEAT_SECONDS must be a valid float, got 'inf'",
+        ),
+        ({"FLAGD_PORT": "\u0668\u0660"}, "FLAGD_PORT must be a valid int"),
+        ({"FLAGD_WORKERS": "1_0"}, "FLAGD_WORKERS must be a valid int, got '1_0'"),
         (
             {"FLAGD_EVENTS_MAX_QUEUED": "10", "FLAGD_EVENTS_MAX_BATCH": "100"},
             "FLAGD_EVENTS_MAX_QUEUED must be at least FLAGD_EVENTS_MAX_BATCH",
