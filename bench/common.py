@@ -11,6 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import asyncpg
+
+from flagd.auth import keys
+from flagd.auth.keys import Scope
+from flagd.auth.repository import ApiKeyRepository
 from flagd.storage.embedded import EmbeddedPostgres
 
 
@@ -64,3 +69,14 @@ def serve(
     ]
     errors = None if log is None else subprocess.STDOUT
     return subprocess.Popen(command, env=env, stdout=log, stderr=errors), f"http://127.0.0.1:{port}"
+
+
+async def results_key(database_url: str) -> str:
+    """A new results-scope API key in the database; the token a client sends."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        new = keys.generate()
+        await ApiKeyRepository(conn).create("bench-results", Scope.RESULTS, new)
+    finally:
+        await conn.close()
+    return new.token

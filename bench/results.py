@@ -29,13 +29,10 @@ from typing import Any
 
 import asyncpg
 import httpx
-from common import database, serve
+from common import database, results_key, serve
 from sse_latency import make_keys, wait_ready
 from uuid_utils.compat import uuid7
 
-from flagd.auth import keys
-from flagd.auth.keys import Scope
-from flagd.auth.repository import ApiKeyRepository
 from flagd.ingest.partitions import ensure_partitions
 
 DOCUMENT: dict[str, Any] = {
@@ -142,16 +139,6 @@ async def load(url: str, units: int, per_unit: int) -> tuple[int, float]:
     finally:
         await conn.close()
     return written, time.perf_counter() - started
-
-
-async def results_key(url: str) -> str:
-    conn = await asyncpg.connect(url)
-    try:
-        new = keys.generate()
-        await ApiKeyRepository(conn).create("bench-results", Scope.RESULTS, new)
-    finally:
-        await conn.close()
-    return new.token
 
 
 async def define(base: str, admin: str) -> None:

@@ -47,15 +47,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
-from common import database, free_port
+from common import database, free_port, results_key
 from sse_latency import make_keys, wait_ready
-
-from flagd.auth import keys
-from flagd.auth.keys import Scope
-from flagd.auth.repository import ApiKeyRepository
 
 WANTED_VARIANTS = 300
 UNITS = 3_000
@@ -153,16 +148,6 @@ def events(variants: int) -> list[dict[str, Any]]:
             at = now - timedelta(seconds=rng.randrange(10, 240))
             exposure(f"small-{e:02d}", f"small-user-{u}", "ab"[u % 2], at, {})
     return out
-
-
-async def results_key(database_url: str) -> str:
-    conn = await asyncpg.connect(database_url)
-    try:
-        new = keys.generate()
-        await ApiKeyRepository(conn).create("bench-results", Scope.RESULTS, new)
-    finally:
-        await conn.close()
-    return new.token
 
 
 async def set_up(base: str, admin_key: str, sdk_key: str) -> int:
