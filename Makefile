@@ -4,23 +4,26 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# tools/venv.py installs under a lock (two first runs at once wait for each other) and stamps what it did.
+SERVER := $(VENV)/.installed-server
+DEV    := $(VENV)/.installed-dev
 
 .PHONY: run test lint typecheck pytest install browser loadtest clean bench-evaluation bench-ofrep
 
-run: $(STAMP)
+# The server's packages only; the test toolchain is for make test.
+run: $(SERVER)
 	$(BIN)/flagd serve
 
-test: $(STAMP) lint typecheck pytest
+test: $(DEV) lint typecheck pytest
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV)
 	$(BIN)/mypy
 
-pytest: $(STAMP) browser
+pytest: $(DEV) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The results pages are tested in Debian's chromium: installed here when missing and running as root
@@ -29,25 +32,24 @@ browser:
 	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi
 
-install: $(STAMP)
+install: $(DEV)
 
-$(STAMP): pyproject.toml sdk/pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "flagd needs Python 3.11 or newer; set PYTHON=python3.11")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[dev]'
-	touch $(STAMP)
+$(SERVER): pyproject.toml sdk/pyproject.toml
+	@$(PYTHON) tools/venv.py $(VENV) server
 
-bench-evaluation: $(STAMP)
+$(DEV): pyproject.toml sdk/pyproject.toml
+	@$(PYTHON) tools/venv.py $(VENV) dev
+
+bench-evaluation: $(DEV)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/evaluation.py
 
-bench-ofrep: $(STAMP)
+bench-ofrep: $(DEV)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python bench/ofrep.py
 
 # A bounded headless Locust run against a local server with 2 workers; reports in loadtests/reports/.
-loadtest: $(STAMP)
+loadtest: $(DEV)
 	$(BIN)/python -m pip install --quiet -e '.[loadtest]'
 	$(BIN)/python loadtests/run.py --run-time $(or $(RUN_TIME),60s)
 
