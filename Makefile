@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# tools/venv.py installs under a lock (two first runs at once wait for each other) and stamps what it did.
+# tools/install.py installs under a lock (two first runs at once wait for each other) and stamps what it did.
 SERVER := $(VENV)/.installed-server
 DEV    := $(VENV)/.installed-dev
 
@@ -35,10 +35,10 @@ browser:
 install: $(DEV)
 
 $(SERVER): pyproject.toml sdk/pyproject.toml
-	@$(PYTHON) tools/venv.py $(VENV) server
+	@$(PYTHON) tools/install.py $(VENV) server
 
 $(DEV): pyproject.toml sdk/pyproject.toml
-	@$(PYTHON) tools/venv.py $(VENV) dev
+	@$(PYTHON) tools/install.py $(VENV) dev
 
 bench-evaluation: $(DEV)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

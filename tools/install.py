@@ -1,7 +1,7 @@
 """Install flagd into a virtual environment, once, safely from several shells at once.
 
-    python3 tools/venv.py VENV server   # what `flagd serve` needs (make run)
-    python3 tools/venv.py VENV dev      # the server plus the test and lint toolchain (make test)
+    python3 tools/install.py VENV server   # what `flagd serve` needs (make run)
+    python3 tools/install.py VENV dev      # the server plus the test and lint toolchain (make test)
 
 Only the standard library, since it runs before anything is installed. The whole install runs under
 an exclusive lock on VENV.lock, so two `make run` on a fresh clone wait for each other instead of
