@@ -333,4 +333,5 @@ class ExperimentSummary:
     primary_metric: str | None
     units: int
     headline: Decision | None
-    results: str
+    results: str | None
+    """The path of its results; None for a draft, which has none until it starts."""

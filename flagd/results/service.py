@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flagd.errors import InvalidParameter, NotFound
+from flagd.errors import Conflict, InvalidParameter, NotFound
 from flagd.experiments.catalog import Catalog, ExperimentPlan
 from flagd.results.analysis import Options, series
 from flagd.results.cache import ReductionCache
@@ -23,18 +23,31 @@ def resolve(catalog: Catalog, key: str, phase: int | None) -> tuple[ExperimentPl
     """The experiment's plan and the phase to analyse, or the error that says why there is none."""
     plan = catalog.plan(key)
     if plan is None:
-        raise NotFound(f'experiment "{key}" does not exist (or its definition no longer reads cleanly)')
+        raise NotFound(
+            f'experiment "{key}" does not exist (or its definition no longer reads cleanly)',
+            code="experiment_not_found",
+        )
     current = plan.experiment.phase
+    if current < 1:
+        raise Conflict(not_started(key), code="experiment_not_started")
     # A key deleted and created again continues its phase numbering: its earlier phases are not its own.
-    first = min(plan.lifecycle.first_phase or 1, current) if plan.lifecycle else 1
+    first = max(min(plan.lifecycle.first_phase or 1, current) if plan.lifecycle else 1, 1)
     chosen = current if phase is None else phase
-    if chosen < max(first, 1) or chosen > max(current, 0):
+    if not first <= chosen <= current:
+        ran = f"phase {current}" if first == current else f"phases {first} to {current}"
         raise InvalidParameter(
-            f"phase must be between {first} and {current} (the experiment's phases so far), got {chosen}"
-            if current
-            else f'experiment "{key}" has not started, so it has no results yet'
+            f"experiment {key} has no phase {chosen}: it has run {ran}; "
+            "give one of them as ?phase=, or leave it out for the current one"
         )
     return plan, chosen
+
+
+def not_started(key: str) -> str:
+    """Why a draft has no results, and how to start it."""
+    return (
+        f"Experiment {key} is a draft and has not started, so it has no results yet; start it with "
+        f"`flagd experiments start {key}` or POST /v1/admin/experiments/{key}/start."
+    )
 
 
 class ResultsService:
@@ -106,7 +119,7 @@ class ResultsService:
                 primary_metric=entry.plan.primary.metric.key if entry.plan and entry.plan.primary else None,
                 units=units.get(entry.key, 0),
                 headline=headlines.get(entry.key),
-                results=f"/v1/experiments/{entry.key}/results",
+                results=f"/v1/experiments/{entry.key}/results" if entry.phase >= 1 else None,
             )
             for entry in self._catalog.entries.values()
         ]

@@ -298,20 +298,33 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
     assert all(a >= r for a, r in zip(adjusted, raw, strict=True))
 
 
+async def test_should_answer_a_drafts_results_with_not_started_and_how_to_start_it(
+    admin: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+    for path in ("results", "results/timeseries", "results?phase=1", "results/timeseries?phase=3"):
+        draft = await results_client.get(f"/v1/experiments/pricing/{path}")
+        assert draft.status_code == 409, path
+        assert draft.json()["error"] == {
+            "code": "experiment_not_started",
+            "message": "Experiment pricing is a draft and has not started, so it has no results yet; start it "
+            "with `flagd experiments start pricing` or POST /v1/admin/experiments/pricing/start.",
+        }
+    listed = (await results_client.get("/v1/experiments")).json()["experiments"]
+    assert [(e["key"], e["results"]) for e in listed] == [("pricing", None)]
+
+
 async def test_should_refuse_unknown_unstarted_and_malformed_requests(
     admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
 ) -> None:
     assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
     missing = await results_client.get("/v1/experiments/nope/results")
-    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
-    unstarted = await results_client.get("/v1/experiments/pricing/results")
-    assert unstarted.status_code == 400
-    assert "has not started" in unstarted.json()["error"]["message"]
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "experiment_not_found")
     assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
     for query, fragment in (
         ("alpha=1", "alpha must be a decimal number from 0.001 to 0.5"),
         ("alpha=x", "alpha must be a decimal number"),
-        ("phase=2", "phase must be between 1 and 1"),
+        ("phase=2", "experiment pricing has no phase 2: it has run phase 1"),
         ("correction=bonferroni", "correction must be one of holm, bh, none"),
     ):
         refused = await results_client.get(f"/v1/experiments/pricing/results?{query}")
