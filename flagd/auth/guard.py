@@ -14,6 +14,7 @@ dictionary lookup until a revocation empties the cache.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -156,15 +157,39 @@ class Authenticator:
 
 
 def credentials(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The API key of a request, from `Authorization: Bearer ...` or else `X-API-Key`."""
-    api_key = None
+    """The API key of a request, from `Authorization: Bearer ...` or else `X-API-Key`; None when there is
+    neither. An Authorization header of another form (a bare key, `Basic ...`) with no X-API-Key beside it
+    (a proxy may add its own) is refused with what to send instead, never with its value, which may be a key."""
+    api_key = refused = None
     for name, value in raw_headers:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() or None if scheme.lower() == "bearer" else None
-        if name == b"x-api-key":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            refused = (
+                "got the Bearer scheme without a key"
+                if scheme.lower() == "bearer"
+                else _not_bearer(scheme if token else "")
+            )
+        elif name == b"x-api-key":
             api_key = value.decode("latin-1").strip() or None
+    if api_key is None and refused is not None:
+        raise Unauthorized(
+            f"The Authorization header must be `Bearer <key>`; {refused}. Send `Authorization: Bearer <key>` "
+            "or `X-API-Key: <key>`",
+            headers=_CHALLENGE,
+        )
     return api_key
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,19}", re.ASCII)
+
+
+def _not_bearer(scheme: str) -> str:
+    """What was sent instead of Bearer: its scheme's name (a short token) only."""
+    return (
+        f"got the {scheme} scheme" if _SCHEME.fullmatch(scheme) else "got a value without the Bearer scheme"
+    )
 
 
 Endpoint = Callable[[Request, Principal], Awaitable[Response]]

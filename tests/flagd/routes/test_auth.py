@@ -70,7 +70,23 @@ async def test_should_accept_the_key_in_x_api_key(client: httpx.AsyncClient, sdk
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
-        ({"Authorization": "Basic dXNlcjpwYXNz"}, "this endpoint needs an API key"),
+        (
+            {"Authorization": "Basic dXNlcjpwYXNz"},
+            "The Authorization header must be `Bearer <key>`; got the Basic scheme. "
+            "Send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+        ),
+        (
+            {"Authorization": "flagd_0123456789_" + "A" * 43},
+            "The Authorization header must be `Bearer <key>`; got a value without the Bearer scheme.",
+        ),
+        (
+            {"Authorization": "Token flagd_0123456789_" + "A" * 43},
+            "The Authorization header must be `Bearer <key>`; got the Token scheme.",
+        ),
+        (
+            {"Authorization": "Bearer"},
+            "The Authorization header must be `Bearer <key>`; got the Bearer scheme without a key.",
+        ),
         ({"Authorization": "Bearer not-a-key"}, "the API key is malformed"),
         ({"X-API-Key": "flagd_0123456789_" + "A" * 43}, "the API key is not valid"),
     ],
@@ -81,6 +97,15 @@ async def test_should_explain_why_a_key_is_refused(
     response = await client.get("/v1/flags", headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["message"].startswith(message)
+    assert "A" * 43 not in response.json()["error"]["message"]
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_should_take_x_api_key_beside_another_schemes_authorization(
+    client: httpx.AsyncClient, sdk_key: str
+) -> None:
+    headers = {"Authorization": "Basic dXNlcjpwYXNz", "X-API-Key": sdk_key}  # e.g. a proxy's own login
+    assert (await client.get("/v1/flags", headers=headers)).status_code == 200
 
 
 async def test_should_refuse_a_known_prefix_with_a_wrong_secret(
