@@ -16,8 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
-from flagd.results.metric_types import kind
 from flagd.results.model import Check, Comparison, Decision, Estimate, MetricResult, Progress, Scale, Verdict
+from flagd.results.words import Change, clause, remaining, sentence
 
 Side = Literal["good", "bad", "unclear"]
 
@@ -44,11 +44,6 @@ def side(metric: MetricResult, comparison: Comparison) -> Side:
     return "unclear"
 
 
-def _percent(interval: tuple[float, float]) -> str:
-    low, high = (f"{v:+.1%}" if math.isfinite(v) else ("-inf" if v < 0 else "+inf") for v in interval)
-    return f"[{low}, {high}]"
-
-
 def guardrail_verdicts(metrics: Sequence[MetricResult]) -> tuple[Verdict, ...]:
     """harmed / not harmed / inconclusive, per guardrail and variant."""
     return tuple(
@@ -69,55 +64,50 @@ _VERDICTS: dict[Side, Literal["harmed", "not harmed", "inconclusive"]] = {
 def decide(metrics: Sequence[MetricResult], checks: Sequence[Check], progress: Progress | None) -> Decision:
     failed = [c for c in checks if not c.ok]
     if failed:
+        first = failed[0]
         return Decision(
             "investigate",
-            f"{failed[0].check} check failed: {failed[0].found}. {failed[0].todo}.".replace("..", "."),
+            f"Investigate before deciding: {clause(first.found)}. {sentence(first.todo)}".strip(),
             failed_checks=tuple(c.check for c in failed),
         )
-    harmed = [v for v in guardrail_verdicts(metrics) if v.verdict == "harmed"]
+    harmed = [(m, c) for m in metrics if m.role == "guardrail" for c in m.comparisons if side(m, c) == "bad"]
     if harmed:
-        first = harmed[0]
+        metric, comparison = harmed[0]
+        change = Change.of(comparison, metric.type)
+        how = f", which it {_moved(change)} by {change.by()}" if change is not None else ""
         return Decision(
             "stop",
-            f"variant {first.variant} harms guardrail {first.metric}; stop the experiment (or the variant) "
-            "and look at why",
-            variant=first.variant,
+            f"Stop variant {comparison.variant}: it harms the guardrail {metric.metric}{how}. "
+            "Stop the experiment (or the variant) and find out why.",
+            variant=comparison.variant,
         )
     primary = next((m for m in metrics if m.role == "primary"), None)
     if primary is not None:
         winners = [c for c in primary.comparisons if side(primary, c) == "good"]
         if winners:
             best = max(winners, key=lambda c: abs(_effect(c.absolute)))
-            relative = _interval(best.relative)
-            if relative is not None and all(math.isfinite(v) for v in relative):
-                change = f"{_effect(best.relative):+.1%} (always-valid interval {_percent(relative)})"
-            else:  # the relative interval is unbounded (control's mean near zero): the absolute one decides
-                change = _absolute(primary, best.absolute)
+            change = Change.of(best, primary.type)
+            assert change is not None, "a winner has an always-valid interval"
             return Decision(
                 "ship",
-                f"variant {best.variant} changes {primary.metric} by {change} and harms no guardrail",
+                f"Ship variant {best.variant}: it {_moved(change)} {primary.metric} by {change.by()} "
+                "and harms no guardrail.",
                 variant=best.variant,
             )
     days = None if progress is None else progress.days_remaining
     more = (
-        f"about {math.ceil(days)} more days at the current traffic"
+        f"keep running for {remaining(days)} at the current traffic"
         if days is not None and math.isfinite(days) and days > 0
-        else "more data"
+        else "keep running to collect more data"
     )
+    on = f" on {primary.metric}" if primary is not None else ""
     return Decision(
-        "keep running",
-        f"no variant is a clear winner on the primary metric yet and no guardrail is harmed; it needs {more}",
+        "keep running", f"No variant is a clear winner{on} yet and no guardrail is harmed: {more}."
     )
 
 
-def _absolute(metric: MetricResult, scale: Scale) -> str:
-    """An absolute difference with its always-valid interval, in the metric's own unit."""
-    result = scale.sequential
-    assert isinstance(result, Estimate), "only estimated comparisons are quoted"
-    what = kind(metric.type)
-    factor, digits = (100.0, ".2f") if what.percent_points else (1.0, ".4g")
-    effect, low, high = (f"{v * factor:+{digits}}" for v in (result.effect, result.ci_low, result.ci_high))
-    return f"{effect} {what.unit} (always-valid interval [{low}, {high}])"
+def _moved(change: Change) -> str:
+    return "raises" if change.effect > 0 else "lowers"
 
 
 def _effect(scale: Scale) -> float:

@@ -26,6 +26,7 @@ from flagd.results.model import (
     SegmentValue,
     VariantUnits,
 )
+from flagd.results.words import unit_noun
 
 MAX_SEGMENT_COMPARISONS = 2_000
 """A breakdown lists whole segment values, largest first, while their comparisons (metrics x treatments
@@ -70,7 +71,7 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
         analysed.append(result)
     metrics = adjust(analysed, options.correction)
     sample_ratio = srm(tally.units, plan.weights)
-    checks = health_checks(data, sample_ratio)
+    checks = health_checks(data, sample_ratio, plan.weights, unit_noun(plan.experiment.unit))
     return ExperimentResults(
         experiment=plan.key,
         phase=data.phase,

@@ -146,44 +146,63 @@ def test_should_flag_a_day_below_half_of_its_trailing_median() -> None:
     daily[TODAY - timedelta(days=1)] = 40
     check = judge_volume("exposures", daily, TODAY)
     assert not check.ok
-    assert "dropped to 40%" in check.found
-    assert (
-        judge_volume("exposures", {**daily, TODAY - timedelta(days=1): 250}, TODAY).found.count("spiked") == 1
+    yesterday = TODAY - timedelta(days=1)
+    assert check.found == (
+        f"Fewer units than usual were exposed on {yesterday:%b} {yesterday.day} (40, against a typical 100)."
     )
+    assert check.todo.startswith("Check the rollout and the SDK logs for that day")
+    spiked = judge_volume("exposures", {**daily, yesterday: 250}, TODAY, "users")
+    assert spiked.found.count("More users than usual were exposed") == 1
+    events = judge_volume("purchase events", {**daily, yesterday: 40}, TODAY)
+    assert events.found.startswith("Fewer “purchase” events than usual arrived on")
 
 
 def test_should_not_judge_volume_without_three_trailing_days_or_on_today() -> None:
     daily = {TODAY - timedelta(days=2): 100, TODAY - timedelta(days=1): 1, TODAY: 0}
-    assert judge_volume("exposures", daily, TODAY).ok
+    check = judge_volume("exposures", daily, TODAY)
+    assert check.ok
+    assert check.found.startswith("Too few days yet to spot an unusual one")
 
 
 def test_should_fail_units_in_several_variants_above_one_percent() -> None:
     assert judge_multiple(1, 99).ok
     check = judge_multiple(2, 98)
     assert not check.ok
-    assert "2 units (2.0%)" in check.found
+    assert check.found == "2 units (2.0%) saw more than one variant and are left out of the results."
+    assert judge_multiple(1, 99, ("user", "users")).found.startswith(
+        "1 user (1.0%) saw more than one variant and is"
+    )
+    assert judge_multiple(0, 99, ("user", "users")).found == "No user saw more than one variant."
 
 
 def test_should_judge_the_sample_ratio() -> None:
     untestable = judge_srm(NoEstimate(StatisticProblem("too_few_units", "needs units")))
     assert untestable.ok
-    assert "not testable yet" in untestable.found
+    assert untestable.found.startswith("Too few units yet to test")
     assert judge_srm(SampleRatio(0.4, False, 0.7)).ok
-    failed = judge_srm(SampleRatio(1e-6, True, 24.0))
+    failed = judge_srm(
+        SampleRatio(1e-6, True, 24.0), {"old": 49_100, "new": 51_900}, {"old": 1, "new": 1}, "users"
+    )
     assert not failed.ok
-    assert "not split as designed" in failed.found
+    assert failed.found == (
+        "The split of users between variants is off (49,100 vs 51,900 where 50/50 was planned): "
+        "a split this uneven happens by chance in fewer than 1 in 1,000 experiments."
+    )
+    assert "about 1 in 50 experiments" in judge_srm(SampleRatio(0.02, True, 5.0)).found
 
 
 def test_should_name_metric_events_that_never_arrived() -> None:
     assert judge_arrived([]).ok
     check = judge_arrived(["checkout", "order"])
     assert not check.ok
-    assert "'checkout', 'order'" in check.found
+    assert check.found == "No “checkout” or “order” event has arrived yet."
+    assert judge_arrived(["checkout"]).found == "No “checkout” event has arrived yet."
 
 
 def test_should_fail_when_metric_events_arrive_but_no_exposure() -> None:
     assert judge_exposures_arrive(0, 0).ok
     assert judge_exposures_arrive(5, 100).ok
+    assert judge_exposures_arrive(1, 100, ("user", "users")).found == "1 user exposed in this phase so far."
     assert not judge_exposures_arrive(0, 100).ok
 
 
@@ -220,7 +239,9 @@ def test_should_say_investigate_for_each_failed_check_whatever_the_metrics_say(f
     checks = [Check("sample ratio", True, "ok"), failed, Check("other", False, "also", "fix")]
     decision = decide([winner], checks, None)
     assert decision.action == "investigate"
-    assert decision.reason.startswith(f"{failed.check} check failed: {failed.found}")
+    assert decision.reason.startswith("Investigate before deciding: ")
+    assert failed.found[1:] in decision.reason
+    assert "check failed" not in decision.reason
     assert decision.failed_checks == (failed.check, "other")
     assert decision.variant is None
 
@@ -231,7 +252,10 @@ def test_should_say_stop_when_a_guardrail_is_harmed_even_if_the_primary_wins() -
     decision = decide([winner, harmed], [], None)
     assert decision.action == "stop"
     assert decision.variant == "b"
-    assert "harms guardrail errors" in decision.reason
+    assert decision.reason == (
+        "Stop variant b: it harms the guardrail errors, which it raises by 30% (between 10% and 50%). "
+        "Stop the experiment (or the variant) and find out why."
+    )
     assert [v.verdict for v in guardrail_verdicts([winner, harmed])] == ["harmed"]
 
 
@@ -252,7 +276,7 @@ def test_should_say_ship_with_the_relative_change_and_its_always_valid_interval(
     assert decision.action == "ship"
     assert decision.variant == "b"
     assert decision.reason == (
-        "variant b changes checkout by +25.0% (always-valid interval [+10.0%, +40.0%]) and harms no guardrail"
+        "Ship variant b: it raises checkout by 25% (between 10% and 40%) and harms no guardrail."
     )
 
 
@@ -260,22 +284,20 @@ def test_should_quote_the_absolute_change_when_the_relative_one_cannot_be_estima
     problem = NoEstimate(StatisticProblem("control_mean_zero", "control is zero"))
     winner = metric_result(REVENUE, "primary", estimate(1.5, 0.5, 2.5), problem)
     assert decide([winner], [], None).reason == (
-        "variant b changes revenue by +1.5 per unit (always-valid interval [+0.5, +2.5]) and harms no guardrail"
+        "Ship variant b: it raises revenue by 1.5 per unit (between 0.5 and 2.5) and harms no guardrail."
     )
 
 
 def test_should_quote_the_absolute_scale_when_the_relative_interval_is_unbounded() -> None:
     winner = metric_result(REVENUE, "primary", estimate(1.5, 0.5, 2.5), estimate(3.0, 0.2, math.inf))
     reason = decide([winner], [], None).reason
-    assert "+inf" not in reason
-    assert "+1.5 per unit (always-valid interval [+0.5, +2.5])" in reason
+    assert "unbounded" not in reason
+    assert "by 1.5 per unit (between 0.5 and 2.5)" in reason
     nps = Metric("nps", "NPS", "nps", "increase", event="survey")
     survey = metric_result(nps, "primary", estimate(36.7, 12.0, 61.4), estimate(6.2, -math.inf, math.inf))
-    assert "+36.7 NPS points (always-valid interval [+12, +61.4])" in decide([survey], [], None).reason
+    assert "by 36.7 NPS points (between 12 and 61.4)" in decide([survey], [], None).reason
     share = metric_result(CONVERSION, "primary", estimate(0.012, 0.004, 0.02), estimate(0.1, 0.0, math.inf))
-    assert (
-        "+1.20 percentage points (always-valid interval [+0.40, +2.00])" in decide([share], [], None).reason
-    )
+    assert "by 1.2 percentage points (between 0.4 and 2)" in decide([share], [], None).reason
 
 
 def test_should_analyse_nps_in_points_mean_and_lift_alike() -> None:
@@ -307,9 +329,12 @@ def test_should_say_keep_running_with_the_days_it_needs_or_more_data() -> None:
     unclear = metric_result(CONVERSION, "primary", estimate(0.01, -0.02, 0.04))
     with_estimate = decide([unclear], [], Progress(0.05, 10_000, 2_000, 12.2))
     assert with_estimate.action == "keep running"
-    assert with_estimate.reason.endswith("it needs about 13 more days at the current traffic")
+    assert with_estimate.reason == (
+        "No variant is a clear winner on checkout yet and no guardrail is harmed: "
+        "keep running for about 13 more days at the current traffic."
+    )
     for progress_value in (None, Progress(0.05, None, 2_000, None), Progress(0.05, 1_000, 2_000, 0.0)):
-        assert decide([unclear], [], progress_value).reason.endswith("it needs more data")
+        assert decide([unclear], [], progress_value).reason.endswith("keep running to collect more data.")
 
 
 # --- analysis ----------------------------------------------------------------------------------------

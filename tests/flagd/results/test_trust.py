@@ -200,7 +200,7 @@ async def test_should_count_only_metric_events_received_since_the_phase_started(
         c for c in (await results(results_client, "health"))["health"] if c["check"] == "exposures arrive"
     )
     assert not arrive["ok"]
-    assert arrive["found"].startswith("1 metric events arrived since the phase started")
+    assert arrive["found"].startswith("1 metric event arrived since the phase started")
 
 
 async def test_should_break_ofrep_exposures_down_by_context_like_sdk_ones_and_honour_the_salt(
