@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import NoReturn
 
+import asyncpg
+
 from flagd.cli import events, experiments, flagset, keys, migrate, serve
 from flagd.cli.common import Command, CommandError
 from flagd.errors import FlagdError
@@ -69,11 +71,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"flagd: error: {escape(str(exc), backslashes=False)}", file=sys.stderr)
         return 1
     except FlagdError as exc:
-        print(f"flagd: error: {escape(exc.message, backslashes=False)}", file=sys.stderr)
-        for detail in exc.details or []:
-            where, what = str(detail.get("path") or "(document)"), str(detail.get("message"))
-            print(f"  {escape(where)}: {escape(what, backslashes=False)}", file=sys.stderr)
+        for line in problem_lines(exc):
+            print(line, file=sys.stderr)
         return 1
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # A database that went away mid-command, or refused a statement: one line, never a traceback.
+        print(f"flagd: error: the database failed the command: {escape(str(exc))}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"flagd: error: {escape(where + (exc.strerror or str(exc)))}", file=sys.stderr)
+        return 1
+
+
+def problem_lines(exc: FlagdError) -> list[str]:
+    """The error as `flagd: error: ...` and one indented line per located problem, each problem once
+    (the message of an API error also quotes its first problem, for clients that show only the message)."""
+    message = exc.message.removesuffix(" (and more in details)")
+    problems = [
+        (str(d.get("path") or ""), str(d.get("message") or "")) for d in exc.details or [] if d.get("message")
+    ]
+    if not problems:
+        return [f"flagd: error: {escape(message, backslashes=False)}"]
+    first = f"{problems[0][0]}: {problems[0][1]}" if problems[0][0] else problems[0][1]
+    if len(problems) == 1 and first in message:
+        return [f"flagd: error: {escape(message, backslashes=False)}"]
+    head, quoted, tail = message.partition(f": {first}")
+    lines = [f"flagd: error: {escape(head + tail if quoted else message, backslashes=False)}:"]
+    lines += [
+        f"  {escape(where or '(document)')}: {escape(what, backslashes=False)}" for where, what in problems
+    ]
+    return lines
 
 
 class _Parser(argparse.ArgumentParser):

@@ -18,6 +18,7 @@ import asyncpg
 
 from flagd.settings import Settings
 from flagd.storage.embedded import DataDirectoryBusy, EmbeddedPostgres
+from flagd.storage.migrations import load_migrations, schema_status
 from flagd.storage.pool import connect
 
 logger = logging.getLogger("flagd.cli")
@@ -68,18 +69,19 @@ def database_options(parser: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def database(settings: Settings, *, exclusive: bool = False) -> Iterator[Settings]:
+def database(settings: Settings, *, exclusive: bool = False, create: bool = False) -> Iterator[Settings]:
     """Settings with a database URL: the configured one, or the embedded cluster's.
 
     Without `exclusive`, a cluster that a running `flagd serve` owns is used as it is,
-    so commands work beside a running server.
+    so commands work beside a running server. Only with `create` (`flagd serve`, `flagd migrate`)
+    is a missing data directory created; otherwise the command is refused and nothing is written.
     """
     if settings.database_url is not None:
         yield settings
         return
     embedded = EmbeddedPostgres(settings.data_dir)
     try:
-        url = embedded.start()
+        url = embedded.start(create=create)
     except DataDirectoryBusy:
         running = None if exclusive else embedded.running_url()
         if running is None:
@@ -103,6 +105,7 @@ def with_connection(
         async def run() -> T:
             conn = await connect(resolved)
             try:
+                await _require_schema(conn)
                 if not transaction:
                     return await work(conn)
                 async with conn.transaction():
@@ -111,6 +114,27 @@ def with_connection(
                 await conn.close()
 
         return asyncio.run(run())
+
+
+async def _require_schema(conn: asyncpg.Connection) -> None:
+    """Refuse, in one sentence, a database that flagd has not set up (or set up by another version),
+    instead of failing later on a missing table."""
+    status = await schema_status(conn, load_migrations())
+    if status.current == 0:
+        raise CommandError(
+            "the database has no flagd tables yet; run `flagd migrate` with the same --data-dir or "
+            "--database-url first (or start `flagd serve`, which migrates)"
+        )
+    if status.current < status.latest:
+        raise CommandError(
+            f"the database's schema is at version {status.current}, older than this flagd's "
+            f"({status.latest}); run `flagd migrate` first (or restart `flagd serve`, which migrates)"
+        )
+    if status.current > status.latest:
+        raise CommandError(
+            f"the database's schema is at version {status.current}, newer than this flagd knows "
+            f"({status.latest}); upgrade flagd"
+        )
 
 
 def cli_actor(args: argparse.Namespace) -> str:

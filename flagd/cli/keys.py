@@ -27,7 +27,14 @@ def register(commands: Any) -> None:
     create.add_argument(
         "--scope", required=True, choices=[s.value for s in Scope], help="what the key may call"
     )
-    create.add_argument("--name", help="what the key is for, e.g. 'checkout service' (default: the scope)")
+    create.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        action=_OneName,
+        help="what the key is for, e.g. 'checkout service' (default: the scope)",
+    )
+    create.add_argument("--name", dest="name", metavar="NAME", action=_OneName, help="the same as NAME")
     create.add_argument(
         "--no-server-exposures",
         dest="server_exposures",
@@ -49,6 +56,22 @@ def register(commands: Any) -> None:
     revoke.set_defaults(command=revoke_key)
 
 
+class _OneName(argparse.Action):
+    """NAME or --name NAME (the older spelling): the same value given both ways is fine, two are a usage error."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        if values is None:  # the positional NAME, absent
+            return
+        given = getattr(namespace, self.dest, None)
+        if given is not None and given != values:
+            raise argparse.ArgumentError(
+                None, f'the key\'s name is given twice, as "{given}" and "{values}"; give it once, as NAME'
+            )
+        setattr(namespace, self.dest, values)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     database_options(parser)
     parser.add_argument("--actor", help="who to name in the audit log (default: cli:<user>@<host>)")
@@ -68,7 +91,7 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
     scope = Scope(args.scope)
     name = (args.name or scope.value).strip()
     if not name or len(name) > 200:
-        raise CommandError("--name must be 1 to 200 characters")
+        raise CommandError("the key's NAME must be 1 to 200 characters")
     new = keys.generate()
 
     async def work(conn: asyncpg.Connection) -> ApiKey:
@@ -100,8 +123,9 @@ def list_keys(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> list[ApiKey]:
         return await ApiKeyRepository(conn).list()
 
+    found = with_connection(settings, work)  # before the header: a failure prints only its error
     print(f"{'id':>5}  {'scope':8} {'prefix':12} {'created':20} {'revoked':20} name")
-    for key in with_connection(settings, work):
+    for key in found:
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
         created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(

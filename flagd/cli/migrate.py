@@ -29,7 +29,8 @@ def register(commands: Any) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    with database(settings) as settings:
+    # Applying migrations sets a database up, so it may create the data directory; --check only reads.
+    with database(settings, create=not args.check) as settings:
         if args.check:
             return asyncio.run(_check(settings))
         print(asyncio.run(apply_pending(settings)))

@@ -42,7 +42,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     check_can_listen(settings.host, settings.port)  # before PostgreSQL starts, so a mistake costs nothing
     _raise_descriptor_limit(settings)  # the workers inherit it
-    with database(settings, exclusive=True) as settings:
+    with database(settings, exclusive=True, create=True) as settings:
         if settings.migrate_on_start:
             logger.info("%s", asyncio.run(apply_pending(settings)))
         # Workers build their app from the environment: hand them the URL, and tell them the

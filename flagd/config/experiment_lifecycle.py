@@ -2,7 +2,9 @@
 
 The pure transitions are `flagd.experiments.lifecycle`; this reads the stored set under the
 config lock, applies one, writes the lifecycle columns (and, for a launch, the flag), bumps
-the config version and audits it. The caller owns the transaction.
+the config version and audits it. A new phase may bring a changed definition, stored through
+the same validation as any write (`FlagService.apply`) before the phase starts with it. The
+caller owns the transaction, so either both happen or nothing changes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 from flagd.config.audit import Action, AuditRepository
 from flagd.config.phase_history import PhaseHistory
 from flagd.config.repository import ConfigRepository, StoredConfig
+from flagd.config.service import FlagService
 from flagd.errors import Conflict, NotFound, ValidationFailed
-from flagd.experiments.lifecycle import LifecycleError, launch, new_phase, start, stop
+from flagd.experiments.lifecycle import LifecycleError, launch, new_phase, not_running, start, stop
 from flagd.experiments.model import Experiment
 from flagd.experiments.reading import Sections, read_sections
 from flagd.experiments.serving import with_lifecycle
@@ -31,8 +34,17 @@ class ExperimentLifecycle:
         self._audit = AuditRepository(conn)
         self._phases = PhaseHistory(conn)
 
-    async def transition(self, key: str, action: Action, variant: str | None = None) -> dict[str, Any]:
+    async def transition(
+        self, key: str, action: Action, variant: str | None = None, *, definition: Any = None
+    ) -> dict[str, Any]:
+        """Apply `action` to experiment `key`. A `definition` (new_phase only) is written first, validated
+        like any write, and the next phase starts with it, in the caller's one transaction."""
         current = await self._config.load(for_update=True)
+        defined_in: int | None = None
+        if definition is not None and action != "new_phase":
+            raise ValueError(f"only a new phase takes a definition, not {action}")
+        if definition is not None:
+            current, defined_in = await self._rephase(current, key, definition)
         experiment, running, sections = _experiments(current, key)
         layer = sections.layers.get(experiment.layer) if experiment.layer is not None else None
         in_layer = [e for e in running if e.layer is not None and e.layer == experiment.layer]
@@ -70,7 +82,8 @@ class ExperimentLifecycle:
         )
         if flag_after is not None:
             await self._config.update_flag(experiment.flag, flag_after)
-        version = await self._config.bump_version()
+        # A definition written above bumped the version already: the whole change is one config version.
+        version = defined_in if defined_in is not None else await self._config.bump_version()
         state = {"state": changed.state, "phase": changed.phase, "slotStart": changed.slot_start}
         before = {"state": experiment.state, "phase": experiment.phase, "slotStart": experiment.slot_start}
         await self._audit.record(
@@ -93,6 +106,25 @@ class ExperimentLifecycle:
                 config_version=version,
             )
         return {"key": key, **state, "configVersion": version}
+
+    async def _rephase(
+        self, current: StoredConfig, key: str, definition: Any
+    ) -> tuple[StoredConfig, int | None]:
+        """Store the next phase's definition of running experiment `key` (audited as an update); the set as
+        it is now, and the config version of the write (None when the definition was already stored)."""
+        if key not in current.experiments:
+            raise NotFound(f'experiment "{key}" does not exist', code="experiment_not_found")
+        lifecycle = current.lifecycles.get(key)
+        state = lifecycle.state if lifecycle else "draft"
+        if state != "running":
+            raise Conflict(str(not_running(key, state)), code="lifecycle_conflict")
+        document = {"flags": {}, "experiments": {key: definition}}
+        plan, version = await FlagService(self._conn, self._actor).apply(
+            document, prune=False, dry_run=False, rephasing=key
+        )
+        if not plan.changes:
+            return current, None
+        return await self._config.load(for_update=True), version
 
 
 def _salt() -> str:

@@ -69,12 +69,20 @@ class FlagService:
         await self._record("delete", key, existing.definition, None)
 
     async def apply(
-        self, document: Any, *, prune: bool, dry_run: bool, expected_version: int | None = None
+        self,
+        document: Any,
+        *,
+        prune: bool,
+        dry_run: bool,
+        expected_version: int | None = None,
+        rephasing: str | None = None,
     ) -> tuple[Plan, int]:
         """Make the stored set equal to `document` (or merge it in, without prune).
 
         Returns the plan and the config version after it; with dry_run nothing is written.
         With `expected_version`, refuses (412) unless the set is still at that config version.
+        `rephasing` names a running experiment whose assignment may change because the caller starts
+        its next phase in the same transaction (flagd.config.experiment_lifecycle).
         """
         flags, evaluators, metadata = read_document(document)
         sections = {
@@ -89,7 +97,7 @@ class FlagService:
             )
         the_plan = plan(current, flags, evaluators, metadata, prune=prune, sections=sections)
         _validate(current, the_plan.candidate)
-        check_running_experiments(current, the_plan.changes)
+        check_running_experiments(current, the_plan.changes, rephasing)
         if dry_run or not the_plan.changes:
             return the_plan, current.version
         for change in the_plan.changes:
@@ -225,10 +233,13 @@ def _problems(document: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def check_running_experiments(current: StoredConfig, changes: Sequence[Change]) -> None:
-    """Refuse, for the whole change, what a running experiment forbids: deleting it, or changing its assignment."""
+def check_running_experiments(
+    current: StoredConfig, changes: Sequence[Change], rephasing: str | None = None
+) -> None:
+    """Refuse, for the whole change, what a running experiment forbids: deleting it, or changing its assignment
+    (except for `rephasing`, whose next phase starts with the change)."""
     for change in changes:
-        if change.entity != "experiment":
+        if change.entity != "experiment" or (change.key == rephasing and change.action == "update"):
             continue
         lifecycle = current.lifecycles.get(change.key)
         if lifecycle is None or lifecycle.state != "running":

@@ -3,8 +3,9 @@
 Pure transitions; the caller stores the result and writes the audit log. While an
 experiment runs, what decides who sees what (weights, salt, unit, allocation,
 eligibility, layer) is frozen: changing it would mix two assignments in one analysis.
-Such a change is refused with a message that says to start a new phase, which takes
-the change, a new salt (so units are re-randomized) and a new analysis window.
+Such a change is refused with a message that says how to make it: start the next phase
+with the changed definition (which takes a new salt, so units are re-randomized, and a new
+analysis window), or stop, edit and start again.
 """
 
 from __future__ import annotations
@@ -68,21 +69,41 @@ def edit(current: Experiment, proposed: Experiment) -> Experiment:
         if design and not changed:
             raise LifecycleError(
                 f"experiment {current.key!r} is running, so its {', '.join(design)} cannot change: the sequential "
-                "test's design is fixed when a phase starts, which is what keeps daily looks valid; start a new phase "
-                f"with the change (`flagd experiments new-phase {current.key}`)"
+                "test's design is fixed when a phase starts, which is what keeps daily looks valid; "
+                + _how_to_change(current.key)
             )
         if changed:
             raise LifecycleError(
                 f"experiment {current.key!r} is running, so its {', '.join(changed)} cannot change: that would mix "
-                "two assignments in one analysis; start a new phase with the change "
-                f"(`flagd experiments new-phase {current.key}`), or stop it and edit the draft"
+                "two assignments in one analysis; " + _how_to_change(current.key)
             )
     if current.state == "launched":
-        raise LifecycleError(
-            f"experiment {current.key!r} was launched; create a new experiment to test again"
-        )
+        raise LifecycleError(_launched(current.key))
     return replace(
         proposed, state=current.state, phase=current.phase, salt=current.salt, slot_start=current.slot_start
+    )
+
+
+def _how_to_change(key: str) -> str:
+    """The ways that work to change what a running experiment freezes."""
+    return (
+        f"start a new phase with the change (`flagd experiments new-phase {key} --file FILE`, or "
+        f'POST /v1/admin/experiments/{key}/new-phase with the body {{"definition": ...}}), or stop it '
+        f"(`flagd experiments stop {key}`), apply the change and start it again"
+    )
+
+
+def _launched(key: str) -> str:
+    return f"experiment {key!r} was launched; create a new experiment to test again"
+
+
+def not_running(key: str, state: str) -> LifecycleError:
+    """The refusal of a new phase of an experiment that is not running, with what to do instead."""
+    if state == "launched":
+        return LifecycleError(_launched(key))
+    return LifecycleError(
+        f"experiment {key!r} is {state}; only a running experiment has phases: apply the change "
+        f"(`flagd apply FILE`) and start it (`flagd experiments start {key}`), which begins its next phase"
     )
 
 
@@ -95,9 +116,7 @@ def new_phase(
 ) -> Experiment:
     """A running experiment's next phase: the proposed definition, a new salt, a new analysis window."""
     if current.state != "running":
-        raise LifecycleError(
-            f"experiment {current.key!r} is {current.state}; only a running experiment has phases"
-        )
+        raise not_running(current.key, current.state)
     return replace(
         proposed,
         state="running",

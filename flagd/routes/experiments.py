@@ -4,7 +4,7 @@ Definitions are written as flags as code (`PUT /v1/admin/flag-set`, `flagd apply
 flags, or one at a time here (POST creates, PUT replaces, DELETE removes; each goes through the
 same validation, running-experiment checks and audit as a file would). These endpoints also read
 them, with each experiment's lifecycle, and move experiments through it: start, stop,
-new-phase, launch.
+new-phase (optionally with the changed definition the next phase starts with), launch.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _transition(action: Action) -> Any:
     async def move(request: Request, principal: Principal) -> Response:
         state = server_state(request)
         key = path_key(request, "key", "experiment")
-        variant = None
+        variant, definition = None, None
         if action == "launch":
             body = expect_object(
                 await read_json(request, state.settings.max_body_bytes), required=("variant",)
@@ -160,13 +160,30 @@ def _transition(action: Action) -> Any:
             variant = body["variant"]
             if not isinstance(variant, str):
                 raise InvalidParameter("variant must be the name of one of the experiment's variants")
+        elif action == "new_phase" and _has_body(request):
+            body = expect_object(
+                await read_json(request, state.settings.max_body_bytes), optional=("definition",)
+            )
+            definition = body.get("definition")
+            if "definition" in body and not isinstance(definition, dict):
+                raise InvalidParameter(
+                    "definition must be the experiment's changed definition, a JSON object as in flags as code"
+                )
         async with state.pool.acquire() as conn, conn.transaction():
-            result = await ExperimentLifecycle(conn, principal.actor).transition(key, action, variant)
+            result = await ExperimentLifecycle(conn, principal.actor).transition(
+                key, action, variant, definition=definition
+            )
         await state.config.refresh_after_write()
         return OrjsonResponse(result)
 
     move.__name__ = f"{action}_experiment"
     return move
+
+
+def _has_body(request: Request) -> bool:
+    """Whether the request carries a body (a new phase may come with its changed definition, or none)."""
+    length = request.headers.get("content-length")
+    return length not in (None, "0") or "transfer-encoding" in request.headers
 
 
 routes = [

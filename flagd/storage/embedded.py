@@ -8,6 +8,10 @@ One flagd process owns a data directory at a time: an exclusive lock on
 `<data_dir>/flagd.lock` is taken before the cluster is touched, so a second
 `flagd serve` on the same directory fails with a clear message instead of sharing
 (or corrupting) a cluster it does not own.
+
+Only `flagd serve` and `flagd migrate` create a data directory (`start(create=True)`); every
+other command needs one to exist already, and is refused with `NoDataDirectory` otherwise, so a
+command run in the wrong directory creates nothing there.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class EmbeddedPostgresError(RuntimeError):
 
 class DataDirectoryBusy(EmbeddedPostgresError):
     """Another flagd process owns the data directory (and its cluster)."""
+
+
+class NoDataDirectory(EmbeddedPostgresError):
+    """There is no initialised data directory where one was expected, and none may be created."""
 
 
 class DataDirectoryLock:
@@ -80,12 +88,21 @@ class EmbeddedPostgres:
         self._url_file = self.data_dir / "postgres.url"
         self._server: Any = None
 
-    def start(self) -> str:
+    @property
+    def initialised(self) -> bool:
+        """Whether a cluster was created here before (by `flagd serve` or `flagd migrate`)."""
+        return (self.pgdata / "PG_VERSION").is_file()
+
+    def start(self, *, create: bool = True) -> str:
+        """Start the cluster and return its URL; without `create`, only one that exists (else
+        `NoDataDirectory`, and nothing is written)."""
+        if not create and not self.initialised:
+            raise NoDataDirectory(self._missing())
         self._lock.acquire()
         try:
             return self._start_locked()
         except BaseException:
-            self._lock.release()
+            self.stop()  # a cluster that started is stopped again; the lock is released
             raise
 
     def running_url(self) -> str | None:
@@ -113,9 +130,20 @@ class EmbeddedPostgres:
     ) -> None:
         self.stop()
 
+    def _missing(self) -> str:
+        where = (
+            f"{self.data_dir} is not a flagd data directory (it has no pgdata/PG_VERSION)"
+            if self.data_dir.exists()
+            else f"there is no flagd data directory at {self.data_dir}"
+        )
+        return (
+            f"{where}; point at one with --data-dir or FLAGD_DATA_DIR, or at a PostgreSQL with "
+            "--database-url or DATABASE_URL, or run `flagd serve` there first to create one"
+        )
+
     def _start_locked(self) -> str:
         pgserver = _import_pgserver()
-        first_run = not (self.pgdata / "PG_VERSION").exists()
+        first_run = not self.initialised
         if first_run:
             logger.info(
                 "initialising embedded PostgreSQL in %s (first run, takes a few seconds)", self.pgdata
@@ -133,7 +161,13 @@ class EmbeddedPostgres:
                 f"embedded PostgreSQL failed to start in {self.pgdata}: {exc}; "
                 f"its log is {self.pgdata / 'log'}"
             ) from exc
-        asyncio.run(_ensure_database(self._server.get_uri(), DATABASE_NAME))
+        try:
+            asyncio.run(_ensure_database(self._server.get_uri(), DATABASE_NAME))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise EmbeddedPostgresError(
+                f'embedded PostgreSQL in {self.pgdata} started but its database "{DATABASE_NAME}" cannot be '
+                f"created ({exc}); its log is {self.pgdata / 'log'}"
+            ) from exc
         url: str = self._server.get_uri(database=DATABASE_NAME)
         # Published so that `flagd keys`, `flagd apply` ... can work beside a running server.
         self._url_file.write_text(url + "\n", encoding="utf-8")

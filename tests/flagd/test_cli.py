@@ -14,10 +14,13 @@ from flagd.storage.migrations import load_migrations
 from tests.support import FlagdProcess, flagd_env, free_port
 
 
-def run_flagd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_flagd(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flagd", *args],
         env=env if env is not None else flagd_env(),
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
@@ -162,3 +165,81 @@ def test_should_let_commands_use_a_running_servers_embedded_postgres(data_dir: P
     assert accepted.status_code == 200
     assert code == 0
     assert not (data_dir / "postgres.url").exists()
+
+
+READ_AND_WRITE_COMMANDS = [
+    ("keys", "list"),
+    ("keys", "create", "--scope", "results", "pm"),
+    ("keys", "revoke", "1"),
+    ("apply", "-"),
+    ("export",),
+    ("experiments", "list"),
+    ("experiments", "start", "one-page-checkout"),
+    ("events", "prune", "--before", "2020-01-01"),
+    ("events", "tail", "--limit", "1"),
+    ("migrate", "--check"),
+]
+
+
+@pytest.mark.parametrize("command", READ_AND_WRITE_COMMANDS, ids=" ".join)
+def test_should_refuse_a_command_outside_a_data_directory_in_one_line_and_create_nothing(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "flagd", *command],
+        env=flagd_env(),
+        cwd=elsewhere,
+        input='{"flags": {}}',
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"flagd: error: there is no flagd data directory at {elsewhere.resolve() / '.flagd'}; point at one with "
+        "--data-dir or FLAGD_DATA_DIR, or at a PostgreSQL with --database-url or DATABASE_URL, "
+        "or run `flagd serve` there first to create one"
+    ]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_should_refuse_a_directory_that_is_not_a_data_directory_and_write_nothing_in_it(
+    tmp_path: Path,
+) -> None:
+    result = run_flagd("keys", "list", "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"flagd: error: {tmp_path.resolve()} is not a flagd data directory (it has no pgdata/PG_VERSION); "
+        "point at one with --data-dir or FLAGD_DATA_DIR, or at a PostgreSQL with --database-url or "
+        "DATABASE_URL, or run `flagd serve` there first to create one"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_should_say_to_migrate_a_database_without_the_schema(empty_database_url: str) -> None:
+    result = run_flagd("keys", "list", "--database-url", empty_database_url)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "flagd: error: the database has no flagd tables yet; run `flagd migrate` with the same --data-dir or "
+        "--database-url first (or start `flagd serve`, which migrates)"
+    ]
+
+
+@pytest.mark.parametrize("command", [("keys", "list"), ("apply", "-"), ("experiments", "list")], ids=" ".join)
+def test_should_report_an_unreachable_database_in_one_line(command: tuple[str, ...]) -> None:
+    url = f"postgresql://flagd@127.0.0.1:{free_port()}/flagd"
+    result = subprocess.run(
+        [sys.executable, "-m", "flagd", *command, "--database-url", url],
+        env=flagd_env(),
+        input='{"flags": {}}',
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"flagd: error: cannot connect to PostgreSQL at {url}")

@@ -54,6 +54,31 @@ async def test_should_create_a_key_that_the_server_accepts_and_list_it(
     assert secret not in listed.stdout  # the secret never appears again
 
 
+def test_should_name_a_key_with_a_positional_name_as_the_login_page_says(database_url: str) -> None:
+    login_page = (Path(__file__).resolve().parents[2] / "flagd/web/templates/login.html").read_text()
+    assert "<code>flagd keys create --scope results NAME</code>" in login_page
+    positional = flagd("keys", "create", "--scope", "results", "product team", database_url=database_url)
+    both_alike = flagd("keys", "create", "--scope", "sdk", "web", "--name", "web", database_url=database_url)
+    listed = flagd("keys", "list", database_url=database_url)
+    assert positional.returncode == both_alike.returncode == listed.returncode == 0, positional.stderr
+    rows = listed.stdout.splitlines()[1:]
+    assert len(rows) == 2
+    assert [(row.split()[1], row.split("-  ")[-1].strip()) for row in rows] == [
+        ("results", "product team"),
+        ("sdk", "web"),
+    ]
+
+
+def test_should_refuse_two_different_names_for_a_key_as_a_usage_error(database_url: str) -> None:
+    result = flagd("keys", "create", "--scope", "results", "pm", "--name", "ops", database_url=database_url)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        'flagd: error: the key\'s name is given twice, as "pm" and "ops"; give it once, as NAME'
+    )
+    listed = flagd("keys", "list", database_url=database_url)
+    assert len(listed.stdout.splitlines()) == 1  # the header: no key was created
+
+
 async def test_should_list_keys_with_their_names_escaped(database_url: str) -> None:
     await create_key(database_url, Scope.SDK, "shop\x1b[2J\x1b]0;title\x07\r\nforged line\x9b")
     listed = flagd("keys", "list", database_url=database_url)
@@ -137,10 +162,23 @@ def test_should_refuse_an_invalid_file_with_located_problems_and_change_nothing(
     result = flagd("apply", str(bad), database_url=database_url)
     exported = flagd("export", database_url=database_url)
     assert result.returncode == 1
-    assert "flagd: error: the change would leave the flag set with 2 problems" in result.stderr
-    assert '  flags.x.state: is \'ON\'; use "ENABLED" or "DISABLED"' in result.stderr
-    assert '  flags.x.defaultVariant: "maybe" is not one of the variants (on, off)' in result.stderr
+    # one line per problem: the message's own quote of the first problem is not printed again
+    first, *problems = result.stderr.splitlines()
+    assert first == "flagd: error: the change would leave the flag set with 2 problems:"
+    assert [line.split(": ")[0] for line in problems] == ["  flags.x.state", "  flags.x.defaultVariant"]
+    assert '  flags.x.defaultVariant: "maybe" is not one of the variants (on, off)' in problems
     assert json.loads(exported.stdout) == {"flags": {}}
+
+
+def test_should_print_a_single_problem_once(database_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"flags": {"x": flag_definition(defaultVariant="maybe")}}))
+    result = flagd("apply", str(bad), database_url=database_url)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "flagd: error: the change would leave the flag set with 1 problem: "
+        'flags.x.defaultVariant: "maybe" is not one of the variants (on, off)'
+    ]
 
 
 def test_should_locate_a_syntax_error_in_yaml_and_in_json(database_url: str, tmp_path: Path) -> None:

@@ -181,6 +181,76 @@ async def test_should_move_through_phases_and_launch(
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "experiment_not_found")
 
 
+async def test_should_start_the_next_phase_with_a_changed_definition_in_one_config_version(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient
+) -> None:
+    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+    assert (await admin.post("/v1/admin/experiments/one-page/start")).status_code == 200
+    reweighted = {**DOCUMENT["experiments"]["one-page"], "variants": {"off": 30, "on": 70}}
+    refused = await admin.put("/v1/admin/experiments/one-page", json={"definition": reweighted})
+    assert refused.status_code == 409
+    assert (
+        "start a new phase with the change (`flagd experiments new-phase one-page --file FILE`, or "
+        'POST /v1/admin/experiments/one-page/new-phase with the body {"definition": ...}), or stop it '
+        "(`flagd experiments stop one-page`), apply the change and start it again"
+    ) in refused.json()["error"]["message"]
+
+    phase = await admin.post("/v1/admin/experiments/one-page/new-phase", json={"definition": reweighted})
+    assert (phase.status_code, phase.json()["state"], phase.json()["phase"]) == (200, "running", 2)
+    stored = (await admin.get("/v1/admin/experiments/one-page")).json()
+    assert (stored["definition"]["variants"], stored["phase"]) == ({"off": 30, "on": 70}, 2)
+    served = (await sdk.get("/v1/flags")).json()["flags"]["checkout"]
+    assert served["metadata"]["experimentPhase"] == 2
+    audit = (await admin.get("/v1/admin/audit?entity=experiment&key=one-page")).json()["entries"]
+    assert [(e["action"], e["configVersion"]) for e in audit][:2] == [
+        ("new_phase", phase.json()["configVersion"]),
+        ("update", phase.json()["configVersion"]),
+    ]
+    assert audit[1]["after"]["variants"] == {"off": 30, "on": 70}
+    # The stored definition now is the phase's: applying it again changes nothing.
+    again = await admin.put("/v1/admin/experiments/one-page", json={"definition": reweighted})
+    assert (again.status_code, again.json()["configVersion"]) == (200, phase.json()["configVersion"])
+
+
+@pytest.mark.parametrize(
+    ("definition", "status", "code"),
+    [
+        ({"flag": "checkout", "variants": {"off": 1, "maybe": 1}}, 422, "validation_failed"),
+        (
+            {"flag": "checkout", "variants": {"off": 1, "on": 1}, "allocation_bp": 9500},
+            409,
+            "lifecycle_conflict",
+        ),
+        ("not an object", 400, "invalid_parameter"),
+    ],
+    ids=["invalid", "no-room-in-the-layer", "not-an-object"],
+)
+async def test_should_refuse_a_new_phase_with_a_bad_definition_and_change_nothing(
+    admin: httpx.AsyncClient, definition: Any, status: int, code: str
+) -> None:
+    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+    assert (await admin.post("/v1/admin/experiments/one-page/start")).status_code == 200
+    with_layer = {**definition, "layer": "main"} if isinstance(definition, dict) else definition
+    before = await snapshot(admin)
+    refused = await admin.post("/v1/admin/experiments/one-page/new-phase", json={"definition": with_layer})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (status, code)
+    assert await snapshot(admin) == before
+
+
+async def test_should_refuse_a_new_phase_of_a_draft_saying_how_to_start_it(admin: httpx.AsyncClient) -> None:
+    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+    before = await snapshot(admin)
+    refused = await admin.post(
+        "/v1/admin/experiments/one-page/new-phase", json={"definition": DOCUMENT["experiments"]["one-page"]}
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "lifecycle_conflict")
+    assert refused.json()["error"]["message"] == (
+        "experiment 'one-page' is draft; only a running experiment has phases: apply the change "
+        "(`flagd apply FILE`) and start it (`flagd experiments start one-page`), which begins its next phase"
+    )
+    assert await snapshot(admin) == before
+
+
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "experiment.yaml"
 
 

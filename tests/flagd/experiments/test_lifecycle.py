@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flagd.experiments.lifecycle import LifecycleError, edit, launch, new_phase, start, stop
-from flagd.experiments.model import Experiment, Layer
+from flagd.experiments.model import Experiment, Layer, State
 
 DRAFT = Experiment(
     key="exp", flag="f", variants=(("off", 1), ("on", 1)), salt="", allocation_bp=4000, layer="l"
@@ -100,3 +100,29 @@ def test_should_refuse_transitions_the_state_forbids() -> None:
     stopped = stop(running)
     restarted = start(stopped, "salt-2", LAYER, [])
     assert (restarted.phase, restarted.salt) == (2, "salt-2")
+
+
+@pytest.mark.parametrize("change", [{"variants": (("off", 1), ("on", 3))}, {"alpha": 0.1}])
+def test_should_name_the_commands_that_make_a_refused_change(change: dict[str, Any]) -> None:
+    running = start(DRAFT, "salt-1", LAYER, [])
+    with pytest.raises(LifecycleError) as refused:
+        edit(running, replace(running, **change))
+    assert str(refused.value).endswith(
+        "start a new phase with the change (`flagd experiments new-phase exp --file FILE`, or "
+        'POST /v1/admin/experiments/exp/new-phase with the body {"definition": ...}), or stop it '
+        "(`flagd experiments stop exp`), apply the change and start it again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "says"),
+    [
+        ("draft", "(`flagd apply FILE`) and start it (`flagd experiments start exp`)"),
+        ("stopped", "(`flagd apply FILE`) and start it (`flagd experiments start exp`)"),
+        ("launched", "was launched; create a new experiment to test again"),
+    ],
+)
+def test_should_refuse_a_new_phase_unless_running_saying_what_to_do(state: State, says: str) -> None:
+    with pytest.raises(LifecycleError) as refused:
+        new_phase(replace(DRAFT, state=state), DRAFT, "salt-2", LAYER, [])
+    assert says in str(refused.value)
