@@ -180,7 +180,14 @@ def _import_pgserver() -> Any:
     # XDG_RUNTIME_DIR is unset (containers, CI); the fallback it picks is fine.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
+        try:
+            import pgserver
+        except ImportError:
+            # An install without the `embedded` extra (the Docker image) runs on DATABASE_URL only.
+            raise EmbeddedPostgresError(
+                "this installation has no embedded PostgreSQL: set DATABASE_URL (or --database-url) to a "
+                "PostgreSQL server, or install the embedded one with pip install 'flagd[embedded]'"
+            ) from None
     return pgserver
 
 
