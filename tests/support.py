@@ -102,12 +102,22 @@ def free_port() -> int:
 class FlagdProcess:
     """`flagd ARGS` in a child process, with its output collected to a file for assertions."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], log_path: os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        log_path: os.PathLike[str],
+        cwd: os.PathLike[str] | None = None,
+    ) -> None:
         self.log_path = log_path
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "flagd", *args], env=dict(env), stdout=log_fd, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "flagd", *args],
+                env=dict(env),
+                cwd=cwd,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
             )
         finally:
             os.close(log_fd)  # the child holds its own copy

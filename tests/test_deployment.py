@@ -3,6 +3,7 @@ that every variable they set is a real setting, and that the commands they run e
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -92,3 +93,31 @@ def test_should_run_commands_that_exist() -> None:
     locust_args = compose()["services"]["locust"]["command"]
     assert locust_args[locust_args.index("-f") + 1] == "/loadtests/locustfile.py"
     assert (ROOT / "loadtests" / "locustfile.py").is_file()
+
+
+def test_the_image_leaves_the_embedded_postgresql_out() -> None:
+    """Under compose the image always has DATABASE_URL, so it installs flagd without the `embedded` extra
+    (pgserver's PostgreSQL binaries)."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    installs = re.findall(r"pip (?:install|wheel)[^\n]*", dockerfile)
+    assert installs
+    assert not any("embedded" in line or "pgserver" in line for line in installs), installs
+    assert "DATABASE_URL" in compose()["services"]["flagd"]["environment"]
+
+
+def test_a_start_without_the_embedded_postgresql_says_what_to_set(tmp_path: Path) -> None:
+    """What the image answers when DATABASE_URL is missing: one line, naming DATABASE_URL and the extra."""
+    program = (
+        "import sys; sys.modules['pgserver'] = None; from flagd.cli import main; sys.exit(main(['serve']))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_") and k != "DATABASE_URL"}
+    env["FLAGD_PORT"] = "0"
+    ran = subprocess.run(
+        [sys.executable, "-c", program], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 1, ran.stderr
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1, ran.stderr
+    assert lines[0].startswith("flagd: error: ")
+    assert "DATABASE_URL" in lines[0]
+    assert "flagd[embedded]" in lines[0]
