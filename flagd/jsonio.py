@@ -11,6 +11,7 @@ start.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 
 from flagd_sdk.evaluation import Problem
 from flagd_sdk.evaluation.limits import MAX_DEPTH
-from flagd_sdk.evaluation.problems import child
+from flagd_sdk.evaluation.problems import child, given
 
 MAX_DOCUMENT_DEPTH = MAX_DEPTH + 4
 """Deepest nesting accepted anywhere in a flag set: a rule's bound plus flags.<key>.targeting."""
@@ -83,7 +84,8 @@ def count_nodes(value: Any, cap: int) -> int:
 
 
 def check_storable(document: Any, limit: int = MAX_DOCUMENT_DEPTH) -> list[Problem]:
-    """What keeps a document from being stored and served exactly: depth, NUL, inexact integers.
+    """What keeps a document from being stored and served exactly: depth, NUL, inexact integers, values
+    and member names JSON cannot hold (YAML reads `2026-01-01` as a date, `on:` as true, `.nan`, `!!binary`).
 
     Iterative, and stops at the first part nested too deeply, so its cost is linear in the
     document whatever its shape.
@@ -101,10 +103,21 @@ def check_storable(document: Any, limit: int = MAX_DOCUMENT_DEPTH) -> list[Probl
                 if isinstance(key, str) and "\x00" in key:
                     problems.append(Problem(path, "a member name contains a NUL character (\\u0000)"))
                     continue
+                if isinstance(value, dict) and not isinstance(key, str):
+                    problems.append(
+                        Problem(child(path, key), "a member name must be text; in YAML, quote it")
+                    )
+                    continue
                 stack.append((item, child(path, key), depth + 1))
         elif isinstance(value, str):
             if "\x00" in value:
                 problems.append(Problem(path, "contains a NUL character (\\u0000), which cannot be stored"))
+        elif value is not None and not isinstance(value, bool | int | float):
+            problems.append(
+                Problem(path, f"is {given(value)}, which JSON cannot hold; in YAML, quote it to make it text")
+            )
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(Problem(path, f"is {given(value)}, which JSON cannot hold; use a finite number"))
         elif type(value) is int and not INT64_MIN <= value <= INT64_MAX:
             problems.append(
                 Problem(

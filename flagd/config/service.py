@@ -24,6 +24,7 @@ from flagd.identifiers import KEY_RULE, is_key
 from flagd.jsonio import check_storable
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem, load_flag_set
+from flagd_sdk.evaluation.problems import given
 
 # The members of a flag-set document: flagd's flags.json schema, and beside the flags (its root allows
 # more members) the metrics, layers and experiments. Anything else is a mistake.
@@ -164,7 +165,7 @@ class FlagService:
 
 def check_key(key: Any, what: str) -> None:
     if not is_key(key):
-        shown = repr(key[:80]) if isinstance(key, str) else f"of type {type(key).__name__}"
+        shown = given(key)
         raise ValidationFailed(
             f"{what} {shown} is not allowed: it must {KEY_RULE}",
             details=[{"path": "key", "message": f"must {KEY_RULE}"}],
@@ -194,9 +195,12 @@ def read_document(document: Any) -> tuple[dict[str, Any], dict[str, Any], dict[s
         ("experiments", "an object of named experiments"),
     ):
         if name in document and not isinstance(document[name], dict):
-            shape.append(Problem(name, f"must be {kind}, got {type(document[name]).__name__}"))
+            shape.append(Problem(name, f"must be {kind}; got {given(document[name])}"))
     if shape:
         raise _validation_error(shape)
+    unstorable = check_storable(document)  # before anything compares or encodes it as JSON
+    if unstorable:
+        raise _validation_error(unstorable)
     raw_flags = document["flags"]
     if isinstance(raw_flags, list):
         flags = {}

@@ -45,7 +45,7 @@ from flagd.experiments.model import (
 )
 from flagd.identifiers import KEY_RULE, is_key
 from flagd_sdk.evaluation import FlagSetError, Problem, compile_rule
-from flagd_sdk.evaluation.problems import child
+from flagd_sdk.evaluation.problems import child, given
 
 _DIRECTIONS = ("increase", "decrease")
 _ROLES = ("primary", "secondary", "guardrail")
@@ -104,6 +104,13 @@ def _entries(
     return entries
 
 
+def _not_one(value: Any, what: str, fix: str) -> str:
+    """Why `value` names nothing: `"x" is not a flag of this set; name ...`, or `name ...; got nothing`."""
+    if isinstance(value, str) and value:
+        return f"{given(value)} is not {what}; {fix}"
+    return f"{fix}; got {given(value)}"
+
+
 def _whole(value: Any, low: int, high: int) -> bool:
     return type(value) is int and low <= value <= high
 
@@ -118,13 +125,13 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
         kind, direction = entry.get("type"), entry.get("direction")
         if kind not in METRIC_TYPES:
             problems.append(
-                Problem(child(path, "type"), f"is {kind!r}; use one of {', '.join(METRIC_TYPES)}")
+                Problem(child(path, "type"), f"must be one of {', '.join(METRIC_TYPES)}; got {given(kind)}")
             )
         if direction not in _DIRECTIONS:
             problems.append(
                 Problem(
                     child(path, "direction"),
-                    f"is {direction!r}; say whether an increase or a decrease is better",
+                    f"must be increase or decrease (whichever is better); got {given(direction)}",
                 )
             )
         if kind == "ratio":
@@ -168,19 +175,22 @@ def _check_ratio(
     for side, name in (("numerator", numerator), ("denominator", denominator)):
         if not _names(name, keys):
             problems.append(
-                Problem(child(path, side), f"{name!r} is not a metric of this file; name one of its metrics")
+                Problem(child(path, side), _not_one(name, "a metric of this file", "name one of its metrics"))
             )
         elif name == key or (
             isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "ratio"
         ):
             problems.append(
                 Problem(
-                    child(path, side), f"{name!r} is a ratio metric itself; a ratio divides two plain metrics"
+                    child(path, side),
+                    f"{given(name)} is a ratio metric itself; a ratio divides two plain metrics",
                 )
             )
-    if numerator is not None and numerator == denominator:
+    if isinstance(numerator, str) and numerator == denominator:
         problems.append(
-            Problem(path, f"a ratio of {numerator!r} over itself is always 1; choose two different metrics")
+            Problem(
+                path, f"a ratio of {given(numerator)} over itself is always 1; choose two different metrics"
+            )
         )
 
 
@@ -244,7 +254,7 @@ def read_experiments(
         if not isinstance(flag, dict):
             problems.append(
                 Problem(
-                    child(path, "flag"), f"{flag_key!r} is not a flag of this set; name the flag to run on"
+                    child(path, "flag"), _not_one(flag_key, "a flag of this set", "name the flag to run on")
                 )
             )
         variants = _variants(entry.get("variants"), flag, child(path, "variants"), problems)
@@ -279,7 +289,8 @@ def read_experiments(
         if layer is not None and not _names(layer, layers):
             problems.append(
                 Problem(
-                    child(path, "layer"), f"{layer!r} is not a layer of this file; define it under layers"
+                    child(path, "layer"),
+                    _not_one(layer, "a layer of this file", "name a layer defined under layers"),
                 )
             )
         roles = _roles(entry.get("metrics", []), metrics, child(path, "metrics"), problems)
@@ -341,7 +352,10 @@ def _variants(raw: Any, flag: Any, path: str, problems: list[Problem]) -> tuple[
     for name, weight in raw.items():
         if isinstance(known, dict) and name not in known:
             problems.append(
-                Problem(child(path, name), f"is not a variant of the flag (variants: {', '.join(known)})")
+                Problem(
+                    child(path, name),
+                    f"is not a variant of the flag (variants: {', '.join(str(k) for k in known)})",
+                )
             )
         if not _whole(weight, 1, 1_000_000):
             problems.append(
@@ -364,11 +378,16 @@ def _roles(
             continue
         if not _names(item["metric"], metrics):
             problems.append(
-                Problem(child(at, "metric"), f"{item['metric']!r} is not a metric; define it under metrics")
+                Problem(
+                    child(at, "metric"),
+                    _not_one(item["metric"], "a metric", "name a metric defined under metrics"),
+                )
             )
         if item["role"] not in _ROLES:
             problems.append(
-                Problem(child(at, "role"), f"is {item['role']!r}; use primary, secondary or guardrail")
+                Problem(
+                    child(at, "role"), f"must be primary, secondary or guardrail; got {given(item['role'])}"
+                )
             )
         roles.append(MetricRole(item["metric"], item["role"]))
     if roles and sum(r.role == "primary" for r in roles) != 1:

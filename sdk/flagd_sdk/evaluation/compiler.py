@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 from flagd_sdk.evaluation.coercion import to_string
-from flagd_sdk.evaluation.problems import Problem, child
+from flagd_sdk.evaluation.problems import Problem, child, given
 from flagd_sdk.evaluation.types import Compiled
 
 ResultFn: TypeAlias = Callable[[Any], tuple[Any, bool]]
@@ -166,8 +166,11 @@ class Compiler:
         result: bool,
     ) -> T:
         if not isinstance(name, str) or name not in self.evaluators:
-            shown = name if isinstance(name, str) else repr(name)
-            message = f'$ref "{shown}" names no evaluator in $evaluators'
+            message = (
+                f"$ref {given(name)} names no evaluator in $evaluators"
+                if isinstance(name, str)
+                else f"$ref must name an evaluator of $evaluators; got {given(name)}"
+            )
             self.report(path, message)
             return on_error(message)
         if name in self._expanding:

@@ -23,7 +23,7 @@ from flagd_sdk.evaluation.flag import Flag
 from flagd_sdk.evaluation.flag_set import FlagSet
 from flagd_sdk.evaluation.limits import MAX_DEPTH, MAX_RULE_NODES, MAX_SET_NODES, RuleMeasure, deepest
 from flagd_sdk.evaluation.operators import OPERATORS, RESULT_OPERATORS
-from flagd_sdk.evaluation.problems import FlagSetError, Problem, child
+from flagd_sdk.evaluation.problems import FlagSetError, Problem, child, given
 from flagd_sdk.evaluation.types import MetadataValue
 
 _STATES = {"ENABLED": True, "DISABLED": False}
@@ -190,8 +190,8 @@ def _load_flag(
 def _state(definition: Mapping[str, Any], path: str, problems: list[Problem]) -> bool:
     state = definition.get("state")
     if not isinstance(state, str) or state not in _STATES:
-        shown = "is missing" if state is None else f"is {state!r}"
-        problems.append(Problem(child(path, "state"), f'{shown}; use "ENABLED" or "DISABLED"'))
+        shown = f"got {given(state)}" if "state" in definition else "it is missing"
+        problems.append(Problem(child(path, "state"), f'must be "ENABLED" or "DISABLED"; {shown}'))
         return False
     return _STATES[state]
 
@@ -216,6 +216,9 @@ def _variants(definition: Mapping[str, Any], path: str, problems: list[Problem])
         return {}
     kinds: dict[str, str] = {}
     for name, value in variants.items():
+        if not isinstance(name, str):
+            problems.append(Problem(child(at, name), "a variant name must be text (quote it in YAML)"))
+            continue
         if deepest(value) > MAX_DEPTH:
             problems.append(Problem(child(at, name), f"is nested more than {MAX_DEPTH} levels deep"))
             continue
@@ -224,7 +227,7 @@ def _variants(definition: Mapping[str, Any], path: str, problems: list[Problem])
             problems.append(
                 Problem(
                     child(at, name),
-                    f"is {json.dumps(value)}; a variant is a boolean, string, number or object",
+                    f"a variant is a boolean, string, number or object; got {given(value)}",
                 )
             )
         elif kind not in kinds.values() and kinds:
@@ -237,7 +240,7 @@ def _variants(definition: Mapping[str, Any], path: str, problems: list[Problem])
             )
         else:
             kinds[name] = kind
-    return dict(variants)
+    return {name: value for name, value in variants.items() if isinstance(name, str)}
 
 
 def _default_variant(
@@ -248,7 +251,7 @@ def _default_variant(
         return None
     at = child(path, "defaultVariant")
     if not isinstance(default, str):
-        problems.append(Problem(at, f"must be a variant name or null, got {json.dumps(default)}"))
+        problems.append(Problem(at, f"must be a variant name or null; got {given(default)}"))
         return None
     if variants and default not in variants:
         known = ", ".join(variants)
@@ -269,7 +272,7 @@ def _metadata(metadata: Any, path: str, problems: list[Problem]) -> Mapping[str,
             valid[name] = value
         else:
             problems.append(
-                Problem(child(path, name), f"is {json.dumps(value)}; use a string, number or boolean")
+                Problem(child(path, name), f"must be a string, number or boolean; got {given(value)}")
             )
     return MappingProxyType(valid)
 

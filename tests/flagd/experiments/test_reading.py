@@ -82,7 +82,11 @@ def test_should_read_a_valid_document() -> None:
 @pytest.mark.parametrize(
     ("change", "path", "says"),
     [
-        (("metrics", "orders", "type", "median"), "metrics.orders.type", "use one of conversion"),
+        (
+            ("metrics", "orders", "type", "median"),
+            "metrics.orders.type",
+            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces; got "median"',
+        ),
         (
             ("metrics", "revenue-per-order", "denominator", "revenue"),
             "metrics.revenue-per-order",
@@ -126,7 +130,7 @@ def test_should_read_a_valid_document() -> None:
         (
             ("metrics", "checkout-rate", "direction", "up"),
             "metrics.checkout-rate.direction",
-            "increase or a decrease",
+            "must be increase or decrease",
         ),
     ],
 )

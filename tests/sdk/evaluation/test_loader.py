@@ -50,26 +50,26 @@ def test_should_report_five_mistakes_as_five_located_messages() -> None:
             {"flags": {"a": 3}},
             [
                 "flags.a: a flag must be an object with state and variants",
-                'flags.a.state: is missing; use "ENABLED" or "DISABLED"',
+                'flags.a.state: must be "ENABLED" or "DISABLED"; it is missing',
                 "flags.a.variants: must be a non-empty object mapping variant names to values",
             ],
         ),
-        ({"flags": {"a": flag(state="ON")}}, ['flags.a.state: is \'ON\'; use "ENABLED" or "DISABLED"']),
+        ({"flags": {"a": flag(state="ON")}}, ['flags.a.state: must be "ENABLED" or "DISABLED"; got "ON"']),
         (
             {"flags": {"a": flag(variants={})}},
             ["flags.a.variants: must be a non-empty object mapping variant names to values"],
         ),
         (
             {"flags": {"a": flag(variants={"x": None}, defaultVariant=None)}},
-            ["flags.a.variants.x: is null; a variant is a boolean, string, number or object"],
+            ["flags.a.variants.x: a variant is a boolean, string, number or object; got nothing"],
         ),
         (
             {"flags": {"a": flag(variants={"x": [1]}, defaultVariant=None)}},
-            ["flags.a.variants.x: is [1]; a variant is a boolean, string, number or object"],
+            ["flags.a.variants.x: a variant is a boolean, string, number or object; got a list"],
         ),
         (
             {"flags": {"a": flag(defaultVariant=3)}},
-            ["flags.a.defaultVariant: must be a variant name or null, got 3"],
+            ["flags.a.defaultVariant: must be a variant name or null; got 3"],
         ),
         (
             {"flags": {"a": flag(targeting="on")}},
@@ -81,7 +81,7 @@ def test_should_report_five_mistakes_as_five_located_messages() -> None:
         ),
         (
             {"flags": {"a": flag(metadata={"owner": {"team": "x"}})}},
-            ['flags.a.metadata.owner: is {"team": "x"}; use a string, number or boolean'],
+            ["flags.a.metadata.owner: must be a string, number or boolean; got an object"],
         ),
         (
             {"flags": {"a": flag(defaultVarient="on")}},
