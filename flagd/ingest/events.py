@@ -7,7 +7,9 @@
        "value": 12.5, "properties": {...}}
     ]}
 
-Each rejection has the event's index, a stable code and a sentence saying what to fix.
+Each rejection has the event's index, a stable code and a sentence saying what to fix: those of its first
+problem, and, in `problems`, every problem of the event (at most MAX_PROBLEMS), each with its field. An event
+is read at full speed until its first problem; only a refused event is read again for the others.
 
 A timestamp is RFC 3339 (`2026-11-24T10:00:00Z`, `2026-11-24t10:00:00.5+01:00`: date, `T` or `t`,
 time, fraction after a dot, then `Z`, `z` or an offset) or whole milliseconds since 1970; nothing
@@ -18,37 +20,21 @@ most `max_properties_depth` levels (the object itself is the first) and hold int
 
 from __future__ import annotations
 
-import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 
-from flagd.identifiers import is_key
+from flagd.ingest import fields
+from flagd_sdk.evaluation.problems import given
 
 Kind = Literal["exposure", "track"]
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII)
 _EXPOSURE_MEMBERS = {"kind", "event_id", "timestamp", "experiment", "phase", "variant", "unit", "attributes"}
 _TRACK_MEMBERS = {"kind", "event_id", "timestamp", "event", "unit", "value", "properties"}
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
-    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))",
-    re.ASCII,
-)
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-@dataclass(frozen=True, slots=True)
-class EventLimits:
-    max_events: int = 5_000
-    max_unit_length: int = 256
-    max_attributes: int = 32
-    max_properties_bytes: int = 4_096
-    max_properties_depth: int = 8
-    max_future_skew: timedelta = timedelta(minutes=5)
-    max_age: timedelta = timedelta(days=30)
+MAX_PROBLEMS = 10
+"""Most problems listed for one refused event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +60,14 @@ class Rejection:
     index: int
     code: str
     message: str
+    problems: tuple[fields.FieldProblem, ...] = ()
+    """Every problem of a refused event, the first one's code and message being the rejection's."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "code": self.code, "message": self.message}
+        body: dict[str, Any] = {"index": self.index, "code": self.code, "message": self.message}
+        if self.problems:
+            body["problems"] = [p.to_json() for p in self.problems]
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +76,7 @@ class Batch:
     rejected: tuple[Rejection, ...]
 
 
-class _Invalid(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def read_batch(document: Any, limits: EventLimits, now: datetime) -> Batch | Rejection:
+def read_batch(document: Any, limits: fields.EventLimits, now: datetime) -> Batch | Rejection:
     """The events of a batch document; a Rejection (index -1) when the document itself is unusable."""
     if not isinstance(document, dict) or set(document) != {"events"}:
         return Rejection(
@@ -107,8 +91,8 @@ def read_batch(document: Any, limits: EventLimits, now: datetime) -> Batch | Rej
     for index, raw in enumerate(events):
         try:
             accepted.append(_event(raw, limits, now))
-        except _Invalid as invalid:
-            rejected.append(Rejection(index, invalid.code, invalid.message))
+        except fields.Invalid as invalid:
+            rejected.append(_rejection(index, raw, limits, now, invalid.problem))
     return Batch(tuple(accepted), tuple(rejected))
 
 
@@ -119,32 +103,32 @@ def too_many_events(count: int, limit: int) -> Rejection:
     )
 
 
-def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
-    if not isinstance(raw, dict):
-        raise _Invalid("malformed_event", "an event must be an object")
-    kind = raw.get("kind")
-    if kind not in ("exposure", "track"):
-        raise _Invalid("unknown_kind", f'kind must be "exposure" or "track", got {_shown(kind)}')
-    known = _EXPOSURE_MEMBERS if kind == "exposure" else _TRACK_MEMBERS
-    if not known.issuperset(raw):
-        unknown = sorted(str(k) for k in raw if k not in known)
-        raise _Invalid(
-            "unknown_field", f"unknown field {unknown[0]!r}; a {kind} event has {', '.join(sorted(known))}"
-        )
-    event_id = _event_id(raw.get("event_id"))
-    timestamp = _timestamp(raw.get("timestamp"), limits, now)
-    unit = _text(raw.get("unit"), "unit", limits.max_unit_length)
+def _rejection(
+    index: int, raw: Any, limits: fields.EventLimits, now: datetime, first: fields.FieldProblem
+) -> Rejection:
+    problems = _problems(raw, limits, now)
+    if not problems or problems[0] != first:  # the two readings check in one order; never differ
+        problems = (first,)
+    message = first.message
+    if len(problems) > 1:
+        others = ", ".join(p.field or "the event" for p in problems[1:])
+        message += f" (and {len(problems) - 1} more, listed in problems: {others})"
+    return Rejection(index, first.code, message, problems)
+
+
+def _event(raw: Any, limits: fields.EventLimits, now: datetime) -> Event:
+    """The event, or fields.Invalid at its first problem: the fast path, for events that are right."""
+    kind = _kind(raw)
+    for member in _unknown_members(raw, kind):
+        raise _unknown_member(member, kind)
+    event_id = fields.event_id(raw.get("event_id"))
+    timestamp = fields.timestamp(raw.get("timestamp"), limits, now)
+    unit = fields.text(raw.get("unit"), "unit", limits.max_unit_length)
     if kind == "exposure":
-        experiment = raw.get("experiment")
-        if not is_key(experiment):
-            raise _Invalid(
-                "invalid_experiment", f"experiment must be an experiment key, got {_shown(experiment)}"
-            )
-        phase = raw.get("phase")
-        if type(phase) is not int or not 1 <= phase <= 1_000_000:
-            raise _Invalid("invalid_phase", f"phase must be a whole number from 1, got {_shown(phase)}")
-        variant = _text(raw.get("variant"), "variant", 256)
-        attributes = _attributes(raw.get("attributes", {}), limits)
+        experiment = fields.experiment(raw.get("experiment"))
+        phase = fields.phase(raw.get("phase"))
+        variant = fields.text(raw.get("variant"), "variant", 256)
+        attributes = fields.attributes(raw.get("attributes", {}), limits)
         return Event(
             "exposure",
             event_id,
@@ -156,172 +140,79 @@ def _event(raw: Any, limits: EventLimits, now: datetime) -> Event:
             attributes=attributes,
             payload=orjson.dumps(attributes).decode() if attributes else None,
         )
-    name = raw.get("event")
-    if not is_key(name):
-        raise _Invalid(
-            "invalid_event_name",
-            f"event must be an event name (letters, digits, . _ : -), got {_shown(name)}",
-        )
-    value = raw.get("value")
-    if value is not None and (
-        type(value) not in (int, float) or not math.isfinite(value) or abs(value) > 1e15
-    ):
-        raise _Invalid("invalid_value", f"value must be a finite number within 1e15, got {_shown(value)}")
+    name = fields.event_name(raw.get("event"))
+    value = fields.value(raw.get("value"))
     properties = raw.get("properties", {})
-    if not isinstance(properties, dict):
-        raise _Invalid("invalid_properties", "properties must be an object")
-    _check_properties(properties, limits.max_properties_depth)
-    try:
-        text = orjson.dumps(properties)
-    except (TypeError, orjson.JSONEncodeError):
-        raise _Invalid("invalid_properties", "properties must be plain JSON") from None
-    size = len(text)
-    if b"\\u0000" in text:
-        # PostgreSQL's jsonb cannot hold NUL; refused here so it cannot fail the write of its neighbours.
-        raise _Invalid("invalid_properties", "properties must not contain the NUL character (\\u0000)")
-    if size > limits.max_properties_bytes:
-        raise _Invalid(
-            "properties_too_large",
-            f"properties take {size} bytes as JSON; the limit is {limits.max_properties_bytes} (FLAGD_EVENTS_MAX_PROPERTIES_BYTES)",
-        )
+    text = fields.properties(properties, limits)
     return Event(
         "track",
         event_id,
         timestamp,
         unit,
         name=name,
-        value=None if value is None else float(value),
+        value=value,
         attributes=properties,
         payload=text.decode() if properties else None,
     )
 
 
-def _event_id(raw: Any) -> str:
-    if not isinstance(raw, str) or _UUID.fullmatch(raw) is None:
-        raise _Invalid(
-            "invalid_event_id",
-            f"event_id must be a UUID in its 36-character form (UUIDv7 recommended), got {_shown(raw)}",
-        )
-    return raw.lower()
+def _problems(raw: Any, limits: fields.EventLimits, now: datetime) -> tuple[fields.FieldProblem, ...]:
+    """Every problem of a refused event (at most MAX_PROBLEMS), in the order `_event` meets them."""
+    found: list[fields.FieldProblem] = []
 
+    def check(read: Callable[[], object]) -> None:
+        try:
+            read()
+        except fields.Invalid as invalid:
+            found.append(invalid.problem)
 
-def _timestamp(raw: Any, limits: EventLimits, now: datetime) -> datetime:
-    if type(raw) is int:
-        if not 0 <= raw <= 10**14:
-            raise _Invalid("invalid_timestamp", f"a numeric timestamp is milliseconds since 1970, got {raw}")
-        moment = datetime.fromtimestamp(raw / 1000, tz=UTC)
-    elif isinstance(raw, str):
-        moment = _rfc3339(raw)
-    else:
-        raise _Invalid(
-            "invalid_timestamp",
-            f"timestamp must be RFC 3339 text or whole milliseconds since 1970, got {_shown(raw)}",
-        )
-    if moment > now + limits.max_future_skew:
-        raise _Invalid(
-            "timestamp_in_future",
-            f"timestamp {_shown(raw)} is more than {limits.max_future_skew} ahead; check the client's clock",
-        )
-    if moment < now - limits.max_age:
-        raise _Invalid(
-            "timestamp_too_old", f"timestamp {_shown(raw)} is more than {limits.max_age.days} days old"
-        )
-    return moment
-
-
-def _rfc3339(raw: str) -> datetime:
-    match = _RFC3339.fullmatch(raw) if len(raw) <= 40 else None
-    if match is None:
-        raise _Invalid(
-            "invalid_timestamp",
-            "timestamp must be RFC 3339, such as 2026-11-24T10:00:00.123Z or 2026-11-24T11:00:00+01:00 "
-            f"(a zone is required, a fraction follows a dot), got {_shown(raw)}",
-        )
-    year, month, day, hour, minute, second, fraction, sign, zone_hours, zone_minutes = match.groups()
     try:
-        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes)) if sign else timedelta(0)
-        if int(zone_minutes or 0) > 59:
-            raise ValueError
-        return datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            int(second),
-            int((fraction or "0")[:6].ljust(6, "0")),
-            tzinfo=timezone(-offset if sign == "-" else offset),
-        )
-    except ValueError:
-        raise _Invalid(
-            "invalid_timestamp", f"timestamp {_shown(raw)} is not a valid date, time or offset"
-        ) from None
+        kind: Kind | None = _kind(raw)
+    except fields.Invalid as invalid:
+        if not isinstance(raw, dict):
+            return (invalid.problem,)
+        found.append(invalid.problem)
+        kind = None
+    if kind is not None:
+        found += [_unknown_member(member, kind).problem for member in _unknown_members(raw, kind)]
+    check(lambda: fields.event_id(raw.get("event_id")))
+    check(lambda: fields.timestamp(raw.get("timestamp"), limits, now))
+    check(lambda: fields.text(raw.get("unit"), "unit", limits.max_unit_length))
+    if kind == "exposure":
+        check(lambda: fields.experiment(raw.get("experiment")))
+        check(lambda: fields.phase(raw.get("phase")))
+        check(lambda: fields.text(raw.get("variant"), "variant", 256))
+        check(lambda: fields.attributes(raw.get("attributes", {}), limits))
+    elif kind == "track":
+        check(lambda: fields.event_name(raw.get("event")))
+        check(lambda: fields.value(raw.get("value")))
+        check(lambda: fields.properties(raw.get("properties", {}), limits))
+    return tuple(found[:MAX_PROBLEMS])
 
 
-def _check_properties(properties: dict[str, Any], max_depth: int) -> None:
-    """Nested at most `max_depth` levels, integers within 64 bits; iterative, and stops at the first
-    container nested too deeply, so its cost is linear whatever the shape."""
-    stack: list[tuple[Any, str, int]] = [(properties, "properties", 1)]
-    while stack:
-        value, path, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth > max_depth:
-                raise _Invalid(
-                    "properties_too_deep",
-                    f"properties nest at most {max_depth} levels (objects and lists, the properties object "
-                    f"being the first); {path} is deeper",
-                )
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            stack.extend((item, _member_path(path, key), depth + 1) for key, item in items)
-        elif type(value) is int and not INT64_MIN <= value <= INT64_MAX:
-            raise _Invalid(
-                "invalid_properties",
-                f"{path} is the integer {str(value)[:30]}, outside the 64-bit range "
-                f"({INT64_MIN} to {INT64_MAX}); it cannot be stored exactly: send it as a string",
-            )
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise _Invalid("invalid_properties", f"{path} is {value}; JSON has no such number: send null")
+def _kind(raw: Any) -> Kind:
+    if not isinstance(raw, dict):
+        raise fields.Invalid("", "malformed_event", f"an event must be an object; got {given(raw)}")
+    kind = raw.get("kind")
+    if kind == "exposure":
+        return "exposure"
+    if kind == "track":
+        return "track"
+    raise fields.Invalid("kind", "unknown_kind", f'kind must be "exposure" or "track"; got {given(kind)}')
 
 
-def _member_path(path: str, key: object) -> str:
-    """Where a value is, for messages: cut short, so a long key costs nothing per value under it."""
-    if len(path) > 80:
-        return path
-    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{str(key)[:40]}"
+def _unknown_members(raw: dict[Any, Any], kind: Kind) -> list[Any]:
+    known = _EXPOSURE_MEMBERS if kind == "exposure" else _TRACK_MEMBERS
+    if known.issuperset(raw):
+        return []
+    return sorted((k for k in raw if k not in known), key=str)
 
 
-def _text(raw: Any, name: str, limit: int) -> str:
-    if not isinstance(raw, str) or not raw or len(raw) > limit or "\x00" in raw:
-        raise _Invalid(
-            f"invalid_{name}", f"{name} must be non-empty text of at most {limit} characters, without NUL"
-        )
-    return raw
-
-
-def _attributes(raw: Any, limits: EventLimits) -> dict[str, Any]:
-    if not isinstance(raw, dict) or len(raw) > limits.max_attributes:
-        raise _Invalid(
-            "invalid_attributes", f"attributes must be an object of at most {limits.max_attributes} members"
-        )
-    for key, value in raw.items():
-        if (
-            not (isinstance(value, str | bool | int | float) or value is None)
-            or (isinstance(value, str) and (len(value) > 256 or "\x00" in value))
-            or (isinstance(value, int) and not -(2**63) <= value < 2**63)
-            or (isinstance(value, float) and not math.isfinite(value))
-            or not isinstance(key, str)
-            or not key
-            or len(key) > 64
-            or "\x00" in key
-        ):
-            raise _Invalid(
-                "invalid_attributes",
-                f"attribute {str(key)[:40]!r} (a name of 1 to 64 characters) must be a string of at most 256 "
-                "characters without NUL, a finite number, a boolean or null",
-            )
-    return dict(raw)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _unknown_member(member: Any, kind: Kind) -> fields.Invalid:
+    known = _EXPOSURE_MEMBERS if kind == "exposure" else _TRACK_MEMBERS
+    field = member[:64] if isinstance(member, str) else f"[{given(member)}]"
+    return fields.Invalid(
+        field,
+        "unknown_field",
+        f"unknown field {given(member)}; a {kind} event has {', '.join(sorted(known))}",
+    )

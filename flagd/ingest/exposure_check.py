@@ -14,9 +14,18 @@ from datetime import timedelta
 
 from flagd.experiments.phases import PhaseRecord, PhaseRegistry, Refusal, refusal, registry
 from flagd.ingest.events import Batch, Event, Rejection
+from flagd.ingest.fields import FieldProblem
 
 MAX_LOOKUPS = 64
 """Experiment keys of one request looked up in the database when the snapshot does not know them."""
+
+_FIELDS: dict[Refusal, str] = {
+    "unknown_experiment": "experiment",
+    "unknown_phase": "phase",
+    "unknown_variant": "variant",
+    "outside_phase": "timestamp",
+}
+"""The member of the exposure each refusal is about."""
 
 Lookup = Callable[[Sequence[str]], Awaitable[Sequence[PhaseRecord]]]
 
@@ -48,7 +57,8 @@ async def checked(
         if why is None:
             accepted.append(event)
         else:
-            rejected.append(Rejection(index, why[0], why[1]))
+            problem = FieldProblem(_FIELDS[why[0]], why[0], why[1])
+            rejected.append(Rejection(index, why[0], why[1], (problem,)))
             refused.append((str(event.experiment), why[0]))
     rejected.sort(key=lambda r: r.index)
     return Batch(tuple(accepted), tuple(rejected)), refused

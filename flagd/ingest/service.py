@@ -15,7 +15,7 @@ import asyncpg
 
 from flagd.ingest.counters import Counters
 from flagd.ingest.decode import DecodeLimits
-from flagd.ingest.events import EventLimits
+from flagd.ingest.fields import EventLimits
 from flagd.ingest.partitions import ensure_partitions
 from flagd.ingest.server_exposures import ServerExposures
 from flagd.ingest.writer import EventWriter, WriterLimits

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,8 @@ import pytest
 
 from flagd.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType
 from flagd.ingest.decode import DecodeLimits, decode
-from flagd.ingest.events import Batch, EventLimits, Rejection, read_batch
+from flagd.ingest.events import Batch, Rejection, read_batch
+from flagd.ingest.fields import EventLimits
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -97,6 +99,94 @@ def test_should_reject_a_bad_event_and_keep_its_neighbours(event: Any, code: str
     (rejection,) = result.rejected
     assert (rejection.index, rejection.code) == (1, code)
     assert rejection.message
+    assert rejection.problems[0].code == code
+    assert rejection.message.startswith(rejection.problems[0].message)
+
+
+def test_should_report_every_problem_of_a_refused_event_the_first_ones_code_first() -> None:
+    event = exposure(event_id=None, timestamp="yesterday", phase=0, variant=["a"], colour="red")
+    (rejection,) = batch(event).rejected
+    assert rejection.to_json() == {
+        "index": 0,
+        "code": "unknown_field",
+        "message": 'unknown field "colour"; a exposure event has attributes, event_id, experiment, kind, phase, '
+        "timestamp, unit, variant (and 4 more, listed in problems: event_id, timestamp, phase, variant)",
+        "problems": [
+            {
+                "field": "colour",
+                "code": "unknown_field",
+                "message": 'unknown field "colour"; a exposure event has attributes, event_id, experiment, kind, '
+                "phase, timestamp, unit, variant",
+            },
+            {
+                "field": "event_id",
+                "code": "invalid_event_id",
+                "message": "event_id must be a UUID in its 36-character form (UUIDv7 recommended); got nothing",
+            },
+            {
+                "field": "timestamp",
+                "code": "invalid_timestamp",
+                "message": "timestamp must be RFC 3339, such as 2026-11-24T10:00:00.123Z or 2026-11-24T11:00:00+01:00 "
+                '(a zone is required, a fraction follows a dot); got "yesterday"',
+            },
+            {
+                "field": "phase",
+                "code": "invalid_phase",
+                "message": "phase must be a whole number from 1; got 0",
+            },
+            {
+                "field": "variant",
+                "code": "invalid_variant",
+                "message": "variant must be non-empty text of at most 256 characters, without NUL; got a list",
+            },
+        ],
+    }
+
+
+def test_should_list_at_most_ten_problems_of_one_event() -> None:
+    event = track(**{f"extra{i}": i for i in range(30)}, event_id=1, unit=None)
+    (rejection,) = batch(event).rejected
+    assert len(rejection.problems) == 10
+    assert rejection.code == "unknown_field"
+
+
+def test_should_check_the_common_fields_of_an_event_of_unknown_kind() -> None:
+    (rejection,) = batch({"kind": None, "unit": ""}).rejected
+    assert [(p.field, p.code) for p in rejection.problems] == [
+        ("kind", "unknown_kind"),
+        ("event_id", "invalid_event_id"),
+        ("timestamp", "invalid_timestamp"),
+        ("unit", "invalid_unit"),
+    ]
+    assert rejection.problems[0].message == 'kind must be "exposure" or "track"; got nothing'
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        exposure(kind=None),
+        exposure(event_id=b"\x00"),
+        exposure(timestamp={"at": 1}),
+        exposure(experiment=None),
+        exposure(phase=[1]),
+        exposure(attributes={b"k": 1}),
+        exposure(attributes=None),
+        {**exposure(), b"raw": 1},
+        track(event=None),
+        track(value={"a": 1}),
+        track(properties=[1]),
+        track(properties={"a": float("inf")}),
+        track(properties={b"k": {"x": 1}}),
+    ],
+)
+def test_should_describe_what_an_event_gave_in_words(event: dict[Any, Any]) -> None:
+    (rejection,) = batch(event).rejected
+    for text in (
+        rejection.message,
+        *(p.message for p in rejection.problems),
+        *(p.field for p in rejection.problems),
+    ):
+        assert not re.search(r"None|\bb'|\{'|\['|\[1|\binf\b", text), text
 
 
 def test_should_refuse_a_batch_that_is_not_a_list_of_events_or_too_long() -> None:
