@@ -1,11 +1,12 @@
-"""The generated parts of the documentation: the settings table and the endpoint table.
+"""The generated parts of the documentation: the settings table, the endpoint table and the error codes.
 
     python -m flagd.reference --write   # rewrite them in docs/ from the code
     python -m flagd.reference --check   # exit 1 when docs/ differs from the code (the test suite does this)
 
-docs/configuration.md is generated whole from `Settings` and `flagd.settings_meanings`; in docs/api.md only
-the part between `<!-- generated: endpoints -->` and `<!-- end generated -->` is, from the OpenAPI
-document (`flagd/routes/openapi.yaml`), so the prose around it stays hand-written.
+docs/configuration.md is generated whole from `Settings` and `flagd.settings_meanings`, docs/errors.md whole
+from `flagd.error_codes`; in docs/api.md only the part between `<!-- generated: endpoints -->` and
+`<!-- end generated -->` is, from the OpenAPI document (`flagd/routes/openapi.yaml`), so the prose around
+it stays hand-written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from flagd import error_codes
 from flagd.routes.openapi import document
 from flagd.settings import Settings
 from flagd.settings_meanings import MEANINGS
@@ -95,6 +97,7 @@ def _with_endpoints(text: str) -> str:
 GENERATED: dict[str, Callable[[str], str]] = {
     "configuration.md": lambda _: configuration(),
     "api.md": _with_endpoints,
+    "errors.md": lambda _: error_codes.markdown(),
 }
 
 

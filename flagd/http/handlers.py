@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
-from flagd import errors
+from flagd import error_codes, errors
 from flagd.http.responses import error_response
 from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS
 
@@ -43,7 +43,7 @@ def _translate_http_exception(request: Request, exc: HTTPException) -> errors.Fl
             f"{method} is not allowed on {path}; use one of: {allowed}.", headers=headers
         )
     return errors.FlagdError(
-        exc.detail, code=f"http_{exc.status_code}", status=exc.status_code, headers=headers
+        exc.detail, code=error_codes.generic(exc.status_code), status=exc.status_code, headers=headers
     )
 
 
