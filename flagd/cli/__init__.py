@@ -69,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (CommandError, EmbeddedPostgresError, MigrationError) as exc:
         print(f"flagd: error: {escape(str(exc), backslashes=False)}", file=sys.stderr)
+        for line in exc.excerpt if isinstance(exc, CommandError) else ():
+            print(line, file=sys.stderr)
         return 1
     except FlagdError as exc:
         for line in problem_lines(exc):

@@ -10,7 +10,7 @@ import logging
 import math
 import re
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -28,7 +28,12 @@ T = TypeVar("T")
 
 
 class CommandError(RuntimeError):
-    """A command failed for a reason the user can act on; printed without a traceback."""
+    """A command failed for a reason the user can act on; printed without a traceback, as one line and
+    the `excerpt` lines under it (already escaped: the quoted line of a file and a caret)."""
+
+    def __init__(self, message: str, *, excerpt: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.excerpt = tuple(excerpt)
 
 
 # ASCII digits only: int() and float() also read "١٢", "1_000", "nan" and "inf".

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from flagd.cli.common import CommandError, cli_actor, database_options, with_connection
-from flagd.cli.flagset import read_document
+from flagd.cli.documents import read_document
 from flagd.config.audit import Action
 from flagd.config.experiment_lifecycle import ExperimentLifecycle
 from flagd.config.repository import ConfigRepository

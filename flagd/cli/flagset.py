@@ -11,11 +11,12 @@ from typing import Any
 import asyncpg
 import yaml
 
-from flagd.cli.common import CommandError, cli_actor, database_options, with_connection
+from flagd.cli import diff
+from flagd.cli.common import cli_actor, database_options, with_connection
+from flagd.cli.documents import read_document
 from flagd.config.plan import Plan
 from flagd.config.repository import ConfigRepository
 from flagd.config.service import FlagService
-from flagd.jsonio import MAX_DOCUMENT_NODES, count_nodes
 from flagd.settings import Settings
 from flagd.text import escape_json
 
@@ -35,6 +36,9 @@ def register(commands: Any) -> None:
         "--prune", action="store_true", help="delete flags and evaluators that FILE does not define"
     )
     apply.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    apply.add_argument(
+        "--json", action="store_true", help="print the changes as JSON (as PUT /v1/admin/flag-set answers)"
+    )
     apply.add_argument("--actor", help="who to name in the audit log (default: cli:<user>@<host>)")
     database_options(apply)
     apply.set_defaults(command=apply_file)
@@ -46,51 +50,6 @@ def register(commands: Any) -> None:
     export.set_defaults(command=export_file)
 
 
-def read_document(source: str) -> Any:
-    """The document in a flags file: JSON for *.json, YAML (a superset of JSON) for the rest and stdin."""
-    if source == "-":
-        text, name = sys.stdin.read(), "<stdin>"
-    else:
-        path = Path(source)
-        try:
-            text, name = path.read_text(encoding="utf-8"), str(path)
-        except FileNotFoundError:
-            raise CommandError(f"{source}: no such file") from None
-        except IsADirectoryError:
-            raise CommandError(f"{source}: is a directory; give a flags file") from None
-        except UnicodeDecodeError:
-            raise CommandError(f"{source}: is not UTF-8 text") from None
-        except OSError as exc:
-            raise CommandError(f"{source}: cannot be read ({exc.strerror})") from None
-    try:
-        document = _parse_json(text, name) if name.lower().endswith(".json") else _parse_yaml(text, name)
-    except RecursionError:
-        raise CommandError(f"{name}: the document is nested too deeply") from None
-    # YAML aliases can make a small file stand for a huge document: refuse it before walking it.
-    if count_nodes(document, MAX_DOCUMENT_NODES) > MAX_DOCUMENT_NODES:
-        raise CommandError(f"{name}: the document has more than {MAX_DOCUMENT_NODES} values; split it")
-    return document
-
-
-def _parse_json(text: str, name: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(
-            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
-
-
-def _parse_yaml(text: str, name: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "it cannot be parsed"
-        raise CommandError(f"{name} is not valid YAML: {problem}{where}") from None
-
-
 def apply_file(settings: Settings, args: argparse.Namespace) -> int:
     document = read_document(args.file)
 
@@ -100,18 +59,27 @@ def apply_file(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     plan, version = with_connection(settings, work)
-    for change in plan.changes:
-        # A diff of JSON lines (keys are ASCII by rule): printed with every invisible character escaped.
-        for line in change.render().splitlines():
-            print(escape_json(line))
+    if args.json:
+        result = {
+            "dryRun": args.dry_run,
+            "configVersion": version,
+            "counts": plan.counts(),
+            "changes": [change.to_json() for change in plan.changes],
+        }
+        for text in json.dumps(result, indent=2, ensure_ascii=False).splitlines():
+            print(escape_json(text))
+        return 0
+    for text in diff.render(plan.changes):
+        print(text)
     counts = plan.counts()
-    summary = f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
     if args.dry_run:
+        summary = f"{counts['create']} to create, {counts['update']} to update, {counts['delete']} to delete"
         print(f"dry run: {summary}; nothing was changed (config version {version})", file=sys.stderr)
     elif plan.changes:
-        print(f"applied: {summary.replace('to ', '')}; config version is now {version}", file=sys.stderr)
+        summary = f"{counts['create']} created, {counts['update']} updated, {counts['delete']} deleted"
+        print(f"{summary} (config version {version})", file=sys.stderr)
     else:
-        print(f"nothing to change; config version is {version}", file=sys.stderr)
+        print(f"nothing to change (config version {version})", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 import yaml
 
 from flagd.auth.keys import Scope
@@ -124,11 +125,20 @@ def test_should_apply_a_yaml_file_idempotently_and_export_it_back(database_url: 
     again = flagd("apply", str(source), database_url=database_url)
     exported = flagd("export", database_url=database_url)
     assert dry.returncode == applied.returncode == again.returncode == exported.returncode == 0
-    assert "+ flag beta" in dry.stdout
-    # two flags and one evaluator to create; the flag-set metadata to update
-    assert "dry run: 3 to create, 1 to update, 0 to delete; nothing was changed" in dry.stderr
-    assert "applied: 3 create, 1 update, 0 delete; config version is now 1" in applied.stderr
-    assert "nothing to change; config version is 1" in again.stderr
+    # two flags and one evaluator to create; the flag-set metadata to update: one line each
+    assert dry.stdout.splitlines() == [
+        "+ flag beta",
+        "+ flag limit",
+        "+ evaluator staff",
+        "~ flag-set metadata: flagSetId (none) → shop",
+    ]
+    assert (
+        dry.stderr
+        == "dry run: 3 to create, 1 to update, 0 to delete; nothing was changed (config version 0)\n"
+    )
+    assert applied.stdout == dry.stdout
+    assert applied.stderr == "3 created, 1 updated, 0 deleted (config version 1)\n"
+    assert (again.stdout, again.stderr) == ("= nothing to change\n", "nothing to change (config version 1)\n")
     assert json.loads(exported.stdout) == DOCUMENT
     assert '"high": 2.5' in exported.stdout
 
@@ -146,11 +156,13 @@ def test_should_show_a_diff_and_prune_only_when_asked(database_url: str, tmp_pat
     merged = flagd("apply", str(second), "--dry-run", database_url=database_url)
     pruned = flagd("apply", str(second), "--prune", database_url=database_url)
     exported = flagd("export", database_url=database_url)
-    assert "~ flag limit" in merged.stdout
-    assert '-  "defaultVariant": "low"' in merged.stdout.replace("    ", "")
-    assert "- flag beta" not in merged.stdout
-    assert "- flag beta" in pruned.stdout
-    assert "- evaluator staff" in pruned.stdout
+    assert merged.stdout.splitlines() == ["~ flag limit: defaultVariant low → high"]
+    assert pruned.stdout.splitlines() == [
+        "~ flag limit: defaultVariant low → high",
+        "- flag beta",
+        "- evaluator staff",
+        "~ flag-set metadata: flagSetId shop → (none)",
+    ]
     assert json.loads(exported.stdout) == changed
 
 
@@ -181,23 +193,135 @@ def test_should_print_a_single_problem_once(database_url: str, tmp_path: Path) -
     ]
 
 
-def test_should_locate_a_syntax_error_in_yaml_and_in_json(database_url: str, tmp_path: Path) -> None:
-    bad_yaml = tmp_path / "bad.yaml"
-    bad_yaml.write_text("flags: [unclosed")
+YAML_MISTAKES = [
+    (
+        "flags:\n  beta:\n    state ENABLED\n    defaultVariant: on\n",
+        'line 3, column 5: a key is missing its colon (":")',
+        ["    3 |     state ENABLED", "      |     ^"],
+    ),
+    (
+        "flags:\n  beta:\n    state: ENABLED\n    defaultVariant on\n",
+        'line 4, column 5: a key is missing its colon (":")',
+        ["    4 |     defaultVariant on", "      |     ^"],
+    ),
+    (
+        "flags:\n  beta:\n    variants:\n        on: true\n      off: false\n",
+        "line 5, column 7: this line is not indented like the lines around it: line it up with the keys "
+        "(or the list items) it belongs with",
+        ["    5 |       off: false", "      |       ^"],
+    ),
+    (
+        "flags:\n  beta:\n    state: ENABLED\n     defaultVariant: on\n",
+        "line 4, column 6: this line is indented more than the line above it (line 3), so it reads as the "
+        "rest of that line's value: line it up with that line's key, or quote the value",
+        ["    4 |      defaultVariant: on", "      |      ^"],
+    ),
+    (
+        "flags:\n\tbeta: {}\n",
+        "line 2, column 1: a tab: YAML is indented with spaces only; replace the tab with spaces",
+        ["    2 | \\tbeta: {}", "      | ^"],
+    ),
+    (
+        'flags:\n  beta:\n    state: "ENABLED\n    defaultVariant: on\n',
+        'line 3, column 12: this quoted text is never closed: add its closing quote (")',
+        ['    3 |     state: "ENABLED', "      |            ^"],
+    ),
+    (
+        "flags: [unclosed",
+        'line 1, column 8: this "[" opens a list that is not closed where it should be: add its "]" '
+        '(or the "," missing between two of its entries)',
+        ["    1 | flags: [unclosed", "      |        ^"],
+    ),
+    (
+        "flags:\n  beta: {}\n  limit: {}\n  beta: {}\n",
+        'line 4, column 3: the key "beta" is given twice in this mapping (first on line 2); keep one',
+        ["    4 |   beta: {}", "      |   ^"],
+    ),
+    (
+        "flags:\n  beta:\n    description: a: b\n",
+        'line 3, column 19: a value cannot hold ": " unless it is quoted: quote it, or put the mapping on '
+        "its own lines",
+        ["    3 |     description: a: b", "      |                   ^"],
+    ),
+    (
+        "flags:\n  \x1b]0;x\x07: {}\n",
+        "line 2, column 3: \\x1b is not allowed in YAML (a control character); remove it, or write it as "
+        "an escape in a quoted string",
+        ["    2 |   \\x1b]0;x\\x07: {}", "      |   ^"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "excerpt"),
+    YAML_MISTAKES,
+    ids=[
+        "missing-colon",
+        "missing-colon-last",
+        "bad-indentation",
+        "indented-under-a-value",
+        "tab",
+        "unclosed-quote",
+        "unclosed-bracket",
+        "duplicate-key",
+        "colon-in-a-value",
+        "control-character",
+    ],
+)
+def test_should_say_a_yaml_mistake_in_plain_words_at_its_line_with_a_caret(
+    database_url: str, tmp_path: Path, text: str, problem: str, excerpt: list[str]
+) -> None:
+    source = tmp_path / "flags.yaml"
+    source.write_text(text)
+    result = flagd("apply", str(source), database_url=database_url)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"flagd: error: {source} {problem}", *excerpt]
+
+
+def test_should_locate_a_json_syntax_error_with_a_caret_and_a_missing_file(
+    database_url: str, tmp_path: Path
+) -> None:
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{\n  "flags": {,}\n}')
-    yaml_result = flagd("apply", str(bad_yaml), database_url=database_url)
     json_result = flagd("apply", str(bad_json), database_url=database_url)
     missing = flagd("apply", str(tmp_path / "nope.json"), database_url=database_url)
-    assert yaml_result.returncode == json_result.returncode == 1
-    assert "bad.yaml is not valid YAML:" in yaml_result.stderr
-    assert "at line 1, column 17" in yaml_result.stderr
-    assert (
-        "bad.json is not valid JSON: Expecting property name enclosed in double quotes at line 2, column 13"
-        in (json_result.stderr)
-    )
-    assert "YAML" not in json_result.stderr
+    assert json_result.returncode == missing.returncode == 1
+    assert json_result.stderr.splitlines() == [
+        f"flagd: error: {bad_json} line 2, column 13: this is not valid JSON: "
+        "Expecting property name enclosed in double quotes",
+        '    2 |   "flags": {,}',
+        "      |             ^",
+    ]
     assert missing.stderr.strip().endswith("nope.json: no such file")
+
+
+def test_should_print_a_bounded_human_diff_and_json_when_asked(database_url: str, tmp_path: Path) -> None:
+    big = {"if": [{"in": [{"var": "email"}, [f"user{i}@example.com" for i in range(200)]]}, "on", "off"]}
+    first = {"flags": {"beta": flag_definition(targeting=big), "gone": flag_definition()}}
+    changed = json.loads(json.dumps(first))
+    changed["flags"]["beta"]["targeting"]["if"][0]["in"][1][7] = "ana\x1b[2J@example.com"
+    changed["flags"]["beta"]["defaultVariant"] = "on"
+    del changed["flags"]["gone"]
+    source = tmp_path / "flags.json"
+    source.write_text(json.dumps(first))
+    flagd("apply", str(source), database_url=database_url)
+    source.write_text(json.dumps(changed))
+    human = flagd("apply", str(source), "--dry-run", "--prune", database_url=database_url)
+    as_json = flagd("apply", str(source), "--dry-run", "--prune", "--json", database_url=database_url)
+    assert human.returncode == as_json.returncode == 0, human.stderr
+    assert human.stdout.splitlines() == [
+        "~ flag beta: defaultVariant off → on; targeting.if[0].in[1][7] user7@example.com → "
+        "ana\\x1b[2J@example.com",
+        "- flag gone",
+    ]
+    result = json.loads(as_json.stdout)
+    assert (result["dryRun"], result["counts"]) == (True, {"create": 0, "update": 1, "delete": 1})
+    assert [(c["entity"], c["key"], c["action"]) for c in result["changes"]] == [
+        ("flag", "beta", "update"),
+        ("flag", "gone", "delete"),
+    ]
+    assert "\\u001b[2J" in as_json.stdout
 
 
 def test_should_read_a_json_file_as_json_only(database_url: str, tmp_path: Path) -> None:
@@ -206,7 +330,7 @@ def test_should_read_a_json_file_as_json_only(database_url: str, tmp_path: Path)
     yamlish.write_text("flags: {}\n")
     result = flagd("apply", str(yamlish), database_url=database_url)
     assert result.returncode == 1
-    assert "flags.json is not valid JSON" in result.stderr
+    assert "flags.json line 1, column 1: this is not valid JSON: Expecting value" in result.stderr
 
 
 def test_should_read_standard_input_and_write_yaml(database_url: str, tmp_path: Path) -> None:
