@@ -1,8 +1,11 @@
 """The `flagd` command line.
 
-    flagd serve | migrate | keys create|list|revoke | apply FILE | export
-    flagd experiments list|start|stop|new-phase|launch
+    flagd serve | migrate | keys create NAME|list|revoke | apply FILE [--dry-run] [--json] | export
+    flagd experiments list|start|stop|new-phase [--file FILE]|launch
     flagd events tail | prune --before DATE
+
+Only `serve` and `migrate` create a data directory; every other command run where there is none
+says so in one line and creates nothing.
 
 Options given on the command line override the environment (see README.md,
 "Configuration"), and errors about them name the option as it was given. Errors are
