@@ -14,6 +14,7 @@ from flagd.results.report import analyse_phase, planned
 from flagd.results.sql.exposures import units_per_experiment
 from flagd.results.sql.rollup import RollupPolicy
 from flagd.storage.types import Connection
+from flagd_sdk.evaluation.problems import given
 
 MAX_HEADLINES = 50
 """The list computes the decision of at most this many started experiments (the most recently started)."""
@@ -88,7 +89,7 @@ class ResultsService:
         if chosen_metric is None:
             names = ", ".join(m.metric.key for m in plan.metrics) or "none"
             raise InvalidParameter(
-                f"metric must be one of the experiment's metrics ({names}), got {metric_key!r}"
+                f"metric must be one of the experiment's metrics ({names}); got {given(metric_key)}"
             )
         days, pending = await self._reader(plan, chosen, now).series(chosen_metric.resolved)
         return Timeseries(
