@@ -4,7 +4,7 @@
     next_step(results, names)  the sentence under it: how far the experiment is, or what to check
     verdict(metric, c)         better / worse / no clear difference yet / not enough data
     chance(c, units, units)    the chance to beat control where it means something, else "not enough data"
-    impact(metric, c)          "+137 conversions a day (between -228 and +502)"
+    impact(metric, c)          ("+137 conversions a day", "between -228 and +502")
 
 Only the always-valid (sequential) comparison speaks, as it is the one the decision reads
 (`flagd.results.decision`); p-values stay in the page's technical details.
@@ -50,6 +50,8 @@ class Names:
 def humane(key: str) -> str:
     """A key read as a name: "order-value" → "Order value"."""
     words = key.replace("-", " ").replace("_", " ").strip()
+    if len(words) <= 3 and words.isalpha():  # nps, aov, ltv: an acronym
+        return words.upper()
     return words[:1].upper() + words[1:]
 
 
@@ -83,7 +85,9 @@ def headline(results: ExperimentResults, names: Names) -> str:
     if decision.action == "investigate":
         failed = next((c for c in results.health if not c.ok), None)
         what = clause(failed.found) if failed is not None else "a health check failed"
-        return f"Investigate before deciding: {what}."
+        first, *others = what.split("; ")  # a check that lists several days: the first, and how many more
+        more = f", and on {plural(len(others), 'more day')}" if others else ""
+        return f"Investigate before deciding: {first}{more}."
     if decision.action == "stop":
         for metric in results.metrics:
             harmed = _comparison(metric, decision.variant)
@@ -175,10 +179,12 @@ def chance(comparison: Comparison, control_units: int, variant_units: int) -> st
     return f"{value:.0%}"
 
 
-_IMPACT_WORDS = {"conversion": "conversions", "count": "events"}
+_IMPACT_WORDS = {"conversion": ("conversion", "conversions"), "count": ("event", "events")}
 
 
-def impact(metric: MetricResult, comparison: Comparison, per: Literal["day", "year"] = "day") -> str | None:
+def impact(
+    metric: MetricResult, comparison: Comparison, per: Literal["day", "year"] = "day"
+) -> tuple[str, str] | None:
     """The projected change a day (or year) if the variant went to every eligible unit, in the metric's
     unit: conversions, events, or value (no currency is known)."""
     if comparison.impact is None or kind(metric.type).impact is None:
@@ -186,12 +192,13 @@ def impact(metric: MetricResult, comparison: Comparison, per: Literal["day", "ye
     projection = comparison.impact.per_day if per == "day" else comparison.impact.per_year
     if projection.effect is None:
         return None
-    what = _IMPACT_WORDS.get(metric.type, "in value")
+    one, many = _IMPACT_WORDS.get(metric.type, ("in value", "in value"))
+    what = one if number(abs(projection.effect)) == "1" else many
 
     def amount(value: float | None) -> str:
         return "unbounded" if value is None else signed(number(value))
 
     return (
-        f"{amount(projection.effect)} {what} a {per} "
-        f"(between {amount(projection.low)} and {amount(projection.high)})"
+        f"{amount(projection.effect)} {what} a {per}",
+        f"between {amount(projection.low)} and {amount(projection.high)}",
     )

@@ -185,10 +185,15 @@ class Change:
 
         return f"between {side(self.low)} and {side(self.high)}"
 
-    def signed(self) -> str:
-        """The change and its interval with signs, as a table shows it: "+15% (+2% to +30%)"."""
-        parts = [
+    def signed_parts(self) -> tuple[str, str]:
+        """The change and its interval apart, as a table stacks them: ("+15%", "+2% to +30%")."""
+        effect, low, high = (
             signed(self.amount(v)) if v >= 0 else MINUS + self.amount(v)
             for v in (self.effect, self.low, self.high)
-        ]
-        return f"{parts[0]}{self.unit} ({parts[1]} to {parts[2]})"
+        )
+        return f"{effect}{self.unit}", f"{low} to {high}"
+
+    def signed(self) -> str:
+        """The change and its interval with signs, as a table shows it: "+15% (+2% to +30%)"."""
+        effect, interval = self.signed_parts()
+        return f"{effect} ({interval})"

@@ -220,6 +220,8 @@ _STATIC_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".txt": "text/plain",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
 }
 
 
@@ -237,7 +239,16 @@ _STATIC = _load_static()
 
 
 async def static(request: Request) -> Response:
-    found = _STATIC.get(request.path_params["name"])
+    return _static_file(request.path_params["name"])
+
+
+async def favicon(request: Request) -> Response:
+    """The flag glyph browsers ask for at /favicon.ico whatever the page links."""
+    return _static_file("favicon.ico")
+
+
+def _static_file(name: str) -> Response:
+    found = _STATIC.get(name)
     if found is None:
         return Response("not found\n", status_code=404, media_type="text/plain")
     body, media_type = found
@@ -254,4 +265,5 @@ routes = [
     resource("/login", GET=login_form, POST=login),
     resource("/logout", POST=logout),
     resource("/static/{name}", GET=static),
+    resource("/favicon.ico", GET=favicon),
 ]

@@ -227,6 +227,17 @@ def test_should_headline_investigate_with_the_first_failed_check_in_plain_words(
         "was planned): a split this uneven happens by chance in fewer than 1 in 1,000 experiments."
     )
     assert next_step(checked, NAMES) == "Look for bots."
+    days = Check(
+        "volume: exposures",
+        False,
+        "Fewer users than usual were exposed on Nov 24 (412, against a typical 1,100); "
+        "More users than usual were exposed on Nov 26 (2,400, against a typical 1,100).",
+        "Check the rollout.",
+    )
+    assert headline(results([winner], (days,)), NAMES) == (
+        "Investigate before deciding: fewer users than usual were exposed on Nov 24 (412, against a typical "
+        "1,100), and on 1 more day."
+    )
 
 
 def test_should_headline_no_data_and_no_primary_metric() -> None:
@@ -269,13 +280,16 @@ def test_should_show_the_chance_to_beat_control_only_with_enough_units() -> None
 
 def test_should_project_impact_in_the_metrics_unit() -> None:
     def with_impact(metric: Metric, effect: float, low: float | None, high: float | None) -> str | None:
+        """The impact a day as one line."""
         result = metric_result(metric, "primary", estimate(0.01, -0.01, 0.03))
         projected = Impact(1_000.0, None, Projection(effect, low, high), Projection(effect * 365, None, None))
-        return impact(result, replace(result.comparisons[0], impact=projected))
+        said = impact(result, replace(result.comparisons[0], impact=projected))
+        return None if said is None else f"{said[0]} ({said[1]})"
 
     assert with_impact(CONVERSION, 136.8, -228.4, 502.1) == (
         f"+137 conversions a day (between {MINUS}228 and +502)"
     )
+    assert with_impact(CONVERSION, 1.0, -0.8, 2.8) == f"+1 conversion a day (between {MINUS}0.8 and +2.8)"
     assert with_impact(REVENUE, 412.0, 10.0, 900.0) == "+412 in value a day (between +10 and +900)"
     assert (
         with_impact(ERRORS, -3.0, -5.5, None) == f"{MINUS}3 events a day (between {MINUS}5.5 and unbounded)"

@@ -11,51 +11,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from flagd.auth.keys import Scope
 from tests.flagd.results.test_results_recompute import DOCUMENT, start_pricing
 from tests.support import LiveServer, create_key
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def require_chromium() -> str:
-    found = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
-    if found:
-        return found
-    message = f"Debian's chromium is missing ({CHROMIUM}): `make test` installs it when run as root (apt-get install chromium)"
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    executable = require_chromium()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable, headless=True, args=FLAGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def with_quiet_experiment() -> dict[str, Any]:
@@ -72,6 +38,18 @@ def with_quiet_experiment() -> dict[str, Any]:
         "metrics": [{"metric": "converted", "role": "primary"}],
     }
     return document
+
+
+def with_draft(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` and an experiment that is never started."""
+    drafted = copy.deepcopy(document)
+    drafted["flags"]["later-flag"] = {"state": "ENABLED", "variants": {"x": 1, "y": 2}, "defaultVariant": "x"}
+    drafted["experiments"]["later"] = {
+        "flag": "later-flag",
+        "variants": {"x": 1, "y": 1},
+        "metrics": [{"metric": "converted", "role": "primary"}],
+    }
+    return drafted
 
 
 async def log_in(page: Page, base: str, token: str, target: str) -> int:
@@ -107,16 +85,22 @@ async def test_should_log_in_and_show_the_decision_the_table_and_both_plots(
     await page.wait_for_selector("body[data-charts=drawn]", timeout=15_000)
 
     assert await page.text_content("#decision-action") == expected["decision"]["action"]
-    assert await page.text_content("#decision-reason") == expected["decision"]["reason"]
+    headline = await page.text_content("#headline") or ""
+    assert headline.startswith("Investigate before deciding: "), headline  # 7 of 240 units in two variants
+    assert "check failed" not in headline
     rows = await page.locator("#metrics-table tbody tr").count()
     assert rows == len(expected["metrics"]) * len(expected["units"])  # a row per metric and variant
     treatments = len(expected["units"]) - 1
-    # The lift plot: each treatment's lift with its upper and lower always-valid bound; units: a line per variant.
-    assert await page.get_attribute("#lift-chart", "data-series") == str(3 * treatments)
+    # The lift plot: a line and a band per treatment, with a legend of its own; units: a line per variant.
+    assert await page.get_attribute("#lift-chart", "data-series") == str(treatments)
     assert await page.get_attribute("#units-chart", "data-series") == str(len(expected["units"]))
     assert await page.locator("#lift-chart canvas").count() == 1
     assert await page.locator("#units-chart canvas").count() == 1
-    assert await page.locator("#health tbody tr").count() == len(expected["health"])
+    assert await page.locator("#lift-legend .swatch").count() == treatments
+    assert await page.locator("#health li").count() == len(expected["health"])
+    # Metric names, not keys; p-values only in the technical details.
+    assert "Order value" in (await page.inner_text("#metrics-table"))
+    assert "p (adjusted)" not in (await page.inner_text("#metrics-table"))
     ARTIFACTS.mkdir(exist_ok=True)
     shot = Path(os.environ.get("RESULTS_SCREENSHOT", ARTIFACTS / "results-page.png"))
     await page.screenshot(path=str(shot), full_page=True)
@@ -134,9 +118,20 @@ async def test_should_log_in_and_show_the_decision_the_table_and_both_plots(
     await page.wait_for_selector("#segment-warning")
     assert "comparisons" in (await page.text_content("#segment-warning") or "")
 
-    # The index lists both experiments with their headlines.
+    # The index lists both experiments with their headlines, metric names and no link to a draft.
+    assert (
+        await admin.put("/v1/admin/flag-set", json=with_draft(with_quiet_experiment()))
+    ).status_code == 200
     await page.goto(server.url + "/experiments")
-    assert await page.locator("#experiments tbody tr").count() == 2
+    assert await page.locator("#experiments tbody tr").count() == 3
+    index = await page.inner_text("#experiments")
+    assert "Converted" in index
+    assert "draft — not started" in index
+    assert await page.locator("#experiments a[href='/experiments/later']").count() == 0
+    favicon = await page.goto(server.url + "/favicon.ico")
+    assert favicon is not None
+    assert favicon.status == 200
+    assert favicon.headers["content-type"] == "image/x-icon"
 
     missing = await page.goto(server.url + "/experiments/nope")
     assert missing is not None
