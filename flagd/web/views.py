@@ -81,6 +81,7 @@ class Technical:
 
     metric: str
     variant: str
+    cuped: bool
     difference: str
     p_value: str
     p_adjusted: str
@@ -205,6 +206,7 @@ def technical(metric: MetricResult, words: Names) -> tuple[Technical, ...]:
         Technical(
             metric=words.metric(metric.metric),
             variant=narrative.variant(c.variant),
+            cuped=metric.cuped,
             difference=_interval(c.absolute.sequential, metric.type, False, words.one),
             p_value=_p(c.relative.sequential),
             p_adjusted=_p_adjusted(c.relative.sequential),

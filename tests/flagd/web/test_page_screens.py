@@ -225,4 +225,7 @@ async def test_should_read_in_words_at_every_width_from_one_day_to_sixty(
     technical = page.locator("#technical")
     assert await technical.get_attribute("open") is None  # p-values behind a disclosure
     assert "p (adjusted)" in (await technical.text_content() or "")
+    await page.click("#technical summary")
+    assert await page.locator("#technical-table tbody tr").count() == 3  # 3 metrics x 1 treatment
+    await technical.screenshot(path=str(ARTIFACTS / "results-page-30d-technical.png"))
     await context.close()
