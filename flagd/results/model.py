@@ -293,6 +293,8 @@ class ExperimentResults:
     segments: Segments | None = None
     refused_exposures: dict[str, int] = field(default_factory=dict)
     """Exposures refused for this experiment since the phase began, by code: they are in no analysis."""
+    headline: str = ""
+    """The results in one sentence, with the metrics' and variants' names (the page's headline)."""
 
     @property
     def exposed(self) -> int:

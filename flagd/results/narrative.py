@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from flagd.experiments.catalog import ExperimentPlan
 from flagd.results.decision import Side, side
 from flagd.results.metric_types import kind
 from flagd.results.model import Comparison, Estimate, ExperimentResults, MetricResult
-from flagd.results.words import Change, clause, count, number, percent, plural, remaining, signed
+from flagd.results.words import Change, clause, count, number, percent, plural, remaining, signed, unit_noun
 
 MIN_UNITS_FOR_CHANCE = 100
 """Below this many units in either variant the chance to beat control swings with a few units: not shown."""
@@ -45,6 +46,14 @@ class Names:
     @property
     def many(self) -> str:
         return self.noun[1]
+
+
+def names_of(plan: ExperimentPlan | None) -> Names:
+    """The experiment's metric names (a metric without one reads from its key) and its unit noun."""
+    if plan is None:
+        return Names({})
+    metrics = {m.metric.key: m.metric.name for m in plan.metrics if m.metric.name != m.metric.key}
+    return Names(metrics, unit_noun(plan.experiment.unit))
 
 
 def humane(key: str) -> str:

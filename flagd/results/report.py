@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from flagd.experiments.catalog import ExperimentPlan
 from flagd.experiments.model import BASIS_POINTS
+from flagd.results import narrative
 from flagd.results.analysis import Options, adjust, analyse_metric, impact, progress, srm, units_per_day
 from flagd.results.decision import decide, guardrail_verdicts
 from flagd.results.judgments import health_checks
@@ -72,7 +73,7 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
     metrics = adjust(analysed, options.correction)
     sample_ratio = srm(tally.units, plan.weights)
     checks = health_checks(data, sample_ratio, plan.weights, unit_noun(plan.experiment.unit))
-    return ExperimentResults(
+    results = ExperimentResults(
         experiment=plan.key,
         phase=data.phase,
         state=plan.experiment.state,
@@ -93,6 +94,7 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
         segments=None if data.segments is None else segments(plan, data.segments, options),
         refused_exposures=data.refused,
     )
+    return replace(results, headline=narrative.headline(results, narrative.names_of(plan)))
 
 
 def segments(plan: ExperimentPlan, data: SegmentData, options: Options) -> Segments:

@@ -73,7 +73,7 @@ async def page_answer(service: ResultsService, job: Job) -> Answer:
         series = await service.timeseries(job.key, None, None, job.options, job.now)
     except FlagdError as exc:
         return _message(exc.status, "No results", exc.message, job)
-    words = views.names(entry.plan)
+    words = narrative.names_of(entry.plan)
     if results.exposed == 0:
         return _message(
             200,

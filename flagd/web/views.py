@@ -26,7 +26,7 @@ from flagd.results.model import (
     Timeseries,
 )
 from flagd.results.narrative import Names
-from flagd.results.words import MINUS, Change, count, number, percent, unit_noun
+from flagd.results.words import MINUS, Change, count, number, percent
 
 MIN_CHART_DAYS = 2
 """A chart over fewer days is a dot: the page says when it will appear instead."""
@@ -41,14 +41,6 @@ _VALUE_MEANS: dict[MetricType, str] = {
     "csat": "share of answers satisfied",
     "ces": "average effort score",
 }
-
-
-def names(plan: ExperimentPlan | None) -> Names:
-    """The experiment's metric names (a metric without one reads from its key) and its unit noun."""
-    if plan is None:
-        return Names({})
-    metrics = {m.metric.key: m.metric.name for m in plan.metrics if m.metric.name != m.metric.key}
-    return Names(metrics, unit_noun(plan.experiment.unit))
 
 
 def value(metric_type: MetricType, mean: float | None) -> str:
@@ -218,7 +210,7 @@ def technical(metric: MetricResult, words: Names) -> tuple[Technical, ...]:
 
 
 def page(results: ExperimentResults, series: Timeseries, plan: ExperimentPlan | None) -> Page:
-    words = names(plan)
+    words = narrative.names_of(plan)
     return Page(
         headline=narrative.headline(results, words),
         next_step=narrative.next_step(results, words),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,12 @@ DOCUMENT: dict[str, Any] = {
         "page": {"state": "ENABLED", "variants": {"old": "old", "new": "new"}, "defaultVariant": "old"}
     },
     "metrics": {
-        "bought": {"type": "conversion", "event": "purchase", "direction": "increase"},
+        "bought": {
+            "name": "Purchase rate",
+            "type": "conversion",
+            "event": "purchase",
+            "direction": "increase",
+        },
         "errors": {"type": "conversion", "event": "error", "direction": "decrease"},
     },
     "experiments": {
@@ -119,6 +125,11 @@ async def test_should_recommend_shipping_a_real_winner_with_an_interval_that_cov
     assert body["decision"]["action"] == "ship", body["decision"]
     assert body["decision"]["variant"] == "new"
     assert "bought" in body["decision"]["reason"]
+    # The headline says it with names, the variant, the change and its interval, and what to do.
+    assert re.fullmatch(
+        r"New raised Purchase rate by [0-9.]+% \(between [0-9.]+% and [0-9.]+%\)\. Ship New\.",
+        body["headline"],
+    ), body["headline"]
     assert all(check["ok"] for check in body["health"]), body["health"]
     assert [g["verdict"] for g in body["guardrails"]] == ["inconclusive"]
     assert bought["impact"]["perDay"]["effect"] == pytest.approx(absolute["effect"] * body["unitsPerDay"])
