@@ -26,7 +26,7 @@ from tests.support import FlagdProcess, flagd_env, free_port
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = sorted([ROOT / "README.md", ROOT / "sdk" / "README.md", *(ROOT / "docs").glob("*.md")])
 VENV = Path(sys.prefix)
-DOCUMENT_TIMEOUT = 300.0
+DOCUMENT_TIMEOUT = 180.0
 _LINK = re.compile(r"\]\((?!https?://|mailto:|#)(?P<target>[^)#\s]+)(?:#[^)]*)?\)")
 
 

@@ -44,4 +44,4 @@ async def test_should_read_an_ascii_decimal_alpha(server: LiveServer, database_u
     async with httpx.AsyncClient(base_url=server.url, headers=bearer(token)) as api:
         answer = await api.get("/v1/experiments/pricing/results", params={"alpha": alpha})
     assert answer.status_code == 404, answer.text  # read, then: there is no such experiment
-    assert answer.json()["error"]["code"] == "not_found"
+    assert answer.json()["error"]["code"] == "experiment_not_found"

@@ -257,10 +257,9 @@ async def test_should_break_ofrep_exposures_down_by_context_like_sdk_ones_and_ho
 
 def timeless(body: dict[str, Any]) -> dict[str, Any]:
     """The results without what moves with the clock alone (the look's time, traffic a day and what is
-    projected from it) or is meant to change (the refusals)."""
-    kept = {
-        k: v for k, v in body.items() if k not in ("asOf", "freshness", "refusedExposures", "unitsPerDay")
-    }
+    projected from it, which the headline quotes) or is meant to change (the refusals)."""
+    moving = ("asOf", "freshness", "refusedExposures", "unitsPerDay", "headline")
+    kept = {k: v for k, v in body.items() if k not in moving}
     kept["progress"] = {k: v for k, v in body["progress"].items() if k != "daysRemaining"}
     kept["metrics"] = [
         {**m, "comparisons": [{k: v for k, v in c.items() if k != "impact"} for c in m["comparisons"]]}
