@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 SERVER := $(VENV)/.installed-server
 DEV    := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest install browser loadtest clean bench-evaluation bench-ofrep
+.PHONY: run test lint typecheck pytest install browser npm loadtest clean bench-evaluation bench-ofrep
 
 # The server's packages only; the test toolchain is for make test.
 run: $(SERVER)
@@ -23,7 +23,7 @@ lint: $(DEV)
 typecheck: $(DEV)
 	$(BIN)/mypy
 
-pytest: $(DEV) browser
+pytest: $(DEV) browser npm
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The results pages are tested in Debian's chromium: installed here when missing and running as root
@@ -31,6 +31,16 @@ pytest: $(DEV) browser
 browser:
 	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi
+
+# The OpenFeature web SDK and OFREP web provider the browser tests load, at the versions the lock pins:
+# installed when node_modules is missing or older than the lock (without npm those tests skip, and fail
+# under CI=true).
+NPM_STAMP := tests/browser/node_modules/.package-lock.json
+npm: $(if $(shell command -v npm 2>/dev/null),$(NPM_STAMP))
+
+$(NPM_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
+	@touch $@
 
 install: $(DEV)
 
