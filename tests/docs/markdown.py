@@ -1,8 +1,9 @@
 """The code blocks of a Markdown document, and the one shell script that runs them as a reader would.
 
-A block is run when its language is `sh` or `python`; every other language (`json`, `yaml`, `text`) is
-shown, never run. The fence may name a file: a ```python file=shop.py``` block is saved as shop.py (the
-text around it tells the reader to), and later blocks run it. An HTML comment on the line before the
+A block is run when its language is `sh` or `python`; `json`, `yaml` and `text` are shown, never run. The
+fence may name a file: a ```python file=shop.py``` block is saved as shop.py (the text around it tells the
+reader to), and later blocks run it. `html`, `js` and `javascript` blocks must name one, and are saved, never
+run (a later block serves them, or a test opens them in a browser). An HTML comment on the line before the
 fence changes how the block is treated:
 
     <!-- doc-test: skip: REASON -->   not run (it starts the server the test already started, installs
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUN = {"sh", "python"}
+SAVED = {"html", "js", "javascript"}
 SHOWN = {"json", "yaml", "text"}
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)(?P<attrs>[^`]*)$")
 _MARKER = re.compile(r"^<!-- doc-test: (?P<what>skip|fails)(?::\s*(?P<reason>.*?))?\s*-->$")
@@ -72,10 +74,9 @@ def blocks(document: Path) -> list[Block]:
         if end is None:
             raise MarkdownError(f"{document.name}:{start + 1}: the code block is never closed")
         lang, attrs = fence["lang"], fence["attrs"]
-        if lang not in RUN | SHOWN:
-            raise MarkdownError(
-                f"{document.name}:{start + 1}: language {lang!r}; use one of {', '.join(sorted(RUN | SHOWN))}"
-            )
+        if lang not in RUN | SAVED | SHOWN:
+            known = ", ".join(sorted(RUN | SAVED | SHOWN))
+            raise MarkdownError(f"{document.name}:{start + 1}: language {lang!r}; use one of {known}")
         marker = _MARKER.match(lines[start - 1].strip()) if start else None
         skip = None
         if marker is not None and marker["what"] == "skip":
@@ -83,6 +84,8 @@ def blocks(document: Path) -> list[Block]:
             if not skip:
                 raise MarkdownError(f"{document.name}:{start}: a skipped block must say why")
         named = _FILE.search(attrs)
+        if lang in SAVED and named is None:
+            raise MarkdownError(f"{document.name}:{start + 1}: a ```{lang} block is saved: name its file=")
         found.append(
             Block(
                 document=document,
@@ -108,6 +111,9 @@ def script(document_blocks: list[Block], port: int) -> str:
         'command curl "$@"; return;; esac; done; command curl --fail-with-body "$@"; }',
     ]
     for block in document_blocks:
+        if block.lang in SAVED and block.skip is None:
+            parts.append(_saved(block))
+            continue
         if not block.runs:
             continue
         text = block.text.replace("127.0.0.1:8080", f"127.0.0.1:{port}").replace(
@@ -131,3 +137,11 @@ def script(document_blocks: list[Block], port: int) -> str:
             parts.append(text)
     parts.append("echo '@@done' >&2")
     return "\n".join(parts) + "\n"
+
+
+def _saved(block: Block) -> str:
+    """The shell that writes a saved block to its file as it is (no port rewritten: a page names its server
+    as the reader's would, and whatever serves or opens it says where that is)."""
+    if _END in block.text:
+        raise MarkdownError(f"{block.where()}: the block contains {_END}")
+    return f"mkdir -p \"$(dirname {block.file})\"\ncat > {block.file} <<'{_END}'\n{block.text}\n{_END}"
