@@ -26,11 +26,14 @@ import pytest
 from playwright.async_api import Browser, Page, Request, Response
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
-from starlette.responses import FileResponse, HTMLResponse
+from starlette.responses import HTMLResponse
+from starlette.responses import Response as StarletteResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from flagd.auth.keys import Scope
+from flagd.cli.documents import read_document
+from tests.docs.markdown import SAVED, blocks
 from tests.support import LiveServer, bearer, flagd_env, running_server
 
 T = TypeVar("T")
@@ -120,28 +123,35 @@ def import_map() -> dict[str, str]:
     return imports
 
 
-def page_app(imports: dict[str, str]) -> Starlette:
-    """The test page's origin: the page, its script, flagd-web.js and the installed npm packages."""
-    html = (NPM / "page.html").read_text(encoding="utf-8")
-    html = html.replace("{{IMPORT_MAP}}", json.dumps({"imports": imports}))
+def static_origin(html: str, scripts: dict[str, str]) -> Starlette:
+    """A page's origin: the page at /, each of `scripts` at its path (read when asked for, so a test may add
+    one once it knows the origin), flagd-web.js as flagd serves it, the installed npm packages under
+    /node_modules."""
+    scripts.setdefault("/flagd-web.js", SERVED_MODULE.read_text(encoding="utf-8"))
 
     async def page(request: StarletteRequest) -> HTMLResponse:
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
-    async def script(request: StarletteRequest) -> FileResponse:
-        return FileResponse(NPM / "page.js", media_type="text/javascript")
-
-    async def hook(request: StarletteRequest) -> FileResponse:
-        return FileResponse(SERVED_MODULE, media_type="text/javascript")
+    async def script(request: StarletteRequest) -> StarletteResponse:
+        text = scripts.get(request.url.path)
+        if text is None:
+            return StarletteResponse("not found", status_code=404)
+        return StarletteResponse(text, media_type="text/javascript", headers={"Cache-Control": "no-store"})
 
     return Starlette(
         routes=[
             Route("/", page),
-            Route("/page.js", script),
-            Route("/flagd-web.js", hook),
             Mount("/node_modules", StaticFiles(directory=MODULES)),
+            Route("/{name:path}", script),
         ]
     )
+
+
+def page_app(imports: dict[str, str]) -> Starlette:
+    """The test page's origin (tests/browser/page.html and page.js, the import map put in)."""
+    html = (NPM / "page.html").read_text(encoding="utf-8")
+    html = html.replace("{{IMPORT_MAP}}", json.dumps({"imports": imports}))
+    return static_origin(html, {"/page.js": (NPM / "page.js").read_text(encoding="utf-8")})
 
 
 @dataclass(slots=True)
@@ -217,9 +227,11 @@ async def started(page: Page) -> str:
     return status
 
 
-async def server_answer(flagd: LiveServer, key: str, origin: str, country: str) -> dict[str, Any]:
+async def server_answer(
+    flagd: LiveServer, key: str, origin: str, country: str, unit: str = UNIT
+) -> dict[str, Any]:
     """flagd's own bulk OFREP answer for the context the page uses, by flag key."""
-    context = {"targetingKey": UNIT, "country": country}
+    context = {"targetingKey": unit, "country": country}
     async with httpx.AsyncClient(base_url=flagd.url, headers={**bearer(key), "Origin": origin}) as http:
         response = await http.post("/ofrep/v1/evaluate/flags", json={"context": context})
     assert response.status_code == 200, response.text
@@ -381,3 +393,54 @@ async def test_should_serve_the_hook_as_the_published_package_holds_it(client: h
     assert manifest["type"] == "module"
     assert manifest["exports"]["."]["default"] == "./flagd-web.js"
     assert set(manifest["files"]) <= {path.name for path in PUBLISHED.iterdir()}
+
+
+async def test_should_run_the_page_of_the_browser_quickstart(
+    browser: Browser,
+    server: LiveServer,
+    admin: httpx.AsyncClient,
+    database_url: str,
+    conn: asyncpg.Connection,
+    tmp_path: Path,
+) -> None:
+    """docs/browser.md's page and script as the reader saves them, against its example experiment."""
+    saved = {block.file: block.text for block in blocks(ROOT / "docs" / "browser.md") if block.lang in SAVED}
+    html, app = saved["shop/index.html"], saved["shop/app.js"]
+    for name, path in import_map().items():
+        if name.startswith("@openfeature/"):
+            assert f'"{name}": ".{path}"' in html, f"docs/browser.md's import map must map {name} to .{path}"
+    document = read_document(str(ROOT / "examples" / "experiment.yaml"))
+    assert (await admin.put("/v1/admin/flag-set", json=document)).status_code == 200
+    assert (await admin.post("/v1/admin/experiments/one-page-checkout/start")).status_code == 200
+    scripts = {"/app.js": app}
+    async with running_server(static_origin(html, scripts)) as shop:
+        key = await create_client_key(database_url, shop.url, tmp_path)
+        scripts["/config.js"] = (
+            f'export const FLAGD_URL = "{server.url}";\nexport const CLIENT_KEY = "{key}";\n'
+        )
+        # A unit the example experiment takes in (half of the eligible users, less the layer's holdout).
+        unit = ""
+        for candidate in (f"user-{i}" for i in range(200)):
+            answer = await server_answer(server, key, shop.url, "NL", candidate)
+            if answer["checkout-page"]["metadata"].get("experimentExposure"):
+                unit = candidate
+                break
+        assert unit, "none of 200 users is in the example experiment"
+        assigned = answer["checkout-page"]["variant"]
+        page = await browser.new_page(locale="nl-NL")
+        await page.goto(f"{shop.url}/?user={unit}")
+        await page.wait_for_selector("#checkout[data-layout]", timeout=15_000)
+        assert await page.get_attribute("#checkout", "data-layout") == assigned
+        await page.click("#pay")
+        await page.goto("about:blank")
+
+        async def stored() -> list[Any] | None:
+            rows = await conn.fetch("SELECT name, unit, value FROM events ORDER BY name")
+            return list(rows) if len(rows) >= 2 else None
+
+        events = await until(stored, "the quickstart's conversions were not stored")
+        assert [tuple(r) for r in events] == [("checkout_completed", unit, None), ("order_paid", unit, 49.5)]
+        exposures = await conn.fetch("SELECT unit, variant, source, attributes FROM exposures")
+        assert [(r["unit"], r["variant"], r["source"]) for r in exposures] == [(unit, assigned, "client")]
+        assert json.loads(exposures[0]["attributes"]) == {"country": "NL"}
+        await page.close()
