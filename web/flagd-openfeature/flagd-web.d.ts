@@ -28,9 +28,9 @@ export interface FlagdExposures {
   track(event: string, unit: string, options?: TrackOptions): void;
   /** Sends every waiting event now; resolves when they are answered, never rejects. */
   flush(): Promise<void>;
-  /** Flushes and stops listening to the page's pagehide and visibilitychange. */
+  /** Sends what is waiting and stops: later events are dropped, nothing is retried, the page is no longer listened to. */
   close(): Promise<void>;
-  /** Events dropped because the queue was full. */
+  /** Events dropped: the queue was full, or they came (or failed) after close(). */
   readonly dropped: number;
   /** Events waiting to be sent. */
   readonly pending: number;

@@ -34,7 +34,8 @@
  * - The queue holds at most `maxQueue` events; more are dropped and counted (`dropped`). A batch that fails
  *   for a reason that may pass (network, 408, 429, 5xx) is put back and sent again after `Retry-After` or a
  *   doubling delay up to 30 s; the server deduplicates a resent event by its id. Any other refusal is passed
- *   to `onError` and the batch is dropped.
+ *   to `onError` and the batch is dropped. `close()` sends what waits once and stops (a single-page app's
+ *   teardown): nothing is retried or queued after it.
  * - Event ids are UUIDv7 (time-ordered; made here, so it also works outside a secure context).
  * - Nothing here throws into the app: failures go to `onError` (by default `console.warn`).
  */
@@ -75,6 +76,7 @@ export function flagdExposures({
   let retryMs = 0;
   let notBefore = 0;
   let inFlight = Promise.resolve();
+  let closed = false;
 
   const report = (error) => {
     try {
@@ -85,7 +87,7 @@ export function flagdExposures({
   };
 
   const enqueue = (event) => {
-    if (queue.length >= maxQueue) {
+    if (closed || queue.length >= maxQueue) {
       dropped += 1;
       return;
     }
@@ -139,6 +141,10 @@ export function flagdExposures({
 
   const retry = (batch, retryAfter, error) => {
     report(error);
+    if (closed) {
+      dropped += batch.length; // nothing is left to send it again
+      return;
+    }
     const seconds = Number(retryAfter);
     const doubled = Math.min(Math.max(retryMs * 2, 1000), MAX_RETRY_MS);
     retryMs = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1000, MAX_RETRY_MS) : doubled;
@@ -224,8 +230,10 @@ export function flagdExposures({
     if (typeof document !== "undefined") document.addEventListener("visibilitychange", onHidden);
   }
 
-  /** Flushes and stops listening to the page (for tests and single-page apps that tear down). */
+  /** Sends what is waiting, once, and stops: later events are dropped, nothing is retried, and the page's
+   * events are no longer listened to (for single-page apps that tear down, and tests). */
   const close = () => {
+    closed = true;
     if (typeof removeEventListener === "function") {
       removeEventListener("pagehide", onHidden);
       if (typeof document !== "undefined") document.removeEventListener("visibilitychange", onHidden);
