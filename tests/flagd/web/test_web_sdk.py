@@ -313,7 +313,10 @@ async def test_should_evaluate_follow_changes_and_send_exposures_and_conversions
     await until(stream_open, "the page opened no change stream")
     before = await page.evaluate("() => Date.now()")
     changed = DOCUMENT["flags"]["new-nav"] | {"defaultVariant": "on"}
-    put = await admin.put("/v1/admin/flags/new-nav", json={"definition": changed})
+    version = (await admin.get("/v1/admin/flags/new-nav")).headers["etag"]
+    put = await admin.put(
+        "/v1/admin/flags/new-nav", json={"definition": changed}, headers={"If-Match": version}
+    )
     assert put.status_code == 200, put.text
     event = await page.wait_for_function(
         "([type, since]) => flagdTest.log.events.find(e => e.type === type && e.at >= since)",
