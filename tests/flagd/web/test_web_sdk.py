@@ -402,6 +402,7 @@ async def test_should_run_the_page_of_the_browser_quickstart(
     browser: Browser,
     server: LiveServer,
     admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
     database_url: str,
     conn: asyncpg.Connection,
     tmp_path: Path,
@@ -421,15 +422,17 @@ async def test_should_run_the_page_of_the_browser_quickstart(
         scripts["/config.js"] = (
             f'export const FLAGD_URL = "{server.url}";\nexport const CLIENT_KEY = "{key}";\n'
         )
-        # A unit the example experiment takes in (half of the eligible users, less the layer's holdout).
-        unit = ""
+        # A unit the example experiment takes in (half of the eligible users, less the layer's holdout),
+        # found with an sdk key (the client key's rate limit is for pages) in bulk, which records nothing.
+        unit, assigned = "", None
         for candidate in (f"user-{i}" for i in range(200)):
-            answer = await server_answer(server, key, shop.url, "NL", candidate)
-            if answer["checkout-page"]["metadata"].get("experimentExposure"):
-                unit = candidate
+            context = {"targetingKey": candidate, "country": "NL"}
+            bulk = await sdk.post("/ofrep/v1/evaluate/flags", json={"context": context})
+            flag = next(f for f in bulk.json()["flags"] if f["key"] == "checkout-page")
+            if flag["metadata"].get("experimentExposure"):
+                unit, assigned = candidate, flag["variant"]
                 break
         assert unit, "none of 200 users is in the example experiment"
-        assigned = answer["checkout-page"]["variant"]
         page = await browser.new_page(locale="nl-NL")
         await page.goto(f"{shop.url}/?user={unit}")
         await page.wait_for_selector("#checkout[data-layout]", timeout=15_000)
