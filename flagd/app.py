@@ -13,9 +13,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from flagd.auth.client import ClientAccess, ClientPolicy
 from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
+from flagd.http.cors import CorsMiddleware
 from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.http.metrics_middleware import MetricsMiddleware
 from flagd.http.transport import raise_descriptor_limit
@@ -23,7 +25,18 @@ from flagd.ingest.service import Ingest
 from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE, QUEUE_DEPTH, worker_exited
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
-from flagd.routes import admin, config_stream, events, experiments, health, metrics, ofrep, openapi, results
+from flagd.routes import (
+    admin,
+    client_stream,
+    config_stream,
+    events,
+    experiments,
+    health,
+    metrics,
+    ofrep,
+    openapi,
+    results,
+)
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage.migrations import apply_migrations, load_migrations
@@ -55,12 +68,15 @@ def create_app(settings: Settings) -> Starlette:
     middleware = [Middleware(MetricsMiddleware)]
     if access_log is not None:
         middleware.append(Middleware(AccessLogMiddleware, writer=access_log))
+    # Innermost, so the metrics and the access log count the preflights it answers.
+    middleware.append(Middleware(CorsMiddleware))
     return Starlette(
         # Starlette tries routes in order: the hot evaluation paths come first.
         routes=[
             *ofrep.routes,
             *events.routes,
             *config_stream.routes,
+            *client_stream.routes,
             *health.routes,
             *admin.routes,
             *experiments.routes,
@@ -84,7 +100,8 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         if settings.migrate_on_start:
             async with pool.acquire() as conn:
                 await apply_migrations(conn, migrations)
-        auth = Authenticator(pool)
+        client = ClientAccess(pool, ClientPolicy.from_settings(settings))
+        auth = Authenticator(pool, client=client)
         config = ConfigWatcher(pool, settings, on_keys_changed=auth.forget)
         await config.start()
         ingest = Ingest(settings, pool)
@@ -92,6 +109,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         results = ResultsPool(settings)
         sampler: asyncio.Task[None] | None = None
         try:
+            await client.start()
             await ingest.start()
             await keeper.start()
             state = ServerState(
@@ -115,6 +133,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await results.stop()
             await keeper.stop()
             await ingest.stop()
+            await client.stop()
             await config.stop()
     finally:
         await pool.close()

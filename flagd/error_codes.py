@@ -56,6 +56,12 @@ ERRORS: tuple[ErrorCode, ...] = (
         403,
         "The key's scope does not reach this endpoint; use a key of the scope the message names.",
     ),
+    ErrorCode(
+        "origin_not_allowed",
+        403,
+        "A client key was used from a browser origin it does not allow (its own `--origin`s, or else "
+        "FLAGD_CORS_ORIGINS); create a key for that origin. The answer carries no CORS header.",
+    ),
     ErrorCode("not_found", 404, "No endpoint at this method and path; check it against the API reference."),
     ErrorCode("flag_not_found", 404, "No flag has this key."),
     ErrorCode("metric_not_found", 404, "No metric has this key."),
@@ -118,6 +124,12 @@ ERRORS: tuple[ErrorCode, ...] = (
         "was refused.",
     ),
     ErrorCode("precondition_required", 428, "This write needs an If-Match header with the version you read."),
+    ErrorCode(
+        "rate_limited",
+        429,
+        "A client key's requests came too fast from this address (FLAGD_CLIENT_RATE_PER_SECOND) or with this "
+        "key (FLAGD_CLIENT_KEY_RATE_PER_SECOND); retry after `Retry-After` seconds.",
+    ),
     ErrorCode(
         "internal_error", 500, "The server failed; the error is logged (never returned); please report it."
     ),
@@ -198,6 +210,12 @@ EVENT_REFUSALS: tuple[EventRefusal, ...] = (
     EventRefusal("invalid_event_name", "event", "event must be an event name (letters, digits, . _ : -)."),
     EventRefusal("invalid_value", "value", "value must be a finite number within 1e15."),
     EventRefusal(
+        "value_out_of_range",
+        "value",
+        "Sent with a client key, a value must lie strictly between -FLAGD_CLIENT_EVENTS_MAX_VALUE and "
+        "FLAGD_CLIENT_EVENTS_MAX_VALUE.",
+    ),
+    EventRefusal(
         "invalid_properties",
         "properties",
         "properties must be an object of plain JSON, without NUL, with integers within 64 bits.",
@@ -221,6 +239,12 @@ EVENT_REFUSALS: tuple[EventRefusal, ...] = (
         "outside_phase",
         "timestamp",
         "The exposure's time lies outside the phase (with FLAGD_EVENTS_MAX_FUTURE_SKEW_SECONDS either side).",
+    ),
+    EventRefusal(
+        "variant_not_assigned",
+        "variant",
+        "Sent with a client key, an exposure must be the unit's assignment as the server evaluates it now "
+        "(the experiment running, the unit in it, the same phase and variant).",
     ),
 )
 
@@ -278,7 +302,8 @@ each with its field:
   {{"field": "phase", "code": "invalid_phase", "message": "phase must be a whole number from 1; got 0"}}]}}
 ```
 
-The last four codes are checked after the others, against the phases that really ran.
+`unknown_experiment`, `unknown_phase`, `unknown_variant` and `outside_phase` are checked after the others,
+against the phases that really ran; `variant_not_assigned` last, for batches sent with a client key only.
 
 | code | field | meaning and what to do |
 |---|---|---|

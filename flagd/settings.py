@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from flagd.auth.origins import InvalidOrigin, origins
+
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -77,6 +79,17 @@ class Settings:
     """Who may read GET /metrics: key (an admin key), open (anyone), off."""
     metrics_port: int | None = None
     """A port of their own for the metrics, open, served by the supervisor (`flagd serve`)."""
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins every client key may be used from (a key created with origins of its own is allowed only
+    from those); the CORS answers of the client endpoints name them."""
+    client_rate_per_second: float = 20.0
+    client_rate_burst: int = 40
+    client_key_rate_per_second: float = 1000.0
+    client_key_rate_burst: int = 2000
+    client_events_max_batch: int = 50
+    client_events_max_body_bytes: int = 65_536
+    client_events_max_value: float = 1e6
+    """A track event's value sent with a client key must be smaller than this in magnitude."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -101,6 +114,7 @@ class Settings:
 
         self._check_transport()
         self._check_events()
+        self._check_clients()
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
 
@@ -136,6 +150,32 @@ class Settings:
             raise SettingsError(
                 "FLAGD_EVENTS_MAX_QUEUED must be at least FLAGD_EVENTS_MAX_BATCH, or no batch could ever be "
                 f"queued; got {self.events_max_queued} < {self.events_max_batch}"
+            )
+
+    def _check_clients(self) -> None:
+        _check_bounds(
+            [
+                ("FLAGD_CLIENT_RATE_PER_SECOND", self.client_rate_per_second, 0.01, 1_000_000),
+                ("FLAGD_CLIENT_RATE_BURST", self.client_rate_burst, 1, 1_000_000),
+                ("FLAGD_CLIENT_KEY_RATE_PER_SECOND", self.client_key_rate_per_second, 0.01, 10_000_000),
+                ("FLAGD_CLIENT_KEY_RATE_BURST", self.client_key_rate_burst, 1, 10_000_000),
+                ("FLAGD_CLIENT_EVENTS_MAX_BATCH", self.client_events_max_batch, 1, 100_000),
+                (
+                    "FLAGD_CLIENT_EVENTS_MAX_BODY_BYTES",
+                    self.client_events_max_body_bytes,
+                    1024,
+                    256 * 1_048_576,
+                ),
+                ("FLAGD_CLIENT_EVENTS_MAX_VALUE", self.client_events_max_value, 1e-6, 1e15),
+            ]
+        )
+        try:
+            normal = origins(self.cors_origins)
+        except InvalidOrigin as exc:
+            raise SettingsError(f"FLAGD_CORS_ORIGINS: {exc}") from None
+        if normal != self.cors_origins:
+            raise SettingsError(
+                f"FLAGD_CORS_ORIGINS must list each origin once as browsers send it: {', '.join(normal)}"
             )
 
     @classmethod
@@ -204,6 +244,26 @@ class Settings:
             ),
             metrics=reader.choice("FLAGD_METRICS", ("key", "open", "off"), defaults.metrics),
             metrics_port=reader.get("FLAGD_METRICS_PORT", int, defaults.metrics_port),
+            cors_origins=_parse_origins(env.get("FLAGD_CORS_ORIGINS", "")),
+            client_rate_per_second=reader.get(
+                "FLAGD_CLIENT_RATE_PER_SECOND", float, defaults.client_rate_per_second
+            ),
+            client_rate_burst=reader.get("FLAGD_CLIENT_RATE_BURST", int, defaults.client_rate_burst),
+            client_key_rate_per_second=reader.get(
+                "FLAGD_CLIENT_KEY_RATE_PER_SECOND", float, defaults.client_key_rate_per_second
+            ),
+            client_key_rate_burst=reader.get(
+                "FLAGD_CLIENT_KEY_RATE_BURST", int, defaults.client_key_rate_burst
+            ),
+            client_events_max_batch=reader.get(
+                "FLAGD_CLIENT_EVENTS_MAX_BATCH", int, defaults.client_events_max_batch
+            ),
+            client_events_max_body_bytes=reader.get(
+                "FLAGD_CLIENT_EVENTS_MAX_BODY_BYTES", int, defaults.client_events_max_body_bytes
+            ),
+            client_events_max_value=reader.get(
+                "FLAGD_CLIENT_EVENTS_MAX_VALUE", float, defaults.client_events_max_value
+            ),
         )
 
     def with_database(self, database_url: str) -> Settings:
@@ -215,6 +275,14 @@ def _check_bounds(bounds: list[tuple[str, float, float, float]]) -> None:
     for name, value, low, high in bounds:
         if not low <= value <= high:
             raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+
+
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated origins, each once, as browsers send them (flagd.auth.origins)."""
+    try:
+        return origins(item for item in raw.split(",") if item.strip())
+    except InvalidOrigin as exc:
+        raise SettingsError(f"FLAGD_CORS_ORIGINS: {exc}") from None
 
 
 def _parse_bool(raw: str) -> bool:

@@ -43,4 +43,12 @@ MEANINGS: dict[str, str] = {
     "results_timeout_seconds": "a results request that takes longer is answered `503 results_timeout`",
     "metrics": "who may read `GET /metrics`: `key` (an admin key), `open`, `off`",
     "metrics_port": "also serve the metrics, open, on this port (from the supervisor)",
+    "cors_origins": "comma-separated browser origins (`http://127.0.0.1:5173,https://shop.example`, exact) every client key may be used from, unless the key was created with `--origin`s of its own; the CORS answers of the client endpoints (OFREP, `POST /v1/events`, `/v1/client/stream`) allow these and every client key's origins",
+    "client_rate_per_second": "requests a second one client address may make with client keys (each worker counts its own; 429 `rate_limited` with `Retry-After`)",
+    "client_rate_burst": "requests one client address may make at once with client keys before the rate applies",
+    "client_key_rate_per_second": "requests a second one client key may make, from all addresses together (per worker)",
+    "client_key_rate_burst": "requests one client key may make at once before its rate applies",
+    "client_events_max_batch": "most events in one batch sent with a client key (413 `batch_too_large`)",
+    "client_events_max_body_bytes": "largest `POST /v1/events` body sent with a client key (413)",
+    "client_events_max_value": "a track value sent with a client key must be smaller than this in magnitude (`value_out_of_range`)",
 }

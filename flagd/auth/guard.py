@@ -10,6 +10,10 @@ was before the revocation; `_generation` counts the forgets, and a result is cac
 only if no forget happened while it was read, so a revoked key is never brought back.
 Open streams re-check their key (`still_valid`) every half second, which costs a
 dictionary lookup until a revocation empties the cache.
+
+Client keys (flagd.auth.client) reach only the endpoints that require the client scope, and there each
+request is also admitted by origin and rate (`authenticate_scope`). A client key's change stream is opened
+with a token in its URL instead of a header (flagd.auth.stream_tokens, `authenticate_stream`).
 """
 
 from __future__ import annotations
@@ -17,23 +21,28 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope as AsgiScope
 
+from flagd.auth import stream_tokens
+from flagd.auth.client import ClientAccess, ClientPolicy
 from flagd.auth.keys import Scope, matches, parse
 from flagd.auth.repository import ApiKey, ApiKeyRepository
 from flagd.errors import DatabaseUnavailable, Forbidden, Unauthorized
 from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS
 
 ALLOWED_SCOPES: dict[Scope, frozenset[Scope]] = {
+    Scope.CLIENT: frozenset({Scope.CLIENT, Scope.SDK, Scope.ADMIN}),
     Scope.SDK: frozenset({Scope.SDK, Scope.ADMIN}),
     Scope.RESULTS: frozenset({Scope.RESULTS, Scope.ADMIN}),
     Scope.ADMIN: frozenset({Scope.ADMIN}),
 }
-"""Which key scopes may call an endpoint that needs a given scope: admin keys reach everything."""
+"""Which key scopes may call an endpoint that needs a given scope: admin keys reach everything, client keys only
+the endpoints that need the client scope (OFREP evaluation, POST /v1/events, the client change stream)."""
 
 _LOOKUP_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailable, *DATABASE_UNAVAILABLE_ERRORS)
 UNREACHABLE_SECONDS = 0.5
@@ -49,6 +58,14 @@ class Principal:
     name: str
     scope: Scope
     server_exposures: bool = True
+    origins: tuple[str, ...] = ()
+    """A client key's own allowed origins."""
+    prefix: str = ""
+    token_key: bytes = field(default=b"", repr=False)
+    """What the key's stream tokens are signed with (its stored secret hash; flagd.auth.stream_tokens)."""
+
+    def stream_token(self, now: float) -> str:
+        return stream_tokens.issue(self.prefix, self.key_id, self.token_key, now)
 
     @property
     def actor(self) -> str:
@@ -56,8 +73,16 @@ class Principal:
 
 
 class Authenticator:
-    def __init__(self, pool: asyncpg.Pool, *, ttl: float = 60.0, negative_ttl: float = 5.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        ttl: float = 60.0,
+        negative_ttl: float = 5.0,
+        client: ClientAccess | None = None,
+    ) -> None:
         self._pool = pool
+        self.client = client if client is not None else ClientAccess(pool, ClientPolicy())
         self._ttl = ttl
         self._negative_ttl = negative_ttl
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
@@ -71,6 +96,7 @@ class Authenticator:
         self._generation += 1
         self._cache.clear()
         self._verified.clear()
+        self.client.keys_changed()
 
     async def still_valid(self, token: str | None, required: Scope) -> bool:
         """Whether a token that was accepted earlier is still accepted (for long-lived streams)."""
@@ -83,7 +109,55 @@ class Authenticator:
         return True
 
     async def authenticate(self, request: Request, required: Scope) -> Principal:
-        return await self.authenticate_token(credentials(request.scope["headers"]), required)
+        return await self.authenticate_scope(request.scope, required)
+
+    async def authenticate_scope(self, scope: AsgiScope, required: Scope) -> Principal:
+        """The caller of an ASGI request; a client key's request also admitted by origin and rate."""
+        principal = await self.authenticate_token(credentials(scope["headers"]), required)
+        if principal.scope is Scope.CLIENT:
+            self.client.admit(principal.key_id, principal.origins, scope)
+        return principal
+
+    async def authenticate_stream(self, token: str | None, *, at_connect: bool = True) -> Principal:
+        """The client key of a change-stream token (`?token=`): 401 when it is missing, not genuine, of a
+        revoked key, or (when a stream connects; an open stream goes on) older than its window and the next."""
+        if not token:
+            raise Unauthorized(
+                "this stream needs the token in the URL that the bulk evaluation's eventStreams gives "
+                "(POST /ofrep/v1/evaluate/flags with a client key)",
+                headers=_CHALLENGE,
+            )
+        presented = stream_tokens.parse(token)
+        key = await self._lookup(presented.prefix) if presented is not None else None
+        if (
+            presented is None
+            or key is None
+            or key.scope is not Scope.CLIENT
+            or not stream_tokens.genuine(presented, key.id, key.secret_hash)
+        ):
+            raise Unauthorized(
+                "the stream token is not valid; use the eventStreams URL of a fresh bulk evaluation",
+                headers=_CHALLENGE,
+            )
+        if key.revoked_at is not None:
+            raise Unauthorized("the client key of this stream has been revoked", headers=_CHALLENGE)
+        if at_connect and not stream_tokens.current(presented, time.time()):
+            raise Unauthorized(
+                "the stream token has expired; evaluate the flags again (POST /ofrep/v1/evaluate/flags) for "
+                "the stream's current URL",
+                headers=_CHALLENGE,
+            )
+        return _principal(key)
+
+    async def stream_still_valid(self, token: str) -> bool:
+        """Whether an open client stream's key is still valid (its token's age no longer matters)."""
+        try:
+            await self.authenticate_stream(token, at_connect=False)
+        except Unauthorized:
+            return False
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, DatabaseUnavailable):
+            return True  # the database cannot say right now; the stream goes on and asks again
+        return True
 
     async def authenticate_token(self, token: str | None, required: Scope) -> Principal:
         if token is not None:
@@ -94,8 +168,14 @@ class Authenticator:
                     return principal
         principal = await self._check(token)
         if principal.scope not in ALLOWED_SCOPES[required]:
+            hint = (
+                " (client keys reach only OFREP evaluation, POST /v1/events and the client change stream)"
+                if principal.scope is Scope.CLIENT
+                else ""
+            )
             raise Forbidden(
-                f"this endpoint needs a key with scope {required.value}; this key has scope {principal.scope.value}"
+                f"this endpoint needs a key with scope {required.value}; this key has scope "
+                f"{principal.scope.value}{hint}"
             )
         return principal
 
@@ -114,9 +194,7 @@ class Authenticator:
             raise Unauthorized("the API key is not valid", headers=_CHALLENGE)
         if key.revoked_at is not None:
             raise Unauthorized("the API key has been revoked; create a new one", headers=_CHALLENGE)
-        principal = Principal(
-            key_id=key.id, name=key.name, scope=key.scope, server_exposures=key.server_exposures
-        )
+        principal = _principal(key)
         if generation != self._generation:
             return principal  # read before a revocation was announced: good for this request only
         if len(self._verified) > 10_000:
@@ -154,6 +232,18 @@ class Authenticator:
     async def _read(self, prefix: str) -> ApiKey | None:
         async with self._pool.acquire() as conn:
             return await ApiKeyRepository(conn).by_prefix(prefix)
+
+
+def _principal(key: ApiKey) -> Principal:
+    return Principal(
+        key_id=key.id,
+        name=key.name,
+        scope=key.scope,
+        server_exposures=key.server_exposures,
+        origins=key.origins,
+        prefix=key.prefix,
+        token_key=key.secret_hash if key.scope is Scope.CLIENT else b"",
+    )
 
 
 def credentials(raw_headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -201,7 +291,7 @@ def requires(scope: Scope) -> Callable[[Endpoint], Callable[[Request], Awaitable
     def guard(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
             authenticator: Authenticator = request.scope["state"]["server"].auth
-            principal = await authenticator.authenticate(request, scope)
+            principal = await authenticator.authenticate_scope(request.scope, scope)
             return await endpoint(request, principal)
 
         guarded.__name__ = endpoint.__name__

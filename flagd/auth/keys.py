@@ -21,6 +21,9 @@ class Scope(StrEnum):
     ADMIN = "admin"
     SDK = "sdk"
     RESULTS = "results"
+    CLIENT = "client"
+    """For code anyone can read (a web page, a mobile app): OFREP evaluation, events and the client change
+    stream only, from the origins the key allows, rate-limited."""
 
 
 @dataclass(frozen=True, slots=True)

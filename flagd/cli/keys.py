@@ -10,6 +10,7 @@ import asyncpg
 
 from flagd.auth import keys
 from flagd.auth.keys import Scope
+from flagd.auth.origins import InvalidOrigin, origins
 from flagd.auth.repository import ApiKey, ApiKeyRepository
 from flagd.cli.common import CommandError, cli_actor, database_options, whole_number, with_connection
 from flagd.config.audit import AuditRepository
@@ -40,6 +41,15 @@ def register(commands: Any) -> None:
         dest="server_exposures",
         action="store_false",
         help="do not record exposures of this key's OFREP evaluations (for clients that send their own)",
+    )
+    create.add_argument(
+        "--origin",
+        dest="origins",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin a client key may be used from, such as https://shop.example (repeatable; "
+        "without any, the server's FLAGD_CORS_ORIGINS)",
     )
     _common(create)
     create.set_defaults(command=create_key)
@@ -84,6 +94,7 @@ def _public(key: ApiKey) -> dict[str, Any]:
         "scope": key.scope.value,
         "prefix": key.prefix,
         "serverExposures": key.server_exposures,
+        "origins": list(key.origins),
     }
 
 
@@ -92,11 +103,17 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
     name = (args.name or scope.value).strip()
     if not name or len(name) > 200:
         raise CommandError("the key's NAME must be 1 to 200 characters")
+    if args.origins and scope is not Scope.CLIENT:
+        raise CommandError(f"--origin is for client keys (--scope client), not {scope.value} keys")
+    try:
+        allowed = origins(args.origins)
+    except InvalidOrigin as exc:
+        raise CommandError(f"--origin {exc}") from None
     new = keys.generate()
 
     async def work(conn: asyncpg.Connection) -> ApiKey:
         created = await ApiKeyRepository(conn).create(
-            name, scope, new, server_exposures=args.server_exposures
+            name, scope, new, server_exposures=args.server_exposures, origins=allowed
         )
         await AuditRepository(conn).record(
             actor=cli_actor(args),
@@ -111,8 +128,9 @@ def create_key(settings: Settings, args: argparse.Namespace) -> int:
 
     created = with_connection(settings, work)
     print(new.token)
+    where = f", allowed from {', '.join(created.origins)}" if created.origins else ""
     print(
-        f"created {scope.value} key {created.id} ({escape(name)}); this is the only time it is shown: "
+        f"created {scope.value} key {created.id} ({escape(name)}{where}); this is the only time it is shown: "
         "store it now",
         file=sys.stderr,
     )
@@ -128,9 +146,10 @@ def list_keys(settings: Settings, args: argparse.Namespace) -> int:
     for key in found:
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
         created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        allowed = f" (origins: {', '.join(escape(o) for o in key.origins)})" if key.origins else ""
         print(
             f"{key.id:>5}  {key.scope.value:8} {escape(key.prefix):12} {created:20} {revoked:20} "
-            f"{escape(key.name)}"
+            f"{escape(key.name)}{allowed}"
         )
     return 0
 

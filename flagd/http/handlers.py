@@ -69,11 +69,16 @@ async def _client_disconnected(request: Request, exc: Exception) -> Response:
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    # Starlette's ServerErrorMiddleware re-raises after this, so the traceback is logged by uvicorn.
+def unexpected_error_response() -> Response:
+    """The answer to a request whose handler failed unexpectedly (its error is logged, never returned)."""
     return error_response(
         errors.FlagdError("The server failed to handle this request; the error has been logged.")
     )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware re-raises after this, so the traceback is logged by uvicorn.
+    return unexpected_error_response()
 
 
 EXCEPTION_HANDLERS: Mapping[type[Exception] | int, ExceptionHandler] = {

@@ -32,6 +32,7 @@ _GZIP_PIECE = 4096
 class DecodeLimits:
     max_inflated_bytes: int = 8 * 1024 * 1024
     max_events: int = 5_000
+    batch_setting: str = "FLAGD_EVENTS_MAX_BATCH"
 
 
 def inflate(body: bytes, limit: int) -> bytes:
@@ -94,7 +95,7 @@ def decode(body: bytes, content_type: str | None, content_encoding: str | None, 
 def _msgpack(body: bytes, limits: DecodeLimits) -> Any:
     declared = _declared_events(body)
     if declared is not None and declared > limits.max_events:
-        rejection = too_many_events(declared, limits.max_events)
+        rejection = too_many_events(declared, limits.max_events, limits.batch_setting)
         raise PayloadTooLarge(rejection.message, code=rejection.code)
     try:
         return msgpack.unpackb(

@@ -86,7 +86,7 @@ def read_batch(document: Any, limits: fields.EventLimits, now: datetime) -> Batc
     if not isinstance(events, list):
         return Rejection(-1, "malformed_batch", '"events" must be a list')
     if len(events) > limits.max_events:
-        return too_many_events(len(events), limits.max_events)
+        return too_many_events(len(events), limits.max_events, limits.batch_setting)
     accepted, rejected = [], []
     for index, raw in enumerate(events):
         try:
@@ -96,11 +96,10 @@ def read_batch(document: Any, limits: fields.EventLimits, now: datetime) -> Batc
     return Batch(tuple(accepted), tuple(rejected))
 
 
-def too_many_events(count: int, limit: int) -> Rejection:
-    """The refusal of a whole batch of `count` events, past the limit; the same for JSON and msgpack."""
-    return Rejection(
-        -1, "batch_too_large", f"a batch holds at most {limit} events (FLAGD_EVENTS_MAX_BATCH); got {count}"
-    )
+def too_many_events(count: int, limit: int, setting: str = "FLAGD_EVENTS_MAX_BATCH") -> Rejection:
+    """The refusal of a whole batch of `count` events, past the limit (set by `setting`); the same for JSON
+    and msgpack."""
+    return Rejection(-1, "batch_too_large", f"a batch holds at most {limit} events ({setting}); got {count}")
 
 
 def _rejection(
@@ -141,7 +140,7 @@ def _event(raw: Any, limits: fields.EventLimits, now: datetime) -> Event:
             payload=orjson.dumps(attributes).decode() if attributes else None,
         )
     name = fields.event_name(raw.get("event"))
-    value = fields.value(raw.get("value"))
+    value = fields.value(raw.get("value"), limits.max_value)
     properties = raw.get("properties", {})
     text = fields.properties(properties, limits)
     return Event(
@@ -185,7 +184,7 @@ def _problems(raw: Any, limits: fields.EventLimits, now: datetime) -> tuple[fiel
         check(lambda: fields.attributes(raw.get("attributes", {}), limits))
     elif kind == "track":
         check(lambda: fields.event_name(raw.get("event")))
-        check(lambda: fields.value(raw.get("value")))
+        check(lambda: fields.value(raw.get("value"), limits.max_value))
         check(lambda: fields.properties(raw.get("properties", {}), limits))
     return tuple(found[:MAX_PROBLEMS])
 

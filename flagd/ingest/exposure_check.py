@@ -32,7 +32,7 @@ Lookup = Callable[[Sequence[str]], Awaitable[Sequence[PhaseRecord]]]
 
 async def checked(
     batch: Batch, known: PhaseRegistry, lookup: Lookup, skew: timedelta
-) -> tuple[Batch, list[tuple[str, Refusal]]]:
+) -> tuple[Batch, list[tuple[str, str]]]:
     """The batch with every exposure that does not belong to a phase that ran moved to its rejections, and
     (experiment, code) of each exposure refused."""
     exposures = [e for e in batch.accepted if e.kind == "exposure"]
@@ -43,23 +43,33 @@ async def checked(
     if missing:
         found = registry(await lookup(missing[:MAX_LOOKUPS]))
         phases = {**known, **found}
+
+    def why(event: Event) -> FieldProblem | None:
+        assert event.experiment is not None
+        assert event.phase is not None
+        assert event.variant is not None
+        found = refusal(phases, event.experiment, event.phase, event.variant, event.timestamp, skew)
+        return None if found is None else FieldProblem(_FIELDS[found[0]], found[0], found[1])
+
+    return refuse_exposures(batch, why)
+
+
+def refuse_exposures(
+    batch: Batch, why: Callable[[Event], FieldProblem | None]
+) -> tuple[Batch, list[tuple[str, str]]]:
+    """The batch with every exposure that `why` finds a problem with moved to its rejections (in batch order),
+    and (experiment, code) of each exposure refused."""
     indexes = _accepted_indexes(batch)
     accepted: list[Event] = []
     rejected = list(batch.rejected)
-    refused: list[tuple[str, Refusal]] = []
+    refused: list[tuple[str, str]] = []
     for index, event in zip(indexes, batch.accepted, strict=True):
-        why = None
-        if event.kind == "exposure":
-            assert event.experiment is not None
-            assert event.phase is not None
-            assert event.variant is not None
-            why = refusal(phases, event.experiment, event.phase, event.variant, event.timestamp, skew)
-        if why is None:
+        problem = why(event) if event.kind == "exposure" else None
+        if problem is None:
             accepted.append(event)
         else:
-            problem = FieldProblem(_FIELDS[why[0]], why[0], why[1])
-            rejected.append(Rejection(index, why[0], why[1], (problem,)))
-            refused.append((str(event.experiment), why[0]))
+            rejected.append(Rejection(index, problem.code, problem.message, (problem,)))
+            refused.append((str(event.experiment), problem.code))
     rejected.sort(key=lambda r: r.index)
     return Batch(tuple(accepted), tuple(rejected)), refused
 

@@ -35,6 +35,10 @@ class EventLimits:
     max_properties_depth: int = 8
     max_future_skew: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=30)
+    max_value: float | None = None
+    """A track value's magnitude must be below it (client keys' batches: FLAGD_CLIENT_EVENTS_MAX_VALUE)."""
+    batch_setting: str = "FLAGD_EVENTS_MAX_BATCH"
+    """The variable that sets `max_events`, named when a batch is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +82,20 @@ def event_name(raw: Any) -> str:
     return str(raw)
 
 
-def value(raw: Any) -> float | None:
+def value(raw: Any, bound: float | None = None) -> float | None:
+    """The value of a track event; with a `bound`, its magnitude below it (client keys' events)."""
     if raw is None:
         return None
     if type(raw) not in (int, float) or not math.isfinite(raw) or abs(raw) > 1e15:
         raise Invalid(
             "value", "invalid_value", f"value must be a finite number within 1e15; got {given(raw)}"
+        )
+    if bound is not None and not abs(raw) < bound:
+        raise Invalid(
+            "value",
+            "value_out_of_range",
+            f"a value sent with a client key must lie strictly between -{bound:g} and {bound:g} "
+            f"(FLAGD_CLIENT_EVENTS_MAX_VALUE); got {given(raw)}",
         )
     return float(raw)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -29,19 +30,50 @@ PARTITION_SECONDS = 3600.0
 DAYS_AHEAD = 7
 
 
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How big a batch of POST /v1/events may be, as sent and once read."""
+
+    max_body_bytes: int
+    body_setting: str
+    """The variable that sets `max_body_bytes`, named when a body is refused."""
+    decode: DecodeLimits
+    events: EventLimits
+
+
 class Ingest:
     def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
         self.settings = settings
         self._pool = pool
-        self.event_limits = EventLimits(
+        event_limits = EventLimits(
             max_events=settings.events_max_batch,
             max_properties_bytes=settings.events_max_properties_bytes,
             max_future_skew=timedelta(seconds=settings.events_max_future_skew_seconds),
             max_age=timedelta(days=settings.events_max_age_days),
         )
-        self.decode_limits = DecodeLimits(
+        decode_limits = DecodeLimits(
             max_inflated_bytes=settings.events_max_inflated_bytes, max_events=settings.events_max_batch
         )
+        self.limits = BatchLimits(
+            settings.events_max_body_bytes, "FLAGD_EVENTS_MAX_BODY_BYTES", decode_limits, event_limits
+        )
+        # Never looser than any key's (a client limit set above the general one has the general one).
+        client, client_batch = (
+            "FLAGD_CLIENT_EVENTS_MAX_BATCH",
+            min(settings.client_events_max_batch, settings.events_max_batch),
+        )
+        self.client_limits = BatchLimits(
+            min(settings.client_events_max_body_bytes, settings.events_max_body_bytes),
+            "FLAGD_CLIENT_EVENTS_MAX_BODY_BYTES",
+            replace(decode_limits, max_events=client_batch, batch_setting=client),
+            replace(
+                event_limits,
+                max_events=client_batch,
+                max_value=settings.client_events_max_value,
+                batch_setting=client,
+            ),
+        )
+        """What a batch sent with a client key may hold: fewer events, a smaller body, bounded values."""
         self.counters = Counters()
         self.writer = EventWriter(
             lambda: connect(settings),

@@ -10,7 +10,7 @@ OFREP client-side providers can use the stream too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import orjson
@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flagd.auth.guard import Authenticator, Principal, credentials, requires
+from flagd.auth.guard import Principal, credentials, requires
 from flagd.auth.keys import Scope
 from flagd.config.snapshot import ConfigSnapshot
 from flagd.config.watcher import ConfigWatcher
-from flagd.state import server_state
+from flagd.state import ServerState, server_state
 
 STREAM_PATH = "/v1/flags/stream"
 RECONNECT_MS = 1000
@@ -56,7 +56,7 @@ async def get_flags(request: Request, principal: Principal) -> Response:
     return Response(snapshot.body, media_type="application/json", headers=headers)
 
 
-def change_event(snapshot: ConfigSnapshot) -> ServerSentEvent:
+def change_event(snapshot: ConfigSnapshot, retry_ms: int = RECONNECT_MS) -> ServerSentEvent:
     data = {
         "type": "refetchEvaluation",
         "version": snapshot.version,
@@ -64,18 +64,24 @@ def change_event(snapshot: ConfigSnapshot) -> ServerSentEvent:
         "lastModified": int(snapshot.updated_at),
     }
     # `retry` tells clients how soon to reconnect when the stream ends (a restart, a deploy).
-    return ServerSentEvent(data=orjson.dumps(data).decode(), id=str(snapshot.version), retry=RECONNECT_MS)
+    return ServerSentEvent(data=orjson.dumps(data).decode(), id=str(snapshot.version), retry=retry_ms)
 
 
 @requires(Scope.SDK)
 async def stream_flags(request: Request, principal: Principal) -> Response:
     state = server_state(request)
     token = credentials(request.scope["headers"])
+    return change_stream(state, lambda: state.auth.still_valid(token, Scope.SDK), RECONNECT_MS)
+
+
+def change_stream(state: ServerState, still_valid: Callable[[], Awaitable[bool]], retry_ms: int) -> Response:
+    """An event stream of config versions (only that one came, never what it holds) for as long as
+    `still_valid` says its caller may listen: checked every KEY_RECHECK_SECONDS and before each event."""
     # sse-starlette sets `shutdown` when the server begins to stop; the stream then ends itself, with the
     # chunk that completes the response, instead of being cancelled half-way (which uvicorn logs as an error).
     shutdown = anyio.Event()
     return EventSourceResponse(
-        _changes(state.config, state.auth, token, shutdown),
+        _changes(state.config, still_valid, shutdown, retry_ms),
         ping=state.settings.sse_heartbeat_seconds,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Flagd-Worker": state.worker_id},
         shutdown_event=shutdown,
@@ -84,26 +90,29 @@ async def stream_flags(request: Request, principal: Principal) -> Response:
 
 
 async def _changes(
-    watcher: ConfigWatcher, auth: Authenticator, token: str | None, shutdown: anyio.Event
+    watcher: ConfigWatcher,
+    still_valid: Callable[[], Awaitable[bool]],
+    shutdown: anyio.Event,
+    retry_ms: int,
 ) -> AsyncIterator[ServerSentEvent]:
     subscriber = watcher.subscribe()
     try:
         sent = watcher.snapshot.version
-        yield change_event(watcher.snapshot)
+        yield change_event(watcher.snapshot, retry_ms)
         while not shutdown.is_set():
             try:
                 snapshot = await asyncio.wait_for(subscriber.get(), KEY_RECHECK_SECONDS)
             except TimeoutError:
-                if not await auth.still_valid(token, Scope.SDK):
+                if not await still_valid():
                     return  # the key was revoked: the stream ends
                 continue
             if snapshot is None:  # the server is shutting down
                 return
-            if not await auth.still_valid(token, Scope.SDK):
+            if not await still_valid():
                 return
             if snapshot.version != sent:
                 sent = snapshot.version
-                yield change_event(snapshot)
+                yield change_event(snapshot, retry_ms)
     finally:
         watcher.unsubscribe(subscriber)
 

@@ -1,4 +1,4 @@
-"""Events in (`POST /v1/events`, sdk keys) and what arrived (`GET /v1/admin/events/stats`, admin keys).
+"""Events in (`POST /v1/events`, sdk and client keys) and what arrived (`GET /v1/admin/events/stats`, admin keys).
 
 `POST /v1/events` answers 200 only once every accepted event is committed:
 
@@ -7,6 +7,10 @@
 A batch whose every event is refused is answered 422 with the same list in `details`; a
 batch that cannot be read at all 400, 413 or 415; and 503 with Retry-After whenever the
 events cannot be stored now (nothing of the batch was stored, or a retry is deduplicated).
+
+A batch sent with a client key (a public page's) is bounded more tightly (FLAGD_CLIENT_EVENTS_*: fewer
+events, a smaller body, track values within a range) and its exposures are checked against the assignment
+the server computes for their units (flagd.ingest.assignment_check).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from flagd.http.body import read_body
 from flagd.http.params import int_param
 from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
+from flagd.ingest.assignment_check import assigned
 from flagd.ingest.counters import Counters
 from flagd.ingest.decode import decode
 from flagd.ingest.events import Batch, Event, Rejection, read_batch
@@ -46,22 +51,24 @@ async def post_events(request: Request) -> Response:
     # Refused before the key is checked and the body read: while the database is down (when a key not
     # yet cached could not be checked anyway), a refusal costs almost nothing.
     ingest.writer.check_accepting()
-    await state.auth.authenticate(request, Scope.SDK)
-    body = await read_body(request, state.settings.events_max_body_bytes, "FLAGD_EVENTS_MAX_BODY_BYTES")
+    principal = await state.auth.authenticate(request, Scope.CLIENT)
+    client = principal.scope is Scope.CLIENT
+    limits = ingest.client_limits if client else ingest.limits
+    body = await read_body(request, limits.max_body_bytes, limits.body_setting)
     now = datetime.now(UTC)
     try:
         document = decode(
             body,
             request.headers.get("content-type"),
             request.headers.get("content-encoding"),
-            ingest.decode_limits,
+            limits.decode,
         )
     except PayloadTooLarge as exc:
         if exc.code == "batch_too_large":  # a msgpack batch refused from its header: counted as a JSON one is
             _count(ingest.counters, [Rejection(-1, exc.code, exc.message)], now)
             metrics.EVENTS_REJECTED.labels(exc.code).inc()
         raise
-    batch = read_batch(document, ingest.event_limits, now)
+    batch = read_batch(document, limits.events, now)
     # While this request waits for its commit it holds only its events (counted in the queue's bound).
     del body, document
     if isinstance(batch, Rejection):
@@ -70,7 +77,7 @@ async def post_events(request: Request) -> Response:
         if batch.code == "batch_too_large":
             raise PayloadTooLarge(batch.message, code="batch_too_large")
         raise MalformedBody(batch.message, code=batch.code)
-    batch = await _checked(request, batch, now)
+    batch = await _checked(request, batch, now, client)
     _count(ingest.counters, batch.rejected, now)
     rejected = [r.to_json() for r in batch.rejected]
     if not batch.accepted and rejected:
@@ -84,9 +91,10 @@ async def post_events(request: Request) -> Response:
     return OrjsonResponse({"accepted": len(batch.accepted), "rejected": rejected})
 
 
-async def _checked(request: Request, batch: Batch, now: datetime) -> Batch:
-    """The batch with the exposures of phases that never ran refused (flagd.ingest.exposure_check); refusals
-    of defined experiments counted for their results."""
+async def _checked(request: Request, batch: Batch, now: datetime, client: bool) -> Batch:
+    """The batch with the exposures of phases that never ran refused (flagd.ingest.exposure_check), and for
+    a client key those its units are not assigned (flagd.ingest.assignment_check); refusals of defined
+    experiments counted for their results."""
     state = server_state(request)
     snapshot = state.config.snapshot
 
@@ -96,6 +104,9 @@ async def _checked(request: Request, batch: Batch, now: datetime) -> Batch:
 
     skew = timedelta(seconds=state.settings.events_max_future_skew_seconds)
     result, refused = await checked(batch, snapshot.phases, lookup, skew)
+    if client:
+        result, unassigned = assigned(result, snapshot)
+        refused += unassigned
     for (experiment, code), count in Counter(refused).items():
         if experiment in snapshot.catalog.entries:
             state.ingest.counters.refused_exposures(now.date(), experiment, code, count, now)

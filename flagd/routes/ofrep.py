@@ -7,11 +7,21 @@ a flag that defers to the code default (disabled, or no default variant) has no
 `value`; numbers of a flag with any fractional variant are sent as floats; every error
 carries `errorDetails`; a request without a context, or a context without a
 targetingKey, is evaluated as it is.
+
+Client keys (public: a web page's) evaluate like sdk keys, admitted by origin and rate
+(flagd.auth.client); their bulk answer's `eventStreams` is the client change stream with a
+token for the key (flagd.routes.client_stream). A refetch that a change event triggers names
+the version it was told of (`?flagConfigEtag="cfg-N"`, OFREP's ADR-0008); a worker that has
+not loaded that version yet waits for it (at most CATCH_UP_SECONDS) instead of answering
+with the old one, which the client would take as "unchanged".
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
+import time
 from typing import Any
 
 import orjson
@@ -21,13 +31,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from flagd.auth.guard import Principal, credentials, requires
+from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
 from flagd.config.snapshot import ConfigSnapshot
+from flagd.config.watcher import ConfigWatcher
 from flagd.errors import MalformedBody
 from flagd.http.body import parse_json, read_body, receive_body
 from flagd.ingest.server_exposures import wanted
 from flagd.metrics import UNKNOWN_FLAG, count_evaluation
+from flagd.routes.client_stream import event_streams
 from flagd.routes.config_stream import STREAM_PATH, etag_matches
 from flagd.routes.events import EVENTS_PATH
 from flagd.state import ServerState, server_state
@@ -35,6 +47,8 @@ from flagd_sdk.evaluation import ErrorCode, FlagType, ResolutionDetails
 
 _JSON = "application/json"
 _EVENT_STREAMS = [{"type": "sse", "endpoint": {"requestUri": STREAM_PATH}}]
+CATCH_UP_SECONDS = 1.0
+_CONFIG_ETAG = re.compile(r'(?:W/)?"?cfg-([0-9]{1,18})"?', re.ASCII)
 
 
 class _BadContext(Exception):
@@ -55,7 +69,7 @@ class EvaluateFlag:
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         state: ServerState = scope["state"]["server"]
         key: str = scope["path_params"]["key"]
-        principal = await state.auth.authenticate_token(credentials(scope["headers"]), Scope.SDK)
+        principal = await state.auth.authenticate_scope(scope, Scope.CLIENT)
         try:
             context = _read_context(await receive_body(scope, receive, state.settings.max_body_bytes))
         except _BadContext as exc:
@@ -93,13 +107,16 @@ async def _send(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@requires(Scope.SDK)
+@requires(Scope.CLIENT)
 async def evaluate_flags(request: Request, principal: Principal) -> Response:
     state = server_state(request)
     try:
         context = await _context(request, state.settings.max_body_bytes)
     except _BadContext as exc:
         return _json({"errorCode": ErrorCode.INVALID_CONTEXT.value, "errorDetails": exc.details}, 400)
+    told = _CONFIG_ETAG.fullmatch(request.query_params.get("flagConfigEtag", ""))
+    if told is not None:
+        await _caught_up(state.config, int(told[1]))
     snapshot = state.config.snapshot
     resolve = snapshot.flag_set.resolve
     flags = []
@@ -116,12 +133,28 @@ async def evaluate_flags(request: Request, principal: Principal) -> Response:
     # Bulk evaluation is how clients fill a cache, not what a user saw: it records no exposure, and
     # says where a client sends the exposures it sees (flags with experimentExposure: true).
     metadata = {**snapshot.flag_set.metadata, "eventsEndpoint": EVENTS_PATH, "serverExposures": False}
-    body = orjson.dumps({"flags": flags, "metadata": metadata, "eventStreams": _EVENT_STREAMS})
+    streams = event_streams(principal, time.time()) if principal.scope is Scope.CLIENT else _EVENT_STREAMS
+    body = orjson.dumps({"flags": flags, "metadata": metadata, "eventStreams": streams})
     # The ETag names this exact answer, so it is right for this context and this config alike.
     etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})
     return Response(body, media_type=_JSON, headers={"ETag": etag})
+
+
+async def _caught_up(watcher: ConfigWatcher, version: int) -> None:
+    """Until this worker serves config `version` or later, or CATCH_UP_SECONDS have passed."""
+    if watcher.snapshot.version >= version or watcher.snapshot.version < 0:
+        return
+    subscriber = watcher.subscribe()
+    try:
+        async with asyncio.timeout(CATCH_UP_SECONDS):
+            while watcher.snapshot.version < version:
+                await subscriber.get()
+    except TimeoutError:
+        pass  # a version this worker never gets (a client's guess): answered with the current one
+    finally:
+        watcher.unsubscribe(subscriber)
 
 
 async def _context(request: Request, limit: int) -> dict[str, Any]:

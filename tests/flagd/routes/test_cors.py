@@ -1,0 +1,151 @@
+"""CORS on the endpoints a page calls with a client key, and on no other (flagd.http.cors)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from flagd.settings import Settings
+from tests.flagd.routes.client_support import (
+    OTHER_PAGE,
+    PAGE,
+    STRANGER,
+    bulk,
+    client_headers,
+    create_client_key,
+    serving,
+)
+from tests.support import LiveServer, bearer, flag_definition
+
+CLIENT_ENDPOINTS = [
+    "/ofrep/v1/evaluate/flags",
+    "/ofrep/v1/evaluate/flags/a",
+    "/v1/events",
+    "/v1/client/stream",
+]
+PREFLIGHT = {
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization,content-type,if-none-match",
+}
+
+
+@pytest.fixture
+async def live(settings: Settings) -> AsyncIterator[LiveServer]:
+    async with serving(settings) as server:
+        yield server
+
+
+@pytest.fixture
+async def http(live: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live.url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", CLIENT_ENDPOINTS)
+async def test_should_answer_a_preflight_from_an_allowed_origin_before_authentication(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    response = await http.options(path, headers={"Origin": PAGE, **PREFLIGHT})
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == PAGE
+    assert response.headers["access-control-allow-methods"] == "GET, POST"
+    assert response.headers["access-control-allow-headers"] == "Authorization, Content-Type, If-None-Match"
+    assert response.headers["access-control-max-age"] == "600"
+    assert response.headers["vary"] == "Origin"
+    assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_should_allow_a_preflight_from_an_origin_a_client_key_allows(
+    http: httpx.AsyncClient, database_url: str
+) -> None:
+    before = await http.options("/ofrep/v1/evaluate/flags", headers={"Origin": OTHER_PAGE, **PREFLIGHT})
+    assert "access-control-allow-origin" not in before.headers
+    await create_client_key(database_url, OTHER_PAGE)
+    for _ in range(200):  # the origins are read again when the keys' notification arrives
+        after = await http.options("/ofrep/v1/evaluate/flags", headers={"Origin": OTHER_PAGE, **PREFLIGHT})
+        if "access-control-allow-origin" in after.headers:
+            break
+        await __import__("asyncio").sleep(0.02)
+    assert after.headers["access-control-allow-origin"] == OTHER_PAGE
+
+
+@pytest.mark.parametrize("path", CLIENT_ENDPOINTS)
+async def test_should_not_allow_a_preflight_from_an_origin_nothing_allows(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    response = await http.options(path, headers={"Origin": STRANGER, **PREFLIGHT})
+    assert response.status_code == 204
+    assert "access-control-allow-origin" not in response.headers
+    assert "access-control-allow-methods" not in response.headers
+    assert response.headers["vary"] == "Origin"
+
+
+def assert_allowed(response: httpx.Response, origin: str = PAGE) -> None:
+    assert response.headers.get("access-control-allow-origin") == origin, (
+        response.status_code,
+        response.headers,
+    )
+    assert response.headers["access-control-expose-headers"] == "ETag, Retry-After"
+    assert "Origin" in response.headers.get_list("vary")
+    assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_should_allow_every_answer_of_the_client_endpoints_errors_and_304_included(
+    http: httpx.AsyncClient, database_url: str, admin_key: str
+) -> None:
+    await http.post(
+        "/v1/admin/flags", json={"key": "a", "definition": flag_definition()}, headers=bearer(admin_key)
+    )
+    token = await create_client_key(database_url)
+    first = await bulk(http, token)
+    assert first.status_code == 200
+    assert_allowed(first)
+    revalidated = await http.post(
+        "/ofrep/v1/evaluate/flags",
+        json={"context": {"targetingKey": "user-1"}},
+        headers={**client_headers(token), "If-None-Match": first.headers["etag"]},
+    )
+    assert revalidated.status_code == 304
+    assert_allowed(revalidated)
+    unauthorized = await http.post("/ofrep/v1/evaluate/flags", json={}, headers={"Origin": PAGE})
+    assert unauthorized.status_code == 401
+    assert_allowed(unauthorized)
+    missing = await http.post("/ofrep/v1/evaluate/flags/nope", json={}, headers=client_headers(token))
+    assert missing.status_code == 404
+    assert_allowed(missing)
+    no_token = await http.get("/v1/client/stream", headers={"Origin": PAGE})
+    assert no_token.status_code == 401
+    assert_allowed(no_token)
+    malformed = await http.post("/v1/events", content=b"{", headers=client_headers(token))
+    assert malformed.status_code == 400
+    assert_allowed(malformed)
+
+
+async def test_should_send_no_cors_headers_to_an_origin_nothing_allows(
+    http: httpx.AsyncClient, database_url: str
+) -> None:
+    token = await create_client_key(database_url)
+    response = await bulk(http, token, origin=STRANGER)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "origin_not_allowed"
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/flags", "/v1/flags/stream", "/v1/admin/flags", "/v1/experiments", "/metrics", "/healthz"]
+)
+async def test_should_send_no_cors_headers_elsewhere_and_refuse_options_there(
+    http: httpx.AsyncClient, path: str, admin_key: str
+) -> None:
+    answered = (
+        await http.get(path, headers={"Origin": PAGE, **bearer(admin_key)})
+        if path != "/v1/flags/stream"
+        else None
+    )
+    if answered is not None:
+        assert not [name for name in answered.headers if name.startswith("access-control-")]
+    preflight = await http.options(path, headers={"Origin": PAGE, **PREFLIGHT})
+    assert preflight.status_code == 405
+    assert not [name for name in preflight.headers if name.startswith("access-control-")]
