@@ -31,7 +31,6 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from flagd.auth.keys import Scope
 from flagd.cli.documents import read_document
 from tests.docs.markdown import SAVED, blocks
 from tests.support import LiveServer, bearer, flagd_env, running_server
@@ -169,8 +168,6 @@ async def origins() -> AsyncIterator[Origins]:
 
 async def create_client_key(database_url: str, origin: str, cwd: Path) -> str:
     """A client key allowed from `origin`, made as an operator makes one (`flagd keys create`)."""
-    if "client" not in {scope.value for scope in Scope}:  # TODO(issue 22): drop once the server side lands
-        pytest.skip("the client key scope is not in flagd yet (issue 22, server side)")
     command = [sys.executable, "-m", "flagd", "keys", "create", "--scope", "client", "web-page"]
     command += ["--origin", origin, "--database-url", database_url]
     done = await asyncio.to_thread(
