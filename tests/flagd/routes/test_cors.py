@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+from typing import Any, cast
 
+import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from flagd.auth.client import ClientAccess, ClientPolicy
+from flagd.http.cors import CorsMiddleware
+from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.settings import Settings
 from tests.flagd.routes.client_support import (
     OTHER_PAGE,
@@ -17,7 +30,7 @@ from tests.flagd.routes.client_support import (
     create_client_key,
     serving,
 )
-from tests.support import LiveServer, bearer, flag_definition
+from tests.support import LiveServer, bearer, flag_definition, running_server
 
 CLIENT_ENDPOINTS = [
     "/ofrep/v1/evaluate/flags",
@@ -67,7 +80,7 @@ async def test_should_allow_a_preflight_from_an_origin_a_client_key_allows(
         after = await http.options("/ofrep/v1/evaluate/flags", headers={"Origin": OTHER_PAGE, **PREFLIGHT})
         if "access-control-allow-origin" in after.headers:
             break
-        await __import__("asyncio").sleep(0.02)
+        await asyncio.sleep(0.02)
     assert after.headers["access-control-allow-origin"] == OTHER_PAGE
 
 
@@ -139,13 +152,31 @@ async def test_should_send_no_cors_headers_to_an_origin_nothing_allows(
 async def test_should_send_no_cors_headers_elsewhere_and_refuse_options_there(
     http: httpx.AsyncClient, path: str, admin_key: str
 ) -> None:
-    answered = (
-        await http.get(path, headers={"Origin": PAGE, **bearer(admin_key)})
-        if path != "/v1/flags/stream"
-        else None
-    )
-    if answered is not None:
+    async with http.stream("GET", path, headers={"Origin": PAGE, **bearer(admin_key)}) as answered:
+        assert answered.status_code == 200
         assert not [name for name in answered.headers if name.startswith("access-control-")]
     preflight = await http.options(path, headers={"Origin": PAGE, **PREFLIGHT})
     assert preflight.status_code == 405
     assert not [name for name in preflight.headers if name.startswith("access-control-")]
+
+
+async def test_should_allow_the_answer_of_a_handler_that_failed() -> None:
+    async def failing(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        access = ClientAccess(cast(asyncpg.Pool, None), ClientPolicy(server_origins=frozenset({PAGE})))
+        yield {"server": SimpleNamespace(auth=SimpleNamespace(client=access))}
+
+    app = Starlette(
+        routes=[Route("/v1/events", failing, methods=["POST"])],
+        middleware=[Middleware(CorsMiddleware)],
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        lifespan=lifespan,
+    )
+    async with running_server(app) as live, httpx.AsyncClient(base_url=live.url) as http:
+        response = await http.post("/v1/events", headers={"Origin": PAGE})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert_allowed(response)
