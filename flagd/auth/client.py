@@ -75,21 +75,14 @@ class ClientAccess:
                 raise Forbidden(_refused(origin, bool(key_origins)), code="origin_not_allowed")
         now = asyncio.get_running_loop().time()
         client = scope.get("client")
-        address = client[0] if client else ""
-        wait = self._by_address.take(address, now)
-        if wait:
-            rate = self.policy.per_address
-            raise _limited(
-                wait,
-                f"from this address (FLAGD_CLIENT_RATE_PER_SECOND={rate.per_second:g}, bursts of {rate.burst})",
-            )
-        wait = self._by_key.take(key_id, now)
-        if wait:
-            rate = self.policy.per_key
-            raise _limited(
-                wait,
-                f"with this key (FLAGD_CLIENT_KEY_RATE_PER_SECOND={rate.per_second:g}, bursts of {rate.burst})",
-            )
+        limits = (
+            (self._by_address, client[0] if client else "", "from this address", "FLAGD_CLIENT_RATE"),
+            (self._by_key, key_id, "with this key", "FLAGD_CLIENT_KEY_RATE"),
+        )
+        for buckets, name, what, setting in limits:
+            wait = buckets.take(name, now)
+            if wait:
+                raise _limited(wait, what, setting, buckets.rate)
 
     def keys_changed(self) -> None:
         self._changed.set()
@@ -144,10 +137,11 @@ def _refused(origin: str, own_origins: bool) -> str:
     )
 
 
-def _limited(wait: float, what: str) -> FlagdError:
+def _limited(wait: float, what: str, setting: str, rate: Rate) -> FlagdError:
     seconds = retry_after(wait)
     return FlagdError(
-        f"too many requests {what}; retry after {seconds} s",
+        f"too many requests {what} ({setting}_PER_SECOND={rate.per_second:g}, {setting}_BURST={rate.burst}); "
+        f"retry after {seconds} s",
         code="rate_limited",
         status=429,
         headers={"Retry-After": seconds},

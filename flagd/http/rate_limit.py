@@ -23,7 +23,7 @@ class Rate:
 
 class Buckets:
     def __init__(self, rate: Rate, capacity: int) -> None:
-        self._rate = rate
+        self.rate = rate
         self._capacity = capacity
         self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
         """By name: (tokens, when they were counted)."""
@@ -33,7 +33,7 @@ class Buckets:
 
     def take(self, name: Hashable, now: float) -> float:
         """0 when `name` may go on (one token taken); else the seconds until it may."""
-        rate = self._rate
+        rate = self.rate
         tokens, then = self._buckets.get(name, (float(rate.burst), now))
         tokens = min(float(rate.burst), tokens + (now - then) * rate.per_second)
         if tokens >= 1.0:

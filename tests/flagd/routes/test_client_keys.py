@@ -23,7 +23,7 @@ from tests.flagd.routes.client_support import (
     serving,
     track,
 )
-from tests.support import LiveServer, bearer, flag_definition
+from tests.support import bearer, flag_definition
 
 DOCUMENT: dict[str, Any] = {
     "flags": {
@@ -41,18 +41,6 @@ DOCUMENT: dict[str, Any] = {
 
 
 @pytest.fixture
-async def live(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with serving(settings) as server:
-        yield server
-
-
-@pytest.fixture
-async def http(live: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live.url, timeout=10.0) as client:
-        yield client
-
-
-@pytest.fixture
 async def client_key(database_url: str) -> str:
     return await create_client_key(database_url)
 
@@ -62,6 +50,16 @@ async def start_experiment(http: httpx.AsyncClient, admin_key: str) -> None:
     assert applied.status_code == 200, applied.text
     started = await http.post("/v1/admin/experiments/one-page/start", headers=bearer(admin_key))
     assert started.status_code == 200, started.text
+
+
+async def evaluate_checkout(
+    http: httpx.AsyncClient, key: str, unit: str, country: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return await http.post(
+        "/ofrep/v1/evaluate/flags/checkout",
+        json={"context": {"targetingKey": unit, "country": country}},
+        headers={**client_headers(key), **(headers or {})},
+    )
 
 
 @pytest.mark.parametrize(
@@ -215,11 +213,7 @@ async def test_should_refuse_an_exposure_the_unit_is_not_assigned_and_keep_the_r
     http: httpx.AsyncClient, client_key: str, admin_key: str, database_url: str
 ) -> None:
     await start_experiment(http, admin_key)
-    served = await http.post(
-        "/ofrep/v1/evaluate/flags/checkout",
-        json={"context": {"targetingKey": "visitor-7", "country": "NL"}},
-        headers={**client_headers(client_key), "Flagd-Server-Exposures": "off"},
-    )
+    served = await evaluate_checkout(http, client_key, "visitor-7", "NL", {"Flagd-Server-Exposures": "off"})
     assert served.json()["metadata"]["experimentExposure"] is True
     variant, phase = served.json()["variant"], served.json()["metadata"]["experimentPhase"]
     other = "on" if variant == "off" else "off"
@@ -250,11 +244,7 @@ async def test_should_record_the_exposure_of_a_client_keys_single_evaluation(
     http: httpx.AsyncClient, client_key: str, admin_key: str, database_url: str
 ) -> None:
     await start_experiment(http, admin_key)
-    served = await http.post(
-        "/ofrep/v1/evaluate/flags/checkout",
-        json={"context": {"targetingKey": "visitor-1", "country": "BE"}},
-        headers=client_headers(client_key),
-    )
+    served = await evaluate_checkout(http, client_key, "visitor-1", "BE")
     assert served.json()["metadata"]["experimentExposure"] is True
     for _ in range(200):
         rows = await exposures(database_url)

@@ -20,7 +20,6 @@ from starlette.routing import Route
 from flagd.auth.client import ClientAccess, ClientPolicy
 from flagd.http.cors import CorsMiddleware
 from flagd.http.handlers import EXCEPTION_HANDLERS
-from flagd.settings import Settings
 from tests.flagd.routes.client_support import (
     OTHER_PAGE,
     PAGE,
@@ -28,9 +27,8 @@ from tests.flagd.routes.client_support import (
     bulk,
     client_headers,
     create_client_key,
-    serving,
 )
-from tests.support import LiveServer, bearer, flag_definition, running_server
+from tests.support import bearer, flag_definition, running_server
 
 CLIENT_ENDPOINTS = [
     "/ofrep/v1/evaluate/flags",
@@ -42,18 +40,6 @@ PREFLIGHT = {
     "Access-Control-Request-Method": "POST",
     "Access-Control-Request-Headers": "authorization,content-type,if-none-match",
 }
-
-
-@pytest.fixture
-async def live(settings: Settings) -> AsyncIterator[LiveServer]:
-    async with serving(settings) as server:
-        yield server
-
-
-@pytest.fixture
-async def http(live: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live.url, timeout=10.0) as client:
-        yield client
 
 
 @pytest.mark.parametrize("path", CLIENT_ENDPOINTS)
