@@ -34,7 +34,7 @@ def variable(field: str) -> str:
 
 
 def _default(value: object) -> str:
-    if value is None:
+    if value is None or value == ():
         return "unset"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
