@@ -11,11 +11,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -224,3 +225,11 @@ async def backdate_phase(http: httpx.AsyncClient, database_url: str, experiment:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"the server never served config version {version}")
+
+
+def missing(message: str) -> NoReturn:
+    """A system program a test needs is missing: a failure under CI (CI=true), elsewhere a skip that says
+    what to install, never a silent pass."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(message)
+    pytest.skip(message)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from flagd.cli.documents import read_document
 from tests.docs.markdown import SAVED, blocks
-from tests.support import LiveServer, bearer, flagd_env, running_server
+from tests.support import LiveServer, bearer, flagd_env, missing, running_server
 
 T = TypeVar("T")
 
@@ -88,12 +87,6 @@ DOCUMENT: dict[str, Any] = {
 CONFIGURATION_CHANGED = "PROVIDER_CONFIGURATION_CHANGED"
 
 
-def _required(message: str) -> None:
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def esm_entry(manifest: dict[str, Any]) -> str:
     """The file of a package's ES module build: its `module`, else the `import` condition of its exports."""
     module = manifest.get("module")
@@ -109,10 +102,10 @@ def esm_entry(manifest: dict[str, Any]) -> str:
 
 def import_map() -> dict[str, str]:
     """Each OpenFeature package to its ES module build under /node_modules, and flagd-web to the hook."""
-    missing = [name for name in PACKAGES if not (MODULES / name / "package.json").is_file()]
-    if missing:
-        _required(
-            f"the npm packages of the browser tests are not installed ({', '.join(missing)} missing): "
+    absent = [name for name in PACKAGES if not (MODULES / name / "package.json").is_file()]
+    if absent:
+        missing(
+            f"the npm packages of the browser tests are not installed ({', '.join(absent)} missing): "
             "run `make npm` (npm ci --prefix tests/browser)"
         )
     imports = {"flagd-web": "/flagd-web.js"}
