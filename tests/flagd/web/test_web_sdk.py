@@ -273,9 +273,18 @@ async def test_should_evaluate_follow_changes_and_send_exposures_and_conversions
     assigned = answer["checkout-layout"]["variant"]
     assert answer["checkout-layout"]["metadata"]["experimentExposure"] is True
 
-    # A new context is evaluated again by the server (the banner follows the country).
+    # A new context is evaluated again by the server (the banner follows the country). With the same
+    # targetingKey the provider first answers from what it stored for that key and refreshes in the
+    # background, announcing the server's answer with PROVIDER_CONFIGURATION_CHANGED: an app re-renders then.
+    before = await page.evaluate("() => Date.now()")
     await page.evaluate("() => flagdTest.setContext({targetingKey: 'visitor-1', country: 'DE'})")
     answer = await server_answer(server, key, origin, "DE")
+    changed = await page.wait_for_function(
+        "([type, since]) => flagdTest.log.events.find(e => e.type === type && e.at >= since)",
+        arg=[CONFIGURATION_CHANGED, before],
+        timeout=10_000,
+    )
+    assert {"banner", "max-items"} <= set((await changed.json_value())["flagsChanged"])
     assert_same_values(await rendered(page, answer, times=20), answer)
     assert answer["banner"]["value"] == "blue"
     assert answer["max-items"]["value"] == 10
