@@ -13,7 +13,9 @@ The client endpoints are OFREP's bulk and single evaluation, POST /v1/events and
 - every answer says `Vary: Origin`, since what it allows depends on the Origin it came with.
 
 Credentials are never allowed: a client key travels in a header, never in a cookie. Every other endpoint
-sends no CORS header at all, so browsers refuse cross-origin calls to them, and `OPTIONS` there is 405.
+sends no CORS header at all, so browsers refuse cross-origin calls to them, and `OPTIONS` there is 405 — but
+for the public files under /static (flagd.web.pages), which say `Access-Control-Allow-Origin: *` themselves so
+that a page on any origin can import flagd-web.js from the server.
 """
 
 from __future__ import annotations

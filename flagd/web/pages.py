@@ -247,16 +247,21 @@ async def favicon(request: Request) -> Response:
     return _static_file("favicon.ico")
 
 
+# Public code and icons, sent without credentials: any origin may load them. A page on another origin imports
+# flagd-web.js from here, and a module script is fetched in CORS mode (no preflight: a plain GET).
+_STATIC_HEADERS = {
+    "Cache-Control": "public, max-age=3600",
+    "X-Content-Type-Options": "nosniff",
+    "Access-Control-Allow-Origin": "*",
+}
+
+
 def _static_file(name: str) -> Response:
     found = _STATIC.get(name)
     if found is None:
         return Response("not found\n", status_code=404, media_type="text/plain")
     body, media_type = found
-    return Response(
-        body,
-        media_type=media_type,
-        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
-    )
+    return Response(body, media_type=media_type, headers=_STATIC_HEADERS)
 
 
 routes = [

@@ -166,3 +166,16 @@ async def test_should_allow_the_answer_of_a_handler_that_failed() -> None:
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
     assert_allowed(response)
+
+
+@pytest.mark.parametrize("path", ["/static/flagd-web.js", "/static/results.css"])
+async def test_should_let_a_page_of_any_origin_load_the_public_static_files(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    response = await http.get(path, headers={"Origin": STRANGER})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
+    assert "access-control-expose-headers" not in response.headers
+    page = await http.get("/experiments", headers={"Origin": STRANGER})
+    assert not [name for name in page.headers if name.startswith("access-control-")]
