@@ -32,9 +32,9 @@ browser:
 	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi
 
-# The OpenFeature web SDK and OFREP web provider the browser tests load, at the versions the lock pins:
-# installed when node_modules is missing or older than the lock (without npm those tests skip, and fail
-# under CI=true).
+# What the browser tests load, at the versions the lock pins (the OpenFeature web SDK and OFREP web provider;
+# React, the OpenFeature React SDK and esbuild for the React quickstart): installed when node_modules is
+# missing or older than the lock (without npm those tests skip, and fail under CI=true).
 NPM_STAMP := tests/browser/node_modules/.package-lock.json
 npm: $(if $(shell command -v npm 2>/dev/null),$(NPM_STAMP))
 

@@ -2,9 +2,9 @@
 
 A block is run when its language is `sh` or `python`; `json`, `yaml` and `text` are shown, never run. The
 fence may name a file: a ```python file=shop.py``` block is saved as shop.py (the text around it tells the
-reader to), and later blocks run it. `html`, `js` and `javascript` blocks must name one, and are saved, never
-run (a later block serves them, or a test opens them in a browser). An HTML comment on the line before the
-fence changes how the block is treated:
+reader to), and later blocks run it. `html`, `js`, `javascript` and `jsx` blocks must name one, and are saved,
+never run (a later block serves them, or a test bundles or opens them in a browser). An HTML comment on the line
+before the fence changes how the block is treated:
 
     <!-- doc-test: skip: REASON -->   not run (it starts the server the test already started, installs
                                       packages, or needs Docker); the reason is required
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUN = {"sh", "python"}
-SAVED = {"html", "js", "javascript"}
+SAVED = {"html", "js", "javascript", "jsx"}
 SHOWN = {"json", "yaml", "text"}
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)(?P<attrs>[^`]*)$")
 _MARKER = re.compile(r"^<!-- doc-test: (?P<what>skip|fails)(?::\s*(?P<reason>.*?))?\s*-->$")

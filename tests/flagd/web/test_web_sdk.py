@@ -4,49 +4,38 @@ The real @openfeature/web-sdk and @openfeature/ofrep-web-provider from npm, at t
 tests/browser/package.json pins (`make npm` installs them), with flagd-web.js's hook for exposures and
 conversions, and a client key restricted to the page's origin. The page (tests/browser/page.html, page.js) is
 served from origin A by a small static server here; flagd is origin B (another port is another origin).
-Without the npm packages or chromium these tests skip with a message, and fail under CI (CI=true).
+Without the npm packages or chromium these tests skip with a message, and fail under CI (CI=true). The
+quickstarts of docs/browser.md run in test_browser_quickstarts.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Request, Response
+from playwright.async_api import Browser, Page, Response
 from starlette.applications import Starlette
-from starlette.requests import Request as StarletteRequest
-from starlette.responses import HTMLResponse
-from starlette.responses import Response as StarletteResponse
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
-from flagd.cli.documents import read_document
-from tests.docs.markdown import SAVED, blocks
-from tests.support import LiveServer, bearer, flagd_env, missing, running_server
+from tests.flagd.web.web_support import (
+    NPM,
+    ROOT,
+    Network,
+    create_client_key,
+    import_map,
+    static_origin,
+    until,
+)
+from tests.support import LiveServer, bearer, running_server
 
-T = TypeVar("T")
-
-ROOT = Path(__file__).resolve().parents[3]
-NPM = ROOT / "tests" / "browser"
-MODULES = NPM / "node_modules"
 SERVED_MODULE = ROOT / "flagd" / "web" / "static" / "flagd-web.js"
 PUBLISHED = ROOT / "web" / "flagd-openfeature"
-PACKAGES = (
-    "@openfeature/core",
-    "@openfeature/web-sdk",
-    "@openfeature/ofrep-core",
-    "@openfeature/ofrep-web-provider",
-)
 UNIT = "visitor-1"
 EXPERIMENT = "one-page-checkout"
 DOCUMENT: dict[str, Any] = {
@@ -87,63 +76,12 @@ DOCUMENT: dict[str, Any] = {
 CONFIGURATION_CHANGED = "PROVIDER_CONFIGURATION_CHANGED"
 
 
-def esm_entry(manifest: dict[str, Any]) -> str:
-    """The file of a package's ES module build: its `module`, else the `import` condition of its exports."""
-    module = manifest.get("module")
-    if isinstance(module, str):
-        return module
-    exports = manifest.get("exports") or {}
-    entry = exports.get(".", exports) if isinstance(exports, dict) else None
-    found = entry.get("import") if isinstance(entry, dict) else None
-    if not isinstance(found, str):
-        raise AssertionError(f"{manifest.get('name')} names no ES module build (module or exports.import)")
-    return found
-
-
-def import_map() -> dict[str, str]:
-    """Each OpenFeature package to its ES module build under /node_modules, and flagd-web to the hook."""
-    absent = [name for name in PACKAGES if not (MODULES / name / "package.json").is_file()]
-    if absent:
-        missing(
-            f"the npm packages of the browser tests are not installed ({', '.join(absent)} missing): "
-            "run `make npm` (npm ci --prefix tests/browser)"
-        )
-    imports = {"flagd-web": "/flagd-web.js"}
-    for name in PACKAGES:
-        manifest = json.loads((MODULES / name / "package.json").read_text(encoding="utf-8"))
-        imports[name] = f"/node_modules/{name}/{esm_entry(manifest).removeprefix('./')}"
-    return imports
-
-
-def static_origin(html: str, scripts: dict[str, str]) -> Starlette:
-    """A page's origin: the page at /, each of `scripts` at its path (read when asked for, so a test may add
-    one once it knows the origin), flagd-web.js as flagd serves it, the installed npm packages under
-    /node_modules."""
-    scripts.setdefault("/flagd-web.js", SERVED_MODULE.read_text(encoding="utf-8"))
-
-    async def page(request: StarletteRequest) -> HTMLResponse:
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
-
-    async def script(request: StarletteRequest) -> StarletteResponse:
-        text = scripts.get(request.url.path)
-        if text is None:
-            return StarletteResponse("not found", status_code=404)
-        return StarletteResponse(text, media_type="text/javascript", headers={"Cache-Control": "no-store"})
-
-    return Starlette(
-        routes=[
-            Route("/", page),
-            Mount("/node_modules", StaticFiles(directory=MODULES)),
-            Route("/{name:path}", script),
-        ]
-    )
-
-
 def page_app(imports: dict[str, str]) -> Starlette:
     """The test page's origin (tests/browser/page.html and page.js, the import map put in)."""
     html = (NPM / "page.html").read_text(encoding="utf-8")
     html = html.replace("{{IMPORT_MAP}}", json.dumps({"imports": imports}))
-    return static_origin(html, {"/page.js": (NPM / "page.js").read_text(encoding="utf-8")})
+    scripts = {"/page.js": (NPM / "page.js").read_text(encoding="utf-8")}
+    return static_origin(html, scripts | {"/flagd-web.js": SERVED_MODULE.read_text(encoding="utf-8")})
 
 
 @dataclass(slots=True)
@@ -157,52 +95,6 @@ async def origins() -> AsyncIterator[Origins]:
     app = page_app(import_map())
     async with running_server(app) as allowed, running_server(app) as other:
         yield Origins(allowed, other)
-
-
-async def create_client_key(database_url: str, origin: str, cwd: Path) -> str:
-    """A client key allowed from `origin`, made as an operator makes one (`flagd keys create`)."""
-    command = [sys.executable, "-m", "flagd", "keys", "create", "--scope", "client", "web-page"]
-    command += ["--origin", origin, "--database-url", database_url]
-    done = await asyncio.to_thread(
-        subprocess.run, command, env=flagd_env(), cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-@dataclass(slots=True)
-class Network:
-    """What the page asked flagd, and what flagd answered, as the browser saw it."""
-
-    flagd: str
-    requests: list[Request] = field(default_factory=list)
-    responses: list[Response] = field(default_factory=list)
-
-    def watch(self, page: Page) -> None:
-        page.on("request", lambda request: self._keep(self.requests, request, request.url))
-        page.on("response", lambda response: self._keep(self.responses, response, response.url))
-
-    def _keep(self, into: list[Any], item: Any, url: str) -> None:
-        if url.startswith(self.flagd):
-            into.append(item)
-
-    def posted_events(self) -> list[dict[str, Any]]:
-        sent = []
-        for request in self.requests:
-            if request.method == "POST" and request.url == f"{self.flagd}/v1/events" and request.post_data:
-                sent.extend(json.loads(request.post_data)["events"])
-        return sent
-
-
-async def until(check: Callable[[], Awaitable[T | None]], what: str, seconds: float = 10.0) -> T:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        found = await check()
-        if found is not None:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} within {seconds} s")
-        await asyncio.sleep(0.05)
 
 
 def page_url(origin: LiveServer, flagd: LiveServer, key: str, country: str) -> str:
@@ -395,57 +287,3 @@ async def test_should_serve_the_hook_as_the_published_package_holds_it(client: h
     assert manifest["type"] == "module"
     assert manifest["exports"]["."]["default"] == "./flagd-web.js"
     assert set(manifest["files"]) <= {path.name for path in PUBLISHED.iterdir()}
-
-
-async def test_should_run_the_page_of_the_browser_quickstart(
-    browser: Browser,
-    server: LiveServer,
-    admin: httpx.AsyncClient,
-    sdk: httpx.AsyncClient,
-    database_url: str,
-    conn: asyncpg.Connection,
-    tmp_path: Path,
-) -> None:
-    """docs/browser.md's page and script as the reader saves them, against its example experiment."""
-    saved = {block.file: block.text for block in blocks(ROOT / "docs" / "browser.md") if block.lang in SAVED}
-    html, app = saved["shop/index.html"], saved["shop/app.js"]
-    for name, path in import_map().items():
-        if name.startswith("@openfeature/"):
-            assert f'"{name}": ".{path}"' in html, f"docs/browser.md's import map must map {name} to .{path}"
-    document = read_document(str(ROOT / "examples" / "experiment.yaml"))
-    assert (await admin.put("/v1/admin/flag-set", json=document)).status_code == 200
-    assert (await admin.post("/v1/admin/experiments/one-page-checkout/start")).status_code == 200
-    scripts = {"/app.js": app}
-    async with running_server(static_origin(html, scripts)) as shop:
-        key = await create_client_key(database_url, shop.url, tmp_path)
-        scripts["/config.js"] = (
-            f'export const FLAGD_URL = "{server.url}";\nexport const CLIENT_KEY = "{key}";\n'
-        )
-        # A unit the example experiment takes in (half of the eligible users, less the layer's holdout),
-        # found with an sdk key (the client key's rate limit is for pages) in bulk, which records nothing.
-        unit, assigned = "", None
-        for candidate in (f"user-{i}" for i in range(200)):
-            context = {"targetingKey": candidate, "country": "NL"}
-            bulk = await sdk.post("/ofrep/v1/evaluate/flags", json={"context": context})
-            flag = next(f for f in bulk.json()["flags"] if f["key"] == "checkout-page")
-            if flag["metadata"].get("experimentExposure"):
-                unit, assigned = candidate, flag["variant"]
-                break
-        assert unit, "none of 200 users is in the example experiment"
-        page = await browser.new_page(locale="nl-NL")
-        await page.goto(f"{shop.url}/?user={unit}")
-        await page.wait_for_selector("#checkout[data-layout]", timeout=15_000)
-        assert await page.get_attribute("#checkout", "data-layout") == assigned
-        await page.click("#pay")
-        await page.goto("about:blank")
-
-        async def stored() -> list[Any] | None:
-            rows = await conn.fetch("SELECT name, unit, value FROM events ORDER BY name")
-            return list(rows) if len(rows) >= 2 else None
-
-        events = await until(stored, "the quickstart's conversions were not stored")
-        assert [tuple(r) for r in events] == [("checkout_completed", unit, None), ("order_paid", unit, 49.5)]
-        exposures = await conn.fetch("SELECT unit, variant, source, attributes FROM exposures")
-        assert [(r["unit"], r["variant"], r["source"]) for r in exposures] == [(unit, assigned, "client")]
-        assert json.loads(exposures[0]["attributes"]) == {"country": "NL"}
-        await page.close()
