@@ -84,6 +84,11 @@ async def stored_events(conn: asyncpg.Connection, count: int) -> list[tuple[Any,
     return [tuple(r) for r in await until(stored, "the quickstart's conversions were not stored")]
 
 
+async def sent(network: Network, kind: str) -> list[dict[str, Any]] | None:
+    """The events of `kind` the page has posted to flagd, when there are any."""
+    return [e for e in network.posted_events() if e["kind"] == kind] or None
+
+
 def config_js(server: LiveServer, key: str) -> str:
     """shop/config.js as the doc's first block writes it, for the test's server and key."""
     return f'export const FLAGD_URL = "{server.url}";\nexport const CLIENT_KEY = "{key}";\n'
@@ -187,21 +192,20 @@ async def test_should_run_the_react_app_of_the_browser_quickstart_and_expose_onc
         # Re-rendered before and after the exposure's batch leaves (within a second), and paid: the
         # conversions' batch leaves within a second too, while the page is open (what a page sends as it is
         # left, the browser does not report).
-        events = f"{server.url}/v1/events"
-        async with page.expect_request(lambda r: r.url == events and r.method == "POST", timeout=5_000):
-            for _ in range(3):
-                await page.click("#more")
+        for _ in range(3):
+            await page.click("#more")
+        await until(lambda: sent(network, "exposure"), "the app sent no exposure")
         for _ in range(2):
             await page.click("#more")
         assert await page.text_content("#more") == "Items: 6"
-        async with page.expect_request(lambda r: r.url == events and r.method == "POST", timeout=5_000):
-            await page.click("#pay")
-            await page.wait_for_selector("#thanks")
+        await page.click("#pay")
+        await page.wait_for_selector("#thanks")
+        await until(lambda: sent(network, "track"), "the app sent no conversion")
 
         stored = await stored_events(conn, 2)
         assert stored == [("checkout_completed", unit, None), ("order_paid", unit, 6 * 49.5)]
-        sent = [e for e in network.posted_events() if e["kind"] == "exposure"]
-        assert [(e["unit"], e["variant"]) for e in sent] == [(unit, "one-page")]
+        exposed = await sent(network, "exposure")
+        assert [(e["unit"], e["variant"]) for e in exposed or []] == [(unit, "one-page")]
         exposures = await conn.fetch("SELECT unit, variant, source FROM exposures")
         assert [tuple(r) for r in exposures] == [(unit, "one-page", "client")]
         assert errors == []
