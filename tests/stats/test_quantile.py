@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from stats import (
@@ -18,8 +19,10 @@ from stats import (
 )
 from stats.quantile import STANDARD_ERROR_Z
 
+Floats = npt.NDArray[np.float64]
 
-def sample_of(values_by_unit: list[np.ndarray], p: float) -> tuple[QuantileSample, float]:
+
+def sample_of(values_by_unit: list[Floats], p: float) -> tuple[QuantileSample, float]:
     pooled = np.sort(np.concatenate(values_by_unit))
     q = float(pooled[quantile_rank(p, pooled.size) - 1])
     a = np.array([float(np.sum(v <= q)) for v in values_by_unit])
@@ -30,7 +33,7 @@ def sample_of(values_by_unit: list[np.ndarray], p: float) -> tuple[QuantileSampl
     return sample, q
 
 
-def statistic_of(values_by_unit: list[np.ndarray], p: float) -> QuantileStatistic:
+def statistic_of(values_by_unit: list[Floats], p: float) -> QuantileStatistic:
     sample, q = sample_of(values_by_unit, p)
     pooled = np.sort(np.concatenate(values_by_unit))
     r1, r2 = sample.interval_ranks()
@@ -74,7 +77,10 @@ def test_should_read_the_standard_error_off_the_order_statistics_at_the_rank_int
     x = np.sort(rng.normal(size=10_000))
     statistic = statistic_of([np.array([v]) for v in x], 0.9)
     s = math.sqrt(0.9 * 0.1 / 9_999)  # the sample variance of the indicator over n
-    r1, r2 = math.floor(10_000 * (0.9 - STANDARD_ERROR_Z * s)), math.ceil(10_000 * (0.9 + STANDARD_ERROR_Z * s))
+    r1, r2 = (
+        math.floor(10_000 * (0.9 - STANDARD_ERROR_Z * s)),
+        math.ceil(10_000 * (0.9 + STANDARD_ERROR_Z * s)),
+    )
     assert statistic.value == x[8999]
     assert statistic.std_error == pytest.approx((x[r2 - 1] - x[r1 - 1]) / (2 * STANDARD_ERROR_Z), rel=1e-12)
     # The asymptotic standard error of the normal's 0.9-quantile: sqrt(p (1 - p) / n) / phi(z_0.9).
@@ -96,15 +102,18 @@ def test_should_test_a_difference_of_quantiles_as_a_difference_of_means_with_tha
     se = math.hypot(control.std_error, treatment.std_error)
     assert result.effect == pytest.approx(treatment.value - control.value, rel=1e-12)
     assert result.std_error == pytest.approx(se, rel=1e-12)
-    assert result.p_value < 0.05 and result.ci_low > 0
+    assert result.p_value < 0.05
+    assert result.ci_low > 0
     relative = fixed_horizon(control, treatment, relative=True)
     assert relative.effect == pytest.approx(treatment.value / control.value - 1, rel=1e-12)
     always = sequential(control, treatment, SequentialDesign.from_expected_sample_size(8000))
-    assert always.ci_low < result.ci_low and always.ci_high > result.ci_high
+    assert always.ci_low < result.ci_low
+    assert always.ci_high > result.ci_high
 
 
 def test_should_report_a_quantile_without_spread_as_a_problem() -> None:
     zeros = QuantileStatistic(100, 0.0, 0.0)
     result = fixed_horizon(zeros, zeros)
-    assert result.problem is not None and result.problem.problem.value == "zero_variance"
+    assert result.problem is not None
+    assert result.problem.problem.value == "zero_variance"
     assert fixed_horizon(QuantileStatistic(10, math.nan, 1.0), zeros).problem is not None
