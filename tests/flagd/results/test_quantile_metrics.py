@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flagd.experiments.model import Metric
+from flagd.results.analysis import quantile_arm
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
 from stats import (
     QuantileSample,
@@ -213,7 +214,7 @@ async def test_should_give_what_stats_gives_on_quantiles_recomputed_from_raw_row
     assert checked == len(QUANTILE_METRICS) * 4
 
 
-async def test_should_compute_the_same_quantiles_from_raw_events_from_the_rollups_and_per_segment(
+async def test_should_compute_the_same_quantiles_from_raw_events_from_caught_up_rollups_and_per_segment(
     admin: httpx.AsyncClient,
     sdk: httpx.AsyncClient,
     results_client: httpx.AsyncClient,
@@ -221,7 +222,12 @@ async def test_should_compute_the_same_quantiles_from_raw_events_from_the_rollup
     database_url: str,
 ) -> None:
     now = await start(admin, database_url, RECOMPUTED)
-    await post_all(sdk, simulated(now, 300))
+    events = simulated(now, 300)
+    await post_all(sdk, events[: len(events) // 2])
+    assert (
+        await results_client.get("/v1/experiments/speed/results")
+    ).status_code == 200  # builds the roll-ups
+    await post_all(sdk, events[len(events) // 2 :])  # caught up: the touched units recomputed
     body = (await results_client.get("/v1/experiments/speed/results?segment=country")).json()
     as_of = datetime.fromisoformat(body["asOf"])
     for key, spec in QUANTILE_METRICS.items():
@@ -238,6 +244,11 @@ async def test_should_compute_the_same_quantiles_from_raw_events_from_the_rollup
         assert {s["variant"]: s["mean"] for s in shown["variants"]} == {
             v: raw.quantiles[v].quantile for v in VARIANTS
         }
+        arms = [quantile_arm(metric, raw.quantiles[v]) for v in VARIANTS]
+        expected = fixed_horizon(*arms)
+        given = shown["comparisons"][0]["absolute"]["fixedHorizon"]
+        assert close(given["ciLow"], expected.ci_low), key
+        assert close(given["ciHigh"], expected.ci_high), key
     # Per segment: each country's units add up to the whole, and each has its own quantile.
     segments = body["segments"]["values"]
     assert {s["value"] for s in segments} == {"NL", "DE", "BE"}
