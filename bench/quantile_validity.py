@@ -200,7 +200,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     failures = 0
     for r in rows:
-        ok = max(r["fixed_fp"], r["seq_fp"]) <= fpr_limit and min(r["fixed_cover"], r["seq_cover"]) >= coverage_limit
+        ok = (
+            max(r["fixed_fp"], r["seq_fp"]) <= fpr_limit
+            and min(r["fixed_cover"], r["seq_cover"]) >= coverage_limit
+        )
         failures += not ok
         print(
             f"| {r['value']} | {r['level']} | p{round(r['p'] * 100)} | {r['split']} | "
