@@ -34,6 +34,7 @@ def sample_of(values_by_unit: list[Floats], p: float) -> tuple[QuantileSample, f
 
 
 def statistic_of(values_by_unit: list[Floats], p: float) -> QuantileStatistic:
+    """Deng et al.'s quantile statistic, every sum and order statistic taken with numpy over the units' values."""
     sample, q = sample_of(values_by_unit, p)
     pooled = np.sort(np.concatenate(values_by_unit))
     r1, r2 = sample.interval_ranks()

@@ -24,15 +24,12 @@ from flagd.experiments.model import Metric
 from flagd.results.analysis import quantile_arm
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
 from stats import (
-    QuantileSample,
-    QuantileStatistic,
     SequentialDesign,
     fixed_horizon,
-    quantile_rank,
-    quantile_statistic,
     sequential,
 )
 from tests.flagd.results.test_results_recompute import close, post_all
+from tests.stats.test_quantile import statistic_of
 from tests.support import backdate_phase
 
 Floats = npt.NDArray[np.float64]
@@ -138,25 +135,6 @@ def unit_values(
     return out
 
 
-def numpy_statistic(units: list[list[float]], p: float) -> QuantileStatistic:
-    """Deng et al.'s quantile statistic, every sum taken with numpy over the units' values."""
-    pooled = np.sort(np.array([v for values in units for v in values]))
-    q = float(pooled[quantile_rank(p, pooled.size) - 1])
-    below = np.array([np.sum(np.array(values) <= q) for values in units], dtype=float)
-    count = np.array([len(values) for values in units], dtype=float)
-    sample = QuantileSample(
-        p,
-        len(units),
-        int(count.sum()),
-        float(below.sum()),
-        float(below @ below),
-        float(count @ count),
-        float(below @ count),
-    )
-    r1, r2 = sample.interval_ranks()
-    return quantile_statistic(sample, q, float(pooled[r1 - 1]), float(pooled[r2 - 1]))
-
-
 async def start(admin: httpx.AsyncClient, database_url: str, definition: dict[str, Any]) -> datetime:
     assert (await admin.put("/v1/admin/flag-set", json=definition)).status_code == 200
     assert (await admin.post("/v1/admin/experiments/speed/start")).status_code == 200
@@ -192,7 +170,9 @@ async def test_should_give_what_stats_gives_on_quantiles_recomputed_from_raw_row
             spec["level"],
         )
         values = unit_values(rows, exposures, spec, as_of)
-        arms = {v: numpy_statistic(values[v], spec["quantile"]) for v in VARIANTS}
+        arms = {
+            v: statistic_of([np.array(u, dtype=float) for u in values[v]], spec["quantile"]) for v in VARIANTS
+        }
         shown = {s["variant"]: (s["units"], s["mean"]) for s in metric["variants"]}
         assert shown == {v: (len(values[v]), arms[v].value) for v in VARIANTS}
         (comparison,) = metric["comparisons"]
