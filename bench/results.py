@@ -3,8 +3,8 @@
     .venv/bin/python bench/results.py [--units 100000 1000000 3000000] [--events-per-unit 10]
 
 For each size: a fresh database (embedded PostgreSQL unless DATABASE_URL is set) gets an
-experiment with 3 variants and 5 metrics (a conversion, a winsorised sum, a count, a ratio and
-an NPS survey), then `--units` units exposed over 30 days and about `--events-per-unit` track
+experiment with 3 variants and 6 metrics (a conversion, a winsorised sum, a count, a ratio,
+an NPS survey and the event-level p90 of the visits' load time, a quantile metric), then `--units` units exposed over 30 days and about `--events-per-unit` track
 events each, written with COPY straight into the real tables (events through its daily
 partitions) and VACUUMed (as autovacuum would). Then `flagd serve` starts and the results endpoint is timed: cold (the
 first request after the server started, with PostgreSQL's caches as the load left them) and
@@ -60,6 +60,13 @@ DOCUMENT: dict[str, Any] = {
             "direction": "increase",
         },
         "nps": {"type": "nps", "event": "survey", "direction": "increase"},
+        "load-p90": {
+            "type": "quantile",
+            "event": "visit",
+            "quantile": 0.9,
+            "level": "event",
+            "direction": "decrease",
+        },
     },
     "experiments": {
         "big": {
@@ -71,6 +78,7 @@ DOCUMENT: dict[str, Any] = {
                 {"metric": "visits", "role": "secondary"},
                 {"metric": "revenue-per-visit", "role": "secondary"},
                 {"metric": "nps", "role": "guardrail"},
+                {"metric": "load-p90", "role": "guardrail"},
             ],
         }
     },
@@ -104,8 +112,8 @@ async def load(url: str, units: int, per_unit: int) -> tuple[int, float]:
                 value = (
                     round(rng.expovariate(1 / 40), 2)
                     if name == "purchase"
-                    else (float(rng.randrange(11)) if name == "survey" else None)
-                )
+                    else (float(rng.randrange(11)) if name == "survey" else round(rng.lognormvariate(6, 0.5)))
+                )  # a visit's value: its page's load time in ms
                 events.append((uuid7(), at, stored, name, unit, value, None))
             if len(events) >= CHUNK or i == units - 1:
                 await conn.copy_records_to_table(

@@ -29,11 +29,13 @@ from stats.power import (
     sequential_power,
     sequential_sample_size,
 )
+from stats.quantile import QuantileSample, quantile_rank, quantile_statistic
 from stats.results import AnalysisResult
 from stats.sequential import SequentialDesign, accumulate_looks, sequential
 from stats.srm import SrmResult, sample_ratio_mismatch
 from stats.sufficient import (
     ProportionStatistic,
+    QuantileStatistic,
     RatioStatistic,
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
@@ -51,6 +53,8 @@ __all__ = [
     "PowerInputs",
     "Problem",
     "ProportionStatistic",
+    "QuantileSample",
+    "QuantileStatistic",
     "RatioStatistic",
     "RegressionAdjustedStatistic",
     "SampleMeanStatistic",
@@ -66,6 +70,8 @@ __all__ = [
     "minimum_detectable_effect",
     "pooled_theta",
     "power",
+    "quantile_rank",
+    "quantile_statistic",
     "sample_ratio_mismatch",
     "sample_size",
     "sequential",

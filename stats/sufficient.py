@@ -172,4 +172,32 @@ def pooled_theta(a: RegressionAdjustedStatistic, b: RegressionAdjustedStatistic)
     return theta if math.isfinite(theta) else 0.0
 
 
-Statistic = ProportionStatistic | SampleMeanStatistic | RatioStatistic | RegressionAdjustedStatistic
+@dataclass(frozen=True, slots=True)
+class QuantileStatistic:
+    """An arm's sample quantile over n units and its estimator's standard error (stats.quantile).
+
+    Everything a test needs of a quantile, but not additive like the others: two days' quantiles are
+    recomputed from their values, not summed."""
+
+    n: int
+    value: float
+    std_error: float
+
+    @property
+    def mean(self) -> float:
+        """The quantile: what the tests compare between arms (named as the other statistics name it)."""
+        return self.value
+
+    @property
+    def variance(self) -> float:
+        """n SE^2: the estimator's variance on the per-unit scale, as the tests divide it by n."""
+        return self.n * self.std_error**2
+
+
+Statistic = (
+    ProportionStatistic
+    | SampleMeanStatistic
+    | RatioStatistic
+    | RegressionAdjustedStatistic
+    | QuantileStatistic
+)

@@ -14,6 +14,7 @@ from typing import Any
 
 from stats.sufficient import (
     ProportionStatistic,
+    QuantileStatistic,
     RatioStatistic,
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
@@ -105,6 +106,14 @@ def _check_pair(x: Any, y: Any, sum_of_products: Any, what: str, names: tuple[st
     return None
 
 
+def _check_quantile(statistic: QuantileStatistic) -> str | None:
+    if not bounded(statistic.value):
+        return f"the quantile must be finite and within {MAX_MAGNITUDE:.0e}, got {statistic.value!r}"
+    if not bounded(statistic.std_error) or statistic.std_error < 0:
+        return f"the quantile's standard error must be a finite number >= 0, got {statistic.std_error!r}"
+    return None
+
+
 def check_statistic(statistic: Any) -> str | None:
     """None if the statistic could come from data, else what is impossible about it."""
     if isinstance(statistic, ProportionStatistic | SampleMeanStatistic):
@@ -119,4 +128,6 @@ def check_statistic(statistic: Any) -> str | None:
         )
     if isinstance(statistic, RegressionAdjustedStatistic):
         return _check_pair(statistic.post, statistic.pre, statistic.sum_of_products, "the", ("post", "pre"))
+    if isinstance(statistic, QuantileStatistic):
+        return _check_count("the n", statistic.n) or _check_quantile(statistic)
     return f"expected a statistic from stats.sufficient, got {type(statistic).__name__}"

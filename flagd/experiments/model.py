@@ -8,8 +8,20 @@ from typing import Any, Literal
 BASIS_POINTS = 10_000
 """Traffic is measured in basis points: 10,000 is everyone."""
 
-MetricType = Literal["conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces"]
-METRIC_TYPES: tuple[MetricType, ...] = ("conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces")
+MetricType = Literal["conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces", "quantile"]
+METRIC_TYPES: tuple[MetricType, ...] = (
+    "conversion",
+    "count",
+    "sum",
+    "mean",
+    "ratio",
+    "nps",
+    "csat",
+    "ces",
+    "quantile",
+)
+QuantileLevel = Literal["unit", "event"]
+QUANTILE_LEVELS: tuple[QuantileLevel, ...] = ("unit", "event")
 Direction = Literal["increase", "decrease"]
 Role = Literal["primary", "secondary", "guardrail"]
 State = Literal["draft", "running", "stopped", "launched"]
@@ -39,6 +51,10 @@ class Metric:
     window_seconds: int | None = None
     """Only events within this long of the unit's first exposure count."""
     winsorisation: Winsorisation | None = None
+    quantile: float | None = None
+    """Quantile metrics: p, from 0.01 to 0.99 (0.9: the p90)."""
+    level: QuantileLevel = "unit"
+    """Quantile metrics: of each unit's summed value ("unit"), or of the events' values ("event")."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from typing import Any
 from flagd.experiments.model import (
     BASIS_POINTS,
     METRIC_TYPES,
+    QUANTILE_LEVELS,
     Experiment,
     Layer,
     Metric,
@@ -59,6 +60,8 @@ _METRIC_MEMBERS = {
     "denominator",
     "window_seconds",
     "winsorisation",
+    "quantile",
+    "level",
 }
 _EXPERIMENT_MEMBERS = {
     "name",
@@ -144,6 +147,7 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 Problem(child(path, "window_seconds"), "must be a whole number of seconds, 1 to 10 years")
             )
         winsorisation = _winsorisation(entry.get("winsorisation"), child(path, "winsorisation"), problems)
+        _check_quantile(kind, entry, path, problems)
         for text in ("name", "description"):
             if text in entry and not isinstance(entry[text], str):
                 problems.append(Problem(child(path, text), "must be text"))
@@ -159,8 +163,45 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 denominator=entry.get("denominator"),
                 window_seconds=window,
                 winsorisation=winsorisation,
+                quantile=float(entry["quantile"]) if kind == "quantile" else None,
+                level=entry.get("level", "unit"),
             )
     return metrics
+
+
+def _check_quantile(kind: Any, entry: Mapping[str, Any], path: str, problems: list[Problem]) -> None:
+    """A quantile metric's p and level; the members only a quantile metric has, on no other type."""
+    if kind != "quantile":
+        for member in ("quantile", "level"):
+            if member in entry:
+                problems.append(
+                    Problem(child(path, member), "only a metric of type quantile has this member")
+                )
+        return
+    p = entry.get("quantile")
+    if not isinstance(p, int | float) or isinstance(p, bool) or not 0.01 <= p <= 0.99:
+        problems.append(
+            Problem(
+                child(path, "quantile"),
+                f"must be a number from 0.01 to 0.99, e.g. 0.9 for the p90; got {given(p)}",
+            )
+        )
+    level = entry.get("level", "unit")
+    if level not in QUANTILE_LEVELS:
+        problems.append(
+            Problem(
+                child(path, "level"),
+                "must be unit (the quantile of each unit's summed value) or event (of the events' values, "
+                f"clustered by unit); got {given(level)}",
+            )
+        )
+    if "winsorisation" in entry:
+        problems.append(
+            Problem(
+                child(path, "winsorisation"),
+                "a quantile is not moved by a few extreme values; remove winsorisation from a quantile metric",
+            )
+        )
 
 
 def _names(value: Any, known: Collection[str]) -> bool:
@@ -178,12 +219,19 @@ def _check_ratio(
                 Problem(child(path, side), _not_one(name, "a metric of this file", "name one of its metrics"))
             )
         elif name == key or (
-            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "ratio"
+            isinstance(raw, dict)
+            and isinstance(raw.get(name), dict)
+            and raw[name].get("type") in ("ratio", "quantile")
         ):
+            what = (
+                raw[name].get("type")
+                if isinstance(raw, dict) and isinstance(raw.get(name), dict)
+                else "ratio"
+            )
             problems.append(
                 Problem(
                     child(path, side),
-                    f"{given(name)} is a ratio metric itself; a ratio divides two plain metrics",
+                    f"{given(name)} is a {what} metric itself; a ratio divides two plain metrics",
                 )
             )
     if isinstance(numerator, str) and numerator == denominator:

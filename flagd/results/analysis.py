@@ -27,6 +27,7 @@ from flagd.results.model import (
     NoEstimate,
     Progress,
     Projection,
+    QuantileSums,
     Reduction,
     SampleRatio,
     Scale,
@@ -42,6 +43,8 @@ from stats import (
     BetaPrior,
     PowerInputs,
     ProportionStatistic,
+    QuantileSample,
+    QuantileStatistic,
     RatioStatistic,
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
@@ -52,12 +55,12 @@ from stats import (
     fixed_horizon,
     gaussian_effect,
     holm,
+    quantile_statistic,
     sample_ratio_mismatch,
     sequential,
     sequential_sample_size,
 )
-
-Statistic = ProportionStatistic | SampleMeanStatistic | RatioStatistic | RegressionAdjustedStatistic
+from stats.sufficient import Statistic
 
 DESIGN_UNITS = 100_000
 """The default of an experiment's `expected_units`: its sequential test is tightest there (fixed in advance)."""
@@ -99,6 +102,38 @@ def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
     return post
 
 
+def quantile_arm(metric: Metric, sums: QuantileSums | None) -> QuantileStatistic:
+    """A variant's quantile and its standard error, from the order statistics read (stats.quantile); a
+    variant without values has no units to test."""
+    if sums is None or metric.quantile is None:
+        return QuantileStatistic(0, 0.0, 0.0)
+    sample = QuantileSample(
+        metric.quantile,
+        sums.units,
+        sums.values,
+        sums.below,
+        sums.below_squares,
+        sums.values_squares,
+        sums.below_values,
+    )
+    return quantile_statistic(sample, sums.quantile, sums.low, sums.high)
+
+
+def arm(metric: Metric, reduction: Reduction, variant: str, *, cuped: bool) -> Statistic:
+    """The stats/ statistic of one variant of `metric` in `reduction`."""
+    if metric.type == "quantile":
+        return quantile_arm(metric, reduction.quantiles.get(variant))
+    return statistic(metric, reduction.sums(variant), cuped=cuped)
+
+
+def shown_value(metric: Metric, reduction: Reduction, variant: str) -> float | None:
+    """The variant's value as shown: its quantile, its mean."""
+    if metric.type == "quantile":
+        found = reduction.quantiles.get(variant)
+        return found.quantile if found is not None else None
+    return mean(metric, reduction.sums(variant))
+
+
 def test_result(result: AnalysisResult) -> TestResult:
     if result.problem is not None:
         return NoEstimate(StatisticProblem(result.problem.problem.value, result.problem.message))
@@ -128,10 +163,10 @@ def analyse_metric(
     sums = {v: reduction.sums(v) for v in (control, *treatments)}
     use_cuped = _uses_cuped(metric, sums, options)
     design = options.design
-    base = statistic(metric, sums[control], cuped=use_cuped)
+    base = arm(metric, reduction, control, cuped=use_cuped)
     comparisons = []
     for treatment in treatments:
-        other = statistic(metric, sums[treatment], cuped=use_cuped)
+        other = arm(metric, reduction, treatment, cuped=use_cuped)
         scales = {
             relative: Scale(
                 test_result(fixed_horizon(base, other, relative=relative, alpha=options.alpha)),
@@ -154,8 +189,10 @@ def analyse_metric(
         direction=metric.direction,
         cuped=use_cuped,
         cap=reduction.cap,
-        variants=tuple(VariantSummary(v, s.n, mean(metric, s)) for v, s in sums.items()),
+        variants=tuple(VariantSummary(v, s.n, shown_value(metric, reduction, v)) for v, s in sums.items()),
         comparisons=tuple(comparisons),
+        quantile=metric.quantile,
+        level=metric.level if metric.type == "quantile" else None,
     )
 
 
@@ -324,9 +361,9 @@ def series(
     for _, reduction in days:
         sums = {v: reduction.sums(v) for v in names}
         use_cuped = _uses_cuped(metric, sums, options)
-        base = statistic(metric, sums[control], cuped=use_cuped)
+        base = arm(metric, reduction, control, cuped=use_cuped)
         for treatment in treatments:
-            other = statistic(metric, sums[treatment], cuped=use_cuped)
+            other = arm(metric, reduction, treatment, cuped=use_cuped)
             for relative in (False, True):
                 result = sequential(base, other, design, relative=relative, alpha=options.alpha)
                 looks.setdefault((treatment, relative), []).append(result)

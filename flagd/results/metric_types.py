@@ -9,11 +9,13 @@
     nps         ratio over respondents   no     NPS points (-100..100)    no                 no
     csat        ratio over respondents   no     a share (pct. points)     no                 no
     ces         ratio over respondents   no     the score                 no                 no
+    quantile    p-quantile (Deng 2018)   no     the value's unit          no                 no
 
 NPS is analysed on its own scale: each respondent's +1 / 0 / -1 times 100, so the mean, the absolute lift
 and its interval are all in NPS points.
 
-A "ratio" type is analysed with the delta method over each unit's (y, d); the others over y alone.
+A "ratio" type is analysed with the delta method over each unit's (y, d); a quantile by its order
+statistics (flagd.results.sql.quantile, stats.quantile); the others over y alone.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ KINDS: dict[MetricType, MetricKind] = {
     "nps": MetricKind(ratio=True, cuped=False, scale=100.0, survey=True, unit="NPS points"),
     "csat": MetricKind(ratio=True, cuped=False, survey=True, unit="percentage points", percent_points=True),
     "ces": MetricKind(ratio=True, cuped=False, survey=True, unit="points of the score"),
+    "quantile": MetricKind(ratio=False, cuped=False, unit="in the quantile"),
 }
 
 

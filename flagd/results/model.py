@@ -2,6 +2,7 @@
 
 Inputs (read from the database by `flagd.results.phase_reader`):
     VariantSums       a variant's sufficient statistics of one metric: add, and start from zero
+    QuantileSums      a variant's quantile of a quantile metric, with what its interval is read from
     Reduction         one metric's sums per variant (and the cap applied)
     ExposureTally     units per variant and per day of the phase
     Volumes           metric events per name and day since the phase began
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import ClassVar, Literal
 
-from flagd.experiments.model import Direction, MetricType, Role
+from flagd.experiments.model import Direction, MetricType, QuantileLevel, Role
 
 Action = Literal["investigate", "stop", "ship", "keep running"]
 Correction = Literal["holm", "bh", "none"]
@@ -60,11 +61,46 @@ ZERO = VariantSums()
 
 
 @dataclass(frozen=True, slots=True)
+class QuantileSums:
+    """A variant's sample quantile Q of a quantile metric (flagd.results.sql.quantile, stats.quantile).
+
+    With a_i the unit's values at or below Q and N_i its values (1 each, at the unit level)."""
+
+    units: int
+    values: int
+    """N = sum N_i."""
+    quantile: float
+    below: float
+    """sum a_i."""
+    below_squares: float
+    values_squares: float
+    below_values: float
+    """sum a_i N_i."""
+    low: float
+    high: float
+    """The order statistics at the ranks of the fraction's interval (stats.QuantileSample.interval_ranks)."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "units",
+        "values",
+        "quantile",
+        "below",
+        "below_squares",
+        "values_squares",
+        "below_values",
+        "low",
+        "high",
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Reduction:
     metric: str
     variants: dict[str, VariantSums]
     cap: float | None = None
     """The cap applied to per-unit values (None: not winsorised)."""
+    quantiles: dict[str, QuantileSums] = field(default_factory=dict)
+    """A quantile metric's per-variant quantiles (its `variants` then hold only the units, n)."""
 
     def sums(self, variant: str) -> VariantSums:
         return self.variants.get(variant, ZERO)
@@ -206,7 +242,14 @@ class MetricResult:
     cuped: bool
     cap: float | None
     variants: tuple[VariantSummary, ...]
+    """Each variant's units and value: its mean, or for a quantile metric its quantile."""
     comparisons: tuple[Comparison, ...]
+    quantile: float | None = None
+    """A quantile metric's p (its variants' values and differences are quantiles)."""
+    level: QuantileLevel | None = None
+    """A quantile metric's level: unit or event."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"quantile", "level"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from flagd.results.cache import ReductionCache
 from flagd.results.model import ExposureTally, Freshness, PhaseData, Reduction, SegmentData
 from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
+from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
 from flagd.results.sql.reduce import reduce_rolled_by, segment_population
 from flagd.results.sql.rollup import (
     RollupPolicy,
@@ -166,14 +167,25 @@ class PhaseReader:
         )
         found = self._cache.get(key) if self._cache is not None else None
         if found is None:
-            found = await reduce_rolled_by(
-                self._conn,
-                self._plan.key,
-                self._phase,
-                metric,
-                sources,
-                attribute=attribute,
-                population=population,
+            found = (
+                await reduce_quantile(
+                    self._conn,
+                    self._plan.key,
+                    self._phase,
+                    QuantileQuery(metric.metric, source=sources[0]),
+                    population,
+                    attribute=attribute,
+                )
+                if metric.metric.type == "quantile"
+                else await reduce_rolled_by(
+                    self._conn,
+                    self._plan.key,
+                    self._phase,
+                    metric,
+                    sources,
+                    attribute=attribute,
+                    population=population,
+                )
             )
             if self._cache is not None:
                 self._cache.put(key, found)

@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 
 from flagd.experiments.catalog import ResolvedMetric
-from flagd.results.model import Reduction, VariantSums
+from flagd.results.model import QuantileSums, Reduction, VariantSums
+from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
 from flagd.results.sql.reduce import reduce_metric
 from flagd.storage.types import Connection
 
@@ -42,6 +43,9 @@ def _encode(reduction: Reduction) -> bytes:
             "variants": {
                 v: [getattr(s, f) for f in VariantSums.FIELDS] for v, s in reduction.variants.items()
             },
+            "quantiles": {
+                v: [getattr(q, f) for f in QuantileSums.FIELDS] for v, q in reduction.quantiles.items()
+            },
         }
     )
 
@@ -52,7 +56,11 @@ def _decode(metric: str, raw: str) -> Reduction:
         v: VariantSums(int(values[0]), *(float(x) for x in values[1:]))
         for v, values in stored["variants"].items()
     }
-    return Reduction(metric, variants, stored["cap"])
+    quantiles = {
+        v: QuantileSums(int(values[0]), int(values[1]), *(float(x) for x in values[2:]))
+        for v, values in stored.get("quantiles", {}).items()
+    }
+    return Reduction(metric, variants, stored["cap"], quantiles)
 
 
 async def day_reductions(
@@ -88,9 +96,7 @@ async def day_reductions(
             break
         computed += 1
         end = day_end(day)
-        reduction = await reduce_metric(
-            conn, experiment, phase, metric, end=min(end, now), pre_seconds=pre_seconds
-        )
+        reduction = await _reduce_day(conn, experiment, phase, metric, min(end, now), pre_seconds)
         if end + CLOSED_AFTER <= now:
             await conn.execute(
                 "INSERT INTO results_days (experiment, phase, signature, day, sums) VALUES ($1, $2, $3, $4, $5::text::jsonb) "
@@ -103,3 +109,15 @@ async def day_reductions(
             )
         found[day] = reduction
     return found
+
+
+async def _reduce_day(
+    conn: Connection, experiment: str, phase: int, metric: ResolvedMetric, end: datetime, pre_seconds: int
+) -> Reduction:
+    """The metric's sums as of `end`, from the raw events."""
+    if metric.metric.type == "quantile":
+        reductions = await reduce_quantile(
+            conn, experiment, phase, QuantileQuery(metric.metric, end=end), None
+        )
+        return reductions.get("", Reduction(metric.key, {}))
+    return await reduce_metric(conn, experiment, phase, metric, end=end, pre_seconds=pre_seconds)

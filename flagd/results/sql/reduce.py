@@ -48,6 +48,10 @@ UNIT_AGGREGATES = """
 """What a unit did, from its events `e` joined to its exposure `u`: the count, sum and last value after
 exposure, the count and sum before it (the columns of a roll-up row, flagd.results.rollup)."""
 
+UNIT_VALUES = """       array_agg(e.value ORDER BY e.value)
+            FILTER (WHERE e.occurred_at >= u.exposed_at AND e.value IS NOT NULL) AS post_values"""
+"""The values of a unit's events after exposure, sorted (for event-level quantiles, flagd.results.sql.quantile)."""
+
 # Per-unit aggregates of one event name over the post and pre windows.
 _PER_UNIT = """
 SELECT u.variant, u.unit, u.segment, {aggregates}

@@ -35,7 +35,7 @@ from datetime import datetime
 import orjson
 
 from flagd.experiments.catalog import ResolvedMetric
-from flagd.results.sql.reduce import UNIT_AGGREGATES
+from flagd.results.sql.reduce import UNIT_AGGREGATES, UNIT_VALUES
 from flagd.settings import Settings
 from flagd.storage.types import Connection
 
@@ -45,15 +45,22 @@ class Source:
     event: str
     window_seconds: int | None
     pre_seconds: int
+    values: bool = False
+    """Whether each unit's values are kept too (sorted, in post_values): for event-level quantiles."""
 
     @property
     def key(self) -> str:
-        return orjson.dumps([self.event, self.window_seconds, self.pre_seconds]).decode()
+        spelled: list[object] = [self.event, self.window_seconds, self.pre_seconds]
+        return orjson.dumps([*spelled, "values"] if self.values else spelled).decode()
 
 
 def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ...]:
-    """The sources a metric reads: its own event, or a ratio's numerator and denominator."""
-    return tuple(Source(str(p.event), p.window_seconds, pre_seconds) for p in metric.parts)
+    """The sources a metric reads: its own event, or a ratio's numerator and denominator; an event-level
+    quantile's with the values kept."""
+    return tuple(
+        Source(str(p.event), p.window_seconds, pre_seconds, p.type == "quantile" and p.level == "event")
+        for p in metric.parts
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +83,7 @@ class RollupState:
 
 # Per unit: the events of one name from `pre` seconds before its first exposure to the end of the
 # window after it; units are the phase's exposed units (all of them, or the touched ones).
-_COLUMNS = "experiment, phase, source, unit, variant, post_count, post_sum, post_last, pre_count, pre_sum"
+_COLUMNS = "experiment, phase, source, unit, variant, post_count, post_sum, post_last, pre_count, pre_sum, post_values"
 _COMPUTE = """
 SELECT $1::text AS experiment, $2::int AS phase, $3::text AS source, u.unit, u.variant, {aggregates}
 FROM exposures u {touched}
@@ -89,9 +96,19 @@ GROUP BY u.unit, u.variant
 """
 
 _BUILD_TEMPLATE = "INSERT INTO results_unit_values ({columns}) {compute}"
-_BUILD = _BUILD_TEMPLATE.format(
-    columns=_COLUMNS, compute=_COMPUTE.format(touched="", aggregates=UNIT_AGGREGATES)
-)
+
+
+def _aggregates(source: Source) -> str:
+    return (
+        UNIT_AGGREGATES + ",\n" + (UNIT_VALUES if source.values else "       NULL::float8[] AS post_values")
+    )
+
+
+def _build(source: Source) -> str:
+    return _BUILD_TEMPLATE.format(
+        columns=_COLUMNS, compute=_COMPUTE.format(touched="", aggregates=_aggregates(source))
+    )
+
 
 # The touched units' rows computed again: a changed row is updated, a new one inserted, the row of a
 # unit that no longer has one (no events left in its windows, or now in several variants) deleted.
@@ -103,10 +120,11 @@ upserted AS (
     SELECT * FROM computed
     ON CONFLICT (experiment, phase, source, unit) DO UPDATE SET
         variant = EXCLUDED.variant, post_count = EXCLUDED.post_count, post_sum = EXCLUDED.post_sum,
-        post_last = EXCLUDED.post_last, pre_count = EXCLUDED.pre_count, pre_sum = EXCLUDED.pre_sum
-    WHERE (r.variant, r.post_count, r.post_sum, r.post_last, r.pre_count, r.pre_sum)
+        post_last = EXCLUDED.post_last, pre_count = EXCLUDED.pre_count, pre_sum = EXCLUDED.pre_sum,
+        post_values = EXCLUDED.post_values
+    WHERE (r.variant, r.post_count, r.post_sum, r.post_last, r.pre_count, r.pre_sum, r.post_values)
           IS DISTINCT FROM (EXCLUDED.variant, EXCLUDED.post_count, EXCLUDED.post_sum, EXCLUDED.post_last,
-                            EXCLUDED.pre_count, EXCLUDED.pre_sum)
+                            EXCLUDED.pre_count, EXCLUDED.pre_sum, EXCLUDED.post_values)
     RETURNING 1
 ),
 deleted AS (
@@ -117,10 +135,16 @@ deleted AS (
 )
 SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM deleted)
 """
-_RECOMPUTE = _RECOMPUTE_TEMPLATE.format(
-    compute=_COMPUTE.format(touched="JOIN results_touched t ON t.unit = u.unit", aggregates=UNIT_AGGREGATES),
-    columns=_COLUMNS,
-)
+
+
+def _recompute(source: Source) -> str:
+    return _RECOMPUTE_TEMPLATE.format(
+        compute=_COMPUTE.format(
+            touched="JOIN results_touched t ON t.unit = u.unit", aggregates=_aggregates(source)
+        ),
+        columns=_COLUMNS,
+    )
+
 
 # The horizon of a catch-up: the earliest start of a transaction still open elsewhere (it may be
 # storing rows with that received_at), or now. Only client sessions store events (a long autovacuum
@@ -162,14 +186,14 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
         )
         args = (experiment, phase, source.key, source.event, source.window_seconds, source.pre_seconds)
         if caught_up_at is None:
-            await conn.execute(_BUILD, *args)
+            await conn.execute(_build(source), *args)
             # The planner needs the new rows' statistics before autovacuum comes by (a hash aggregate
             # instead of sorting a million rows by variant).
             await conn.execute("ANALYZE results_unit_values")
             latest = await conn.fetchval("SELECT max(received_at) FROM events WHERE name = $1", source.event)
             changed = True
         else:
-            changed, latest = await _recompute_touched(conn, args, caught_up_at)
+            changed, latest = await _recompute_touched(conn, source, args, caught_up_at)
         await conn.execute(
             "INSERT INTO results_rollups AS r (experiment, phase, source, caught_up_at, latest_event_at, "
             "built_seconds) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (experiment, phase, source) DO UPDATE "
@@ -188,7 +212,7 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
 
 
 async def _recompute_touched(
-    conn: Connection, args: tuple[object, ...], caught_up_at: datetime
+    conn: Connection, source: Source, args: tuple[object, ...], caught_up_at: datetime
 ) -> tuple[bool, datetime | None]:
     """Recompute the units stored since the last horizon; (whether a row changed, the newest event's
     received_at among them)."""
@@ -197,7 +221,7 @@ async def _recompute_touched(
     touched = await conn.execute(_TOUCH, event, caught_up_at, experiment, phase)
     if touched.endswith(" 0"):  # "INSERT 0 <rows>": nothing was stored since
         return False, None
-    changed: int = await conn.fetchval(_RECOMPUTE, *args)
+    changed: int = await conn.fetchval(_recompute(source), *args)
     latest: datetime | None = await conn.fetchval(
         "SELECT max(received_at) FROM events WHERE name = $1 AND received_at >= $2", event, caught_up_at
     )

@@ -36,6 +36,13 @@ DOCUMENT: dict[str, Any] = {
             "direction": "increase",
         },
         "satisfaction": {"type": "csat", "event": "survey", "direction": "increase"},
+        "load-p90": {
+            "type": "quantile",
+            "event": "page_load",
+            "quantile": 0.9,
+            "level": "event",
+            "direction": "decrease",
+        },
     },
     "layers": {"checkout": {"holdout_bp": 500}},
     "experiments": {
@@ -77,6 +84,55 @@ def test_should_read_a_valid_document() -> None:
     ]
     assert values["metrics"]["revenue"].winsorisation.percentile == 99
     assert values["layers"]["checkout"].holdout_bp == 500
+    load = values["metrics"]["load-p90"]
+    assert (load.type, load.quantile, load.level) == ("quantile", 0.9, "event")
+
+
+def test_should_read_a_quantile_of_the_unit_level_by_default() -> None:
+    document = {
+        **DOCUMENT,
+        "metrics": {"p50": {"type": "quantile", "event": "x", "quantile": 0.5, "direction": "increase"}},
+    }
+    values, problems = read({**document, "experiments": {}})
+    assert problems == []
+    assert values["metrics"]["p50"].level == "unit"
+
+
+@pytest.mark.parametrize(
+    ("member", "value", "path", "says"),
+    [
+        ("quantile", 1.5, "metrics.load-p90.quantile", "from 0.01 to 0.99"),
+        ("quantile", True, "metrics.load-p90.quantile", "from 0.01 to 0.99"),
+        ("quantile", None, "metrics.load-p90.quantile", "e.g. 0.9 for the p90"),
+        ("level", "session", "metrics.load-p90.level", "must be unit"),
+        ("winsorisation", {"percentile": 99}, "metrics.load-p90.winsorisation", "remove winsorisation"),
+    ],
+)
+def test_should_locate_each_mistake_of_a_quantile_metric(
+    member: str, value: Any, path: str, says: str
+) -> None:
+    metric = {**DOCUMENT["metrics"]["load-p90"], member: value}
+    if value is None:
+        del metric[member]
+    _, problems = read({**DOCUMENT, "metrics": {**DOCUMENT["metrics"], "load-p90": metric}})
+    assert any(p.path == path and says in p.message for p in problems), problems
+
+
+def test_should_refuse_quantile_members_on_other_types_and_a_ratio_of_a_quantile() -> None:
+    metrics = {
+        **DOCUMENT["metrics"],
+        "orders": {**DOCUMENT["metrics"]["orders"], "quantile": 0.5},
+        "revenue-per-order": {**DOCUMENT["metrics"]["revenue-per-order"], "numerator": "load-p90"},
+    }
+    _, problems = read({**DOCUMENT, "metrics": metrics})
+    assert any(
+        p.path == "metrics.orders.quantile" and "only a metric of type quantile" in p.message
+        for p in problems
+    )
+    assert any(
+        p.path == "metrics.revenue-per-order.numerator" and "is a quantile metric itself" in p.message
+        for p in problems
+    ), problems
 
 
 @pytest.mark.parametrize(
@@ -85,7 +141,7 @@ def test_should_read_a_valid_document() -> None:
         (
             ("metrics", "orders", "type", "median"),
             "metrics.orders.type",
-            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces; got "median"',
+            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces, quantile; got "median"',
         ),
         (
             ("metrics", "revenue-per-order", "denominator", "revenue"),
