@@ -8,8 +8,22 @@ from typing import Any, Literal
 BASIS_POINTS = 10_000
 """Traffic is measured in basis points: 10,000 is everyone."""
 
-MetricType = Literal["conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces"]
-METRIC_TYPES: tuple[MetricType, ...] = ("conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces")
+MetricType = Literal["conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces", "retention"]
+METRIC_TYPES: tuple[MetricType, ...] = (
+    "conversion",
+    "count",
+    "sum",
+    "mean",
+    "ratio",
+    "nps",
+    "csat",
+    "ces",
+    "retention",
+)
+RETENTION_MAX_DAY = 365
+"""A retention metric's `to_day` is at most a year after exposure."""
+RETENTION_MAX_EVENTS = 20
+"""A retention metric counts a unit active on any of at most this many events."""
 Direction = Literal["increase", "decrease"]
 Role = Literal["primary", "secondary", "guardrail"]
 State = Literal["draft", "running", "stopped", "launched"]
@@ -39,6 +53,17 @@ class Metric:
     window_seconds: int | None = None
     """Only events within this long of the unit's first exposure count."""
     winsorisation: Winsorisation | None = None
+    events: tuple[str, ...] = ()
+    """Retention metrics: a unit is active on any of these events."""
+    from_day: int = 0
+    to_day: int = 0
+    """Retention metrics: active in [exposure + from_day days, exposure + to_day days); only units exposed
+    at least to_day days before the analysis end count (the others are maturing)."""
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        """Every event name the metric reads itself."""
+        return self.events if self.type == "retention" else ((self.event,) if self.event else ())
 
 
 @dataclass(frozen=True, slots=True)

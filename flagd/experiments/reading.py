@@ -8,6 +8,8 @@ file that other flagd tools read for its flags alone:
     metrics:
       checkout-rate: {name: Checkout rate, type: conversion, event: checkout, direction: increase}
       revenue-per-order: {type: ratio, numerator: revenue, denominator: orders, direction: increase}
+      week-2-retention: {type: retention, events: [app_opened, order_paid], from_day: 7, to_day: 14,
+                         direction: increase}
     layers:
       checkout: {holdout_bp: 500}
     experiments:
@@ -37,6 +39,8 @@ from typing import Any
 from flagd.experiments.model import (
     BASIS_POINTS,
     METRIC_TYPES,
+    RETENTION_MAX_DAY,
+    RETENTION_MAX_EVENTS,
     Experiment,
     Layer,
     Metric,
@@ -59,7 +63,12 @@ _METRIC_MEMBERS = {
     "denominator",
     "window_seconds",
     "winsorisation",
+    "events",
+    "from_day",
+    "to_day",
 }
+_RETENTION_ONLY = ("events", "from_day", "to_day")
+_NOT_RETENTION = ("event", "window_seconds", "winsorisation")
 _EXPERIMENT_MEMBERS = {
     "name",
     "hypothesis",
@@ -134,8 +143,14 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                     f"must be increase or decrease (whichever is better); got {given(direction)}",
                 )
             )
+        if kind != "retention":
+            for member in _RETENTION_ONLY:
+                if member in entry:
+                    problems.append(Problem(child(path, member), "only a retention metric has this member"))
         if kind == "ratio":
             _check_ratio(key, entry, path, keys, document.get("metrics", {}), problems)
+        elif kind == "retention":
+            _check_retention(entry, path, problems)
         elif not isinstance(entry.get("event"), str) or not entry.get("event"):
             problems.append(Problem(child(path, "event"), "name the event this metric reads"))
         window = entry.get("window_seconds")
@@ -159,8 +174,63 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 denominator=entry.get("denominator"),
                 window_seconds=window,
                 winsorisation=winsorisation,
+                events=tuple(entry.get("events", ())),
+                from_day=entry.get("from_day", 0),
+                to_day=entry.get("to_day", 0),
             )
     return metrics
+
+
+def _check_retention(entry: Mapping[str, Any], path: str, problems: list[Problem]) -> None:
+    """`events` (any of them makes a unit active), `from_day` < `to_day` (days after exposure)."""
+    for member in _NOT_RETENTION:
+        if member in entry:
+            fix = "list the events under events" if member == "event" else "a retention metric has none"
+            problems.append(Problem(child(path, member), f"not a member of a retention metric; {fix}"))
+    events = entry.get("events")
+    if not isinstance(events, list) or not 1 <= len(events) <= RETENTION_MAX_EVENTS:
+        problems.append(
+            Problem(
+                child(path, "events"),
+                f"list 1 to {RETENTION_MAX_EVENTS} event names: a unit is active on any of them, "
+                "e.g. [app_opened, order_paid]",
+            )
+        )
+    else:
+        for index, name in enumerate(events):
+            if not isinstance(name, str) or not name:
+                problems.append(Problem(child(child(path, "events"), index), "must be an event name"))
+            elif name in events[:index]:
+                problems.append(
+                    Problem(child(child(path, "events"), index), f"{given(name)} is listed twice")
+                )
+    start, end = entry.get("from_day"), entry.get("to_day")
+    if not _whole(start, 0, RETENTION_MAX_DAY - 1):
+        problems.append(
+            Problem(
+                child(path, "from_day"),
+                f"must be a whole number of days after exposure, 0 to {RETENTION_MAX_DAY - 1}; got {given(start)}",
+            )
+        )
+    if not _whole(end, 1, RETENTION_MAX_DAY):
+        problems.append(
+            Problem(
+                child(path, "to_day"),
+                f"must be a whole number of days after exposure, 1 to {RETENTION_MAX_DAY}; got {given(end)}",
+            )
+        )
+    elif (
+        isinstance(start, int)
+        and isinstance(end, int)
+        and _whole(start, 0, RETENTION_MAX_DAY - 1)
+        and start >= end
+    ):
+        problems.append(
+            Problem(
+                child(path, "to_day"),
+                f"must be after from_day ({start}): a unit is active in [from_day, to_day) days after exposure",
+            )
+        )
 
 
 def _names(value: Any, known: Collection[str]) -> bool:
@@ -176,6 +246,14 @@ def _check_ratio(
         if not _names(name, keys):
             problems.append(
                 Problem(child(path, side), _not_one(name, "a metric of this file", "name one of its metrics"))
+            )
+        elif (
+            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "retention"
+        ):
+            problems.append(
+                Problem(
+                    child(path, side), f"{given(name)} is a retention metric; a ratio divides per-unit totals"
+                )
             )
         elif name == key or (
             isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "ratio"

@@ -9,9 +9,15 @@
     nps         ratio over respondents   no     NPS points (-100..100)    no                 no
     csat        ratio over respondents   no     a share (pct. points)     no                 no
     ces         ratio over respondents   no     the score                 no                 no
+    retention   share of matured units   no     a share (pct. points)     per unit           yes, + maturing
 
 NPS is analysed on its own scale: each respondent's +1 / 0 / -1 times 100, so the mean, the absolute lift
 and its interval are all in NPS points.
+
+A retention metric is the share of *matured* units (exposed at least `to_day` days before the analysis
+end) active between day `from_day` and `to_day` after exposure: each counted unit's 0/1 is final when it
+enters, so the looks of the sequential test see a growing sample of fixed values, like a conversion's.
+Its progress counts matured units and adds the `to_day` days a unit takes to mature.
 
 A "ratio" type is analysed with the delta method over each unit's (y, d); the others over y alone.
 """
@@ -42,6 +48,8 @@ class MetricKind:
     """Whether the units needed to detect the planned change can be computed (a per-unit mean)."""
     survey: bool = False
     """Reads each unit's last answer; a unit that never answered is not in the denominator."""
+    proportion: bool = False
+    """Each unit's y is 0 or 1: analysed as a proportion (the beta-binomial chance to beat control)."""
 
 
 KINDS: dict[MetricType, MetricKind] = {
@@ -52,6 +60,7 @@ KINDS: dict[MetricType, MetricKind] = {
         progress=True,
         unit="percentage points",
         percent_points=True,
+        proportion=True,
     ),
     "count": MetricKind(ratio=False, cuped=True, impact="per unit", progress=True, unit="events per unit"),
     "sum": MetricKind(ratio=False, cuped=True, impact="per unit", progress=True),
@@ -60,6 +69,15 @@ KINDS: dict[MetricType, MetricKind] = {
     "nps": MetricKind(ratio=True, cuped=False, scale=100.0, survey=True, unit="NPS points"),
     "csat": MetricKind(ratio=True, cuped=False, survey=True, unit="percentage points", percent_points=True),
     "ces": MetricKind(ratio=True, cuped=False, survey=True, unit="points of the score"),
+    "retention": MetricKind(
+        ratio=False,
+        cuped=False,
+        impact="per unit",
+        progress=True,
+        unit="percentage points",
+        percent_points=True,
+        proportion=True,
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from flagd.results.model import ExposureTally, Freshness, PhaseData, Reduction, 
 from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.reduce import reduce_rolled_by, segment_population
+from flagd.results.sql.retention import reduce_retention_rolled
 from flagd.results.sql.rollup import (
     RollupPolicy,
     RollupState,
@@ -51,12 +52,15 @@ class PhaseReader:
         self._cache = cache
         self._now = now
         self._states: dict[str, RollupState] = {}
+        self._end = now
+        """The analysis end: now, or the phase's end once it ended (retention's units mature by it)."""
 
     async def read(self, segment: str | None = None) -> PhaseData:
         """The phase's tally, every metric's reduction, the volumes; and the breakdown by `segment`."""
         conn, plan = self._conn, self._plan
         window = await self._window()
         started = window[0] if window else None
+        self._end = min(self._now, window[1]) if window and window[1] else self._now
         tally = await exposure_tally(conn, plan.key, self._phase, self._now, started)
         metrics = [m.resolved for m in plan.metrics]
         await self._catch_up(metrics)
@@ -124,6 +128,7 @@ class PhaseReader:
     async def _past_days(self) -> tuple[ExposureTally, list[date]]:
         """The phase's tally, and the past days of its series."""
         window = await self._window()
+        self._end = min(self._now, window[1]) if window and window[1] else self._now
         tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
         return tally, series_days(window[0] if window else None, tally.daily, self._now)
 
@@ -156,6 +161,18 @@ class PhaseReader:
     ) -> dict[str, Reduction]:
         """The metric per segment of `attribute` (one, "", without), filled with `population`."""
         sources = tuple(s.key for s in metric_sources(metric, self._policy.pre_seconds))
+        if metric.metric.type == "retention":
+            # Which units count moves with the analysis end, so the reduction is read every time.
+            return await reduce_retention_rolled(
+                self._conn,
+                self._plan.key,
+                self._phase,
+                metric.metric,
+                sources,
+                end=self._end,
+                attribute=attribute,
+                population=population,
+            )
         key = (
             self._plan.key,
             self._phase,

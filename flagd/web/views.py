@@ -40,6 +40,7 @@ _VALUE_MEANS: dict[MetricType, str] = {
     "nps": "NPS, from {minus}100 to 100",
     "csat": "share of answers satisfied",
     "ces": "average effort score",
+    "retention": "share of {many} active in the metric's days after exposure, of those whose days are over",
 }
 
 
@@ -58,6 +59,8 @@ class Row:
     control: bool
     units: str
     value: str
+    maturing: str = ""
+    """Retention: the units exposed too recently to count yet ("+ 120 maturing")."""
     change: str = ""
     interval: str = ""
     verdict: str = ""
@@ -157,6 +160,7 @@ def _row(
         control=False,
         units=count(summary.units),
         value=value(metric.type, summary.mean),
+        maturing=_maturing(summary.maturing),
         change=effect,
         interval=interval,
         verdict=narrative.verdict(metric, comparison),
@@ -165,6 +169,10 @@ def _row(
         impact_interval=impact_interval,
         impact_year="" if year is None else f"{year[0]} ({year[1]})",
     )
+
+
+def _maturing(units: int | None) -> str:
+    return f"+ {count(units)} maturing" if units else ""
 
 
 def metric_view(metric: MetricResult, control: str, words: Names) -> MetricView:
@@ -179,6 +187,7 @@ def metric_view(metric: MetricResult, control: str, words: Names) -> MetricView:
                     True,
                     count(summary.units),
                     value(metric.type, summary.mean),
+                    _maturing(summary.maturing),
                 )
             )
         else:

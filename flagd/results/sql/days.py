@@ -20,6 +20,7 @@ import orjson
 from flagd.experiments.catalog import ResolvedMetric
 from flagd.results.model import Reduction, VariantSums
 from flagd.results.sql.reduce import reduce_metric
+from flagd.results.sql.retention import reduce_retention_raw
 from flagd.storage.types import Connection
 
 CLOSED_AFTER = timedelta(hours=1)
@@ -88,9 +89,13 @@ async def day_reductions(
             break
         computed += 1
         end = day_end(day)
-        reduction = await reduce_metric(
-            conn, experiment, phase, metric, end=min(end, now), pre_seconds=pre_seconds
-        )
+        if metric.metric.type == "retention":
+            as_of = await reduce_retention_raw(conn, experiment, phase, metric.metric, end=min(end, now))
+            reduction = as_of.get("", Reduction(metric.key, {}))
+        else:
+            reduction = await reduce_metric(
+                conn, experiment, phase, metric, end=min(end, now), pre_seconds=pre_seconds
+            )
         if end + CLOSED_AFTER <= now:
             await conn.execute(
                 "INSERT INTO results_days (experiment, phase, signature, day, sums) VALUES ($1, $2, $3, $4, $5::text::jsonb) "

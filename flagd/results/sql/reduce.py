@@ -119,7 +119,7 @@ values AS (
 
 # The phase's units; with a segment attribute, the MAX_SEGMENTS largest values and "(other)" for the rest,
 # so no attribute (a user id by mistake, say) can return more than that many groups.
-_UNITS = """units AS (
+UNITS = """units AS (
     SELECT unit, variant, exposed_at, '' AS segment FROM exposures
     WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants AND exposed_at < $3
 )"""
@@ -145,7 +145,7 @@ def _per_unit(name_param: str, window_param: str) -> str:
     return _PER_UNIT.format(name=name_param, window=window_param, aggregates=UNIT_AGGREGATES)
 
 
-def _segmented_units(attribute_param: str, before: str) -> str:
+def segmented_units(attribute_param: str, before: str) -> str:
     return _SEGMENTED_UNITS.format(
         attribute=attribute_param, none=NO_VALUE, limit=MAX_SEGMENTS, other=OTHER, before=before
     )
@@ -233,9 +233,7 @@ async def reduce_metric_by(
 
     The cap of a winsorised metric is computed over all units, so every segment is capped alike."""
     e = _expressions(metric)
-    units = (
-        _UNITS if attribute is None else _segmented_units(f"${11 if e.both else 9}", "AND exposed_at < $3")
-    )
+    units = UNITS if attribute is None else segmented_units(f"${11 if e.both else 9}", "AND exposed_at < $3")
     sql = _REDUCE.format(
         units=units,
         per_unit_a=_per_unit("$7", "$8::float8"),
@@ -271,7 +269,7 @@ async def reduce_rolled_by(
     segmented = attribute is not None
     attribute_param = f"${7 if e.both else 6}"
     sql = _ROLLED.format(
-        units=_segmented_units(attribute_param, "") + "," if segmented else "",
+        units=segmented_units(attribute_param, "") + "," if segmented else "",
         source_b="$6" if e.both else "NULL",
         variant="coalesce(a.variant, b.variant)" if e.both else "a.variant",
         segment="u.segment" if segmented else "''",
@@ -307,7 +305,7 @@ async def segment_population(
     conn: Connection, experiment: str, phase: int, attribute: str | None
 ) -> dict[str, dict[str, int]]:
     """Units per segment (one, "", without an attribute) and variant, units in several variants left out."""
-    units = _UNITS.replace(" AND exposed_at < $3", "") if attribute is None else _segmented_units("$3", "")
+    units = UNITS.replace(" AND exposed_at < $3", "") if attribute is None else segmented_units("$3", "")
     rows = await conn.fetch(
         _POPULATION.format(units=units),
         experiment,

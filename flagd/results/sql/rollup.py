@@ -6,7 +6,9 @@ stores the outcome of that join once, in `results_unit_values` (one row per expe
 source and unit that has events), so results aggregate about one row per unit instead.
 
 A *source* is what a metric reads per unit: an event name, the window after exposure and the
-CUPED pre-exposure window. A catch-up of one source
+CUPED pre-exposure window. A retention metric reads one source per event name, its window starting
+`from_day` days after exposure (and no pre-exposure window): a unit's window is relative to its own
+exposure, so catching up the units touched since the horizon keeps it exact like any other. A catch-up of one source
 
 1. builds it from scratch when it has never been built, or else
 2. finds the units whose events (of that name) or exposure row were stored since the last
@@ -44,15 +46,23 @@ from flagd.storage.types import Connection
 class Source:
     event: str
     window_seconds: int | None
+    """The window's end, after exposure."""
     pre_seconds: int
+    from_seconds: int = 0
+    """The window's start, after exposure (retention); a source that starts later has no pre window."""
 
     @property
     def key(self) -> str:
-        return orjson.dumps([self.event, self.window_seconds, self.pre_seconds]).decode()
+        parts: list[object] = [self.event, self.window_seconds, self.pre_seconds]
+        return orjson.dumps([*parts, self.from_seconds] if self.from_seconds else parts).decode()
 
 
 def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ...]:
-    """The sources a metric reads: its own event, or a ratio's numerator and denominator."""
+    """The sources a metric reads: its own event, a ratio's numerator and denominator, or a retention
+    metric's events over its days."""
+    own = metric.metric
+    if own.type == "retention":
+        return tuple(Source(name, own.to_day * 86_400, 0, own.from_day * 86_400) for name in own.events)
     return tuple(Source(str(p.event), p.window_seconds, pre_seconds) for p in metric.parts)
 
 
@@ -74,15 +84,15 @@ class RollupState:
     """Bumped by every catch-up that changed a row: equal versions, equal rows."""
 
 
-# Per unit: the events of one name from `pre` seconds before its first exposure to the end of the
-# window after it; units are the phase's exposed units (all of them, or the touched ones).
+# Per unit: the events of one name from `pre` seconds before its first exposure (or `from` seconds
+# after it) to the end of the window after it; units are the phase's exposed units (all of them, or the touched ones).
 _COLUMNS = "experiment, phase, source, unit, variant, post_count, post_sum, post_last, pre_count, pre_sum"
 _COMPUTE = """
 SELECT $1::text AS experiment, $2::int AS phase, $3::text AS source, u.unit, u.variant, {aggregates}
 FROM exposures u {touched}
 JOIN events e
   ON e.name = $4 AND e.unit = u.unit
- AND e.occurred_at >= u.exposed_at - make_interval(secs => $6::float8)
+ AND e.occurred_at >= u.exposed_at + make_interval(secs => $7::float8 - $6::float8)
  AND e.occurred_at < u.exposed_at + make_interval(secs => coalesce($5::float8, 1e9))
 WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
 GROUP BY u.unit, u.variant
@@ -160,7 +170,15 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
             phase,
             source.key,
         )
-        args = (experiment, phase, source.key, source.event, source.window_seconds, source.pre_seconds)
+        args = (
+            experiment,
+            phase,
+            source.key,
+            source.event,
+            source.window_seconds,
+            source.pre_seconds,
+            source.from_seconds,
+        )
         if caught_up_at is None:
             await conn.execute(_BUILD, *args)
             # The planner needs the new rows' statistics before autovacuum comes by (a hash aggregate

@@ -1,0 +1,135 @@
+"""Retention metrics inside PostgreSQL: the share of matured units active between day a and day b.
+
+A unit is *active* when it has any of the metric's events in [exposed_at + from_day days,
+exposed_at + to_day days). Only *matured* units count: those exposed at least to_day days before the
+analysis end (`matured_before` = end - to_day days), whose window is over, so no unit's value changes
+once it is counted. The others are *maturing*: counted per variant, never analysed as "not active".
+Per variant the query returns n (matured units), y (active ones among them) and the maturing count;
+a unit's y is 0 or 1 and d is 1, so y² = y·d = y and d² = d = n.
+
+Two sources of the same answer:
+
+- `reduce_retention_rolled`: from the metric's roll-ups (one per event name, `flagd.results.sql.rollup`,
+  each row a unit with an event of that name in its window), joined to the phase's exposures for the
+  maturity of each unit: about one row per unit, whatever the number of events;
+- `reduce_retention_raw`: from the raw events, as of an end (the time series' past days), an EXISTS per
+  matured unit on `events_name_unit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from flagd.experiments.model import Metric
+from flagd.results.model import Reduction, VariantSums
+from flagd.results.sql.reduce import UNITS, segmented_units
+from flagd.storage.types import Connection
+
+# $1 experiment, $2 phase, $3 end, $4 the sources' keys or the event names, $5 matured_before.
+_SUMS = """
+WITH {units},
+active AS ({active})
+SELECT u.segment, u.variant,
+       count(*) FILTER (WHERE u.exposed_at <= $5) AS n,
+       count(a.unit) FILTER (WHERE u.exposed_at <= $5) AS y,
+       count(*) FILTER (WHERE u.exposed_at > $5) AS maturing
+FROM units u LEFT JOIN active a ON a.unit = u.unit
+GROUP BY u.segment, u.variant
+"""
+_ROLLED_ACTIVE = """SELECT DISTINCT unit FROM results_unit_values
+    WHERE experiment = $1 AND phase = $2 AND source = ANY($4::text[]) AND post_count > 0"""
+# $6 from_day and $7 to_day in seconds.
+_RAW_ACTIVE = """SELECT u.unit FROM units u
+    WHERE u.exposed_at <= $5 AND EXISTS (
+        SELECT 1 FROM events e
+        WHERE e.name = ANY($4::text[]) AND e.unit = u.unit
+          AND e.occurred_at >= u.exposed_at + make_interval(secs => $6::float8)
+          AND e.occurred_at < least(u.exposed_at + make_interval(secs => $7::float8), $3))"""
+
+
+def matured_before(metric: Metric, end: datetime) -> datetime:
+    """Units exposed at or before this have a complete window by `end`."""
+    return end - timedelta(days=metric.to_day)
+
+
+def _units(attribute_param: str | None) -> str:
+    return UNITS if attribute_param is None else segmented_units(attribute_param, "AND exposed_at < $3")
+
+
+def _reductions(metric: Metric, rows: Sequence[asyncpg.Record]) -> dict[str, Reduction]:
+    by_segment: dict[str, dict[str, VariantSums]] = {}
+    maturing: dict[str, dict[str, int]] = {}
+    for row in rows:
+        n, y = int(row["n"]), float(row["y"])
+        by_segment.setdefault(row["segment"], {})[row["variant"]] = VariantSums(n, y, y, n, n, y)
+        maturing.setdefault(row["segment"], {})[row["variant"]] = int(row["maturing"])
+    return {
+        segment: Reduction(metric.key, variants, None, maturing[segment])
+        for segment, variants in by_segment.items()
+    }
+
+
+def _filled(
+    metric: Metric, found: dict[str, Reduction], population: dict[str, dict[str, int]]
+) -> dict[str, Reduction]:
+    """Every segment and variant of the population, with zeros where no unit was exposed yet."""
+    out = {}
+    for segment, counts in population.items():
+        reduction = found.get(segment, Reduction(metric.key, {}, None, {}))
+        out[segment] = Reduction(
+            metric.key,
+            {v: reduction.sums(v) for v in counts},
+            None,
+            {v: (reduction.maturing or {}).get(v, 0) for v in counts},
+        )
+    for segment, reduction in found.items():
+        out.setdefault(segment, reduction)
+    return out
+
+
+async def reduce_retention_rolled(
+    conn: Connection,
+    experiment: str,
+    phase: int,
+    metric: Metric,
+    sources: tuple[str, ...],
+    *,
+    end: datetime,
+    attribute: str | None,
+    population: dict[str, dict[str, int]],
+) -> dict[str, Reduction]:
+    """Per segment of `attribute` ("" without), the metric's sums from its roll-ups (`sources`: their
+    keys, caught up by the caller), the units exposed before `end` matured or maturing by it."""
+    sql = _SUMS.format(units=_units(None if attribute is None else "$6"), active=_ROLLED_ACTIVE)
+    args: list[object] = [experiment, phase, end, list(sources), matured_before(metric, end)]
+    if attribute is not None:
+        args.append(attribute)
+    return _filled(metric, _reductions(metric, await conn.fetch(sql, *args)), population)
+
+
+async def reduce_retention_raw(
+    conn: Connection,
+    experiment: str,
+    phase: int,
+    metric: Metric,
+    *,
+    end: datetime,
+    attribute: str | None = None,
+) -> dict[str, Reduction]:
+    """Like `reduce_retention_rolled`, from the raw events as of `end`."""
+    sql = _SUMS.format(units=_units(None if attribute is None else "$8"), active=_RAW_ACTIVE)
+    args: list[object] = [
+        experiment,
+        phase,
+        end,
+        list(metric.events),
+        matured_before(metric, end),
+        float(metric.from_day * 86_400),
+        float(metric.to_day * 86_400),
+    ]
+    if attribute is not None:
+        args.append(attribute)
+    return _reductions(metric, await conn.fetch(sql, *args))
