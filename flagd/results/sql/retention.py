@@ -28,26 +28,26 @@ from flagd.results.model import Reduction, VariantSums
 from flagd.results.sql.reduce import UNITS, segmented_units
 from flagd.storage.types import Connection
 
-# $1 experiment, $2 phase, $3 end, $4 the sources' keys or the event names, $5 matured_before.
+# $1 experiment, $2 phase, $3 end, $4 the sources' keys or the event names, $5 matured_before. One pass
+# over the units: whether each matured one was active is an EXISTS (a semi-join), never a join that
+# could repeat a unit.
 _SUMS = """
-WITH {units},
-active AS ({active})
+WITH {units}
 SELECT u.segment, u.variant,
        count(*) FILTER (WHERE u.exposed_at <= $5) AS n,
-       count(a.unit) FILTER (WHERE u.exposed_at <= $5) AS y,
+       count(*) FILTER (WHERE u.exposed_at <= $5 AND EXISTS ({active})) AS y,
        count(*) FILTER (WHERE u.exposed_at > $5) AS maturing
-FROM units u LEFT JOIN active a ON a.unit = u.unit
+FROM units u
 GROUP BY u.segment, u.variant
 """
-_ROLLED_ACTIVE = """SELECT DISTINCT unit FROM results_unit_values
-    WHERE experiment = $1 AND phase = $2 AND source = ANY($4::text[]) AND post_count > 0"""
+_ROLLED_ACTIVE = """SELECT 1 FROM results_unit_values r
+    WHERE r.experiment = $1 AND r.phase = $2 AND r.source = ANY($4::text[]) AND r.unit = u.unit
+      AND r.post_count > 0"""
 # $6 from_day and $7 to_day in seconds.
-_RAW_ACTIVE = """SELECT u.unit FROM units u
-    WHERE u.exposed_at <= $5 AND EXISTS (
-        SELECT 1 FROM events e
-        WHERE e.name = ANY($4::text[]) AND e.unit = u.unit
-          AND e.occurred_at >= u.exposed_at + make_interval(secs => $6::float8)
-          AND e.occurred_at < least(u.exposed_at + make_interval(secs => $7::float8), $3))"""
+_RAW_ACTIVE = """SELECT 1 FROM events e
+    WHERE e.name = ANY($4::text[]) AND e.unit = u.unit
+      AND e.occurred_at >= u.exposed_at + make_interval(secs => $6::float8)
+      AND e.occurred_at < least(u.exposed_at + make_interval(secs => $7::float8), $3)"""
 
 
 def matured_before(metric: Metric, end: datetime) -> datetime:
