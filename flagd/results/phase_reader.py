@@ -17,7 +17,7 @@ from flagd.results.model import ExposureTally, Freshness, PhaseData, Reduction, 
 from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.reduce import reduce_rolled_by, segment_population
-from flagd.results.sql.retention import reduce_retention_rolled
+from flagd.results.sql.retention import exposure_rows, matured_before, reduce_retention_rolled
 from flagd.results.sql.rollup import (
     RollupPolicy,
     RollupState,
@@ -161,19 +161,7 @@ class PhaseReader:
     ) -> dict[str, Reduction]:
         """The metric per segment of `attribute` (one, "", without), filled with `population`."""
         sources = tuple(s.key for s in metric_sources(metric, self._policy.pre_seconds))
-        if metric.metric.type == "retention":
-            # Which units count moves with the analysis end, so the reduction is read every time.
-            return await reduce_retention_rolled(
-                self._conn,
-                self._plan.key,
-                self._phase,
-                metric.metric,
-                sources,
-                end=self._end,
-                attribute=attribute,
-                population=population,
-            )
-        key = (
+        key: tuple[object, ...] = (
             self._plan.key,
             self._phase,
             signature(metric, self._policy.pre_seconds),
@@ -181,17 +169,34 @@ class PhaseReader:
             attribute,
             tuple(sorted((segment, tuple(sorted(counts.items()))) for segment, counts in population.items())),
         )
+        retention = metric.metric.type == "retention"
+        if retention:
+            # Which units count moves with the clock: the exposure rows matured by now pin it down.
+            before = matured_before(metric.metric, self._end)
+            key += (await exposure_rows(self._conn, self._plan.key, self._phase, before),)
         found = self._cache.get(key) if self._cache is not None else None
         if found is None:
-            found = await reduce_rolled_by(
-                self._conn,
-                self._plan.key,
-                self._phase,
-                metric,
-                sources,
-                attribute=attribute,
-                population=population,
-            )
+            if retention:
+                found = await reduce_retention_rolled(
+                    self._conn,
+                    self._plan.key,
+                    self._phase,
+                    metric.metric,
+                    sources,
+                    end=self._end,
+                    attribute=attribute,
+                    population=population,
+                )
+            else:
+                found = await reduce_rolled_by(
+                    self._conn,
+                    self._plan.key,
+                    self._phase,
+                    metric,
+                    sources,
+                    attribute=attribute,
+                    population=population,
+                )
             if self._cache is not None:
                 self._cache.put(key, found)
         return found

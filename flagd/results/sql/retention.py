@@ -25,29 +25,29 @@ import asyncpg
 
 from flagd.experiments.model import Metric
 from flagd.results.model import Reduction, VariantSums
-from flagd.results.sql.reduce import UNITS, segmented_units
+from flagd.results.sql.reduce import REDUCTION_WORK_MEM, UNITS, segmented_units
 from flagd.storage.types import Connection
 
 # $1 experiment, $2 phase, $3 end, $4 the sources' keys or the event names, $5 matured_before. One pass
-# over the units: whether each matured one was active is an EXISTS (a semi-join), never a join that
-# could repeat a unit.
+# over the units: whether each matured one was active is a semi-join, never a join that could repeat a
+# unit. From the roll-ups it is an uncorrelated IN, which PostgreSQL runs as a hashed subplan (measured at
+# 100,000 units: 0.15-0.25 s, against 0.9-1.5 s for a correlated EXISTS probing the roll-up per unit).
 _SUMS = """
 WITH {units}
 SELECT u.segment, u.variant,
        count(*) FILTER (WHERE u.exposed_at <= $5) AS n,
-       count(*) FILTER (WHERE u.exposed_at <= $5 AND EXISTS ({active})) AS y,
+       count(*) FILTER (WHERE u.exposed_at <= $5 AND {active}) AS y,
        count(*) FILTER (WHERE u.exposed_at > $5) AS maturing
 FROM units u
 GROUP BY u.segment, u.variant
 """
-_ROLLED_ACTIVE = """SELECT 1 FROM results_unit_values r
-    WHERE r.experiment = $1 AND r.phase = $2 AND r.source = ANY($4::text[]) AND r.unit = u.unit
-      AND r.post_count > 0"""
+_ROLLED_ACTIVE = """u.unit IN (SELECT unit FROM results_unit_values
+    WHERE experiment = $1 AND phase = $2 AND source = ANY($4::text[]) AND post_count > 0)"""
 # $6 from_day and $7 to_day in seconds.
-_RAW_ACTIVE = """SELECT 1 FROM events e
+_RAW_ACTIVE = """EXISTS (SELECT 1 FROM events e
     WHERE e.name = ANY($4::text[]) AND e.unit = u.unit
       AND e.occurred_at >= u.exposed_at + make_interval(secs => $6::float8)
-      AND e.occurred_at < least(u.exposed_at + make_interval(secs => $7::float8), $3)"""
+      AND e.occurred_at < least(u.exposed_at + make_interval(secs => $7::float8), $3))"""
 
 
 def matured_before(metric: Metric, end: datetime) -> datetime:
@@ -107,7 +107,28 @@ async def reduce_retention_rolled(
     args: list[object] = [experiment, phase, end, list(sources), matured_before(metric, end)]
     if attribute is not None:
         args.append(attribute)
-    return _filled(metric, _reductions(metric, await conn.fetch(sql, *args)), population)
+    async with conn.transaction():
+        # The hashed subplan holds every active unit: in memory, as a reduction from the roll-ups is.
+        await conn.execute(f"SET LOCAL work_mem = '{REDUCTION_WORK_MEM}'")
+        rows = await conn.fetch(sql, *args)
+    return _filled(metric, _reductions(metric, rows), population)
+
+
+async def exposure_rows(conn: Connection, experiment: str, phase: int, before: datetime) -> tuple[int, int]:
+    """The phase's exposure rows, and those exposed at or before `before` (an index-only count).
+
+    With the roll-ups' versions and the units per variant, they pin a retention reduction down: exposure
+    rows are only added, a first exposure only moves earlier and `before` only moves later, so a unit that
+    matured, arrived or moved to "several variants" changes one of them."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS rows, count(*) FILTER (WHERE exposed_at <= $3) AS matured FROM exposures "
+        "WHERE experiment = $1 AND phase = $2",
+        experiment,
+        phase,
+        before,
+    )
+    assert row is not None
+    return int(row["rows"]), int(row["matured"])
 
 
 async def reduce_retention_raw(
