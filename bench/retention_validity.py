@@ -152,7 +152,9 @@ def run_split(task: tuple[tuple[float, float], int, int]) -> list[dict[str, Any]
                         flags["seq_cover" if kind == "effect" else "mistake_cover"] = False
                     if kind == "effect" and look == len(sums) - 1:
                         fixed = fixed_horizon(a, b, relative=relative, alpha=ALPHA)
-                        counts[(relative, "fixed_cover")] += fixed.ok and fixed.ci_low <= truth <= fixed.ci_high
+                        counts[(relative, "fixed_cover")] += (
+                            fixed.ok and fixed.ci_low <= truth <= fixed.ci_high
+                        )
             for what, flag in flags.items():
                 counts[(relative, what)] += flag
     return [
