@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flagd.experiments.filters import EventFilter
+
 BASIS_POINTS = 10_000
 """Traffic is measured in basis points: 10,000 is everyone."""
 
@@ -39,6 +41,10 @@ class Metric:
     window_seconds: int | None = None
     """Only events within this long of the unit's first exposure count."""
     winsorisation: Winsorisation | None = None
+    where: EventFilter | None = None
+    """Only the events whose properties pass this filter count."""
+    value_property: str | None = None
+    """The value is this numeric property of the event instead of its `value` (other values: no value)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flagd.experiments.filters import EventFilter, read_filter, read_value_property
 from flagd.experiments.model import (
     BASIS_POINTS,
     METRIC_TYPES,
@@ -59,7 +60,11 @@ _METRIC_MEMBERS = {
     "denominator",
     "window_seconds",
     "winsorisation",
+    "where",
+    "value_property",
 }
+_VALUED = ("sum", "mean", "nps", "csat", "ces")
+"""The types that read each event's value (the others count events)."""
 _EXPERIMENT_MEMBERS = {
     "name",
     "hypothesis",
@@ -144,6 +149,7 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 Problem(child(path, "window_seconds"), "must be a whole number of seconds, 1 to 10 years")
             )
         winsorisation = _winsorisation(entry.get("winsorisation"), child(path, "winsorisation"), problems)
+        where, value_property = _event_reading(entry, kind, path, problems)
         for text in ("name", "description"):
             if text in entry and not isinstance(entry[text], str):
                 problems.append(Problem(child(path, text), "must be text"))
@@ -159,8 +165,36 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 denominator=entry.get("denominator"),
                 window_seconds=window,
                 winsorisation=winsorisation,
+                where=where,
+                value_property=value_property,
             )
     return metrics
+
+
+def _event_reading(
+    entry: Mapping[str, Any], kind: Any, path: str, problems: list[Problem]
+) -> tuple[EventFilter | None, str | None]:
+    """The metric's event filter and value property, where its type reads them."""
+    where = value_property = None
+    if "where" in entry:
+        if kind == "ratio":
+            problems.append(
+                Problem(child(path, "where"), "a ratio reads its two metrics; filter their events there")
+            )
+        else:
+            where = read_filter(entry["where"], child(path, "where"), problems)
+    if "value_property" in entry:
+        at = child(path, "value_property")
+        if kind in _VALUED:
+            value_property = read_value_property(entry["value_property"], at, problems)
+        elif kind in METRIC_TYPES:
+            problems.append(
+                Problem(
+                    at,
+                    f"a {kind} metric reads no value; value_property is for {', '.join(_VALUED)} metrics",
+                )
+            )
+    return where, value_property
 
 
 def _names(value: Any, known: Collection[str]) -> bool:
