@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from flagd.experiments.model import Metric
+from flagd.experiments.model import Metric, RetentionEvent
 from flagd.results.analysis import statistic
 from flagd.results.model import VariantSums
 from stats import SequentialDesign, fixed_horizon, sequential
@@ -55,7 +55,7 @@ METRIC = Metric(
     name="Week-2 retention",
     type="retention",
     direction="increase",
-    events=("app_opened",),
+    events=(RetentionEvent("app_opened"),),
     from_day=FROM_DAY,
     to_day=TO_DAY,
 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flagd.experiments.filters import EventFilter
+
 BASIS_POINTS = 10_000
 """Traffic is measured in basis points: 10,000 is everyone."""
 
@@ -39,6 +41,14 @@ class Winsorisation:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionEvent:
+    """One of the events that make a unit active for a retention metric, with its optional filter."""
+
+    event: str
+    where: EventFilter | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Metric:
     key: str
     name: str
@@ -53,8 +63,12 @@ class Metric:
     window_seconds: int | None = None
     """Only events within this long of the unit's first exposure count."""
     winsorisation: Winsorisation | None = None
-    events: tuple[str, ...] = ()
-    """Retention metrics: a unit is active on any of these events."""
+    where: EventFilter | None = None
+    """Only the events whose properties pass this filter count."""
+    value_property: str | None = None
+    """The value is this numeric property of the event instead of its `value` (other values: no value)."""
+    events: tuple[RetentionEvent, ...] = ()
+    """Retention metrics: a unit is active on any of these events (each passing its filter)."""
     from_day: int = 0
     to_day: int = 0
     """Retention metrics: active in [exposure + from_day days, exposure + to_day days); only units exposed
@@ -63,7 +77,9 @@ class Metric:
     @property
     def event_names(self) -> tuple[str, ...]:
         """Every event name the metric reads itself."""
-        return self.events if self.type == "retention" else ((self.event,) if self.event else ())
+        if self.type == "retention":
+            return tuple(dict.fromkeys(e.event for e in self.events))
+        return (self.event,) if self.event else ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Retention metrics inside PostgreSQL: the share of matured units active between day a and day b.
 
-A unit is *active* when it has any of the metric's events in [exposed_at + from_day days,
+A unit is *active* when it has any of the metric's events (each passing its filter, if it has one) in [exposed_at + from_day days,
 exposed_at + to_day days). Only *matured* units count: those exposed at least to_day days before the
 analysis end (`matured_before` = end - to_day days), whose window is over, so no unit's value changes
 once it is counted. The others are *maturing*: counted per variant, never analysed as "not active".
@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from flagd.experiments.model import Metric
+from flagd.experiments.model import Metric, RetentionEvent
 from flagd.results.model import Reduction, VariantSums
+from flagd.results.sql.filters import filter_sql
 from flagd.results.sql.reduce import REDUCTION_WORK_MEM, UNITS, segmented_units
 from flagd.storage.types import Connection
 
@@ -43,11 +44,23 @@ GROUP BY u.segment, u.variant
 """
 _ROLLED_ACTIVE = """u.unit IN (SELECT unit FROM results_unit_values
     WHERE experiment = $1 AND phase = $2 AND source = ANY($4::text[]) AND post_count > 0)"""
-# $6 from_day and $7 to_day in seconds.
+# $6 from_day and $7 to_day in seconds; {which}: each event's name and filter, where one has a filter.
 _RAW_ACTIVE = """EXISTS (SELECT 1 FROM events e
     WHERE e.name = ANY($4::text[]) AND e.unit = u.unit
       AND e.occurred_at >= u.exposed_at + make_interval(secs => $6::float8)
-      AND e.occurred_at < least(u.exposed_at + make_interval(secs => $7::float8), $3))"""
+      AND e.occurred_at < least(u.exposed_at + make_interval(secs => $7::float8), $3)
+      AND {which})"""
+
+
+def _which(events: Sequence[RetentionEvent], args: list[object]) -> str:
+    """TRUE when no event is filtered; else which (name, filter) an event must pass, its operands in `args`."""
+    if all(e.where is None for e in events):
+        return "TRUE"
+    passes = []
+    for event in events:
+        args.append(event.event)
+        passes.append(f"(e.name = ${len(args)}::text AND {filter_sql(event.where, 'e', args)})")
+    return "(" + " OR ".join(passes) + ")"
 
 
 def matured_before(metric: Metric, end: datetime) -> datetime:
@@ -141,16 +154,17 @@ async def reduce_retention_raw(
     attribute: str | None = None,
 ) -> dict[str, Reduction]:
     """Like `reduce_retention_rolled`, from the raw events as of `end`."""
-    sql = _SUMS.format(units=_units(None if attribute is None else "$8"), active=_RAW_ACTIVE)
     args: list[object] = [
         experiment,
         phase,
         end,
-        list(metric.events),
+        list(metric.event_names),
         matured_before(metric, end),
         float(metric.from_day * 86_400),
         float(metric.to_day * 86_400),
     ]
+    active = _RAW_ACTIVE.format(which=_which(metric.events, args))
     if attribute is not None:
         args.append(attribute)
+    sql = _SUMS.format(units=_units(None if attribute is None else f"${len(args)}"), active=active)
     return _reductions(metric, await conn.fetch(sql, *args))

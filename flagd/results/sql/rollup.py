@@ -5,10 +5,12 @@ events, per metric (about 6 s per metric at 1 million units and 10 million event
 stores the outcome of that join once, in `results_unit_values` (one row per experiment phase,
 source and unit that has events), so results aggregate about one row per unit instead.
 
-A *source* is what a metric reads per unit: an event name, the window after exposure and the
-CUPED pre-exposure window. A retention metric reads one source per event name, its window starting
-`from_day` days after exposure (and no pre-exposure window): a unit's window is relative to its own
-exposure, so catching up the units touched since the horizon keeps it exact like any other. A catch-up of one source
+A *source* is what a metric reads per unit: an event name, the window after exposure, the
+CUPED pre-exposure window, and the event filter and value property (two metrics on one event with
+different filters read different sources). A retention metric reads one source per event (with its
+filter), its window starting `from_day` days after exposure and no pre-exposure window: a unit's window
+is relative to its own exposure, so catching up the units touched since the horizon keeps it exact
+like any other. A catch-up of one source
 
 1. builds it from scratch when it has never been built, or else
 2. finds the units whose events (of that name) or exposure row were stored since the last
@@ -37,7 +39,9 @@ from datetime import datetime
 import orjson
 
 from flagd.experiments.catalog import ResolvedMetric
-from flagd.results.sql.reduce import UNIT_AGGREGATES
+from flagd.experiments.filters import EventFilter
+from flagd.results.sql.filters import filter_sql, value_sql
+from flagd.results.sql.reduce import unit_aggregates
 from flagd.settings import Settings
 from flagd.storage.types import Connection
 
@@ -48,13 +52,28 @@ class Source:
     window_seconds: int | None
     """The window's end, after exposure."""
     pre_seconds: int
+    where: EventFilter | None = None
+    value_property: str | None = None
     from_seconds: int = 0
     """The window's start, after exposure (retention); a source that starts later has no pre window."""
 
     @property
     def key(self) -> str:
+        """Equal keys, equal rows: a filter or a value property is part of it (a source without either
+        keeps the key it had before they existed, so its roll-up stays), and a window's later start."""
         parts: list[object] = [self.event, self.window_seconds, self.pre_seconds]
-        return orjson.dumps([*parts, self.from_seconds] if self.from_seconds else parts).decode()
+        if self.where is not None or self.value_property is not None:
+            parts += [self.where.key if self.where is not None else None, self.value_property]
+        if self.from_seconds:
+            parts += [self.from_seconds]
+        return orjson.dumps(parts).decode()
+
+    def compute_sql(self, touched: str, params: list[object]) -> str:
+        """The per-unit rows of this source (the touched units' only, with a join); its filter's and
+        value's parameters appended to `params` (which holds the seven of _COMPUTE)."""
+        where = filter_sql(self.where, "e", params)
+        value = value_sql(self.value_property, "e", params)
+        return _COMPUTE.format(touched=touched, where=where, aggregates=unit_aggregates(value))
 
 
 def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ...]:
@@ -62,8 +81,12 @@ def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ..
     metric's events over its days."""
     own = metric.metric
     if own.type == "retention":
-        return tuple(Source(name, own.to_day * 86_400, 0, own.from_day * 86_400) for name in own.events)
-    return tuple(Source(str(p.event), p.window_seconds, pre_seconds) for p in metric.parts)
+        return tuple(
+            Source(e.event, own.to_day * 86_400, 0, e.where, None, own.from_day * 86_400) for e in own.events
+        )
+    return tuple(
+        Source(str(p.event), p.window_seconds, pre_seconds, p.where, p.value_property) for p in metric.parts
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +117,17 @@ JOIN events e
   ON e.name = $4 AND e.unit = u.unit
  AND e.occurred_at >= u.exposed_at + make_interval(secs => $7::float8 - $6::float8)
  AND e.occurred_at < u.exposed_at + make_interval(secs => coalesce($5::float8, 1e9))
+ AND {where}
 WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
 GROUP BY u.unit, u.variant
 """
 
-_BUILD_TEMPLATE = "INSERT INTO results_unit_values ({columns}) {compute}"
-_BUILD = _BUILD_TEMPLATE.format(
-    columns=_COLUMNS, compute=_COMPUTE.format(touched="", aggregates=UNIT_AGGREGATES)
-)
+_BUILD = "INSERT INTO results_unit_values ({columns}) {compute}"
 
 # The touched units' rows computed again: a changed row is updated, a new one inserted, the row of a
 # unit that no longer has one (no events left in its windows, or now in several variants) deleted.
 # The count of rows that changed decides whether the roll-up's version moves.
-_RECOMPUTE_TEMPLATE = """
+_RECOMPUTE = """
 WITH computed AS ({compute}),
 upserted AS (
     INSERT INTO results_unit_values AS r ({columns})
@@ -127,10 +148,7 @@ deleted AS (
 )
 SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM deleted)
 """
-_RECOMPUTE = _RECOMPUTE_TEMPLATE.format(
-    compute=_COMPUTE.format(touched="JOIN results_touched t ON t.unit = u.unit", aggregates=UNIT_AGGREGATES),
-    columns=_COLUMNS,
-)
+_TOUCHED_JOIN = "JOIN results_touched t ON t.unit = u.unit"
 
 # The horizon of a catch-up: the earliest start of a transaction still open elsewhere (it may be
 # storing rows with that received_at), or now. Only client sessions store events (a long autovacuum
@@ -180,14 +198,16 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
             source.from_seconds,
         )
         if caught_up_at is None:
-            await conn.execute(_BUILD, *args)
+            params: list[object] = list(args)
+            build = _BUILD.format(columns=_COLUMNS, compute=source.compute_sql("", params))
+            await conn.execute(build, *params)
             # The planner needs the new rows' statistics before autovacuum comes by (a hash aggregate
             # instead of sorting a million rows by variant).
             await conn.execute("ANALYZE results_unit_values")
             latest = await conn.fetchval("SELECT max(received_at) FROM events WHERE name = $1", source.event)
             changed = True
         else:
-            changed, latest = await _recompute_touched(conn, args, caught_up_at)
+            changed, latest = await _recompute_touched(conn, source, args, caught_up_at)
         await conn.execute(
             "INSERT INTO results_rollups AS r (experiment, phase, source, caught_up_at, latest_event_at, "
             "built_seconds) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (experiment, phase, source) DO UPDATE "
@@ -206,7 +226,7 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
 
 
 async def _recompute_touched(
-    conn: Connection, args: tuple[object, ...], caught_up_at: datetime
+    conn: Connection, source: Source, args: tuple[object, ...], caught_up_at: datetime
 ) -> tuple[bool, datetime | None]:
     """Recompute the units stored since the last horizon; (whether a row changed, the newest event's
     received_at among them)."""
@@ -215,7 +235,9 @@ async def _recompute_touched(
     touched = await conn.execute(_TOUCH, event, caught_up_at, experiment, phase)
     if touched.endswith(" 0"):  # "INSERT 0 <rows>": nothing was stored since
         return False, None
-    changed: int = await conn.fetchval(_RECOMPUTE, *args)
+    params: list[object] = list(args)
+    recompute = _RECOMPUTE.format(compute=source.compute_sql(_TOUCHED_JOIN, params), columns=_COLUMNS)
+    changed: int = await conn.fetchval(recompute, *params)
     latest: datetime | None = await conn.fetchval(
         "SELECT max(received_at) FROM events WHERE name = $1 AND received_at >= $2", event, caught_up_at
     )

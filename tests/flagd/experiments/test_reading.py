@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from flagd.experiments.model import RetentionEvent
 from flagd.experiments.reading import read_experiments, read_layers, read_metrics
 from flagd_sdk.evaluation import Problem
 
@@ -217,8 +218,18 @@ def test_should_read_a_retention_metric_and_locate_each_mistake_in_one() -> None
     metrics = read_metrics({"metrics": {"week-2": good}}, problems)
     assert problems == []
     metric = metrics["week-2"]
-    assert (metric.events, metric.from_day, metric.to_day) == (("app_opened", "order_paid"), 7, 14)
+    assert (metric.events, metric.from_day, metric.to_day) == (
+        (RetentionEvent("app_opened"), RetentionEvent("order_paid")),
+        7,
+        14,
+    )
     assert metric.event_names == ("app_opened", "order_paid")
+    filtered = {**good, "events": ["app_opened", {"event": "app_opened", "where": {"os": {"equals": "ios"}}}]}
+    read = read_metrics({"metrics": {"f": filtered}}, problems)
+    assert problems == []
+    first, second = read["f"].events
+    assert (first.where, second.event, second.where is not None) == (None, "app_opened", True)
+    assert read["f"].event_names == ("app_opened",)
     bad = {
         "empty": {**good, "events": []},
         "twice": {**good, "events": ["a", "a"]},
@@ -232,6 +243,9 @@ def test_should_read_a_retention_metric_and_locate_each_mistake_in_one() -> None
         "windowed": {**good, "window_seconds": 60},
         "capped": {**good, "winsorisation": {"value": 1}},
         "conversion-with-days": {"type": "conversion", "event": "x", "direction": "increase", "to_day": 3},
+        "bad-filter": {**good, "events": [{"event": "a", "where": {"n": {"gte": "10"}}}]},
+        "odd-event": {**good, "events": [{"event": "a", "when": 1}, {"where": {}}]},
+        "top-where": {**good, "where": {"n": {"exists": True}}},
         "ratio-of-retention": {
             "type": "ratio",
             "numerator": "week-2",
@@ -259,6 +273,10 @@ def test_should_read_a_retention_metric_and_locate_each_mistake_in_one() -> None
         "metrics.capped.winsorisation",
         "metrics.conversion-with-days.to_day",
         "metrics.ratio-of-retention.numerator",
+        "metrics.bad-filter.events[0].where.n.gte",
+        "metrics.odd-event.events[0].when",
+        "metrics.odd-event.events[1]",
+        "metrics.top-where.where",
     }
     assert (
         "metrics.backwards.to_day",

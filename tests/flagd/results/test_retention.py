@@ -1,7 +1,7 @@
 """Retention metrics through the real ingestion path, recomputed from the raw rows with numpy.
 
 Units are exposed over the last 26 days and active on some of their days around exposure, with two
-events that count and one that does not. The API's units, maturing units, shares and every test of
+events that count (one only when its properties pass the metric's filter) and one that does not. The API's units, maturing units, shares and every test of
 the retention metric must equal what `stats/` gives on per-unit values computed here from the rows:
 active on any of the events in [exposure + 7 days, exposure + 14 days), counted only for units
 exposed at least 14 days before the analysis, the others maturing. Then more events arrive (some in
@@ -24,7 +24,6 @@ from tests.flagd.results.test_results_recompute import close, post_all
 from tests.support import backdate_phase
 
 VARIANTS = ("control", "treatment")
-NAMES = ("app_opened", "order_paid")
 FROM_DAY, TO_DAY = 7, 14
 DOCUMENT: dict[str, Any] = {
     "flags": {
@@ -33,7 +32,8 @@ DOCUMENT: dict[str, Any] = {
     "metrics": {
         "week-2": {
             "type": "retention",
-            "events": list(NAMES),
+            # order_paid counts only when paid in EUR: a filtered event of the list.
+            "events": ["app_opened", {"event": "order_paid", "where": {"currency": {"equals": "EUR"}}}],
             "from_day": FROM_DAY,
             "to_day": TO_DAY,
             "direction": "increase",
@@ -54,14 +54,15 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
-def _event(name: str, unit: str, moment: datetime) -> dict[str, Any]:
-    return {
+def _event(name: str, unit: str, moment: datetime, currency: str = "EUR") -> dict[str, Any]:
+    event = {
         "kind": "track",
         "event_id": str(uuid.uuid4()),
         "timestamp": moment.isoformat(),
         "event": name,
         "unit": unit,
     }
+    return {**event, "properties": {"currency": currency}} if name == "order_paid" else event
 
 
 def _exposure(unit: str, variant: str, moment: datetime) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def simulated(now: datetime, units: int) -> list[dict[str, Any]]:
                     # Some land exactly on the window's edges: day 7 counts, day 14 does not.
                     offset = timedelta(days=day, seconds=0 if rng.random() < 0.05 else rng.randrange(86_400))
                     if exposed + offset < now:
-                        events.append(_event(name, unit, exposed + offset))
+                        events.append(_event(name, unit, exposed + offset, rng.choice(("EUR", "USD"))))
     return events
 
 
@@ -102,7 +103,9 @@ async def raw(conn: asyncpg.Connection) -> tuple[dict[str, tuple[str, datetime]]
         for r in await conn.fetch("SELECT unit, variant, exposed_at, multiple_variants FROM exposures")
         if not r["multiple_variants"]
     }
-    return exposures, list(await conn.fetch("SELECT name, unit, occurred_at FROM events"))
+    return exposures, list(
+        await conn.fetch("SELECT name, unit, occurred_at, properties ->> 'currency' AS currency FROM events")
+    )
 
 
 def recomputed(
@@ -111,7 +114,8 @@ def recomputed(
     """Per variant: the matured units' 0/1 activity (numpy), and the maturing count."""
     active: set[str] = set()
     for row in rows:
-        if row["name"] not in NAMES or row["unit"] not in exposures:
+        counts = row["name"] == "app_opened" or (row["name"] == "order_paid" and row["currency"] == "EUR")
+        if not counts or row["unit"] not in exposures:
             continue
         exposed = exposures[row["unit"]][1]
         if exposed + timedelta(days=FROM_DAY) <= row["occurred_at"] < exposed + timedelta(days=TO_DAY):
@@ -187,7 +191,8 @@ async def test_should_count_only_matured_units_and_say_how_many_are_maturing(
     # More activity: in counted units' windows, outside them, and a unit exposed just now (maturing).
     exposed = sorted(exposures.items(), key=lambda item: item[1][1])
     more = [
-        _event("order_paid", unit, at + timedelta(days=FROM_DAY, hours=3)) for unit, (_, at) in exposed[:40]
+        _event("order_paid", unit, at + timedelta(days=FROM_DAY, hours=3), ("EUR", "USD")[i % 2])
+        for i, (unit, (_, at)) in enumerate(exposed[:40])
     ]
     more += [
         _event("app_opened", unit, at + timedelta(days=TO_DAY, hours=1)) for unit, (_, at) in exposed[40:60]
@@ -213,8 +218,15 @@ async def test_should_count_only_matured_units_and_say_how_many_are_maturing(
     series = (await results_client.get("/v1/experiments/home/results/timeseries?metric=week-2")).json()
     assert len(series["days"]) + len(series["pendingDays"]) >= 27
     assert len(series["days"]) >= 2
+    checked = 0
     for point in series["days"][:-1]:
         day = date.fromisoformat(point["day"])
         end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
         expected = recomputed(exposures, [r for r in rows if r["occurred_at"] < end], end)
         assert point["units"] == {v: len(expected[v]["y"]) for v in VARIANTS}, point["day"]
+        if min(len(expected[v]["y"]) for v in VARIANTS) >= 10:
+            shares = {v: float(expected[v]["y"].mean()) for v in VARIANTS}
+            effect = point["comparisons"][0]["absolute"]["effect"]
+            assert close(effect, shares["treatment"] - shares["control"]), point["day"]
+            checked += 1
+    assert checked >= 1
