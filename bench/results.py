@@ -3,8 +3,10 @@
     .venv/bin/python bench/results.py [--units 100000 1000000 3000000] [--events-per-unit 10]
 
 For each size: a fresh database (embedded PostgreSQL unless DATABASE_URL is set) gets an
-experiment with 3 variants and 6 metrics (a conversion, a winsorised sum, a count, a ratio,
-an NPS survey and the event-level p90 of the visits' load time, a quantile metric), then `--units` units exposed over 30 days and about `--events-per-unit` track
+experiment with 3 variants and 7 metrics (a conversion, a winsorised sum, a count, a ratio, an
+NPS survey, the event-level p90 of the visits' load time (a quantile metric) and a retention over
+two events, days 7 to 14; `--baseline` leaves the last two out for a baseline in the same run), then
+`--units` units exposed over 30 days and about `--events-per-unit` track
 events each, written with COPY straight into the real tables (events through its daily
 partitions) and VACUUMed (as autovacuum would). Then `flagd serve` starts and the results endpoint is timed: cold (the
 first request after the server started, with PostgreSQL's caches as the load left them) and
@@ -67,6 +69,13 @@ DOCUMENT: dict[str, Any] = {
             "level": "event",
             "direction": "decrease",
         },
+        "returned": {
+            "type": "retention",
+            "events": ["visit", "purchase"],
+            "from_day": 7,
+            "to_day": 14,
+            "direction": "increase",
+        },
     },
     "experiments": {
         "big": {
@@ -79,10 +88,13 @@ DOCUMENT: dict[str, Any] = {
                 {"metric": "revenue-per-visit", "role": "secondary"},
                 {"metric": "nps", "role": "guardrail"},
                 {"metric": "load-p90", "role": "guardrail"},
+                {"metric": "returned", "role": "secondary"},
             ],
         }
     },
 }
+ISSUE_23 = frozenset({"load-p90", "returned"})
+"""The metrics `--baseline` leaves out."""
 CHUNK = 200_000
 
 
@@ -149,10 +161,20 @@ async def load(url: str, units: int, per_unit: int) -> tuple[int, float]:
     return written, time.perf_counter() - started
 
 
-async def define(base: str, admin: str) -> None:
+def document(retention: bool) -> dict[str, Any]:
+    """DOCUMENT, or without the metrics issue 23 added (a baseline)."""
+    if retention:
+        return DOCUMENT
+    metrics = {k: v for k, v in DOCUMENT["metrics"].items() if k not in ISSUE_23}
+    big = dict(DOCUMENT["experiments"]["big"])
+    big["metrics"] = [m for m in big["metrics"] if m["metric"] not in ISSUE_23]
+    return {**DOCUMENT, "metrics": metrics, "experiments": {"big": big}}
+
+
+async def define(base: str, admin: str, retention: bool) -> None:
     headers = {"Authorization": f"Bearer {admin}"}
     async with httpx.AsyncClient(base_url=base, timeout=60.0, headers=headers) as http:
-        assert (await http.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
+        assert (await http.put("/v1/admin/flag-set", json=document(retention))).status_code == 200
         assert (await http.post("/v1/admin/experiments/big/start")).status_code == 200
 
 
@@ -196,7 +218,7 @@ class Size:
     catch_up: float = 0.0
 
 
-def one_size(units: int, per_unit: int) -> Size:
+def one_size(units: int, per_unit: int, retention: bool = True) -> Size:
     size = Size(units)
     with tempfile.TemporaryDirectory(prefix="flagd-results-") as work, database(Path(work)) as url:
         admin, _ = asyncio.run(make_keys(url))
@@ -206,7 +228,7 @@ def one_size(units: int, per_unit: int) -> Size:
         server, base = serve(url, workers=1, env={"FLAGD_RESULTS_ROLLUP_SECONDS": "86400"})
         try:
             asyncio.run(wait_ready(base))
-            asyncio.run(define(base, admin))
+            asyncio.run(define(base, admin, retention))
             size.build, _ = asyncio.run(timed(base, token))  # the first look builds the roll-ups
             server.terminate()
             server.wait(30)
@@ -228,7 +250,7 @@ def main(args: argparse.Namespace) -> None:
         flush=True,
     )
     for units in args.units:
-        s = one_size(units, args.events_per_unit)
+        s = one_size(units, args.events_per_unit, not args.baseline)
         print(
             f"{s.units:>10,} {s.events:>11,} {s.load:>7.1f} {s.build:>8.2f} {s.cold:>7.2f} {s.warm:>7.2f} "
             f"{s.catch_up:>7.2f}",
@@ -248,4 +270,7 @@ if __name__ == "__main__":
     )
     parser.add_argument("--units", type=int, nargs="+", default=[100_000, 1_000_000, 3_000_000])
     parser.add_argument("--events-per-unit", type=int, default=10)
+    parser.add_argument(
+        "--baseline", action="store_true", help="the five metrics before issue 23 (no quantile, no retention)"
+    )
     main(parser.parse_args())

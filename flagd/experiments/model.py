@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flagd.experiments.filters import EventFilter
+
 BASIS_POINTS = 10_000
 """Traffic is measured in basis points: 10,000 is everyone."""
 
-MetricType = Literal["conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces", "quantile"]
+MetricType = Literal[
+    "conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces", "quantile", "retention"
+]
 METRIC_TYPES: tuple[MetricType, ...] = (
     "conversion",
     "count",
@@ -19,9 +23,14 @@ METRIC_TYPES: tuple[MetricType, ...] = (
     "csat",
     "ces",
     "quantile",
+    "retention",
 )
 QuantileLevel = Literal["unit", "event"]
 QUANTILE_LEVELS: tuple[QuantileLevel, ...] = ("unit", "event")
+RETENTION_MAX_DAY = 365
+"""A retention metric's `to_day` is at most a year after exposure."""
+RETENTION_MAX_EVENTS = 20
+"""A retention metric counts a unit active on any of at most this many events."""
 Direction = Literal["increase", "decrease"]
 Role = Literal["primary", "secondary", "guardrail"]
 State = Literal["draft", "running", "stopped", "launched"]
@@ -34,6 +43,14 @@ class Winsorisation:
 
     percentile: float | None = None
     value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionEvent:
+    """One of the events that make a unit active for a retention metric, with its optional filter."""
+
+    event: str
+    where: EventFilter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +72,23 @@ class Metric:
     """Quantile metrics: p, from 0.01 to 0.99 (0.9: the p90)."""
     level: QuantileLevel = "unit"
     """Quantile metrics: of each unit's summed value ("unit"), or of the events' values ("event")."""
+    where: EventFilter | None = None
+    """Only the events whose properties pass this filter count."""
+    value_property: str | None = None
+    """The value is this numeric property of the event instead of its `value` (other values: no value)."""
+    events: tuple[RetentionEvent, ...] = ()
+    """Retention metrics: a unit is active on any of these events (each passing its filter)."""
+    from_day: int = 0
+    to_day: int = 0
+    """Retention metrics: active in [exposure + from_day days, exposure + to_day days); only units exposed
+    at least to_day days before the analysis end count (the others are maturing)."""
+
+    @property
+    def event_names(self) -> tuple[str, ...]:
+        """Every event name the metric reads itself."""
+        if self.type == "retention":
+            return tuple(dict.fromkeys(e.event for e in self.events))
+        return (self.event,) if self.event else ()
 
 
 @dataclass(frozen=True, slots=True)

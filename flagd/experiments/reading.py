@@ -8,6 +8,8 @@ file that other flagd tools read for its flags alone:
     metrics:
       checkout-rate: {name: Checkout rate, type: conversion, event: checkout, direction: increase}
       revenue-per-order: {type: ratio, numerator: revenue, denominator: orders, direction: increase}
+      week-2-retention: {type: retention, events: [app_opened, order_paid], from_day: 7, to_day: 14,
+                         direction: increase}
     layers:
       checkout: {holdout_bp: 500}
     experiments:
@@ -34,14 +36,18 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flagd.experiments.filters import EventFilter, read_filter, read_value_property
 from flagd.experiments.model import (
     BASIS_POINTS,
     METRIC_TYPES,
     QUANTILE_LEVELS,
+    RETENTION_MAX_DAY,
+    RETENTION_MAX_EVENTS,
     Experiment,
     Layer,
     Metric,
     MetricRole,
+    RetentionEvent,
     Winsorisation,
 )
 from flagd.identifiers import KEY_RULE, is_key
@@ -62,7 +68,16 @@ _METRIC_MEMBERS = {
     "winsorisation",
     "quantile",
     "level",
+    "events",
+    "from_day",
+    "to_day",
+    "where",
+    "value_property",
 }
+_RETENTION_ONLY = ("events", "from_day", "to_day")
+_NOT_RETENTION = ("event", "window_seconds", "winsorisation")
+_VALUED = ("sum", "mean", "nps", "csat", "ces", "quantile")
+"""The types that read each event's value (the others count events)."""
 _EXPERIMENT_MEMBERS = {
     "name",
     "hypothesis",
@@ -124,6 +139,7 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
     keys = {key for key, _, _ in entries}
     for key, entry, path in entries:
         before = len(problems)
+        events: tuple[RetentionEvent, ...] = ()
         _unknown(entry, _METRIC_MEMBERS, path, problems)
         kind, direction = entry.get("type"), entry.get("direction")
         if kind not in METRIC_TYPES:
@@ -137,8 +153,14 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                     f"must be increase or decrease (whichever is better); got {given(direction)}",
                 )
             )
+        if kind != "retention":
+            for member in _RETENTION_ONLY:
+                if member in entry:
+                    problems.append(Problem(child(path, member), "only a retention metric has this member"))
         if kind == "ratio":
             _check_ratio(key, entry, path, keys, document.get("metrics", {}), problems)
+        elif kind == "retention":
+            events = _check_retention(entry, path, problems)
         elif not isinstance(entry.get("event"), str) or not entry.get("event"):
             problems.append(Problem(child(path, "event"), "name the event this metric reads"))
         window = entry.get("window_seconds")
@@ -148,6 +170,7 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
             )
         winsorisation = _winsorisation(entry.get("winsorisation"), child(path, "winsorisation"), problems)
         _check_quantile(kind, entry, path, problems)
+        where, value_property = _event_reading(entry, kind, path, problems)
         for text in ("name", "description"):
             if text in entry and not isinstance(entry[text], str):
                 problems.append(Problem(child(path, text), "must be text"))
@@ -165,6 +188,11 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 winsorisation=winsorisation,
                 quantile=float(entry["quantile"]) if kind == "quantile" else None,
                 level=entry.get("level", "unit"),
+                where=where,
+                value_property=value_property,
+                events=events,
+                from_day=entry.get("from_day", 0),
+                to_day=entry.get("to_day", 0),
             )
     return metrics
 
@@ -204,6 +232,108 @@ def _check_quantile(kind: Any, entry: Mapping[str, Any], path: str, problems: li
         )
 
 
+def _check_retention(
+    entry: Mapping[str, Any], path: str, problems: list[Problem]
+) -> tuple[RetentionEvent, ...]:
+    """`events` (any of them makes a unit active; each a name or {event, where}), `from_day` < `to_day`
+    (days after exposure)."""
+    for member in _NOT_RETENTION:
+        if member in entry:
+            fix = "list the events under events" if member == "event" else "a retention metric has none"
+            problems.append(Problem(child(path, member), f"not a member of a retention metric; {fix}"))
+    raw = entry.get("events")
+    at = child(path, "events")
+    events: list[RetentionEvent] = []
+    if not isinstance(raw, list) or not 1 <= len(raw) <= RETENTION_MAX_EVENTS:
+        problems.append(
+            Problem(
+                at,
+                f"list 1 to {RETENTION_MAX_EVENTS} events: a unit is active on any of them, e.g. "
+                "[app_opened, {event: order_paid, where: {currency: {equals: EUR}}}]",
+            )
+        )
+    else:
+        for index, item in enumerate(raw):
+            event = _retention_event(item, child(at, index), problems)
+            if event is not None and event in events:
+                problems.append(Problem(child(at, index), f"{given(event.event)} is listed twice"))
+            elif event is not None:
+                events.append(event)
+    start, end = entry.get("from_day"), entry.get("to_day")
+    if not _whole(start, 0, RETENTION_MAX_DAY - 1):
+        problems.append(
+            Problem(
+                child(path, "from_day"),
+                f"must be a whole number of days after exposure, 0 to {RETENTION_MAX_DAY - 1}; got {given(start)}",
+            )
+        )
+    if not _whole(end, 1, RETENTION_MAX_DAY):
+        problems.append(
+            Problem(
+                child(path, "to_day"),
+                f"must be a whole number of days after exposure, 1 to {RETENTION_MAX_DAY}; got {given(end)}",
+            )
+        )
+    elif (
+        isinstance(start, int)
+        and isinstance(end, int)
+        and _whole(start, 0, RETENTION_MAX_DAY - 1)
+        and start >= end
+    ):
+        problems.append(
+            Problem(
+                child(path, "to_day"),
+                f"must be after from_day ({start}): a unit is active in [from_day, to_day) days after exposure",
+            )
+        )
+    return tuple(events)
+
+
+def _retention_event(item: Any, path: str, problems: list[Problem]) -> RetentionEvent | None:
+    """An event name, or {event: <name>, where: <filter>}."""
+    if isinstance(item, str) and item:
+        return RetentionEvent(item)
+    if not isinstance(item, dict) or not isinstance(item.get("event"), str) or not item["event"]:
+        problems.append(Problem(path, "must be an event name, or {event: <name>, where: <filter>}"))
+        return None
+    _unknown(item, {"event", "where"}, path, problems)
+    where = read_filter(item["where"], child(path, "where"), problems) if "where" in item else None
+    return RetentionEvent(item["event"], where)
+
+
+def _event_reading(
+    entry: Mapping[str, Any], kind: Any, path: str, problems: list[Problem]
+) -> tuple[EventFilter | None, str | None]:
+    """The metric's event filter and value property, where its type reads them."""
+    where = value_property = None
+    if "where" in entry:
+        if kind == "retention":
+            problems.append(
+                Problem(
+                    child(path, "where"),
+                    "a retention metric filters each of its events: events: [{event: <name>, where: {...}}]",
+                )
+            )
+        elif kind == "ratio":
+            problems.append(
+                Problem(child(path, "where"), "a ratio reads its two metrics; filter their events there")
+            )
+        else:
+            where = read_filter(entry["where"], child(path, "where"), problems)
+    if "value_property" in entry:
+        at = child(path, "value_property")
+        if kind in _VALUED:
+            value_property = read_value_property(entry["value_property"], at, problems)
+        elif kind in METRIC_TYPES:
+            problems.append(
+                Problem(
+                    at,
+                    f"a {kind} metric reads no value; value_property is for {', '.join(_VALUED)} metrics",
+                )
+            )
+    return where, value_property
+
+
 def _names(value: Any, known: Collection[str]) -> bool:
     """Whether `value` is one of the `known` keys (a list or object given instead is not, and is no error)."""
     return isinstance(value, str) and value in known
@@ -217,6 +347,14 @@ def _check_ratio(
         if not _names(name, keys):
             problems.append(
                 Problem(child(path, side), _not_one(name, "a metric of this file", "name one of its metrics"))
+            )
+        elif (
+            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "retention"
+        ):
+            problems.append(
+                Problem(
+                    child(path, side), f"{given(name)} is a retention metric; a ratio divides per-unit totals"
+                )
             )
         elif name == key or (
             isinstance(raw, dict)

@@ -93,7 +93,7 @@ def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
         )
     post: ProportionStatistic | SampleMeanStatistic
     pre: ProportionStatistic | SampleMeanStatistic
-    if metric.type == "conversion":
+    if kind(metric.type).proportion:
         post, pre = ProportionStatistic(sums.n, sums.y), ProportionStatistic(sums.n, sums.x)
     else:
         post, pre = SampleMeanStatistic(sums.n, sums.y, sums.y2), SampleMeanStatistic(sums.n, sums.x, sums.x2)
@@ -182,6 +182,7 @@ def analyse_metric(
                 _chance(metric, sums[control], sums[treatment], base, other),
             )
         )
+    maturing = reduction.maturing
     return MetricResult(
         metric=metric.key,
         role=role,
@@ -189,7 +190,12 @@ def analyse_metric(
         direction=metric.direction,
         cuped=use_cuped,
         cap=reduction.cap,
-        variants=tuple(VariantSummary(v, s.n, shown_value(metric, reduction, v)) for v, s in sums.items()),
+        variants=tuple(
+            VariantSummary(
+                v, s.n, shown_value(metric, reduction, v), None if maturing is None else maturing.get(v, 0)
+            )
+            for v, s in sums.items()
+        ),
         comparisons=tuple(comparisons),
         quantile=metric.quantile,
         level=metric.level if metric.type == "quantile" else None,
@@ -200,7 +206,7 @@ def _chance(
     metric: Metric, control: VariantSums, treatment: VariantSums, base: Statistic, other: Statistic
 ) -> float | None:
     """The posterior probability that the treatment's mean beats control's in the metric's direction."""
-    if metric.type == "conversion":
+    if kind(metric.type).proportion:
         result = beta_binomial(
             ProportionStatistic(control.n, control.y),
             ProportionStatistic(treatment.n, treatment.y),
@@ -289,9 +295,16 @@ def progress(
     units: int,
     per_day: float | None,
     options: Options,
+    maturing: int = 0,
 ) -> Progress:
-    """Units needed for the primary metric to detect a relative change of `options.mde` with 80% power."""
-    unknown = Progress(options.mde, None, units, None)
+    """Units needed for the primary metric to detect a relative change of `options.mde` with 80% power.
+
+    `units` are the units exposed, `maturing` those of them a retention metric does not count yet. Its
+    progress counts the matured ones, and at a steady `per_day` the unit that completes the sample is
+    the `needed`-th exposed, which matures `to_day` days after its exposure: `to_day + (needed - units) /
+    per_day` days from now (a negative number of days: it was exposed long enough ago)."""
+    counted = units - maturing
+    unknown = Progress(options.mde, None, counted, None)
     if not kind(metric.type).progress or control.n < 2:
         return unknown
     moments = statistic(metric, control, cuped=False)
@@ -306,8 +319,11 @@ def progress(
         return unknown
     smallest_share = min(weights.values()) / sum(weights.values())
     needed = math.ceil(solved.value / smallest_share)
-    remaining = max(needed - units, 0)
-    return Progress(options.mde, needed, units, remaining / per_day if per_day else None)
+    lag = metric.to_day if metric.type == "retention" else 0
+    if counted >= needed:
+        return Progress(options.mde, needed, counted, 0.0)
+    days = max(lag + (needed - units) / per_day, 0.0) if per_day else None
+    return Progress(options.mde, needed, counted, days)
 
 
 def impact(

@@ -10,9 +10,15 @@
     csat        ratio over respondents   no     a share (pct. points)     no                 no
     ces         ratio over respondents   no     the score                 no                 no
     quantile    p-quantile (Deng 2018)   no     the value's unit          no                 no
+    retention   share of matured units   no     a share (pct. points)     per unit           yes, + maturing
 
 NPS is analysed on its own scale: each respondent's +1 / 0 / -1 times 100, so the mean, the absolute lift
 and its interval are all in NPS points.
+
+A retention metric is the share of *matured* units (exposed at least `to_day` days before the analysis
+end) active between day `from_day` and `to_day` after exposure: each counted unit's 0/1 is final when it
+enters, so the looks of the sequential test see a growing sample of fixed values, like a conversion's.
+Its progress counts matured units and adds the `to_day` days a unit takes to mature.
 
 A "ratio" type is analysed with the delta method over each unit's (y, d); a quantile by its order
 statistics (flagd.results.sql.quantile, stats.quantile); the others over y alone.
@@ -44,6 +50,8 @@ class MetricKind:
     """Whether the units needed to detect the planned change can be computed (a per-unit mean)."""
     survey: bool = False
     """Reads each unit's last answer; a unit that never answered is not in the denominator."""
+    proportion: bool = False
+    """Each unit's y is 0 or 1: analysed as a proportion (the beta-binomial chance to beat control)."""
 
 
 KINDS: dict[MetricType, MetricKind] = {
@@ -54,6 +62,7 @@ KINDS: dict[MetricType, MetricKind] = {
         progress=True,
         unit="percentage points",
         percent_points=True,
+        proportion=True,
     ),
     "count": MetricKind(ratio=False, cuped=True, impact="per unit", progress=True, unit="events per unit"),
     "sum": MetricKind(ratio=False, cuped=True, impact="per unit", progress=True),
@@ -63,6 +72,15 @@ KINDS: dict[MetricType, MetricKind] = {
     "csat": MetricKind(ratio=True, cuped=False, survey=True, unit="percentage points", percent_points=True),
     "ces": MetricKind(ratio=True, cuped=False, survey=True, unit="points of the score"),
     "quantile": MetricKind(ratio=False, cuped=False, unit="in the quantile"),
+    "retention": MetricKind(
+        ratio=False,
+        cuped=False,
+        impact="per unit",
+        progress=True,
+        unit="percentage points",
+        percent_points=True,
+        proportion=True,
+    ),
 }
 
 

@@ -101,6 +101,8 @@ class Reduction:
     """The cap applied to per-unit values (None: not winsorised)."""
     quantiles: dict[str, QuantileSums] = field(default_factory=dict)
     """A quantile metric's per-variant quantiles (its `variants` then hold only the units, n)."""
+    maturing: dict[str, int] | None = None
+    """Retention metrics: per variant, the exposed units whose window is not over yet (not in the sums)."""
 
     def sums(self, variant: str) -> VariantSums:
         return self.variants.get(variant, ZERO)
@@ -230,7 +232,12 @@ class Comparison:
 class VariantSummary:
     variant: str
     units: int
+    """The units analysed (a retention metric's matured ones)."""
     mean: float | None
+    maturing: int | None = None
+    """Retention metrics: exposed units whose window is not over yet, not in `units` or the mean."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"maturing"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
 from flagd.results.sql.reduce import reduce_rolled_by, segment_population
+from flagd.results.sql.retention import exposure_rows, matured_before, reduce_retention_rolled
 from flagd.results.sql.rollup import (
     RollupPolicy,
     RollupState,
@@ -52,12 +53,15 @@ class PhaseReader:
         self._cache = cache
         self._now = now
         self._states: dict[str, RollupState] = {}
+        self._end = now
+        """The analysis end: now, or the phase's end once it ended (retention's units mature by it)."""
 
     async def read(self, segment: str | None = None) -> PhaseData:
         """The phase's tally, every metric's reduction, the volumes; and the breakdown by `segment`."""
         conn, plan = self._conn, self._plan
         window = await self._window()
         started = window[0] if window else None
+        self._end = min(self._now, window[1]) if window and window[1] else self._now
         tally = await exposure_tally(conn, plan.key, self._phase, self._now, started)
         metrics = [m.resolved for m in plan.metrics]
         await self._catch_up(metrics)
@@ -125,6 +129,7 @@ class PhaseReader:
     async def _past_days(self) -> tuple[ExposureTally, list[date]]:
         """The phase's tally, and the past days of its series."""
         window = await self._window()
+        self._end = min(self._now, window[1]) if window and window[1] else self._now
         tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
         return tally, series_days(window[0] if window else None, tally.daily, self._now)
 
@@ -157,7 +162,7 @@ class PhaseReader:
     ) -> dict[str, Reduction]:
         """The metric per segment of `attribute` (one, "", without), filled with `population`."""
         sources = tuple(s.key for s in metric_sources(metric, self._policy.pre_seconds))
-        key = (
+        key: tuple[object, ...] = (
             self._plan.key,
             self._phase,
             signature(metric, self._policy.pre_seconds),
@@ -165,10 +170,15 @@ class PhaseReader:
             attribute,
             tuple(sorted((segment, tuple(sorted(counts.items()))) for segment, counts in population.items())),
         )
+        retention = metric.metric.type == "retention"
+        if retention:
+            # Which units count moves with the clock: the exposure rows matured by now pin it down.
+            before = matured_before(metric.metric, self._end)
+            key += (await exposure_rows(self._conn, self._plan.key, self._phase, before),)
         found = self._cache.get(key) if self._cache is not None else None
         if found is None:
-            found = (
-                await reduce_quantile(
+            if metric.metric.type == "quantile":
+                found = await reduce_quantile(
                     self._conn,
                     self._plan.key,
                     self._phase,
@@ -176,8 +186,19 @@ class PhaseReader:
                     population,
                     attribute=attribute,
                 )
-                if metric.metric.type == "quantile"
-                else await reduce_rolled_by(
+            elif retention:
+                found = await reduce_retention_rolled(
+                    self._conn,
+                    self._plan.key,
+                    self._phase,
+                    metric.metric,
+                    sources,
+                    end=self._end,
+                    attribute=attribute,
+                    population=population,
+                )
+            else:
+                found = await reduce_rolled_by(
                     self._conn,
                     self._plan.key,
                     self._phase,
@@ -186,7 +207,6 @@ class PhaseReader:
                     attribute=attribute,
                     population=population,
                 )
-            )
             if self._cache is not None:
                 self._cache.put(key, found)
         return found

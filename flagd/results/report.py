@@ -68,7 +68,10 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
             ),
         )
         if role.role == "primary" and primary_progress is None:
-            primary_progress = progress(metric, control_sums, plan.weights, exposed, per_day, options)
+            maturing = sum((reduction.maturing or {}).get(v, 0) for v in plan.variant_names)
+            primary_progress = progress(
+                metric, control_sums, plan.weights, exposed, per_day, options, maturing
+            )
         analysed.append(result)
     metrics = adjust(analysed, options.correction)
     sample_ratio = srm(tally.units, plan.weights)

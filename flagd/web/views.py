@@ -41,6 +41,7 @@ _VALUE_MEANS: dict[MetricType, str] = {
     "csat": "share of answers satisfied",
     "ces": "average effort score",
     "quantile": "the quantile of the value",
+    "retention": "share of {many} active in the metric's days after exposure, of those whose days are over",
 }
 
 
@@ -59,6 +60,8 @@ class Row:
     control: bool
     units: str
     value: str
+    maturing: str = ""
+    """Retention: the units exposed too recently to count yet ("+ 120 maturing")."""
     change: str = ""
     interval: str = ""
     verdict: str = ""
@@ -158,6 +161,7 @@ def _row(
         control=False,
         units=count(summary.units),
         value=value(metric.type, summary.mean),
+        maturing=_maturing(summary.maturing),
         change=effect,
         interval=interval,
         verdict=narrative.verdict(metric, comparison),
@@ -166,6 +170,10 @@ def _row(
         impact_interval=impact_interval,
         impact_year="" if year is None else f"{year[0]} ({year[1]})",
     )
+
+
+def _maturing(units: int | None) -> str:
+    return f"+ {count(units)} maturing" if units else ""
 
 
 def metric_view(metric: MetricResult, control: str, words: Names) -> MetricView:
@@ -180,6 +188,7 @@ def metric_view(metric: MetricResult, control: str, words: Names) -> MetricView:
                     True,
                     count(summary.units),
                     value(metric.type, summary.mean),
+                    _maturing(summary.maturing),
                 )
             )
         else:

@@ -21,6 +21,7 @@ from flagd.experiments.catalog import ResolvedMetric
 from flagd.results.model import QuantileSums, Reduction, VariantSums
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
 from flagd.results.sql.reduce import reduce_metric
+from flagd.results.sql.retention import reduce_retention_raw
 from flagd.storage.types import Connection
 
 CLOSED_AFTER = timedelta(hours=1)
@@ -120,4 +121,7 @@ async def _reduce_day(
             conn, experiment, phase, QuantileQuery(metric.metric, end=end), None
         )
         return reductions.get("", Reduction(metric.key, {}))
+    if metric.metric.type == "retention":
+        as_of = await reduce_retention_raw(conn, experiment, phase, metric.metric, end=end)
+        return as_of.get("", Reduction(metric.key, {}))
     return await reduce_metric(conn, experiment, phase, metric, end=end, pre_seconds=pre_seconds)

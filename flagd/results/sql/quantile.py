@@ -23,6 +23,7 @@ from datetime import datetime
 
 from flagd.experiments.model import Metric
 from flagd.results.model import QuantileSums, Reduction, VariantSums
+from flagd.results.sql.filters import filter_sql, value_sql
 from flagd.results.sql.reduce import MAX_SEGMENTS, NO_VALUE, OTHER, REDUCTION_WORK_MEM
 from flagd.storage.types import Connection
 from stats import QuantileSample
@@ -74,6 +75,7 @@ _RAW_VALUES = """all_values AS (
     LEFT JOIN events e
            ON e.name = {event} AND e.unit = u.unit AND e.occurred_at >= u.exposed_at
           AND e.occurred_at < least(u.exposed_at + make_interval(secs => coalesce({window}, 1e9)), {end})
+          AND {where}
     GROUP BY u.segment, u.variant, u.unit
 )"""
 
@@ -155,10 +157,11 @@ def _values_sql(
             )
     else:
         assert query.end is not None
+        value = value_sql(metric.value_property, "e", params.values)
         values = (
-            "coalesce(array_agg(e.value ORDER BY e.value) FILTER (WHERE e.value IS NOT NULL), '{}')"
+            f"coalesce(array_agg({value} ORDER BY {value}) FILTER (WHERE {value} IS NOT NULL), '{{}}')"
             if event_level
-            else "ARRAY[coalesce(sum(e.value), 0)::float8]"
+            else f"ARRAY[coalesce(sum({value}), 0)::float8]"
         )
         window = None if metric.window_seconds is None else float(metric.window_seconds)
         ctes.append(
@@ -168,6 +171,7 @@ def _values_sql(
                 event=params.add(metric.event, "text"),
                 window=params.add(window, "float8"),
                 end=params.add(query.end, "timestamptz"),
+                where=filter_sql(metric.where, "e", params.values),
             )
         )
     return ",\n".join(ctes)

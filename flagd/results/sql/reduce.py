@@ -4,10 +4,12 @@ For one metric of one experiment phase, the query
 
 1. takes the phase's exposed units (their first assignment), leaving out units seen in more than one
    variant (they are counted separately, as a health problem);
-2. reads, per unit, the metric's events from its first exposure to the end of the metric's window (or
-   the analysis end), and for CUPED the same event in the `pre_seconds` before its exposure;
+2. reads, per unit, the metric's events that pass its filter (`where`, flagd.results.sql.filters)
+   from its first exposure to the end of the metric's window (or the analysis end), and for CUPED
+   the same events in the `pre_seconds` before its exposure;
 3. turns them into the unit's value `y`, its denominator `d` (1, except for ratio, mean and survey
-   metrics) and its pre-exposure value `x`, per the metric's type:
+   metrics) and its pre-exposure value `x`, per the metric's type (an event's value is its `value`,
+   or the metric's `value_property`):
 
        conversion  y = 1 if any event                     d = 1
        count       y = number of events                   d = 1
@@ -36,21 +38,33 @@ import asyncpg
 from flagd.experiments.catalog import ResolvedMetric
 from flagd.experiments.model import Metric
 from flagd.results.model import Reduction, VariantSums
+from flagd.results.sql.filters import filter_sql, value_sql
 from flagd.storage.types import Connection
 
-UNIT_AGGREGATES = """
+_UNIT_AGGREGATES = """
        count(*) FILTER (WHERE e.occurred_at >= u.exposed_at)::float8 AS post_count,
-       coalesce(sum(e.value) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
-       (array_agg(e.value ORDER BY e.occurred_at DESC)
-            FILTER (WHERE e.occurred_at >= u.exposed_at AND e.value IS NOT NULL))[1] AS post_last,
+       coalesce(sum({value}) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
+       (array_agg({value} ORDER BY e.occurred_at DESC)
+            FILTER (WHERE e.occurred_at >= u.exposed_at AND {value} IS NOT NULL))[1] AS post_last,
        count(*) FILTER (WHERE e.occurred_at < u.exposed_at)::float8 AS pre_count,
-       coalesce(sum(e.value) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum"""
-"""What a unit did, from its events `e` joined to its exposure `u`: the count, sum and last value after
-exposure, the count and sum before it (the columns of a roll-up row, flagd.results.rollup)."""
+       coalesce(sum({value}) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum"""
 
-UNIT_VALUES = """       array_agg(e.value ORDER BY e.value)
-            FILTER (WHERE e.occurred_at >= u.exposed_at AND e.value IS NOT NULL) AS post_values"""
-"""The values of a unit's events after exposure, sorted (for event-level quantiles, flagd.results.sql.quantile)."""
+
+def unit_aggregates(value: str) -> str:
+    """What a unit did, from its events `e` joined to its exposure `u`: the count, sum and last `value`
+    after exposure, the count and sum before it (the columns of a roll-up row, flagd.results.rollup)."""
+    return _UNIT_AGGREGATES.format(value=value)
+
+
+_UNIT_VALUES = """       array_agg({value} ORDER BY {value})
+            FILTER (WHERE e.occurred_at >= u.exposed_at AND {value} IS NOT NULL) AS post_values"""
+
+
+def unit_values(value: str) -> str:
+    """The `value`s of a unit's events after exposure, sorted (for event-level quantiles,
+    flagd.results.sql.quantile)."""
+    return _UNIT_VALUES.format(value=value)
+
 
 # Per-unit aggregates of one event name over the post and pre windows.
 _PER_UNIT = """
@@ -60,6 +74,7 @@ LEFT JOIN events e
        ON e.name = {name} AND e.unit = u.unit
       AND e.occurred_at >= u.exposed_at - make_interval(secs => $4)
       AND e.occurred_at < least(u.exposed_at + make_interval(secs => coalesce({window}, 1e9)), $3)
+      AND {where}
 GROUP BY u.variant, u.unit, u.segment
 """
 
@@ -123,7 +138,7 @@ values AS (
 
 # The phase's units; with a segment attribute, the MAX_SEGMENTS largest values and "(other)" for the rest,
 # so no attribute (a user id by mistake, say) can return more than that many groups.
-_UNITS = """units AS (
+UNITS = """units AS (
     SELECT unit, variant, exposed_at, '' AS segment FROM exposures
     WHERE experiment = $1 AND phase = $2 AND NOT multiple_variants AND exposed_at < $3
 )"""
@@ -145,11 +160,16 @@ NO_VALUE = "(none)"
 """The segment of units whose exposure did not carry the attribute."""
 
 
-def _per_unit(name_param: str, window_param: str) -> str:
-    return _PER_UNIT.format(name=name_param, window=window_param, aggregates=UNIT_AGGREGATES)
+def _per_unit(source: Metric, args: list[object]) -> str:
+    """The per-unit aggregates of the source metric's events, its parameters appended to `args`."""
+    args += [source.event, None if source.window_seconds is None else float(source.window_seconds)]
+    name, window = f"${len(args) - 1}", f"${len(args)}::float8"
+    where = filter_sql(source.where, "e", args)
+    value = value_sql(source.value_property, "e", args)
+    return _PER_UNIT.format(name=name, window=window, where=where, aggregates=unit_aggregates(value))
 
 
-def _segmented_units(attribute_param: str, before: str) -> str:
+def segmented_units(attribute_param: str, before: str) -> str:
     return _SEGMENTED_UNITS.format(
         attribute=attribute_param, none=NO_VALUE, limit=MAX_SEGMENTS, other=OTHER, before=before
     )
@@ -237,24 +257,22 @@ async def reduce_metric_by(
 
     The cap of a winsorised metric is computed over all units, so every segment is capped alike."""
     e = _expressions(metric)
-    units = (
-        _UNITS if attribute is None else _segmented_units(f"${11 if e.both else 9}", "AND exposed_at < $3")
-    )
+    args: list[object] = [experiment, phase, end, float(pre_seconds), *_winsor(metric.metric)]
+    per_unit_a = _per_unit(e.sources[0], args)
+    per_unit_b = _per_unit(e.sources[1], args) if e.both else "SELECT NULL::text AS unit"
+    if attribute is not None:
+        args.append(attribute)
+    units = UNITS if attribute is None else segmented_units(f"${len(args)}", "AND exposed_at < $3")
     sql = _REDUCE.format(
         units=units,
-        per_unit_a=_per_unit("$7", "$8::float8"),
-        per_unit_b=_per_unit("$9", "$10::float8") if e.both else "SELECT NULL::text AS unit",
+        per_unit_a=per_unit_a,
+        per_unit_b=per_unit_b,
         y=e.y,
         d=e.d,
         x=e.x,
         join_b="JOIN b ON b.unit = a.unit" if e.both else "",
         cap_and_sum=_CAP_AND_SUM.format(fixed="$6", percentile="$5"),
     )
-    args: list[object] = [experiment, phase, end, float(pre_seconds), *_winsor(metric.metric)]
-    for source in e.sources[: 2 if e.both else 1]:
-        args += [source.event, None if source.window_seconds is None else float(source.window_seconds)]
-    if attribute is not None:
-        args.append(attribute)
     return _reductions(metric.metric, await conn.fetch(sql, *args))
 
 
@@ -275,7 +293,7 @@ async def reduce_rolled_by(
     segmented = attribute is not None
     attribute_param = f"${7 if e.both else 6}"
     sql = _ROLLED.format(
-        units=_segmented_units(attribute_param, "") + "," if segmented else "",
+        units=segmented_units(attribute_param, "") + "," if segmented else "",
         source_b="$6" if e.both else "NULL",
         variant="coalesce(a.variant, b.variant)" if e.both else "a.variant",
         segment="u.segment" if segmented else "''",
@@ -311,7 +329,7 @@ async def segment_population(
     conn: Connection, experiment: str, phase: int, attribute: str | None
 ) -> dict[str, dict[str, int]]:
     """Units per segment (one, "", without an attribute) and variant, units in several variants left out."""
-    units = _UNITS.replace(" AND exposed_at < $3", "") if attribute is None else _segmented_units("$3", "")
+    units = UNITS.replace(" AND exposed_at < $3", "") if attribute is None else segmented_units("$3", "")
     rows = await conn.fetch(
         _POPULATION.format(units=units),
         experiment,

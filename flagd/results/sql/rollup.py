@@ -5,8 +5,12 @@ events, per metric (about 6 s per metric at 1 million units and 10 million event
 stores the outcome of that join once, in `results_unit_values` (one row per experiment phase,
 source and unit that has events), so results aggregate about one row per unit instead.
 
-A *source* is what a metric reads per unit: an event name, the window after exposure and the
-CUPED pre-exposure window. A catch-up of one source
+A *source* is what a metric reads per unit: an event name, the window after exposure, the
+CUPED pre-exposure window, and the event filter and value property (two metrics on one event with
+different filters read different sources). A retention metric reads one source per event (with its
+filter), its window starting `from_day` days after exposure and no pre-exposure window: a unit's window
+is relative to its own exposure, so catching up the units touched since the horizon keeps it exact
+like any other. A catch-up of one source
 
 1. builds it from scratch when it has never been built, or else
 2. finds the units whose events (of that name) or exposure row were stored since the last
@@ -35,7 +39,9 @@ from datetime import datetime
 import orjson
 
 from flagd.experiments.catalog import ResolvedMetric
-from flagd.results.sql.reduce import UNIT_AGGREGATES, UNIT_VALUES
+from flagd.experiments.filters import EventFilter
+from flagd.results.sql.filters import filter_sql, value_sql
+from flagd.results.sql.reduce import unit_aggregates, unit_values
 from flagd.settings import Settings
 from flagd.storage.types import Connection
 
@@ -44,21 +50,55 @@ from flagd.storage.types import Connection
 class Source:
     event: str
     window_seconds: int | None
+    """The window's end, after exposure."""
     pre_seconds: int
+    where: EventFilter | None = None
+    value_property: str | None = None
+    from_seconds: int = 0
+    """The window's start, after exposure (retention); a source that starts later has no pre window."""
     values: bool = False
     """Whether each unit's values are kept too (sorted, in post_values): for event-level quantiles."""
 
     @property
     def key(self) -> str:
-        spelled: list[object] = [self.event, self.window_seconds, self.pre_seconds]
-        return orjson.dumps([*spelled, "values"] if self.values else spelled).decode()
+        """Equal keys, equal rows: a filter or a value property is part of it (a source without either
+        keeps the key it had before they existed, so its roll-up stays), a window's later start, and
+        whether values are kept."""
+        parts: list[object] = [self.event, self.window_seconds, self.pre_seconds]
+        if self.where is not None or self.value_property is not None:
+            parts += [self.where.key if self.where is not None else None, self.value_property]
+        if self.from_seconds:
+            parts += [self.from_seconds]
+        if self.values:
+            parts += ["values"]
+        return orjson.dumps(parts).decode()
+
+    def compute_sql(self, touched: str, params: list[object]) -> str:
+        """The per-unit rows of this source (the touched units' only, with a join); its filter's and
+        value's parameters appended to `params` (which holds the seven of _COMPUTE)."""
+        where = filter_sql(self.where, "e", params)
+        value = value_sql(self.value_property, "e", params)
+        kept = unit_values(value) if self.values else "       NULL::float8[] AS post_values"
+        return _COMPUTE.format(touched=touched, where=where, aggregates=unit_aggregates(value) + ",\n" + kept)
 
 
 def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ...]:
-    """The sources a metric reads: its own event, or a ratio's numerator and denominator; an event-level
-    quantile's with the values kept."""
+    """The sources a metric reads: its own event, a ratio's numerator and denominator, or a retention
+    metric's events over its days; an event-level quantile's with the values kept."""
+    own = metric.metric
+    if own.type == "retention":
+        return tuple(
+            Source(e.event, own.to_day * 86_400, 0, e.where, None, own.from_day * 86_400) for e in own.events
+        )
     return tuple(
-        Source(str(p.event), p.window_seconds, pre_seconds, p.type == "quantile" and p.level == "event")
+        Source(
+            str(p.event),
+            p.window_seconds,
+            pre_seconds,
+            p.where,
+            p.value_property,
+            values=p.type == "quantile" and p.level == "event",
+        )
         for p in metric.parts
     )
 
@@ -81,39 +121,27 @@ class RollupState:
     """Bumped by every catch-up that changed a row: equal versions, equal rows."""
 
 
-# Per unit: the events of one name from `pre` seconds before its first exposure to the end of the
-# window after it; units are the phase's exposed units (all of them, or the touched ones).
+# Per unit: the events of one name from `pre` seconds before its first exposure (or `from` seconds
+# after it) to the end of the window after it; units are the phase's exposed units (all of them, or the touched ones).
 _COLUMNS = "experiment, phase, source, unit, variant, post_count, post_sum, post_last, pre_count, pre_sum, post_values"
 _COMPUTE = """
 SELECT $1::text AS experiment, $2::int AS phase, $3::text AS source, u.unit, u.variant, {aggregates}
 FROM exposures u {touched}
 JOIN events e
   ON e.name = $4 AND e.unit = u.unit
- AND e.occurred_at >= u.exposed_at - make_interval(secs => $6::float8)
+ AND e.occurred_at >= u.exposed_at + make_interval(secs => $7::float8 - $6::float8)
  AND e.occurred_at < u.exposed_at + make_interval(secs => coalesce($5::float8, 1e9))
+ AND {where}
 WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
 GROUP BY u.unit, u.variant
 """
 
-_BUILD_TEMPLATE = "INSERT INTO results_unit_values ({columns}) {compute}"
-
-
-def _aggregates(source: Source) -> str:
-    return (
-        UNIT_AGGREGATES + ",\n" + (UNIT_VALUES if source.values else "       NULL::float8[] AS post_values")
-    )
-
-
-def _build(source: Source) -> str:
-    return _BUILD_TEMPLATE.format(
-        columns=_COLUMNS, compute=_COMPUTE.format(touched="", aggregates=_aggregates(source))
-    )
-
+_BUILD = "INSERT INTO results_unit_values ({columns}) {compute}"
 
 # The touched units' rows computed again: a changed row is updated, a new one inserted, the row of a
 # unit that no longer has one (no events left in its windows, or now in several variants) deleted.
 # The count of rows that changed decides whether the roll-up's version moves.
-_RECOMPUTE_TEMPLATE = """
+_RECOMPUTE = """
 WITH computed AS ({compute}),
 upserted AS (
     INSERT INTO results_unit_values AS r ({columns})
@@ -135,16 +163,7 @@ deleted AS (
 )
 SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM deleted)
 """
-
-
-def _recompute(source: Source) -> str:
-    return _RECOMPUTE_TEMPLATE.format(
-        compute=_COMPUTE.format(
-            touched="JOIN results_touched t ON t.unit = u.unit", aggregates=_aggregates(source)
-        ),
-        columns=_COLUMNS,
-    )
-
+_TOUCHED_JOIN = "JOIN results_touched t ON t.unit = u.unit"
 
 # The horizon of a catch-up: the earliest start of a transaction still open elsewhere (it may be
 # storing rows with that received_at), or now. Only client sessions store events (a long autovacuum
@@ -184,9 +203,19 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
             phase,
             source.key,
         )
-        args = (experiment, phase, source.key, source.event, source.window_seconds, source.pre_seconds)
+        args = (
+            experiment,
+            phase,
+            source.key,
+            source.event,
+            source.window_seconds,
+            source.pre_seconds,
+            source.from_seconds,
+        )
         if caught_up_at is None:
-            await conn.execute(_build(source), *args)
+            params: list[object] = list(args)
+            build = _BUILD.format(columns=_COLUMNS, compute=source.compute_sql("", params))
+            await conn.execute(build, *params)
             # The planner needs the new rows' statistics before autovacuum comes by (a hash aggregate
             # instead of sorting a million rows by variant).
             await conn.execute("ANALYZE results_unit_values")
@@ -221,7 +250,9 @@ async def _recompute_touched(
     touched = await conn.execute(_TOUCH, event, caught_up_at, experiment, phase)
     if touched.endswith(" 0"):  # "INSERT 0 <rows>": nothing was stored since
         return False, None
-    changed: int = await conn.fetchval(_recompute(source), *args)
+    params: list[object] = list(args)
+    recompute = _RECOMPUTE.format(compute=source.compute_sql(_TOUCHED_JOIN, params), columns=_COLUMNS)
+    changed: int = await conn.fetchval(recompute, *params)
     latest: datetime | None = await conn.fetchval(
         "SELECT max(received_at) FROM events WHERE name = $1 AND received_at >= $2", event, caught_up_at
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from flagd.experiments.model import RetentionEvent
 from flagd.experiments.reading import read_experiments, read_layers, read_metrics
 from flagd_sdk.evaluation import Problem
 
@@ -141,7 +142,7 @@ def test_should_refuse_quantile_members_on_other_types_and_a_ratio_of_a_quantile
         (
             ("metrics", "orders", "type", "median"),
             "metrics.orders.type",
-            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces, quantile; got "median"',
+            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces, quantile, retention; got "median"',
         ),
         (
             ("metrics", "revenue-per-order", "denominator", "revenue"),
@@ -259,3 +260,82 @@ def test_should_require_exactly_one_primary_metric() -> None:
     }
     _, problems = read({**DOCUMENT, "experiments": {"x": experiment}})
     assert [p.path for p in problems] == ["experiments.x.metrics"]
+
+
+def test_should_read_a_retention_metric_and_locate_each_mistake_in_one() -> None:
+    good = {
+        "type": "retention",
+        "events": ["app_opened", "order_paid"],
+        "from_day": 7,
+        "to_day": 14,
+        "direction": "increase",
+    }
+    problems: list[Problem] = []
+    metrics = read_metrics({"metrics": {"week-2": good}}, problems)
+    assert problems == []
+    metric = metrics["week-2"]
+    assert (metric.events, metric.from_day, metric.to_day) == (
+        (RetentionEvent("app_opened"), RetentionEvent("order_paid")),
+        7,
+        14,
+    )
+    assert metric.event_names == ("app_opened", "order_paid")
+    filtered = {**good, "events": ["app_opened", {"event": "app_opened", "where": {"os": {"equals": "ios"}}}]}
+    read = read_metrics({"metrics": {"f": filtered}}, problems)
+    assert problems == []
+    first, second = read["f"].events
+    assert (first.where, second.event, second.where is not None) == (None, "app_opened", True)
+    assert read["f"].event_names == ("app_opened",)
+    bad = {
+        "empty": {**good, "events": []},
+        "twice": {**good, "events": ["a", "a"]},
+        "not-a-name": {**good, "events": ["a", 3]},
+        "too-many": {**good, "events": [f"e{i}" for i in range(21)]},
+        "backwards": {**good, "from_day": 14, "to_day": 7},
+        "too-late": {**good, "to_day": 366},
+        "negative": {**good, "from_day": -1},
+        "fraction": {**good, "to_day": 7.5},
+        "single-event": {**good, "event": "app_opened"},
+        "windowed": {**good, "window_seconds": 60},
+        "capped": {**good, "winsorisation": {"value": 1}},
+        "conversion-with-days": {"type": "conversion", "event": "x", "direction": "increase", "to_day": 3},
+        "bad-filter": {**good, "events": [{"event": "a", "where": {"n": {"gte": "10"}}}]},
+        "odd-event": {**good, "events": [{"event": "a", "when": 1}, {"where": {}}]},
+        "top-where": {**good, "where": {"n": {"exists": True}}},
+        "ratio-of-retention": {
+            "type": "ratio",
+            "numerator": "week-2",
+            "denominator": "x",
+            "direction": "increase",
+        },
+        "week-2": good,
+        "x": {"type": "count", "event": "x", "direction": "increase"},
+    }
+    problems = []
+    read = read_metrics({"metrics": bad}, problems)
+    assert set(read) == {"week-2", "x"}
+    found = {(p.path, p.message) for p in problems}
+    assert {path for path, _ in found} == {
+        "metrics.empty.events",
+        "metrics.twice.events[1]",
+        "metrics.not-a-name.events[1]",
+        "metrics.too-many.events",
+        "metrics.backwards.to_day",
+        "metrics.too-late.to_day",
+        "metrics.negative.from_day",
+        "metrics.fraction.to_day",
+        "metrics.single-event.event",
+        "metrics.windowed.window_seconds",
+        "metrics.capped.winsorisation",
+        "metrics.conversion-with-days.to_day",
+        "metrics.ratio-of-retention.numerator",
+        "metrics.bad-filter.events[0].where.n.gte",
+        "metrics.odd-event.events[0].when",
+        "metrics.odd-event.events[1]",
+        "metrics.top-where.where",
+    }
+    assert (
+        "metrics.backwards.to_day",
+        "must be after from_day (14): a unit is active in [from_day, to_day) days after exposure",
+    ) in found
+    assert ("metrics.twice.events[1]", '"a" is listed twice') in found
