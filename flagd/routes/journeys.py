@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
 from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
 from flagd.errors import InvalidParameter
-from flagd.http.params import shown, text_param
+from flagd.http.params import MAX_TEXT_PARAM, shown
 from flagd.http.routing import resource
 from flagd.identifiers import KEY_RULE, is_key
 from flagd.results.journey import (
@@ -37,13 +38,14 @@ from flagd.results.journey import (
 from flagd.routes.results import answer, job
 
 MAX_NAME_CHARS = 64
+EARLIEST_DAY = date(2000, 1, 1)
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _WINDOW = re.compile(r"([0-9]{1,9})([smhd]?)", re.ASCII)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
-def steps_param(request: Request) -> tuple[str, ...]:
-    steps = request.query_params.getlist("step")
+def steps_param(params: QueryParams) -> tuple[str, ...]:
+    steps = params.getlist("step")
     if not MIN_STEPS <= len(steps) <= MAX_STEPS:
         raise InvalidParameter(
             f"give the funnel's steps in order as step=EVENT, {MIN_STEPS} to {MAX_STEPS} of them "
@@ -62,22 +64,22 @@ def steps_param(request: Request) -> tuple[str, ...]:
     return tuple(steps)
 
 
-def day_param(request: Request, name: str) -> date | None:
-    raw = request.query_params.get(name)
+def day_param(params: QueryParams, name: str) -> date | None:
+    raw = params.get(name)
     if raw is None:
         return None
     try:
-        if _DAY.fullmatch(raw):
+        if _DAY.fullmatch(raw) and date.fromisoformat(raw) >= EARLIEST_DAY:
             return date.fromisoformat(raw)
     except ValueError:
         pass
     raise InvalidParameter(f"{name} must be a day as YYYY-MM-DD (UTC), such as 2026-11-30; got {shown(raw)}")
 
 
-def days_params(request: Request, today: date) -> tuple[date, date]:
+def days_params(params: QueryParams, today: date) -> tuple[date, date]:
     """`from` and `to`, both included: by default the DEFAULT_RANGE_DAYS to today."""
-    last = day_param(request, "to") or today
-    first = day_param(request, "from") or last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    last = day_param(params, "to") or today
+    first = day_param(params, "from") or max(last - timedelta(days=DEFAULT_RANGE_DAYS - 1), EARLIEST_DAY)
     if last > today + timedelta(days=1):
         raise InvalidParameter(
             f"to must not be later than tomorrow ({today + timedelta(days=1)}); got {last}"
@@ -92,8 +94,8 @@ def days_params(request: Request, today: date) -> tuple[date, date]:
     return first, last
 
 
-def window_param(request: Request) -> int:
-    raw = request.query_params.get("window")
+def window_param(params: QueryParams) -> int:
+    raw = params.get("window")
     if raw is None:
         return DEFAULT_WINDOW_SECONDS
     match = _WINDOW.fullmatch(raw)
@@ -122,10 +124,14 @@ def _experiment(raw: str) -> str:
     return raw
 
 
-def breakdown_param(request: Request) -> Breakdown | None:
-    raw = text_param(request, "breakdown")
-    if raw is None or raw == "":
+def breakdown_param(params: QueryParams) -> Breakdown | None:
+    raw = params.get("breakdown")
+    if raw is None:
         return None
+    if len(raw) > MAX_TEXT_PARAM or not raw.isprintable():
+        raise InvalidParameter(
+            f"breakdown must be at most {MAX_TEXT_PARAM} printable characters; got {shown(raw)}"
+        )
     source, _, rest = raw.partition(":")
     if source == "property":
         return Breakdown("property", _name(rest, "property"))
@@ -140,16 +146,16 @@ def breakdown_param(request: Request) -> Breakdown | None:
     )
 
 
-def journey_query(request: Request, today: date) -> JourneyQuery:
+def journey_query(params: QueryParams, today: date) -> JourneyQuery:
     """The journey a request asks for, every parameter checked."""
-    steps = steps_param(request)
-    first, last = days_params(request, today)
-    return JourneyQuery(steps, first, last, window_param(request), breakdown_param(request))
+    steps = steps_param(params)
+    first, last = days_params(params, today)
+    return JourneyQuery(steps, first, last, window_param(params), breakdown_param(params))
 
 
 @requires(Scope.RESULTS)
 async def get_funnel(request: Request, principal: Principal) -> Response:
-    query = journey_query(request, datetime.now(UTC).date())
+    query = journey_query(request.query_params, datetime.now(UTC).date())
     return await answer(request, job(request, "journey", journey=query))
 
 

@@ -192,7 +192,7 @@ async def test_should_give_the_funnel_numpy_gives_from_the_raw_rows_per_segment(
     )
 
     async def ask(breakdown: str | None) -> httpx.Response:
-        params: list[tuple[str, str]] = [("step", s) for s in STEPS]
+        params: list[tuple[str, str | int | float | bool | None]] = [("step", s) for s in STEPS]
         params += [("from", first.isoformat()), ("to", last.isoformat()), ("window", "2d")]
         if breakdown:
             params.append(("breakdown", breakdown))
