@@ -33,8 +33,9 @@ _FIRST = """first AS (
     WHERE e.name = $4 AND e.occurred_at >= $1 AND e.occurred_at < $2
     ORDER BY e.unit, e.occurred_at, e.event_id
 )"""
-_FIRST_PLAIN = """first AS (
-    SELECT unit, min(occurred_at) AS t1, '' AS segment
+# Without a breakdown, step 1 directly (no segments to rank).
+_FIRST_PLAIN = """s1 AS (
+    SELECT unit, '' AS segment, min(occurred_at) AS t1, NULL::timestamptz AS prev, min(occurred_at) AS t
     FROM events WHERE name = $4 AND occurred_at >= $1 AND occurred_at < $2
     GROUP BY unit
 )"""
@@ -49,16 +50,18 @@ s1 AS (
            t1, NULL::timestamptz AS prev, t1 AS t
     FROM first
 )"""
+# A unit is one row of s{previous}: grouping by it alone, the other columns are its own (any_value).
 _STEP = """s{k} AS (
-    SELECT p.unit, p.segment, p.t1, p.t AS prev, min(e.occurred_at) AS t
+    SELECT p.unit, any_value(p.segment) AS segment, any_value(p.t1) AS t1, any_value(p.t) AS prev,
+           min(e.occurred_at) AS t
     FROM s{previous} p JOIN events e
       ON e.name = ${name} AND e.unit = p.unit AND e.occurred_at >= p.t AND e.occurred_at < p.t1 + $3
      AND e.occurred_at >= $1 AND e.occurred_at < $2 + $3
-    GROUP BY p.unit, p.segment, p.t1, p.t
+    GROUP BY p.unit
 )"""
 # Per step: the units, and the median and p90 of the seconds since the step before.
 _COUNT = """SELECT {k} AS step, {segment} AS segment, {everyone} AS everyone, count(*) AS units,
-       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY extract(epoch FROM t - prev)::float8) AS gaps
+       percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY date_part('epoch', t - prev)) AS gaps
 FROM s{k} {group}"""
 _SEGMENTED = {
     "segment": "segment",
@@ -96,8 +99,11 @@ def funnel_sql(query: JourneyQuery) -> tuple[str, list[object]]:
         steps.append(_STEP.format(k=k, previous=k - 1, name=len(params)))
     grouping = _PLAIN if breakdown is None else _SEGMENTED
     counts = [_COUNT.format(k=k, **grouping) for k in range(1, len(query.steps) + 1)]
-    ctes = [first, _TOP.format(limit=MAX_SEGMENTS, other=OTHER), *steps]
-    sql = "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join([*counts, _DISTINCT])
+    if breakdown is None:
+        ctes, selects = [first, *steps], counts
+    else:
+        ctes, selects = [first, _TOP.format(limit=MAX_SEGMENTS, other=OTHER), *steps], [*counts, _DISTINCT]
+    sql = "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
     return sql, params
 
 
