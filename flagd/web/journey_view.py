@@ -108,8 +108,6 @@ class Chart:
     bar_width: int
     bar_height: int
     steps: tuple[StepChart, ...]
-    legend: tuple[tuple[str, str], ...]
-    """(color, series) in the order of the bars."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +163,7 @@ def chart(series: list[FunnelSegment], steps: tuple[str, ...]) -> Chart:
             )
             y += ROW
         charts.append(StepChart(top, f"{k + 1}. {event}", tuple(bars)))
-    legend = tuple((PALETTE[i % len(PALETTE)], _label(s.value)) for i, s in enumerate(series))
-    return Chart(WIDTH, y + 4, LABEL_WIDTH, BAR_WIDTH, BAR_HEIGHT, tuple(charts), legend)
+    return Chart(WIDTH, y + 4, LABEL_WIDTH, BAR_WIDTH, BAR_HEIGHT, tuple(charts))
 
 
 def _rows(found: FunnelSegment) -> SegmentRows:

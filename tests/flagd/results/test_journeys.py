@@ -21,8 +21,7 @@ import asyncpg
 import httpx
 import numpy as np
 
-from tests.flagd.results.test_results_recompute import DOCUMENT, post_all
-from tests.support import backdate_phase
+from tests.flagd.results.test_results_recompute import post_all, start_pricing
 
 STEPS = ("visit", "add_to_cart", "purchase")
 COUNTRIES = ("NL", "BE", "DE", "FR")
@@ -158,15 +157,6 @@ def assert_segment(got: dict[str, Any], want: dict[str, Any]) -> None:
         assert same(step["p90Seconds"], expected["p90"]), (step, expected)
 
 
-async def stored(admin: httpx.AsyncClient, sdk: httpx.AsyncClient, database_url: str, units: int) -> datetime:
-    assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
-    assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
-    await backdate_phase(admin, database_url, "pricing", 12)
-    now = datetime.now(UTC)
-    await post_all(sdk, simulated(now, units))
-    return now
-
-
 def span(first: date, last: date) -> tuple[datetime, datetime]:
     return datetime.combine(first, time(), UTC), datetime.combine(last, time(), UTC) + timedelta(days=1)
 
@@ -178,7 +168,7 @@ async def test_should_give_the_funnel_numpy_gives_from_the_raw_rows_per_segment(
     conn: asyncpg.Connection,
     database_url: str,
 ) -> None:
-    now = await stored(admin, sdk, database_url, 400)
+    now = await start_pricing(admin, sdk, 400, database_url, days=12, simulation=simulated)
     first, last = now.date() - timedelta(days=8), now.date() - timedelta(days=1)
     start, end = span(first, last)
     rows = list(await conn.fetch("SELECT event_id, name, unit, occurred_at, properties FROM events"))
