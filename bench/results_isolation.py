@@ -17,7 +17,8 @@ Then:
    --seconds and records every latency;
 2. the same again while an attacker process (also CPU 1) sends, one after another in a loop, with a results
    key: GET /v1/experiments/wide/results?segment=seg, the page /experiments/wide?segment=seg (logged in
-   through /login), GET /v1/experiments and the page /experiments/wide, recording each one's status,
+   through /login), GET /v1/experiments, the page /experiments/wide, and the journey signup → purchase
+   broken down by `seg` (GET /v1/journeys/funnel and the page /journeys), recording each one's status,
    time and size.
 
 It prints p50/p99/max for both phases and their p99 ratio (also counted from when each request was due, which
@@ -64,6 +65,8 @@ ATTACKS = (
     ("page ?segment=seg", "/experiments/wide?segment=seg", False),
     ("list /v1/experiments", "/v1/experiments", True),
     ("page /experiments/wide", "/experiments/wide", False),
+    ("journey by seg", "/v1/journeys/funnel?step=signup&step=purchase&breakdown=exposure:wide:seg", True),
+    ("page /journeys by seg", "/journeys?step=signup&step=purchase&breakdown=exposure:wide:seg", False),
 )
 """(name, path, with the key as a header? else with the session cookie)."""
 

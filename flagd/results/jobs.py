@@ -29,6 +29,7 @@ from flagd.experiments.catalog import Catalog
 from flagd.results import wire
 from flagd.results.analysis import Options
 from flagd.results.cache import ReductionCache
+from flagd.results.journey import JourneyQuery
 from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
 from flagd.settings import Settings
@@ -41,7 +42,7 @@ NICENESS = 10
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 
-Kind = Literal["results", "timeseries", "experiments", "page", "index", "ping"]
+Kind = Literal["results", "timeseries", "experiments", "journey", "page", "index", "journey_page", "ping"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Job:
     segment: str | None = None
     options: Options = field(default_factory=Options)
     session: PageSession | None = None
+    journey: JourneyQuery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +116,13 @@ class _Process:
         try:
             conn = await self.connection()
             service = ResultsService(
-                conn, await self.current_catalog(conn, job.config_version), self.policy, self.cache
+                conn,
+                await self.current_catalog(conn, job.config_version),
+                self.policy,
+                self.cache,
+                statement_seconds=self.settings.results_timeout_seconds,
             )
-            if job.kind in ("page", "index"):
+            if job.kind in ("page", "index", "journey_page"):
                 from flagd.web import render  # only pages need the templates
 
                 return await render.page_answer(service, job)
@@ -142,6 +148,9 @@ async def _json(service: ResultsService, job: Job) -> bytes:
         return wire.dumps(await service.results(job.key, job.phase, job.options, job.now, job.segment))
     if job.kind == "timeseries":
         return wire.dumps(await service.timeseries(job.key, job.phase, job.metric, job.options, job.now))
+    if job.kind == "journey":
+        assert job.journey is not None, "a journey job carries its query"
+        return wire.dumps(await service.journey(job.journey, job.now))
     return wire.dumps({"experiments": await service.experiments(job.now)})
 
 

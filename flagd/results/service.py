@@ -8,10 +8,12 @@ from flagd.errors import Conflict, InvalidParameter, NotFound
 from flagd.experiments.catalog import Catalog, ExperimentPlan
 from flagd.results.analysis import Options, series
 from flagd.results.cache import ReductionCache
+from flagd.results.journey import Funnel, JourneyQuery, funnel
 from flagd.results.model import ExperimentResults, ExperimentSummary, Timeseries
 from flagd.results.phase_reader import PhaseReader
 from flagd.results.report import analyse_phase, planned
 from flagd.results.sql.exposures import units_per_experiment
+from flagd.results.sql.funnel import read_funnel
 from flagd.results.sql.rollup import RollupPolicy
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation.problems import given
@@ -55,9 +57,16 @@ class ResultsService:
     """Results of the experiments of one catalog, read over one connection."""
 
     def __init__(
-        self, conn: Connection, catalog: Catalog, policy: RollupPolicy, cache: ReductionCache | None = None
+        self,
+        conn: Connection,
+        catalog: Catalog,
+        policy: RollupPolicy,
+        cache: ReductionCache | None = None,
+        *,
+        statement_seconds: float = 120.0,
     ) -> None:
         self._conn = conn
+        self._statement_seconds = statement_seconds
         self._catalog = catalog
         self._policy = policy
         self._cache = cache
@@ -124,6 +133,21 @@ class ResultsService:
             )
             for entry in self._catalog.entries.values()
         ]
+
+    async def journey(self, query: JourneyQuery, now: datetime) -> Funnel:
+        """The funnel of a journey over every unit (outside experiments), within the statement time."""
+        experiment = query.breakdown.experiment if query.breakdown else ""
+        if experiment and experiment not in self._catalog.entries:
+            seen = await self._conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM exposures WHERE experiment = $1)", experiment
+            )
+            if not seen:
+                raise InvalidParameter(
+                    f"breakdown names experiment {experiment}, which does not exist and has no exposures; "
+                    "check the key (GET /v1/experiments lists them)"
+                )
+        rows, distinct = await read_funnel(self._conn, query, self._statement_seconds)
+        return funnel(query, rows, distinct, now)
 
     async def keep_up(self, now: datetime) -> int:
         """For every running experiment's current phase: catch its roll-ups up and store its closed days, so

@@ -15,6 +15,7 @@ from flagd.http.params import choice_param, float_param, int_param, path_key, te
 from flagd.http.routing import resource
 from flagd.results.analysis import Options
 from flagd.results.jobs import Job, Kind, PageSession
+from flagd.results.journey import JourneyQuery
 from flagd.results.model import Correction
 from flagd.state import server_state
 
@@ -53,10 +54,13 @@ def job(
     segment: str | None = None,
     options: Options | None = None,
     session: PageSession | None = None,
+    journey: JourneyQuery | None = None,
 ) -> Job:
     """A results job as of now, against this worker's config version."""
     version = server_state(request).config.snapshot.version
-    return Job(kind, datetime.now(UTC), version, key, phase, metric, segment, options or Options(), session)
+    return Job(
+        kind, datetime.now(UTC), version, key, phase, metric, segment, options or Options(), session, journey
+    )
 
 
 async def answer(request: Request, work: Job) -> Response:

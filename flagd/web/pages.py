@@ -1,4 +1,5 @@
-"""The results pages: /experiments (the index), /experiments/{key} (one experiment), /login, /logout.
+"""The results pages: /experiments (the index), /experiments/{key} (one experiment), /journeys (a funnel over
+every unit), /login, /logout.
 
 Server-rendered with Jinja2 (autoescaped); the two plots are drawn in the browser by uPlot, which
 ships in this package (flagd/web/static, MIT licence beside it), so the pages need no network.
@@ -12,10 +13,12 @@ and a POST whose Origin is another site's is refused.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -24,6 +27,7 @@ from flagd.errors import FlagdError, Forbidden, InvalidParameter, PayloadTooLarg
 from flagd.http.body import read_body
 from flagd.http.routing import resource
 from flagd.results.jobs import Job, PageSession
+from flagd.routes.journeys import journey_query
 from flagd.routes.results import job, segment_param
 from flagd.state import server_state
 from flagd.web.render import render
@@ -67,8 +71,8 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 
 def _safe_next(raw: str | None) -> str:
-    """Only a page of this server: a path under /experiments, never another host."""
-    if not raw or not raw.startswith("/experiments") or raw.startswith("//") or "\\" in raw:
+    """Only a page of this server: a path under /experiments or /journeys, never another host."""
+    if not raw or not raw.startswith(("/experiments", "/journeys")) or raw.startswith("//") or "\\" in raw:
         return "/experiments"
     return raw
 
@@ -203,6 +207,20 @@ async def experiment(request: Request) -> Response:
     return await _rendered(request, work)
 
 
+async def journeys(request: Request) -> Response:
+    session = await _session(request)
+    if session is None:
+        return _login_redirect(request)
+    # The form sends every field, the empty ones too: an empty field is one left at its default.
+    given = QueryParams([(k, v) for k, v in request.query_params.multi_items() if v.strip() != ""])
+    try:
+        query = journey_query(given, datetime.now(UTC).date()) if "step" in given else None
+    except InvalidParameter as exc:
+        return _message("Bad journey", exc.message, 400, session)
+    work = job(request, "journey_page", journey=query, session=PageSession(session.key_name, session.csrf))
+    return await _rendered(request, work)
+
+
 async def _rendered(request: Request, work: Job) -> Response:
     """A page rendered in a results process; when none can take it, a message page that says so."""
     try:
@@ -267,6 +285,7 @@ def _static_file(name: str) -> Response:
 routes = [
     resource("/experiments", GET=index),
     resource("/experiments/{key}", GET=experiment),
+    resource("/journeys", GET=journeys),
     resource("/login", GET=login_form, POST=login),
     resource("/logout", POST=logout),
     resource("/static/{name}", GET=static),

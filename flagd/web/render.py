@@ -17,7 +17,7 @@ from flagd.results.jobs import HTML, Answer, Job
 from flagd.results.narrative import humane
 from flagd.results.service import ResultsService
 from flagd.results.words import count, percent, plural
-from flagd.web import views
+from flagd.web import journey_view, views
 
 
 def _when(value: datetime | str | None) -> str:
@@ -51,7 +51,9 @@ def message(heading: str, text: str, session: object = None) -> str:
 
 
 async def page_answer(service: ResultsService, job: Job) -> Answer:
-    """The index or an experiment's page, or the message page that says why there is none."""
+    """The index, an experiment's page or the journeys page, or the message page that says why there is none."""
+    if job.kind == "journey_page":
+        return await _journey_page(service, job)
     if job.kind == "index":
         experiments = await service.experiments(job.now)
         metrics = {key: m.metric.name for key, m in service.catalog.metrics.items() if m.metric.name != key}
@@ -90,6 +92,26 @@ async def page_answer(service: ResultsService, job: Job) -> Answer:
         r=results,
         series=series,
         page=views.page(results, series, entry.plan),
+        session=job.session,
+    )
+    return Answer(200, html.encode(), HTML)
+
+
+async def _journey_page(service: ResultsService, job: Job) -> Answer:
+    form = journey_view.JourneyForm.of(job.journey, job.now.date())
+    if job.journey is None:
+        html = render("journey.html", form=form, funnel=None, session=job.session)
+        return Answer(200, html.encode(), HTML)
+    try:
+        funnel = await service.journey(job.journey, job.now)
+    except FlagdError as exc:
+        return _message(exc.status, "No journey", exc.message, job)
+    html = render(
+        "journey.html",
+        form=form,
+        funnel=funnel,
+        view=journey_view.page(funnel),
+        window=journey_view.duration(funnel.window_seconds),
         session=job.session,
     )
     return Answer(200, html.encode(), HTML)

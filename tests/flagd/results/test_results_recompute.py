@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -150,15 +151,21 @@ async def post_all(sdk: httpx.AsyncClient, events: list[dict[str, Any]]) -> None
 
 
 async def start_pricing(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, units: int, database_url: str
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    units: int,
+    database_url: str,
+    *,
+    days: float = 3,
+    simulation: Callable[[datetime, int], list[dict[str, Any]]] = simulated,
 ) -> datetime:
-    """The document stored, the experiment started (three days ago, as the simulation has it) and `units`
-    simulated units posted; their `now`."""
+    """The document stored, the experiment started (`days` ago, as the simulation has it) and `units`
+    units of the `simulation` posted; their `now`."""
     assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
     assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
-    await backdate_phase(admin, database_url, "pricing", 3)
+    await backdate_phase(admin, database_url, "pricing", days)
     now = datetime.now(UTC)
-    await post_all(sdk, simulated(now, units))
+    await post_all(sdk, simulation(now, units))
     return now
 
 
