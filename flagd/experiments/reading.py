@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flagd.experiments.filters import EventFilter, read_filter, read_value_property
+from flagd.experiments.funnels import read_funnel
 from flagd.experiments.model import (
     BASIS_POINTS,
     METRIC_TYPES,
     Experiment,
+    FunnelStep,
     Layer,
     Metric,
     MetricRole,
@@ -62,6 +64,8 @@ _METRIC_MEMBERS = {
     "winsorisation",
     "where",
     "value_property",
+    "steps",
+    "decide_on",
 }
 _VALUED = ("sum", "mean", "nps", "csat", "ces")
 """The types that read each event's value (the others count events)."""
@@ -139,10 +143,16 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                     f"must be increase or decrease (whichever is better); got {given(direction)}",
                 )
             )
+        steps: tuple[FunnelStep, ...] = ()
+        decide_on = None
         if kind == "ratio":
             _check_ratio(key, entry, path, keys, document.get("metrics", {}), problems)
+        elif kind == "funnel":
+            steps, decide_on = read_funnel(entry, path, problems)
         elif not isinstance(entry.get("event"), str) or not entry.get("event"):
             problems.append(Problem(child(path, "event"), "name the event this metric reads"))
+        if kind != "funnel" and {"steps", "decide_on"} & set(entry):
+            problems.append(Problem(path, "steps and decide_on are for funnel metrics (type: funnel)"))
         window = entry.get("window_seconds")
         if window is not None and not _whole(window, 1, 10 * 365 * 86400):
             problems.append(
@@ -167,6 +177,8 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 winsorisation=winsorisation,
                 where=where,
                 value_property=value_property,
+                steps=steps,
+                decide_on=decide_on,
             )
     return metrics
 
@@ -177,9 +189,12 @@ def _event_reading(
     """The metric's event filter and value property, where its type reads them."""
     where = value_property = None
     if "where" in entry:
-        if kind == "ratio":
+        if kind in ("ratio", "funnel"):
             problems.append(
-                Problem(child(path, "where"), "a ratio reads its two metrics; filter their events there")
+                Problem(
+                    child(path, "where"),
+                    f"a {kind} reads its {'two metrics' if kind == 'ratio' else 'steps'}; filter their events there",
+                )
             )
         else:
             where = read_filter(entry["where"], child(path, "where"), problems)

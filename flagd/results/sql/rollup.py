@@ -37,7 +37,10 @@ import orjson
 
 from flagd.experiments.catalog import ResolvedMetric
 from flagd.experiments.filters import EventFilter
+from flagd.experiments.model import FunnelStep
 from flagd.results.sql.filters import filter_sql, value_sql
+from flagd.results.sql.funnels import UNIT_COLUMNS as FUNNEL_COLUMNS
+from flagd.results.sql.funnels import reached_sql, step_ctes
 from flagd.results.sql.reduce import unit_aggregates
 from flagd.settings import Settings
 from flagd.storage.types import Connection
@@ -50,6 +53,12 @@ class Source:
     pre_seconds: int
     where: EventFilter | None = None
     value_property: str | None = None
+    steps: tuple[FunnelStep, ...] = ()
+    """A funnel's steps: each unit's row holds the number of steps it completed (post_count)."""
+
+    @property
+    def event_names(self) -> list[str]:
+        return sorted({s.event for s in self.steps} or {self.event})
 
     @property
     def key(self) -> str:
@@ -58,20 +67,38 @@ class Source:
         parts: list[object] = [self.event, self.window_seconds, self.pre_seconds]
         if self.where is not None or self.value_property is not None:
             parts += [self.where.key if self.where is not None else None, self.value_property]
+        if self.steps:
+            parts.append([[s.event, s.where.key if s.where else None, s.within_seconds] for s in self.steps])
         return orjson.dumps(parts).decode()
 
     def compute_sql(self, touched: str, params: list[object]) -> str:
-        """The per-unit rows of this source (the touched units' only, with a join); its filter's and
-        value's parameters appended to `params` (which holds the six of _COMPUTE)."""
+        """The per-unit rows of this source (the touched units' only, with a join); its parameters
+        appended to `params`, which holds the experiment, the phase and the source key."""
+        if self.steps:
+            steps = step_ctes(self.steps, self.window_seconds, "base", "'infinity'::timestamptz", params)
+            reached, joins = reached_sql(len(self.steps), "b")
+            return _FUNNEL_COMPUTE.format(
+                touched=touched, steps=steps, reached=reached, columns=FUNNEL_COLUMNS, joins=joins
+            )
+        params += [self.event, self.window_seconds, self.pre_seconds]
         where = filter_sql(self.where, "e", params)
         value = value_sql(self.value_property, "e", params)
         return _COMPUTE.format(touched=touched, where=where, aggregates=unit_aggregates(value))
 
 
 def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ...]:
-    """The sources a metric reads: its own event, or a ratio's numerator and denominator."""
+    """The sources a metric reads: its own event (a funnel: its steps), or a ratio's numerator and
+    denominator."""
     return tuple(
-        Source(str(p.event), p.window_seconds, pre_seconds, p.where, p.value_property) for p in metric.parts
+        Source(
+            str(p.event or p.steps[0].event),
+            p.window_seconds,
+            pre_seconds,
+            p.where,
+            p.value_property,
+            p.steps,
+        )
+        for p in metric.parts
     )
 
 
@@ -106,6 +133,19 @@ JOIN events e
  AND {where}
 WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
 GROUP BY u.unit, u.variant
+"""
+
+# A funnel's rows: the units that completed its first step, with the number of steps they completed.
+_FUNNEL_COMPUTE = """
+WITH base AS (
+    SELECT u.unit, u.variant, u.exposed_at FROM exposures u {touched}
+    WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
+),
+{steps}
+SELECT $1::text AS experiment, $2::int AS phase, $3::text AS source, b.unit, b.variant,
+       {reached} AS post_count, {columns}
+FROM base b {joins}
+WHERE s1.unit IS NOT NULL
 """
 
 _BUILD = "INSERT INTO results_unit_values ({columns}) {compute}"
@@ -151,7 +191,7 @@ _TOUCHED_TABLE = (
 )
 _TOUCH = """
 INSERT INTO results_touched (unit)
-SELECT unit FROM events WHERE name = $1 AND received_at >= $2
+SELECT unit FROM events WHERE name = ANY($1::text[]) AND received_at >= $2
 UNION
 SELECT unit FROM exposures WHERE experiment = $3 AND phase = $4 AND received_at >= $2
 """
@@ -174,18 +214,19 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
             phase,
             source.key,
         )
-        args = (experiment, phase, source.key, source.event, source.window_seconds, source.pre_seconds)
         if caught_up_at is None:
-            params: list[object] = list(args)
+            params: list[object] = [experiment, phase, source.key]
             build = _BUILD.format(columns=_COLUMNS, compute=source.compute_sql("", params))
             await conn.execute(build, *params)
             # The planner needs the new rows' statistics before autovacuum comes by (a hash aggregate
             # instead of sorting a million rows by variant).
             await conn.execute("ANALYZE results_unit_values")
-            latest = await conn.fetchval("SELECT max(received_at) FROM events WHERE name = $1", source.event)
+            latest = await conn.fetchval(
+                "SELECT max(received_at) FROM events WHERE name = ANY($1::text[])", source.event_names
+            )
             changed = True
         else:
-            changed, latest = await _recompute_touched(conn, source, args, caught_up_at)
+            changed, latest = await _recompute_touched(conn, experiment, phase, source, caught_up_at)
         await conn.execute(
             "INSERT INTO results_rollups AS r (experiment, phase, source, caught_up_at, latest_event_at, "
             "built_seconds) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (experiment, phase, source) DO UPDATE "
@@ -204,20 +245,21 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
 
 
 async def _recompute_touched(
-    conn: Connection, source: Source, args: tuple[object, ...], caught_up_at: datetime
+    conn: Connection, experiment: str, phase: int, source: Source, caught_up_at: datetime
 ) -> tuple[bool, datetime | None]:
     """Recompute the units stored since the last horizon; (whether a row changed, the newest event's
     received_at among them)."""
-    experiment, phase, _, event = args[:4]
     await conn.execute(_TOUCHED_TABLE)
-    touched = await conn.execute(_TOUCH, event, caught_up_at, experiment, phase)
+    touched = await conn.execute(_TOUCH, source.event_names, caught_up_at, experiment, phase)
     if touched.endswith(" 0"):  # "INSERT 0 <rows>": nothing was stored since
         return False, None
-    params: list[object] = list(args)
+    params: list[object] = [experiment, phase, source.key]
     recompute = _RECOMPUTE.format(compute=source.compute_sql(_TOUCHED_JOIN, params), columns=_COLUMNS)
     changed: int = await conn.fetchval(recompute, *params)
     latest: datetime | None = await conn.fetchval(
-        "SELECT max(received_at) FROM events WHERE name = $1 AND received_at >= $2", event, caught_up_at
+        "SELECT max(received_at) FROM events WHERE name = ANY($1::text[]) AND received_at >= $2",
+        source.event_names,
+        caught_up_at,
     )
     return changed > 0, latest
 
