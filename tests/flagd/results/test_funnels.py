@@ -10,7 +10,6 @@ API's units per step and every statistic of both conversions, from the roll-ups 
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +18,6 @@ import asyncpg
 import httpx
 import numpy as np
 
-from flagd.results.sql.reduce import reduce_metric
 from stats import (
     ProportionStatistic,
     RatioStatistic,
@@ -28,8 +26,8 @@ from stats import (
     fixed_horizon,
     sequential,
 )
-from tests.flagd.results.test_results_recompute import Floats, at, close, post_all
-from tests.flagd.results.test_rollup import POLICY, catalog_of
+from tests.flagd.results.test_results_recompute import Floats, close, post_all
+from tests.flagd.results.test_rollup import catalog_of, exposure, raw_reduction, track
 from tests.flagd.web.test_sessions import logged_in
 from tests.support import LiveServer, backdate_phase
 
@@ -68,31 +66,6 @@ def document(decide_on: int | None, expected_units: int) -> dict[str, Any]:
     }
 
 
-def exposure(unit: str, variant: str, moment: datetime) -> dict[str, Any]:
-    return {
-        "kind": "exposure",
-        "event_id": str(uuid.uuid4()),
-        "timestamp": at(moment),
-        "experiment": "shop",
-        "phase": 1,
-        "variant": variant,
-        "unit": unit,
-    }
-
-
-def track(unit: str, name: str, moment: datetime, properties: dict[str, Any] | None = None) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "kind": "track",
-        "event_id": str(uuid.uuid4()),
-        "timestamp": at(moment),
-        "event": name,
-        "unit": unit,
-    }
-    if properties is not None:
-        event["properties"] = properties
-    return event
-
-
 def messy(now: datetime, units: int) -> list[dict[str, Any]]:
     """Units whose events fall anywhere around the windows, in any order."""
     rng = random.Random(5)
@@ -100,7 +73,7 @@ def messy(now: datetime, units: int) -> list[dict[str, Any]]:
     for i in range(units):
         unit, variant = f"u{i}", VARIANTS[i % 2]
         exposed = now - timedelta(days=3, minutes=rng.randrange(0, 600))
-        events.append(exposure(unit, variant, exposed))
+        events.append(exposure(unit, variant, exposed, "shop"))
         moment = exposed + timedelta(minutes=rng.randrange(-60, 600))
         picks = [
             (s["event"], moment := moment + timedelta(minutes=rng.choice((1, 20, 50, 70, 2000))))
@@ -120,7 +93,7 @@ def messy(now: datetime, units: int) -> list[dict[str, Any]]:
                 "paid": {"currency": rng.choice(("EUR", "EUR", "EUR", "USD"))},
             }.get(name)
             if moment < now:
-                events.append(track(unit, name, moment, properties))
+                events.append(track(unit, name, moment, properties=properties))
     return events
 
 
@@ -243,14 +216,7 @@ async def test_should_count_steps_in_order_within_the_windows_as_numpy_does_on_t
     # The raw path (the time series' past days) reaches the same steps.
     plan = catalog.plan("shop")
     assert plan is not None
-    raw = await reduce_metric(
-        conn,
-        "shop",
-        1,
-        plan.metrics[0].resolved,
-        end=datetime.now(UTC) + timedelta(days=1),
-        pre_seconds=POLICY.pre_seconds,
-    )
+    raw = await raw_reduction(conn, "shop", plan.metrics[0].resolved)
     assert raw.reached == {v: tuple(int((reached[v] >= k).sum()) for k in range(1, 5)) for v in VARIANTS}
     assert {v: raw.sums(v).y for v in VARIANTS} == {v: float((reached[v] >= 3).sum()) for v in VARIANTS}
 
@@ -263,7 +229,7 @@ def simulated(now: datetime, units: int, lifted_step: int) -> list[dict[str, Any
     for i in range(units):
         unit, variant = f"u{i}", VARIANTS[i % 2]
         exposed = now - timedelta(days=2, minutes=rng.randrange(0, 600))
-        events.append(exposure(unit, variant, exposed))
+        events.append(exposure(unit, variant, exposed, "shop"))
         moment = exposed
         for k, rate in enumerate(carry_on, 1):
             if variant == "on" and k == lifted_step:
@@ -274,7 +240,7 @@ def simulated(now: datetime, units: int, lifted_step: int) -> list[dict[str, Any
             properties = {"viewed": {"page": "product"}, "paid": {"currency": "EUR"}}.get(
                 STEPS[k - 1]["event"]
             )
-            events.append(track(unit, STEPS[k - 1]["event"], moment, properties))
+            events.append(track(unit, STEPS[k - 1]["event"], moment, properties=properties))
     return events
 
 
@@ -334,9 +300,7 @@ async def test_should_keep_a_funnels_rollup_equal_to_the_raw_reduction_as_events
     body = (await results_client.get("/v1/experiments/shop/results?segment=country")).json()
     plan = (await catalog_of(conn)).plan("shop")
     assert plan is not None
-    raw = await reduce_metric(
-        conn, "shop", 1, plan.metrics[0].resolved, end=now + timedelta(days=1), pre_seconds=POLICY.pre_seconds
-    )
+    raw = await raw_reduction(conn, "shop", plan.metrics[0].resolved)
     (funnel,) = body["metrics"]
     assert raw.reached == {
         v: tuple(next(r["units"] for r in s["reached"] if r["variant"] == v) for s in funnel["steps"])
