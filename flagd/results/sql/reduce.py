@@ -73,7 +73,7 @@ GROUP BY u.variant, u.unit, u.segment
 # A funnel's per-unit row: the number of steps completed in order, as its post_count.
 _FUNNEL_PER_UNIT = """
 WITH {steps}
-SELECT u.variant, u.unit, u.segment, {reached} AS post_count, {columns} FROM units u {joins}
+SELECT r.variant, r.unit, r.segment, r.post_count, {columns} FROM ({reached}) r
 """
 
 _VALUE = {
@@ -161,9 +161,10 @@ NO_VALUE = "(none)"
 def _per_unit(source: Metric, pre_seconds: float, args: list[object]) -> str:
     """The per-unit aggregates of the source metric's events, its parameters appended to `args`."""
     if source.type == "funnel":
-        steps = step_ctes(source.steps, source.window_seconds, "units", "$3", args)
-        reached, joins = reached_sql(len(source.steps), "u")
-        return _FUNNEL_PER_UNIT.format(steps=steps, reached=reached, columns=FUNNEL_COLUMNS, joins=joins)
+        carry = ("variant", "segment")
+        steps = step_ctes(source.steps, source.window_seconds, "units", carry, "$3", args)
+        reached = reached_sql(len(source.steps), carry, "units")
+        return _FUNNEL_PER_UNIT.format(steps=steps, reached=reached, columns=FUNNEL_COLUMNS)
     args += [
         source.event,
         None if source.window_seconds is None else float(source.window_seconds),

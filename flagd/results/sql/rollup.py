@@ -75,10 +75,12 @@ class Source:
         """The per-unit rows of this source (the touched units' only, with a join); its parameters
         appended to `params`, which holds the experiment, the phase and the source key."""
         if self.steps:
-            steps = step_ctes(self.steps, self.window_seconds, "base", "'infinity'::timestamptz", params)
-            reached, joins = reached_sql(len(self.steps), "b")
+            steps = step_ctes(
+                self.steps, self.window_seconds, "base", ("variant",), "'infinity'::timestamptz", params
+            )
+            reached = reached_sql(len(self.steps), ("variant",), None)
             return _FUNNEL_COMPUTE.format(
-                touched=touched, steps=steps, reached=reached, columns=FUNNEL_COLUMNS, joins=joins
+                touched=touched, steps=steps, reached=reached, columns=FUNNEL_COLUMNS
             )
         params += [self.event, self.window_seconds, self.pre_seconds]
         where = filter_sql(self.where, "e", params)
@@ -142,10 +144,8 @@ WITH base AS (
     WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
 ),
 {steps}
-SELECT $1::text AS experiment, $2::int AS phase, $3::text AS source, b.unit, b.variant,
-       {reached} AS post_count, {columns}
-FROM base b {joins}
-WHERE s1.unit IS NOT NULL
+SELECT $1::text AS experiment, $2::int AS phase, $3::text AS source, r.unit, r.variant, r.post_count, {columns}
+FROM ({reached}) r
 """
 
 _BUILD = "INSERT INTO results_unit_values ({columns}) {compute}"

@@ -270,7 +270,7 @@ async def test_should_find_a_treatment_that_removes_drop_off_at_step_two_there_a
     # The page draws each variant's funnel: a meter per step and variant, the drop-off, the step's change.
     page = await logged_in(server, results_client.headers["authorization"].removeprefix("Bearer "))
     try:
-        html = (await page.get("/experiments/shop")).text
+        html = (await page.get("/experiments/shop", timeout=60)).text
     finally:
         await page.aclose()
     funnel_html = html[html.index('<section id="funnels">') :]
