@@ -11,7 +11,7 @@ BASIS_POINTS = 10_000
 """Traffic is measured in basis points: 10,000 is everyone."""
 
 MetricType = Literal[
-    "conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces", "quantile", "retention"
+    "conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces", "quantile", "retention", "funnel"
 ]
 METRIC_TYPES: tuple[MetricType, ...] = (
     "conversion",
@@ -24,6 +24,7 @@ METRIC_TYPES: tuple[MetricType, ...] = (
     "ces",
     "quantile",
     "retention",
+    "funnel",
 )
 QuantileLevel = Literal["unit", "event"]
 QUANTILE_LEVELS: tuple[QuantileLevel, ...] = ("unit", "event")
@@ -51,6 +52,16 @@ class RetentionEvent:
 
     event: str
     where: EventFilter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStep:
+    """One step of a funnel: an event (passing its filter), at or after the previous step's completion."""
+
+    event: str
+    where: EventFilter | None = None
+    within_seconds: int | None = None
+    """The step counts only this long after the previous step's completion (the first step: exposure)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +93,18 @@ class Metric:
     to_day: int = 0
     """Retention metrics: active in [exposure + from_day days, exposure + to_day days); only units exposed
     at least to_day days before the analysis end count (the others are maturing)."""
+    steps: tuple[FunnelStep, ...] = ()
+    """Funnels: the ordered steps (2 to 10); `window_seconds` bounds the whole funnel from exposure."""
+    decide_on: int | None = None
+    """Funnels: the step (1-based) whose conversion from exposure the decision reads (default the last)."""
 
     @property
     def event_names(self) -> tuple[str, ...]:
-        """Every event name the metric reads itself."""
+        """Every event name the metric reads itself: its event, a retention's events or a funnel's steps'."""
         if self.type == "retention":
             return tuple(dict.fromkeys(e.event for e in self.events))
+        if self.type == "funnel":
+            return tuple(dict.fromkeys(s.event for s in self.steps))
         return (self.event,) if self.event else ()
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flagd.experiments.filters import EventFilter, read_filter, read_value_property
+from flagd.experiments.funnels import read_funnel
 from flagd.experiments.model import (
     BASIS_POINTS,
     METRIC_TYPES,
@@ -44,6 +45,7 @@ from flagd.experiments.model import (
     RETENTION_MAX_DAY,
     RETENTION_MAX_EVENTS,
     Experiment,
+    FunnelStep,
     Layer,
     Metric,
     MetricRole,
@@ -73,6 +75,8 @@ _METRIC_MEMBERS = {
     "to_day",
     "where",
     "value_property",
+    "steps",
+    "decide_on",
 }
 _RETENTION_ONLY = ("events", "from_day", "to_day")
 _NOT_RETENTION = ("event", "window_seconds", "winsorisation")
@@ -157,12 +161,18 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
             for member in _RETENTION_ONLY:
                 if member in entry:
                     problems.append(Problem(child(path, member), "only a retention metric has this member"))
+        steps: tuple[FunnelStep, ...] = ()
+        decide_on = None
         if kind == "ratio":
             _check_ratio(key, entry, path, keys, document.get("metrics", {}), problems)
         elif kind == "retention":
             events = _check_retention(entry, path, problems)
+        elif kind == "funnel":
+            steps, decide_on = read_funnel(entry, path, problems)
         elif not isinstance(entry.get("event"), str) or not entry.get("event"):
             problems.append(Problem(child(path, "event"), "name the event this metric reads"))
+        if kind != "funnel" and {"steps", "decide_on"} & set(entry):
+            problems.append(Problem(path, "steps and decide_on are for funnel metrics (type: funnel)"))
         window = entry.get("window_seconds")
         if window is not None and not _whole(window, 1, 10 * 365 * 86400):
             problems.append(
@@ -193,6 +203,8 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 events=events,
                 from_day=entry.get("from_day", 0),
                 to_day=entry.get("to_day", 0),
+                steps=steps,
+                decide_on=decide_on,
             )
     return metrics
 
@@ -314,9 +326,12 @@ def _event_reading(
                     "a retention metric filters each of its events: events: [{event: <name>, where: {...}}]",
                 )
             )
-        elif kind == "ratio":
+        elif kind in ("ratio", "funnel"):
             problems.append(
-                Problem(child(path, "where"), "a ratio reads its two metrics; filter their events there")
+                Problem(
+                    child(path, "where"),
+                    f"a {kind} reads its {'two metrics' if kind == 'ratio' else 'steps'}; filter their events there",
+                )
             )
         else:
             where = read_filter(entry["where"], child(path, "where"), problems)

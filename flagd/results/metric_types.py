@@ -11,6 +11,7 @@
     ces         ratio over respondents   no     the score                 no                 no
     quantile    p-quantile (Deng 2018)   no     the value's unit          no                 no
     retention   share of matured units   no     a share (pct. points)     per unit           yes, + maturing
+    funnel      share reaching a step    no     a share (pct. points)     per unit           yes
 
 NPS is analysed on its own scale: each respondent's +1 / 0 / -1 times 100, so the mean, the absolute lift
 and its interval are all in NPS points.
@@ -19,6 +20,9 @@ A retention metric is the share of *matured* units (exposed at least `to_day` da
 end) active between day `from_day` and `to_day` after exposure: each counted unit's 0/1 is final when it
 enters, so the looks of the sequential test see a growing sample of fixed values, like a conversion's.
 Its progress counts matured units and adds the `to_day` days a unit takes to mature.
+
+A funnel is decided on the share of units that reach its `decide_on` step; each step's conversion from
+exposure and from the previous step (a ratio) is analysed beside it (`flagd.results.funnels`).
 
 A "ratio" type is analysed with the delta method over each unit's (y, d); a quantile by its order
 statistics (flagd.results.sql.quantile, stats.quantile); the others over y alone.
@@ -73,6 +77,15 @@ KINDS: dict[MetricType, MetricKind] = {
     "ces": MetricKind(ratio=True, cuped=False, survey=True, unit="points of the score"),
     "quantile": MetricKind(ratio=False, cuped=False, unit="in the quantile"),
     "retention": MetricKind(
+        ratio=False,
+        cuped=False,
+        impact="per unit",
+        progress=True,
+        unit="percentage points",
+        percent_points=True,
+        proportion=True,
+    ),
+    "funnel": MetricKind(
         ratio=False,
         cuped=False,
         impact="per unit",

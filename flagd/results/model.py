@@ -103,6 +103,8 @@ class Reduction:
     """A quantile metric's per-variant quantiles (its `variants` then hold only the units, n)."""
     maturing: dict[str, int] | None = None
     """Retention metrics: per variant, the exposed units whose window is not over yet (not in the sums)."""
+    reached: dict[str, tuple[int, ...]] | None = None
+    """Funnels: per variant, the units that completed each step (step 1 first)."""
 
     def sums(self, variant: str) -> VariantSums:
         return self.variants.get(variant, ZERO)
@@ -255,8 +257,26 @@ class MetricResult:
     """A quantile metric's p (its variants' values and differences are quantiles)."""
     level: QuantileLevel | None = None
     """A quantile metric's level: unit or event."""
+    steps: tuple[FunnelStepResult, ...] | None = None
+    """Funnels: every step (the metric's own numbers are its deciding step's conversion from exposure)."""
 
-    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"quantile", "level"})
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"quantile", "level", "steps"})
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStepResult:
+    """One step of a funnel: the units that reached it per variant, and its two conversions analysed."""
+
+    step: int
+    event: str
+    reached: tuple[VariantUnits, ...]
+    from_exposure: MetricResult
+    """The share of the variant's units that reached this step (a conversion)."""
+    from_previous: MetricResult | None
+    """Of the units that reached the previous step, the share that reached this one (a ratio, by the delta
+    method); None for the first step."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"from_previous"})
 
 
 @dataclass(frozen=True, slots=True)

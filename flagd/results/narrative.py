@@ -190,6 +190,7 @@ def chance(comparison: Comparison, control_units: int, variant_units: int) -> st
 
 _IMPACT_WORDS = {
     "conversion": ("conversion", "conversions"),
+    "funnel": ("conversion", "conversions"),
     "count": ("event", "events"),
     "retention": ("retained unit", "retained units"),
 }

@@ -42,6 +42,7 @@ _VALUE_MEANS: dict[MetricType, str] = {
     "ces": "average effort score",
     "quantile": "the quantile of the value",
     "retention": "share of {many} active in the metric's days after exposure, of those whose days are over",
+    "funnel": "share of {many} completing the funnel's deciding step",
 }
 
 

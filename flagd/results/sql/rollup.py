@@ -40,7 +40,10 @@ import orjson
 
 from flagd.experiments.catalog import ResolvedMetric
 from flagd.experiments.filters import EventFilter
+from flagd.experiments.model import FunnelStep
 from flagd.results.sql.filters import filter_sql, value_sql
+from flagd.results.sql.funnels import UNIT_COLUMNS as FUNNEL_COLUMNS
+from flagd.results.sql.funnels import reached_sql, step_ctes
 from flagd.results.sql.reduce import unit_aggregates, unit_values
 from flagd.settings import Settings
 from flagd.storage.types import Connection
@@ -58,6 +61,12 @@ class Source:
     """The window's start, after exposure (retention); a source that starts later has no pre window."""
     values: bool = False
     """Whether each unit's values are kept too (sorted, in post_values): for event-level quantiles."""
+    steps: tuple[FunnelStep, ...] = ()
+    """A funnel's steps: each unit's row holds the number of steps it completed (post_count)."""
+
+    @property
+    def event_names(self) -> list[str]:
+        return sorted({s.event for s in self.steps} or {self.event})
 
     @property
     def key(self) -> str:
@@ -71,11 +80,21 @@ class Source:
             parts += [self.from_seconds]
         if self.values:
             parts += ["values"]
+        if self.steps:
+            parts.append([[s.event, s.where.key if s.where else None, s.within_seconds] for s in self.steps])
         return orjson.dumps(parts).decode()
 
     def compute_sql(self, touched: str, params: list[object]) -> str:
-        """The per-unit rows of this source (the touched units' only, with a join); its filter's and
-        value's parameters appended to `params` (which holds the seven of _COMPUTE)."""
+        """The per-unit rows of this source (the touched units' only, with a join); its parameters
+        appended to `params`, which holds the experiment, the phase and the source key."""
+        if self.steps:
+            steps = step_ctes(
+                self.steps, self.window_seconds, "base", ("variant",), "'infinity'::timestamptz", params
+            )
+            reached = reached_sql(len(self.steps), ("variant",), None)
+            columns = FUNNEL_COLUMNS + ", NULL::float8[] AS post_values"
+            return _FUNNEL_COMPUTE.format(touched=touched, steps=steps, reached=reached, columns=columns)
+        params += [self.event, self.window_seconds, self.pre_seconds, self.from_seconds]
         where = filter_sql(self.where, "e", params)
         value = value_sql(self.value_property, "e", params)
         kept = unit_values(value) if self.values else "       NULL::float8[] AS post_values"
@@ -83,8 +102,9 @@ class Source:
 
 
 def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ...]:
-    """The sources a metric reads: its own event, a ratio's numerator and denominator, or a retention
-    metric's events over its days; an event-level quantile's with the values kept."""
+    """The sources a metric reads: its own event (a funnel: its steps), a ratio's numerator and
+    denominator, or a retention metric's events over its days; an event-level quantile's with the values
+    kept."""
     own = metric.metric
     if own.type == "retention":
         return tuple(
@@ -92,12 +112,13 @@ def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ..
         )
     return tuple(
         Source(
-            str(p.event),
+            str(p.event or p.steps[0].event),
             p.window_seconds,
             pre_seconds,
             p.where,
             p.value_property,
             values=p.type == "quantile" and p.level == "event",
+            steps=p.steps,
         )
         for p in metric.parts
     )
@@ -134,6 +155,17 @@ JOIN events e
  AND {where}
 WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
 GROUP BY u.unit, u.variant
+"""
+
+# A funnel's rows: the units that completed its first step, with the number of steps they completed.
+_FUNNEL_COMPUTE = """
+WITH base AS (
+    SELECT u.unit, u.variant, u.exposed_at FROM exposures u {touched}
+    WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
+),
+{steps}
+SELECT $1::text AS experiment, $2::int AS phase, $3::text AS source, r.unit, r.variant, r.post_count, {columns}
+FROM ({reached}) r
 """
 
 _BUILD = "INSERT INTO results_unit_values ({columns}) {compute}"
@@ -180,7 +212,7 @@ _TOUCHED_TABLE = (
 )
 _TOUCH = """
 INSERT INTO results_touched (unit)
-SELECT unit FROM events WHERE name = $1 AND received_at >= $2
+SELECT unit FROM events WHERE name = ANY($1::text[]) AND received_at >= $2
 UNION
 SELECT unit FROM exposures WHERE experiment = $3 AND phase = $4 AND received_at >= $2
 """
@@ -203,26 +235,19 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
             phase,
             source.key,
         )
-        args = (
-            experiment,
-            phase,
-            source.key,
-            source.event,
-            source.window_seconds,
-            source.pre_seconds,
-            source.from_seconds,
-        )
         if caught_up_at is None:
-            params: list[object] = list(args)
+            params: list[object] = [experiment, phase, source.key]
             build = _BUILD.format(columns=_COLUMNS, compute=source.compute_sql("", params))
             await conn.execute(build, *params)
             # The planner needs the new rows' statistics before autovacuum comes by (a hash aggregate
             # instead of sorting a million rows by variant).
             await conn.execute("ANALYZE results_unit_values")
-            latest = await conn.fetchval("SELECT max(received_at) FROM events WHERE name = $1", source.event)
+            latest = await conn.fetchval(
+                "SELECT max(received_at) FROM events WHERE name = ANY($1::text[])", source.event_names
+            )
             changed = True
         else:
-            changed, latest = await _recompute_touched(conn, source, args, caught_up_at)
+            changed, latest = await _recompute_touched(conn, experiment, phase, source, caught_up_at)
         await conn.execute(
             "INSERT INTO results_rollups AS r (experiment, phase, source, caught_up_at, latest_event_at, "
             "built_seconds) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (experiment, phase, source) DO UPDATE "
@@ -241,20 +266,21 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
 
 
 async def _recompute_touched(
-    conn: Connection, source: Source, args: tuple[object, ...], caught_up_at: datetime
+    conn: Connection, experiment: str, phase: int, source: Source, caught_up_at: datetime
 ) -> tuple[bool, datetime | None]:
     """Recompute the units stored since the last horizon; (whether a row changed, the newest event's
     received_at among them)."""
-    experiment, phase, _, event = args[:4]
     await conn.execute(_TOUCHED_TABLE)
-    touched = await conn.execute(_TOUCH, event, caught_up_at, experiment, phase)
+    touched = await conn.execute(_TOUCH, source.event_names, caught_up_at, experiment, phase)
     if touched.endswith(" 0"):  # "INSERT 0 <rows>": nothing was stored since
         return False, None
-    params: list[object] = list(args)
+    params: list[object] = [experiment, phase, source.key]
     recompute = _RECOMPUTE.format(compute=source.compute_sql(_TOUCHED_JOIN, params), columns=_COLUMNS)
     changed: int = await conn.fetchval(recompute, *params)
     latest: datetime | None = await conn.fetchval(
-        "SELECT max(received_at) FROM events WHERE name = $1 AND received_at >= $2", event, caught_up_at
+        "SELECT max(received_at) FROM events WHERE name = ANY($1::text[]) AND received_at >= $2",
+        source.event_names,
+        caught_up_at,
     )
     return changed > 0, latest
 

@@ -142,7 +142,7 @@ def test_should_refuse_quantile_members_on_other_types_and_a_ratio_of_a_quantile
         (
             ("metrics", "orders", "type", "median"),
             "metrics.orders.type",
-            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces, quantile, retention; got "median"',
+            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces, quantile, retention, funnel; got "median"',
         ),
         (
             ("metrics", "revenue-per-order", "denominator", "revenue"),

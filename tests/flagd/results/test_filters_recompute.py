@@ -9,7 +9,6 @@ the roll-ups) and the raw reduction's sums must equal what numpy computes from t
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +17,6 @@ import asyncpg
 import httpx
 import numpy as np
 
-from flagd.results.sql.reduce import reduce_metric
 from stats import (
     ProportionStatistic,
     RatioStatistic,
@@ -27,8 +25,8 @@ from stats import (
     fixed_horizon,
     sequential,
 )
-from tests.flagd.results.test_results_recompute import Floats, at, close, post_all
-from tests.flagd.results.test_rollup import POLICY, catalog_of
+from tests.flagd.results.test_results_recompute import Floats, close, post_all
+from tests.flagd.results.test_rollup import catalog_of, exposure, raw_reduction, track
 from tests.support import backdate_phase
 
 VARIANTS = ("control", "on")
@@ -138,30 +136,11 @@ def simulated(now: datetime, units: int) -> list[dict[str, Any]]:
     for i in range(units):
         unit, variant = f"u{i}", VARIANTS[i % 2]
         exposed = now - timedelta(days=1, minutes=rng.randrange(0, 600))
-        events.append(
-            {
-                "kind": "exposure",
-                "event_id": str(uuid.uuid4()),
-                "timestamp": at(exposed),
-                "experiment": "shop",
-                "phase": 1,
-                "variant": variant,
-                "unit": unit,
-            }
-        )
+        events.append(exposure(unit, variant, exposed, "shop"))
         for _ in range(rng.choice((0, 1, 2, 4)) + (variant == "on")):
-            event: dict[str, Any] = {
-                "kind": "track",
-                "event_id": str(uuid.uuid4()),
-                "timestamp": at(exposed + timedelta(minutes=rng.randrange(1, 600))),
-                "event": "order_paid",
-                "unit": unit,
-                "value": 1.0,  # never read by the metrics with a value_property
-            }
-            props = properties(rng)
-            if props is not None:
-                event["properties"] = props
-            events.append(event)
+            moment = exposed + timedelta(minutes=rng.randrange(1, 600))
+            # The value 1.0 is never read by the metrics with a value_property.
+            events.append(track(unit, "order_paid", moment, 1.0, properties(rng)))
     return events
 
 
@@ -251,14 +230,7 @@ async def test_should_filter_and_value_events_as_numpy_does_on_the_raw_rows_in_r
         plan = catalog.plan("shop")
         assert plan is not None
         resolved = next(m.resolved for m in plan.metrics if m.metric.key == key)
-        raw = await reduce_metric(
-            conn,
-            "shop",
-            1,
-            resolved,
-            end=datetime.now(UTC) + timedelta(days=1),
-            pre_seconds=POLICY.pre_seconds,
-        )
+        raw = await raw_reduction(conn, "shop", resolved)
         for variant in VARIANTS:
             y, d = arrays[variant]["y"], arrays[variant]["d"]
             sums = raw.sums(variant)
