@@ -40,7 +40,7 @@ _VALUE_MEANS: dict[MetricType, str] = {
     "nps": "NPS, from {minus}100 to 100",
     "csat": "share of answers satisfied",
     "ces": "average effort score",
-    "quantile": "the quantile of the value",
+    "quantile": "the p{p} of the {level}",
     "retention": "share of {many} active in the metric's days after exposure, of those whose days are over",
     "funnel": "share of {many} completing the funnel's deciding step",
 }
@@ -198,7 +198,13 @@ def metric_view(metric: MetricResult, control: str, words: Names) -> MetricView:
         key=metric.metric,
         name=words.metric(metric.metric),
         role=metric.role,
-        means=_VALUE_MEANS[metric.type].format(one=words.one, many=words.many, minus=MINUS),
+        means=_VALUE_MEANS[metric.type].format(
+            one=words.one,
+            many=words.many,
+            minus=MINUS,
+            p=f"{(metric.quantile or 0) * 100:g}",
+            level=f"value per {words.one}" if metric.level == "unit" else "events' values",
+        ),
         cuped=metric.cuped,
         rows=tuple(rows),
     )
