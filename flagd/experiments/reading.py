@@ -227,13 +227,15 @@ def _check_ratio(
                 Problem(child(path, side), _not_one(name, "a metric of this file", "name one of its metrics"))
             )
         elif name == key or (
-            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "ratio"
+            isinstance(raw, dict)
+            and isinstance(raw.get(name), dict)
+            and raw[name].get("type") in ("ratio", "funnel")
         ):
+            what = (
+                "a funnel" if name != key and raw[name].get("type") == "funnel" else "a ratio metric itself"
+            )
             problems.append(
-                Problem(
-                    child(path, side),
-                    f"{given(name)} is a ratio metric itself; a ratio divides two plain metrics",
-                )
+                Problem(child(path, side), f"{given(name)} is {what}; a ratio divides two plain metrics")
             )
     if isinstance(numerator, str) and numerator == denominator:
         problems.append(
