@@ -63,6 +63,13 @@ def read_funnel(
         problems.append(
             Problem(child(path, "event"), "a funnel reads its steps' events; name them under steps")
         )
+    if "winsorisation" in entry:
+        problems.append(
+            Problem(
+                child(path, "winsorisation"),
+                "a funnel's values are 0 or 1 (a step reached or not): nothing to cap",
+            )
+        )
     if not isinstance(raw, list) or not MIN_STEPS <= len(raw) <= MAX_STEPS:
         problems.append(
             Problem(

@@ -80,6 +80,13 @@ _METRIC_MEMBERS = {
 }
 _RETENTION_ONLY = ("events", "from_day", "to_day")
 _NOT_RETENTION = ("event", "window_seconds", "winsorisation")
+_NOT_PARTS = {
+    "ratio": "a ratio metric itself",
+    "funnel": "a funnel",
+    "quantile": "a quantile metric",
+    "retention": "a retention metric",
+}
+"""The metric types a ratio cannot divide: they have no per-unit total."""
 _VALUED = ("sum", "mean", "nps", "csat", "ces", "quantile")
 """The types that read each event's value (the others count events)."""
 _EXPERIMENT_MEMBERS = {
@@ -363,29 +370,12 @@ def _check_ratio(
             problems.append(
                 Problem(child(path, side), _not_one(name, "a metric of this file", "name one of its metrics"))
             )
-        elif (
-            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "retention"
-        ):
-            problems.append(
-                Problem(
-                    child(path, side), f"{given(name)} is a retention metric; a ratio divides per-unit totals"
-                )
-            )
         elif name == key or (
-            isinstance(raw, dict)
-            and isinstance(raw.get(name), dict)
-            and raw[name].get("type") in ("ratio", "quantile")
+            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") in _NOT_PARTS
         ):
-            what = (
-                raw[name].get("type")
-                if isinstance(raw, dict) and isinstance(raw.get(name), dict)
-                else "ratio"
-            )
+            what = "a ratio metric itself" if name == key else _NOT_PARTS[raw[name]["type"]]
             problems.append(
-                Problem(
-                    child(path, side),
-                    f"{given(name)} is a {what} metric itself; a ratio divides two plain metrics",
-                )
+                Problem(child(path, side), f"{given(name)} is {what}; a ratio divides two plain metrics")
             )
     if isinstance(numerator, str) and numerator == denominator:
         problems.append(

@@ -19,6 +19,8 @@ For one metric of one experiment phase, the query
        nps         y = +1 promoter (last answer 9-10), -1 detractor (0-6), 0 passive  d = 1 if answered
        csat        y = 1 if the last answer is 4 or 5     d = 1 if answered
        ces         y = the last answer                    d = 1 if answered
+       funnel      y = 1 if it completed step decide_on   d = 1   (flagd.results.sql.funnels: the steps
+                   completed in order, kept as post_count; the units reaching each step come out too)
 
 4. caps y where the metric says so (at a percentile of the units' non-zero values, pooled over the
    variants, or at a fixed value), and

@@ -72,6 +72,7 @@ def test_should_read_the_steps_in_order_and_decide_on_the_last_by_default() -> N
         ({"where": {"x": {"exists": True}}}, "metrics.f.where", "a funnel reads its steps; filter"),
         ({"value_property": "amount"}, "metrics.f.value_property", "a funnel metric reads no value"),
         ({"window_seconds": 0}, "metrics.f.window_seconds", "must be a whole number of seconds"),
+        ({"winsorisation": {"value": 1}}, "metrics.f.winsorisation", "nothing to cap"),
     ],
 )
 def test_should_refuse_a_bad_funnel_with_a_located_problem_and_no_metric(
@@ -90,4 +91,20 @@ def test_should_refuse_funnel_members_on_another_type(member: dict[str, Any]) ->
     assert read_metrics(document, problems) == {}
     assert [(p.path, p.message) for p in problems] == [
         ("metrics.m", "steps and decide_on are for funnel metrics (type: funnel)")
+    ]
+
+
+def test_should_refuse_a_funnel_as_a_part_of_a_ratio() -> None:
+    document = funnel()
+    document["metrics"]["r"] = {
+        "type": "ratio",
+        "numerator": "f",
+        "denominator": "v",
+        "direction": "increase",
+    }
+    document["metrics"]["v"] = {"type": "count", "event": "visit", "direction": "increase"}
+    problems: list[Problem] = []
+    assert set(read_metrics(document, problems)) == {"f", "v"}
+    assert [(p.path, p.message) for p in problems] == [
+        ("metrics.r.numerator", '"f" is a funnel; a ratio divides two plain metrics')
     ]

@@ -16,8 +16,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jsonschema  # type: ignore[import-untyped]
 import numpy as np
 
+from flagd.routes import openapi
 from stats import (
     ProportionStatistic,
     RatioStatistic,
@@ -255,6 +257,9 @@ async def test_should_find_a_treatment_that_removes_drop_off_at_step_two_there_a
     await post_all(sdk, simulated(datetime.now(UTC), 4_000, lifted_step=2))
     body = (await results_client.get("/v1/experiments/shop/results")).json()
     (funnel,) = body["metrics"]
+    spec = openapi.document()
+    schema = spec["paths"]["/v1/experiments/{key}/results"]["get"]["responses"]["200"]["content"]
+    jsonschema.validate(body, {**schema["application/json"]["schema"], "components": spec["components"]})
 
     def significant(result: dict[str, Any]) -> bool:
         estimate = result["comparisons"][0]["absolute"]["sequential"]
