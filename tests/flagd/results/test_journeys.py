@@ -20,7 +20,11 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
+import pytest
 
+from flagd.errors import ServiceUnavailable
+from flagd.results.journey import JourneyQuery
+from flagd.results.sql.funnel import read_funnel
 from tests.flagd.results.test_results_recompute import post_all, start_pricing
 
 STEPS = ("visit", "add_to_cart", "purchase")
@@ -279,3 +283,25 @@ async def test_should_count_only_steps_in_order_and_within_the_window(
     assert [s["fromPrevious"] for s in steps] == [None, 0.5, 0.5]
     assert steps[1]["medianSeconds"] == 5400.0  # in-order 1 h, swapped 2 h
     assert steps[2]["medianSeconds"] == steps[2]["p90Seconds"] == 7200.0
+
+
+async def test_should_answer_results_timeout_when_the_statement_runs_out_of_time(
+    conn: asyncpg.Connection, database_url: str
+) -> None:
+    """A funnel that cannot finish within its statement time (here: the events table locked by another
+    session) is cancelled by PostgreSQL and answered as 503 results_timeout, saying what to narrow."""
+    today = datetime.now(UTC).date()
+    query = JourneyQuery(("visit", "purchase"), today - timedelta(days=6), today)
+    locker = await asyncpg.connect(database_url)
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(ServiceUnavailable) as raised:
+                await read_funnel(conn, query, 0.2)
+    finally:
+        await locker.close()
+    assert raised.value.code == "results_timeout"
+    assert raised.value.status == 503
+    assert "narrow the date range" in raised.value.message
+    rows, _ = await read_funnel(conn, query, 5.0)  # the connection is usable again
+    assert [(r.step, r.units) for r in rows] == [(1, 0), (2, 0)]
