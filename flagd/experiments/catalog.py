@@ -30,7 +30,7 @@ class ResolvedMetric:
 
     @property
     def event_names(self) -> frozenset[str]:
-        return frozenset(p.event for p in self.parts if p.event)
+        return frozenset(name for p in self.parts for name in p.event_names)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flagd.experiments.filters import EventFilter
+
 BASIS_POINTS = 10_000
 """Traffic is measured in basis points: 10,000 is everyone."""
 
-MetricType = Literal["conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces"]
-METRIC_TYPES: tuple[MetricType, ...] = ("conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces")
+MetricType = Literal["conversion", "count", "sum", "mean", "ratio", "nps", "csat", "ces", "funnel"]
+METRIC_TYPES: tuple[MetricType, ...] = (
+    "conversion",
+    "count",
+    "sum",
+    "mean",
+    "ratio",
+    "nps",
+    "csat",
+    "ces",
+    "funnel",
+)
 Direction = Literal["increase", "decrease"]
 Role = Literal["primary", "secondary", "guardrail"]
 State = Literal["draft", "running", "stopped", "launched"]
@@ -22,6 +34,16 @@ class Winsorisation:
 
     percentile: float | None = None
     value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStep:
+    """One step of a funnel: an event (passing its filter), at or after the previous step's completion."""
+
+    event: str
+    where: EventFilter | None = None
+    within_seconds: int | None = None
+    """The step counts only this long after the previous step's completion (the first step: exposure)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +61,19 @@ class Metric:
     window_seconds: int | None = None
     """Only events within this long of the unit's first exposure count."""
     winsorisation: Winsorisation | None = None
+    where: EventFilter | None = None
+    """Only the events whose properties pass this filter count."""
+    value_property: str | None = None
+    """The value is this numeric property of the event instead of its `value` (other values: no value)."""
+    steps: tuple[FunnelStep, ...] = ()
+    """Funnels: the ordered steps (2 to 10); `window_seconds` bounds the whole funnel from exposure."""
+    decide_on: int | None = None
+    """Funnels: the step (1-based) whose conversion from exposure the decision reads (default the last)."""
+
+    @property
+    def event_names(self) -> frozenset[str]:
+        """The event names it reads: its event, or a funnel's steps' events."""
+        return frozenset([s.event for s in self.steps] or ([self.event] if self.event else []))
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,10 +34,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flagd.experiments.filters import EventFilter, read_filter, read_value_property
+from flagd.experiments.funnels import read_funnel
 from flagd.experiments.model import (
     BASIS_POINTS,
     METRIC_TYPES,
     Experiment,
+    FunnelStep,
     Layer,
     Metric,
     MetricRole,
@@ -59,7 +62,13 @@ _METRIC_MEMBERS = {
     "denominator",
     "window_seconds",
     "winsorisation",
+    "where",
+    "value_property",
+    "steps",
+    "decide_on",
 }
+_VALUED = ("sum", "mean", "nps", "csat", "ces")
+"""The types that read each event's value (the others count events)."""
 _EXPERIMENT_MEMBERS = {
     "name",
     "hypothesis",
@@ -134,16 +143,23 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                     f"must be increase or decrease (whichever is better); got {given(direction)}",
                 )
             )
+        steps: tuple[FunnelStep, ...] = ()
+        decide_on = None
         if kind == "ratio":
             _check_ratio(key, entry, path, keys, document.get("metrics", {}), problems)
+        elif kind == "funnel":
+            steps, decide_on = read_funnel(entry, path, problems)
         elif not isinstance(entry.get("event"), str) or not entry.get("event"):
             problems.append(Problem(child(path, "event"), "name the event this metric reads"))
+        if kind != "funnel" and {"steps", "decide_on"} & set(entry):
+            problems.append(Problem(path, "steps and decide_on are for funnel metrics (type: funnel)"))
         window = entry.get("window_seconds")
         if window is not None and not _whole(window, 1, 10 * 365 * 86400):
             problems.append(
                 Problem(child(path, "window_seconds"), "must be a whole number of seconds, 1 to 10 years")
             )
         winsorisation = _winsorisation(entry.get("winsorisation"), child(path, "winsorisation"), problems)
+        where, value_property = _event_reading(entry, kind, path, problems)
         for text in ("name", "description"):
             if text in entry and not isinstance(entry[text], str):
                 problems.append(Problem(child(path, text), "must be text"))
@@ -159,8 +175,41 @@ def read_metrics(document: Mapping[str, Any], problems: list[Problem]) -> dict[s
                 denominator=entry.get("denominator"),
                 window_seconds=window,
                 winsorisation=winsorisation,
+                where=where,
+                value_property=value_property,
+                steps=steps,
+                decide_on=decide_on,
             )
     return metrics
+
+
+def _event_reading(
+    entry: Mapping[str, Any], kind: Any, path: str, problems: list[Problem]
+) -> tuple[EventFilter | None, str | None]:
+    """The metric's event filter and value property, where its type reads them."""
+    where = value_property = None
+    if "where" in entry:
+        if kind in ("ratio", "funnel"):
+            problems.append(
+                Problem(
+                    child(path, "where"),
+                    f"a {kind} reads its {'two metrics' if kind == 'ratio' else 'steps'}; filter their events there",
+                )
+            )
+        else:
+            where = read_filter(entry["where"], child(path, "where"), problems)
+    if "value_property" in entry:
+        at = child(path, "value_property")
+        if kind in _VALUED:
+            value_property = read_value_property(entry["value_property"], at, problems)
+        elif kind in METRIC_TYPES:
+            problems.append(
+                Problem(
+                    at,
+                    f"a {kind} metric reads no value; value_property is for {', '.join(_VALUED)} metrics",
+                )
+            )
+    return where, value_property
 
 
 def _names(value: Any, known: Collection[str]) -> bool:
@@ -178,13 +227,15 @@ def _check_ratio(
                 Problem(child(path, side), _not_one(name, "a metric of this file", "name one of its metrics"))
             )
         elif name == key or (
-            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") == "ratio"
+            isinstance(raw, dict)
+            and isinstance(raw.get(name), dict)
+            and raw[name].get("type") in ("ratio", "funnel")
         ):
+            what = (
+                "a funnel" if name != key and raw[name].get("type") == "funnel" else "a ratio metric itself"
+            )
             problems.append(
-                Problem(
-                    child(path, side),
-                    f"{given(name)} is a ratio metric itself; a ratio divides two plain metrics",
-                )
+                Problem(child(path, side), f"{given(name)} is {what}; a ratio divides two plain metrics")
             )
     if isinstance(numerator, str) and numerator == denominator:
         problems.append(

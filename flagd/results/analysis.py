@@ -90,7 +90,7 @@ def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
         )
     post: ProportionStatistic | SampleMeanStatistic
     pre: ProportionStatistic | SampleMeanStatistic
-    if metric.type == "conversion":
+    if metric.type in ("conversion", "funnel"):
         post, pre = ProportionStatistic(sums.n, sums.y), ProportionStatistic(sums.n, sums.x)
     else:
         post, pre = SampleMeanStatistic(sums.n, sums.y, sums.y2), SampleMeanStatistic(sums.n, sums.x, sums.x2)
@@ -163,7 +163,7 @@ def _chance(
     metric: Metric, control: VariantSums, treatment: VariantSums, base: Statistic, other: Statistic
 ) -> float | None:
     """The posterior probability that the treatment's mean beats control's in the metric's direction."""
-    if metric.type == "conversion":
+    if metric.type in ("conversion", "funnel"):
         result = beta_binomial(
             ProportionStatistic(control.n, control.y),
             ProportionStatistic(treatment.n, treatment.y),

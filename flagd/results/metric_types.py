@@ -9,9 +9,13 @@
     nps         ratio over respondents   no     NPS points (-100..100)    no                 no
     csat        ratio over respondents   no     a share (pct. points)     no                 no
     ces         ratio over respondents   no     the score                 no                 no
+    funnel      share reaching a step    no     a share (pct. points)     per unit           yes
 
 NPS is analysed on its own scale: each respondent's +1 / 0 / -1 times 100, so the mean, the absolute lift
 and its interval are all in NPS points.
+
+A funnel is decided on the share of units that reach its `decide_on` step; each step's conversion from
+exposure and from the previous step (a ratio) is analysed beside it (`flagd.results.funnels`).
 
 A "ratio" type is analysed with the delta method over each unit's (y, d); the others over y alone.
 """
@@ -60,6 +64,14 @@ KINDS: dict[MetricType, MetricKind] = {
     "nps": MetricKind(ratio=True, cuped=False, scale=100.0, survey=True, unit="NPS points"),
     "csat": MetricKind(ratio=True, cuped=False, survey=True, unit="percentage points", percent_points=True),
     "ces": MetricKind(ratio=True, cuped=False, survey=True, unit="points of the score"),
+    "funnel": MetricKind(
+        ratio=False,
+        cuped=False,
+        impact="per unit",
+        progress=True,
+        unit="percentage points",
+        percent_points=True,
+    ),
 }
 
 

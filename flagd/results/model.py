@@ -65,6 +65,8 @@ class Reduction:
     variants: dict[str, VariantSums]
     cap: float | None = None
     """The cap applied to per-unit values (None: not winsorised)."""
+    reached: dict[str, tuple[int, ...]] | None = None
+    """Funnels: per variant, the units that completed each step (step 1 first)."""
 
     def sums(self, variant: str) -> VariantSums:
         return self.variants.get(variant, ZERO)
@@ -207,6 +209,26 @@ class MetricResult:
     cap: float | None
     variants: tuple[VariantSummary, ...]
     comparisons: tuple[Comparison, ...]
+    steps: tuple[FunnelStepResult, ...] | None = None
+    """Funnels: every step (the metric's own numbers are its deciding step's conversion from exposure)."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"steps"})
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStepResult:
+    """One step of a funnel: the units that reached it per variant, and its two conversions analysed."""
+
+    step: int
+    event: str
+    reached: tuple[VariantUnits, ...]
+    from_exposure: MetricResult
+    """The share of the variant's units that reached this step (a conversion)."""
+    from_previous: MetricResult | None
+    """Of the units that reached the previous step, the share that reached this one (a ratio, by the delta
+    method); None for the first step."""
+
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"from_previous"})
 
 
 @dataclass(frozen=True, slots=True)

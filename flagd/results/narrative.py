@@ -188,7 +188,11 @@ def chance(comparison: Comparison, control_units: int, variant_units: int) -> st
     return f"{value:.0%}"
 
 
-_IMPACT_WORDS = {"conversion": ("conversion", "conversions"), "count": ("event", "events")}
+_IMPACT_WORDS = {
+    "conversion": ("conversion", "conversions"),
+    "funnel": ("conversion", "conversions"),
+    "count": ("event", "events"),
+}
 
 
 def impact(

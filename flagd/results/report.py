@@ -15,6 +15,7 @@ from flagd.experiments.model import BASIS_POINTS
 from flagd.results import narrative
 from flagd.results.analysis import Options, adjust, analyse_metric, impact, progress, srm, units_per_day
 from flagd.results.decision import decide, guardrail_verdicts
+from flagd.results.funnels import funnel_steps
 from flagd.results.judgments import health_checks
 from flagd.results.model import (
     ExperimentResults,
@@ -66,6 +67,9 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
             comparisons=tuple(
                 replace(c, impact=impact(metric, c, per_day, share, control_sums)) for c in result.comparisons
             ),
+            steps=funnel_steps(metric, role.role, reduction, control, treatments, options)
+            if metric.steps
+            else None,
         )
         if role.role == "primary" and primary_progress is None:
             primary_progress = progress(metric, control_sums, plan.weights, exposed, per_day, options)

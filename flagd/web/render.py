@@ -18,6 +18,7 @@ from flagd.results.narrative import humane
 from flagd.results.service import ResultsService
 from flagd.results.words import count, percent, plural
 from flagd.web import journey_view, views
+from flagd.web.funnels import funnels
 
 
 def _when(value: datetime | str | None) -> str:
@@ -92,6 +93,7 @@ async def page_answer(service: ResultsService, job: Job) -> Answer:
         r=results,
         series=series,
         page=views.page(results, series, entry.plan),
+        funnels=funnels(results, entry.plan),
         session=job.session,
     )
     return Answer(200, html.encode(), HTML)

@@ -40,6 +40,7 @@ _VALUE_MEANS: dict[MetricType, str] = {
     "nps": "NPS, from {minus}100 to 100",
     "csat": "share of answers satisfied",
     "ces": "average effort score",
+    "funnel": "share of {many} completing the funnel's deciding step",
 }
 
 

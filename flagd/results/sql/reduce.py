@@ -4,10 +4,12 @@ For one metric of one experiment phase, the query
 
 1. takes the phase's exposed units (their first assignment), leaving out units seen in more than one
    variant (they are counted separately, as a health problem);
-2. reads, per unit, the metric's events from its first exposure to the end of the metric's window (or
-   the analysis end), and for CUPED the same event in the `pre_seconds` before its exposure;
+2. reads, per unit, the metric's events that pass its filter (`where`, flagd.results.sql.filters)
+   from its first exposure to the end of the metric's window (or the analysis end), and for CUPED
+   the same events in the `pre_seconds` before its exposure;
 3. turns them into the unit's value `y`, its denominator `d` (1, except for ratio, mean and survey
-   metrics) and its pre-exposure value `x`, per the metric's type:
+   metrics) and its pre-exposure value `x`, per the metric's type (an event's value is its `value`,
+   or the metric's `value_property`):
 
        conversion  y = 1 if any event                     d = 1
        count       y = number of events                   d = 1
@@ -17,6 +19,8 @@ For one metric of one experiment phase, the query
        nps         y = +1 promoter (last answer 9-10), -1 detractor (0-6), 0 passive  d = 1 if answered
        csat        y = 1 if the last answer is 4 or 5     d = 1 if answered
        ces         y = the last answer                    d = 1 if answered
+       funnel      y = 1 if it completed step decide_on   d = 1   (flagd.results.sql.funnels: the steps
+                   completed in order, kept as post_count; the units reaching each step come out too)
 
 4. caps y where the metric says so (at a percentile of the units' non-zero values, pooled over the
    variants, or at a fixed value), and
@@ -36,17 +40,25 @@ import asyncpg
 from flagd.experiments.catalog import ResolvedMetric
 from flagd.experiments.model import Metric
 from flagd.results.model import Reduction, VariantSums
+from flagd.results.sql.filters import filter_sql, value_sql
+from flagd.results.sql.funnels import UNIT_COLUMNS as FUNNEL_COLUMNS
+from flagd.results.sql.funnels import reached_counts, reached_sql, step_ctes
 from flagd.storage.types import Connection
 
-UNIT_AGGREGATES = """
+_UNIT_AGGREGATES = """
        count(*) FILTER (WHERE e.occurred_at >= u.exposed_at)::float8 AS post_count,
-       coalesce(sum(e.value) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
-       (array_agg(e.value ORDER BY e.occurred_at DESC)
-            FILTER (WHERE e.occurred_at >= u.exposed_at AND e.value IS NOT NULL))[1] AS post_last,
+       coalesce(sum({value}) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
+       (array_agg({value} ORDER BY e.occurred_at DESC)
+            FILTER (WHERE e.occurred_at >= u.exposed_at AND {value} IS NOT NULL))[1] AS post_last,
        count(*) FILTER (WHERE e.occurred_at < u.exposed_at)::float8 AS pre_count,
-       coalesce(sum(e.value) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum"""
-"""What a unit did, from its events `e` joined to its exposure `u`: the count, sum and last value after
-exposure, the count and sum before it (the columns of a roll-up row, flagd.results.rollup)."""
+       coalesce(sum({value}) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum"""
+
+
+def unit_aggregates(value: str) -> str:
+    """What a unit did, from its events `e` joined to its exposure `u`: the count, sum and last `value`
+    after exposure, the count and sum before it (the columns of a roll-up row, flagd.results.rollup)."""
+    return _UNIT_AGGREGATES.format(value=value)
+
 
 # Per-unit aggregates of one event name over the post and pre windows.
 _PER_UNIT = """
@@ -54,9 +66,16 @@ SELECT u.variant, u.unit, u.segment, {aggregates}
 FROM units u
 LEFT JOIN events e
        ON e.name = {name} AND e.unit = u.unit
-      AND e.occurred_at >= u.exposed_at - make_interval(secs => $4)
+      AND e.occurred_at >= u.exposed_at - make_interval(secs => {pre})
       AND e.occurred_at < least(u.exposed_at + make_interval(secs => coalesce({window}, 1e9)), $3)
+      AND {where}
 GROUP BY u.variant, u.unit, u.segment
+"""
+
+# A funnel's per-unit row: the number of steps completed in order, as its post_count.
+_FUNNEL_PER_UNIT = """
+WITH {steps}
+SELECT r.variant, r.unit, r.segment, r.post_count, {columns} FROM ({reached}) r
 """
 
 _VALUE = {
@@ -83,12 +102,12 @@ cap AS (
 capped AS (
     SELECT variant, segment,
            CASE WHEN cap.value IS NULL OR ({percentile}::float8 IS NULL AND {fixed}::float8 IS NULL) THEN y
-                ELSE least(y, cap.value) END AS y, d, x
+                ELSE least(y, cap.value) END AS y, d, x, r
     FROM values, cap
 )
 SELECT segment, variant, count(*) AS n, sum(y) AS y, sum(y * y) AS y2, sum(d) AS d, sum(d * d) AS d2,
        sum(y * d) AS yd, sum(x) AS x, sum(x * x) AS x2, sum(x * y) AS xy,
-       (SELECT value FROM cap) AS cap
+       (SELECT value FROM cap) AS cap, {reached} AS reached
 FROM capped GROUP BY segment, variant
 """
 
@@ -98,7 +117,7 @@ WITH {units},
 a AS ({per_unit_a}),
 b AS ({per_unit_b}),
 values AS (
-    SELECT a.variant, a.segment, {y} AS y, {d} AS d, {x} AS x
+    SELECT a.variant, a.segment, {y} AS y, {d} AS d, {x} AS x, a.post_count AS r
     FROM a {join_b}
 ),
 {cap_and_sum}"""
@@ -111,7 +130,7 @@ a AS (SELECT * FROM results_unit_values WHERE experiment = $1 AND phase = $2 AND
 b AS (SELECT * FROM results_unit_values WHERE experiment = $1 AND phase = $2 AND source = {source_b}),
 values AS (
     SELECT {variant} AS variant, {segment} AS segment,
-           coalesce({y}, 0) AS y, coalesce({d}, 0) AS d, coalesce({x}, 0) AS x
+           coalesce({y}, 0) AS y, coalesce({d}, 0) AS d, coalesce({x}, 0) AS x, coalesce(a.post_count, 0) AS r
     FROM a {join_b} {join_units}
 ),
 {cap_and_sum}"""
@@ -141,8 +160,22 @@ NO_VALUE = "(none)"
 """The segment of units whose exposure did not carry the attribute."""
 
 
-def _per_unit(name_param: str, window_param: str) -> str:
-    return _PER_UNIT.format(name=name_param, window=window_param, aggregates=UNIT_AGGREGATES)
+def _per_unit(source: Metric, pre_seconds: float, args: list[object]) -> str:
+    """The per-unit aggregates of the source metric's events, its parameters appended to `args`."""
+    if source.type == "funnel":
+        carry = ("variant", "segment")
+        steps = step_ctes(source.steps, source.window_seconds, "units", carry, "$3", args)
+        reached = reached_sql(len(source.steps), carry, "units")
+        return _FUNNEL_PER_UNIT.format(steps=steps, reached=reached, columns=FUNNEL_COLUMNS)
+    args += [
+        source.event,
+        None if source.window_seconds is None else float(source.window_seconds),
+        pre_seconds,
+    ]
+    name, window, pre = f"${len(args) - 2}", f"${len(args) - 1}::float8", f"${len(args)}::float8"
+    where = filter_sql(source.where, "e", args)
+    value = value_sql(source.value_property, "e", args)
+    return _PER_UNIT.format(name=name, window=window, pre=pre, where=where, aggregates=unit_aggregates(value))
 
 
 def _segmented_units(attribute_param: str, before: str) -> str:
@@ -163,6 +196,12 @@ class _Expressions:
         return self.sources[0] is not self.sources[1]
 
     @property
+    def reached(self) -> str:
+        """A funnel's units reaching each step, per variant (NULL for other metrics)."""
+        steps = self.sources[0].steps
+        return reached_counts(len(steps)) if steps else "NULL::int8[]"
+
+    @property
     def d_without_events(self) -> float:
         """A unit's d when it had no event: 1 for per-unit totals, 0 for ratios and surveys."""
         return 1.0 if self.d == "1.0" else 0.0
@@ -178,6 +217,10 @@ def _expressions(resolved: ResolvedMetric) -> _Expressions:
             "0.0",
             (numerator, denominator),
         )
+    if metric.type == "funnel":  # the decided step's conversion from exposure
+        return _Expressions(
+            f"(a.post_count >= {int(metric.decide_on or 0)})::int::float8", "1.0", "0.0", (metric, metric)
+        )
     y, d, x = _VALUE[metric.type]
     return _Expressions(y, d, x, (metric, metric))
 
@@ -192,13 +235,19 @@ def _reductions(metric: Metric, rows: Sequence[asyncpg.Record]) -> dict[str, Red
     capped = metric.winsorisation is not None
     by_segment: dict[str, dict[str, VariantSums]] = {}
     caps: dict[str, float | None] = {}
+    reached: dict[str, dict[str, tuple[int, ...]]] = {}
     for row in rows:
+        if row["reached"] is not None:
+            reached.setdefault(row["segment"], {})[row["variant"]] = tuple(int(c) for c in row["reached"])
         by_segment.setdefault(row["segment"], {})[row["variant"]] = VariantSums(
             int(row["n"]),
             *(float(row[f] or 0.0) for f in ("y", "y2", "d", "d2", "yd", "x", "x2", "xy")),
         )
         caps[row["segment"]] = float(row["cap"]) if capped and row["cap"] is not None else None
-    return {name: Reduction(metric.key, variants, caps[name]) for name, variants in by_segment.items()}
+    return {
+        name: Reduction(metric.key, variants, caps[name], reached.get(name) if metric.steps else None)
+        for name, variants in by_segment.items()
+    }
 
 
 async def reduce_metric(
@@ -233,24 +282,22 @@ async def reduce_metric_by(
 
     The cap of a winsorised metric is computed over all units, so every segment is capped alike."""
     e = _expressions(metric)
-    units = (
-        _UNITS if attribute is None else _segmented_units(f"${11 if e.both else 9}", "AND exposed_at < $3")
-    )
+    args: list[object] = [experiment, phase, end, *_winsor(metric.metric)]
+    per_unit_a = _per_unit(e.sources[0], float(pre_seconds), args)
+    per_unit_b = _per_unit(e.sources[1], float(pre_seconds), args) if e.both else "SELECT NULL::text AS unit"
+    if attribute is not None:
+        args.append(attribute)
+    units = _UNITS if attribute is None else _segmented_units(f"${len(args)}", "AND exposed_at < $3")
     sql = _REDUCE.format(
         units=units,
-        per_unit_a=_per_unit("$7", "$8::float8"),
-        per_unit_b=_per_unit("$9", "$10::float8") if e.both else "SELECT NULL::text AS unit",
+        per_unit_a=per_unit_a,
+        per_unit_b=per_unit_b,
         y=e.y,
         d=e.d,
         x=e.x,
         join_b="JOIN b ON b.unit = a.unit" if e.both else "",
-        cap_and_sum=_CAP_AND_SUM.format(fixed="$6", percentile="$5"),
+        cap_and_sum=_CAP_AND_SUM.format(fixed="$5", percentile="$4", reached=e.reached),
     )
-    args: list[object] = [experiment, phase, end, float(pre_seconds), *_winsor(metric.metric)]
-    for source in e.sources[: 2 if e.both else 1]:
-        args += [source.event, None if source.window_seconds is None else float(source.window_seconds)]
-    if attribute is not None:
-        args.append(attribute)
     return _reductions(metric.metric, await conn.fetch(sql, *args))
 
 
@@ -282,7 +329,7 @@ async def reduce_rolled_by(
         join_units="JOIN units u ON u.unit = " + ("coalesce(a.unit, b.unit)" if e.both else "a.unit")
         if segmented
         else "",
-        cap_and_sum=_CAP_AND_SUM.format(fixed="$4", percentile="$3"),
+        cap_and_sum=_CAP_AND_SUM.format(fixed="$4", percentile="$3", reached=e.reached),
     )
     args: list[object] = [experiment, phase, *_winsor(metric.metric), *sources[: 2 if e.both else 1]]
     if segmented:
@@ -295,7 +342,7 @@ async def reduce_rolled_by(
         population = await segment_population(conn, experiment, phase, attribute)
     rolled = _reductions(metric.metric, rows)
     return {
-        segment: _fill(metric.key, rolled.get(segment), counts, e.d_without_events)
+        segment: _fill(metric.metric, rolled.get(segment), counts, e.d_without_events)
         for segment, counts in population.items()
     }
 
@@ -320,10 +367,15 @@ async def segment_population(
     return population
 
 
-def _fill(metric: str, rolled: Reduction | None, counts: dict[str, int], d0: float) -> Reduction:
-    """The roll-up's sums with the units that had no event added: y = x = 0 and d = d0 each."""
+def _fill(metric: Metric, rolled: Reduction | None, counts: dict[str, int], d0: float) -> Reduction:
+    """The roll-up's sums with the units that had no event added: y = x = 0 and d = d0 each (and none of
+    a funnel's steps reached)."""
     variants = {}
     for variant, n in counts.items():
         sums = rolled.sums(variant) if rolled is not None else VariantSums()
         variants[variant] = sums.with_units_without_events(max(n - sums.n, 0), d0)
-    return Reduction(metric, variants, rolled.cap if rolled is not None else None)
+    reached = None
+    if metric.steps:
+        known = rolled.reached if rolled is not None and rolled.reached is not None else {}
+        reached = {v: known.get(v, (0,) * len(metric.steps)) for v in counts}
+    return Reduction(metric.key, variants, rolled.cap if rolled is not None else None, reached)

@@ -5,8 +5,9 @@ events, per metric (about 6 s per metric at 1 million units and 10 million event
 stores the outcome of that join once, in `results_unit_values` (one row per experiment phase,
 source and unit that has events), so results aggregate about one row per unit instead.
 
-A *source* is what a metric reads per unit: an event name, the window after exposure and the
-CUPED pre-exposure window. A catch-up of one source
+A *source* is what a metric reads per unit: an event name, the window after exposure, the
+CUPED pre-exposure window, and the event filter and value property (two metrics on one event with
+different filters read different sources). A catch-up of one source
 
 1. builds it from scratch when it has never been built, or else
 2. finds the units whose events (of that name) or exposure row were stored since the last
@@ -35,7 +36,12 @@ from datetime import datetime
 import orjson
 
 from flagd.experiments.catalog import ResolvedMetric
-from flagd.results.sql.reduce import UNIT_AGGREGATES
+from flagd.experiments.filters import EventFilter
+from flagd.experiments.model import FunnelStep
+from flagd.results.sql.filters import filter_sql, value_sql
+from flagd.results.sql.funnels import UNIT_COLUMNS as FUNNEL_COLUMNS
+from flagd.results.sql.funnels import reached_sql, step_ctes
+from flagd.results.sql.reduce import unit_aggregates
 from flagd.settings import Settings
 from flagd.storage.types import Connection
 
@@ -45,15 +51,57 @@ class Source:
     event: str
     window_seconds: int | None
     pre_seconds: int
+    where: EventFilter | None = None
+    value_property: str | None = None
+    steps: tuple[FunnelStep, ...] = ()
+    """A funnel's steps: each unit's row holds the number of steps it completed (post_count)."""
+
+    @property
+    def event_names(self) -> list[str]:
+        return sorted({s.event for s in self.steps} or {self.event})
 
     @property
     def key(self) -> str:
-        return orjson.dumps([self.event, self.window_seconds, self.pre_seconds]).decode()
+        """Equal keys, equal rows: a filter or a value property is part of it (a source without either
+        keeps the key it had before they existed, so its roll-up stays)."""
+        parts: list[object] = [self.event, self.window_seconds, self.pre_seconds]
+        if self.where is not None or self.value_property is not None:
+            parts += [self.where.key if self.where is not None else None, self.value_property]
+        if self.steps:
+            parts.append([[s.event, s.where.key if s.where else None, s.within_seconds] for s in self.steps])
+        return orjson.dumps(parts).decode()
+
+    def compute_sql(self, touched: str, params: list[object]) -> str:
+        """The per-unit rows of this source (the touched units' only, with a join); its parameters
+        appended to `params`, which holds the experiment, the phase and the source key."""
+        if self.steps:
+            steps = step_ctes(
+                self.steps, self.window_seconds, "base", ("variant",), "'infinity'::timestamptz", params
+            )
+            reached = reached_sql(len(self.steps), ("variant",), None)
+            return _FUNNEL_COMPUTE.format(
+                touched=touched, steps=steps, reached=reached, columns=FUNNEL_COLUMNS
+            )
+        params += [self.event, self.window_seconds, self.pre_seconds]
+        where = filter_sql(self.where, "e", params)
+        value = value_sql(self.value_property, "e", params)
+        return _COMPUTE.format(touched=touched, where=where, aggregates=unit_aggregates(value))
 
 
 def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ...]:
-    """The sources a metric reads: its own event, or a ratio's numerator and denominator."""
-    return tuple(Source(str(p.event), p.window_seconds, pre_seconds) for p in metric.parts)
+    """The sources a metric reads: its own event (a funnel: its steps), or a ratio's numerator and
+    denominator."""
+    return tuple(
+        Source(
+            str(p.event or p.steps[0].event),
+            p.window_seconds,
+            pre_seconds,
+            p.where,
+            p.value_property,
+            p.steps,
+        )
+        for p in metric.parts
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +132,28 @@ JOIN events e
   ON e.name = $4 AND e.unit = u.unit
  AND e.occurred_at >= u.exposed_at - make_interval(secs => $6::float8)
  AND e.occurred_at < u.exposed_at + make_interval(secs => coalesce($5::float8, 1e9))
+ AND {where}
 WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
 GROUP BY u.unit, u.variant
 """
 
-_BUILD_TEMPLATE = "INSERT INTO results_unit_values ({columns}) {compute}"
-_BUILD = _BUILD_TEMPLATE.format(
-    columns=_COLUMNS, compute=_COMPUTE.format(touched="", aggregates=UNIT_AGGREGATES)
-)
+# A funnel's rows: the units that completed its first step, with the number of steps they completed.
+_FUNNEL_COMPUTE = """
+WITH base AS (
+    SELECT u.unit, u.variant, u.exposed_at FROM exposures u {touched}
+    WHERE u.experiment = $1 AND u.phase = $2 AND NOT u.multiple_variants
+),
+{steps}
+SELECT $1::text AS experiment, $2::int AS phase, $3::text AS source, r.unit, r.variant, r.post_count, {columns}
+FROM ({reached}) r
+"""
+
+_BUILD = "INSERT INTO results_unit_values ({columns}) {compute}"
 
 # The touched units' rows computed again: a changed row is updated, a new one inserted, the row of a
 # unit that no longer has one (no events left in its windows, or now in several variants) deleted.
 # The count of rows that changed decides whether the roll-up's version moves.
-_RECOMPUTE_TEMPLATE = """
+_RECOMPUTE = """
 WITH computed AS ({compute}),
 upserted AS (
     INSERT INTO results_unit_values AS r ({columns})
@@ -117,10 +174,7 @@ deleted AS (
 )
 SELECT (SELECT count(*) FROM upserted) + (SELECT count(*) FROM deleted)
 """
-_RECOMPUTE = _RECOMPUTE_TEMPLATE.format(
-    compute=_COMPUTE.format(touched="JOIN results_touched t ON t.unit = u.unit", aggregates=UNIT_AGGREGATES),
-    columns=_COLUMNS,
-)
+_TOUCHED_JOIN = "JOIN results_touched t ON t.unit = u.unit"
 
 # The horizon of a catch-up: the earliest start of a transaction still open elsewhere (it may be
 # storing rows with that received_at), or now. Only client sessions store events (a long autovacuum
@@ -137,7 +191,7 @@ _TOUCHED_TABLE = (
 )
 _TOUCH = """
 INSERT INTO results_touched (unit)
-SELECT unit FROM events WHERE name = $1 AND received_at >= $2
+SELECT unit FROM events WHERE name = ANY($1::text[]) AND received_at >= $2
 UNION
 SELECT unit FROM exposures WHERE experiment = $3 AND phase = $4 AND received_at >= $2
 """
@@ -160,16 +214,19 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
             phase,
             source.key,
         )
-        args = (experiment, phase, source.key, source.event, source.window_seconds, source.pre_seconds)
         if caught_up_at is None:
-            await conn.execute(_BUILD, *args)
+            params: list[object] = [experiment, phase, source.key]
+            build = _BUILD.format(columns=_COLUMNS, compute=source.compute_sql("", params))
+            await conn.execute(build, *params)
             # The planner needs the new rows' statistics before autovacuum comes by (a hash aggregate
             # instead of sorting a million rows by variant).
             await conn.execute("ANALYZE results_unit_values")
-            latest = await conn.fetchval("SELECT max(received_at) FROM events WHERE name = $1", source.event)
+            latest = await conn.fetchval(
+                "SELECT max(received_at) FROM events WHERE name = ANY($1::text[])", source.event_names
+            )
             changed = True
         else:
-            changed, latest = await _recompute_touched(conn, args, caught_up_at)
+            changed, latest = await _recompute_touched(conn, experiment, phase, source, caught_up_at)
         await conn.execute(
             "INSERT INTO results_rollups AS r (experiment, phase, source, caught_up_at, latest_event_at, "
             "built_seconds) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (experiment, phase, source) DO UPDATE "
@@ -188,18 +245,21 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
 
 
 async def _recompute_touched(
-    conn: Connection, args: tuple[object, ...], caught_up_at: datetime
+    conn: Connection, experiment: str, phase: int, source: Source, caught_up_at: datetime
 ) -> tuple[bool, datetime | None]:
     """Recompute the units stored since the last horizon; (whether a row changed, the newest event's
     received_at among them)."""
-    experiment, phase, _, event = args[:4]
     await conn.execute(_TOUCHED_TABLE)
-    touched = await conn.execute(_TOUCH, event, caught_up_at, experiment, phase)
+    touched = await conn.execute(_TOUCH, source.event_names, caught_up_at, experiment, phase)
     if touched.endswith(" 0"):  # "INSERT 0 <rows>": nothing was stored since
         return False, None
-    changed: int = await conn.fetchval(_RECOMPUTE, *args)
+    params: list[object] = [experiment, phase, source.key]
+    recompute = _RECOMPUTE.format(compute=source.compute_sql(_TOUCHED_JOIN, params), columns=_COLUMNS)
+    changed: int = await conn.fetchval(recompute, *params)
     latest: datetime | None = await conn.fetchval(
-        "SELECT max(received_at) FROM events WHERE name = $1 AND received_at >= $2", event, caught_up_at
+        "SELECT max(received_at) FROM events WHERE name = ANY($1::text[]) AND received_at >= $2",
+        source.event_names,
+        caught_up_at,
     )
     return changed > 0, latest
 

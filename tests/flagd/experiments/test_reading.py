@@ -85,7 +85,7 @@ def test_should_read_a_valid_document() -> None:
         (
             ("metrics", "orders", "type", "median"),
             "metrics.orders.type",
-            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces; got "median"',
+            'must be one of conversion, count, sum, mean, ratio, nps, csat, ces, funnel; got "median"',
         ),
         (
             ("metrics", "revenue-per-order", "denominator", "revenue"),

@@ -17,10 +17,10 @@ import asyncpg
 import httpx
 
 from flagd.config.repository import ConfigRepository
-from flagd.experiments.catalog import Catalog
+from flagd.experiments.catalog import Catalog, ResolvedMetric
 from flagd.results.cache import ReductionCache
 from flagd.results.keeper import KEEPER_LOCK_KEY, ResultsKeeper
-from flagd.results.model import PhaseData
+from flagd.results.model import PhaseData, Reduction
 from flagd.results.phase_reader import PhaseReader
 from flagd.results.sql.days import day_reductions
 from flagd.results.sql.reduce import reduce_metric, reduce_rolled_by
@@ -39,6 +39,12 @@ async def catalog_of(conn: asyncpg.Connection) -> Catalog:
     return Catalog.build(stored.version, stored.document(), stored.experiments, stored.lifecycles)
 
 
+async def raw_reduction(conn: asyncpg.Connection, experiment: str, metric: ResolvedMetric) -> Reduction:
+    """The metric's sums in phase 1 from the raw events, everything stored counted."""
+    end = datetime.now(UTC) + timedelta(days=1)
+    return await reduce_metric(conn, experiment, 1, metric, end=end, pre_seconds=POLICY.pre_seconds)
+
+
 async def assert_rollups_match_raw(conn: asyncpg.Connection) -> int:
     """Every metric's roll-up sums equal the raw reduction; the number of metrics compared."""
     plan = (await catalog_of(conn)).plan("pricing")
@@ -48,14 +54,7 @@ async def assert_rollups_match_raw(conn: asyncpg.Connection) -> int:
         metric = role.resolved
         keys = tuple(s.key for s in metric_sources(metric, POLICY.pre_seconds))
         rolled = (await reduce_rolled_by(conn, "pricing", 1, metric, keys, attribute=None))[""]
-        raw = await reduce_metric(
-            conn,
-            "pricing",
-            1,
-            metric,
-            end=datetime.now(UTC) + timedelta(days=1),
-            pre_seconds=POLICY.pre_seconds,
-        )
+        raw = await raw_reduction(conn, "pricing", metric)
         assert rolled.cap == raw.cap or abs((rolled.cap or 0) - (raw.cap or 0)) < 1e-9, metric.key
         assert set(rolled.variants) == set(raw.variants), metric.key
         for variant, sums in raw.variants.items():
@@ -73,19 +72,25 @@ async def assert_rollups_match_raw(conn: asyncpg.Connection) -> int:
     return compared
 
 
-def exposure(unit: str, variant: str, moment: datetime) -> dict[str, Any]:
+def exposure(unit: str, variant: str, moment: datetime, experiment: str = "pricing") -> dict[str, Any]:
     return {
         "kind": "exposure",
         "event_id": str(uuid.uuid4()),
         "timestamp": at(moment),
-        "experiment": "pricing",
+        "experiment": experiment,
         "phase": 1,
         "variant": variant,
         "unit": unit,
     }
 
 
-def track(unit: str, name: str, moment: datetime, value: float | None = None) -> dict[str, Any]:
+def track(
+    unit: str,
+    name: str,
+    moment: datetime,
+    value: float | None = None,
+    properties: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     event: dict[str, Any] = {
         "kind": "track",
         "event_id": str(uuid.uuid4()),
@@ -95,6 +100,8 @@ def track(unit: str, name: str, moment: datetime, value: float | None = None) ->
     }
     if value is not None:
         event["value"] = value
+    if properties is not None:
+        event["properties"] = properties
     return event
 
 
