@@ -3,7 +3,7 @@ step from one to the other.
 
 Semantics. A unit *enters* when it does step 1's event in the date range [from, to] (its first such event);
 it *reaches* step k when it does step k's event at or after the moment it reached step k-1 and before its
-entry plus the window. The earliest event that qualifies is taken at every step (the earliest moment leaves
+entry plus the window; a step may also require its event's properties to meet a filter. The earliest event that qualifies is taken at every step (the earliest moment leaves
 the most room for the steps after it, so no unit is counted short). Later steps may fall after `to`, within
 the window. A breakdown assigns each unit one segment: the value of an event property on its entering event,
 or of an attribute of (or the variant in) its first exposure to an experiment; the MAX_SEGMENTS largest
@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
+
+from flagd.experiments.filters import EventFilter
 
 MIN_STEPS, MAX_STEPS = 2, 10
 MAX_RANGE_DAYS = 92
@@ -57,6 +59,12 @@ class JourneyQuery:
     """Inclusive: the range is first_day 00:00 UTC to the end of last_day."""
     window_seconds: int = DEFAULT_WINDOW_SECONDS
     breakdown: Breakdown | None = None
+    filters: tuple[EventFilter | None, ...] = ()
+    """Per step, the conditions its event's properties must meet (metric filters' syntax); () for none."""
+
+    def filter_of(self, step: int) -> EventFilter | None:
+        """Step `step`'s filter (1-based)."""
+        return self.filters[step - 1] if step <= len(self.filters) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +111,8 @@ class Funnel:
     to_day: date
     window_seconds: int
     breakdown: str | None
+    filtered_steps: tuple[int, ...]
+    """The steps whose events must meet a filter (1-based)."""
     as_of: datetime
     all_units: FunnelSegment
     segments: tuple[FunnelSegment, ...]
@@ -152,6 +162,7 @@ def funnel(query: JourneyQuery, rows: Iterable[StepRow], distinct_values: int, a
         to_day=query.last_day,
         window_seconds=query.window_seconds,
         breakdown=str(query.breakdown) if query.breakdown else None,
+        filtered_steps=tuple(k for k in range(1, len(query.steps) + 1) if query.filter_of(k) is not None),
         as_of=as_of,
         all_units=everyone,
         segments=tuple(segments) if query.breakdown else (),

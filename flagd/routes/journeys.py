@@ -6,7 +6,9 @@
 `step` is repeated, in order (2 to 10 event names; the same event may not follow itself); `from` and `to`
 are UTC days, both included (default the 30 days to today; at most 92); `window` is seconds or a number with
 s, m, h or d (default 7d, at most 30d); `breakdown` is `property:NAME` (the entering event's property),
-`exposure:EXPERIMENT:ATTRIBUTE` (the unit's first exposure's attribute) or `variant:EXPERIMENT`. Each bad
+`exposure:EXPERIMENT:ATTRIBUTE` (the unit's first exposure's attribute) or `variant:EXPERIMENT`;
+`where=K:{...}` (repeated) makes step K count only events whose properties meet the filter, written as a
+metric's `where` is (flagd.experiments.filters), as JSON. Each bad
 value is a 400 `invalid_parameter` that names it. The work runs in a results process (flagd.results.pool).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
+import orjson
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +25,7 @@ from starlette.responses import Response
 from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
 from flagd.errors import InvalidParameter
+from flagd.experiments.filters import EventFilter, read_filter
 from flagd.http.params import MAX_TEXT_PARAM, shown
 from flagd.http.routing import resource
 from flagd.identifiers import KEY_RULE, is_key
@@ -36,8 +40,11 @@ from flagd.results.journey import (
     JourneyQuery,
 )
 from flagd.routes.results import answer, job
+from flagd_sdk.evaluation.problems import FlagSetError
 
 MAX_NAME_CHARS = 64
+MAX_FILTER_CHARS = 1_000
+"""A step's filter as JSON, at most (ten of them keep the URL within the 16 KB the server reads)."""
 EARLIEST_DAY = date(2000, 1, 1)
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _WINDOW = re.compile(r"([0-9]{1,9})([smhd]?)", re.ASCII)
@@ -146,11 +153,40 @@ def breakdown_param(params: QueryParams) -> Breakdown | None:
     )
 
 
+def filters_param(params: QueryParams, steps: int) -> tuple[EventFilter | None, ...]:
+    """`where=K:{...}`, repeated: step K's filter as a JSON object in the syntax of a metric's `where`."""
+    found: dict[int, EventFilter] = {}
+    for raw in params.getlist("where"):
+        number, _, text = raw.partition(":")
+        if not (number.isascii() and number.isdigit() and 1 <= int(number) <= steps and text):
+            raise InvalidParameter(
+                f"where must be a step number from 1 to {steps}, a colon and a filter as JSON, such as "
+                f'where=2:{{"currency":{{"equals":"EUR"}}}}; got {shown(raw)}'
+            )
+        if int(number) in found:
+            raise InvalidParameter(
+                f"where gives step {number} two filters; give each step one (with every condition)"
+            )
+        if len(text) > MAX_FILTER_CHARS:
+            raise InvalidParameter(f"where for step {number} is longer than {MAX_FILTER_CHARS} characters")
+        try:
+            document = orjson.loads(text)
+            found[int(number)] = read_filter(document, f"where for step {number}")
+        except orjson.JSONDecodeError:
+            raise InvalidParameter(
+                f"where for step {number} must be a JSON object; got {shown(text)}"
+            ) from None
+        except FlagSetError as exc:
+            raise InvalidParameter("; ".join(str(p) for p in exc.problems)) from None
+    return tuple(found.get(k) for k in range(1, steps + 1)) if found else ()
+
+
 def journey_query(params: QueryParams, today: date) -> JourneyQuery:
     """The journey a request asks for, every parameter checked."""
     steps = steps_param(params)
     first, last = days_params(params, today)
-    return JourneyQuery(steps, first, last, window_param(params), breakdown_param(params))
+    filters = filters_param(params, len(steps))
+    return JourneyQuery(steps, first, last, window_param(params), breakdown_param(params), filters)
 
 
 @requires(Scope.RESULTS)

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import orjson
+
+from flagd.experiments.filters import EventFilter
 from flagd.results.journey import (
     DEFAULT_RANGE_DAYS,
     DEFAULT_WINDOW_SECONDS,
@@ -59,6 +62,8 @@ class JourneyForm:
     last: str
     window: str
     breakdown: str
+    filters: tuple[str, ...] = ()
+    """Each step's filter as `where` takes it (`2:{...}`), kept in hidden fields."""
 
     @classmethod
     def of(cls, query: JourneyQuery | None, today: date) -> JourneyForm:
@@ -75,7 +80,22 @@ class JourneyForm:
             query.last_day.isoformat(),
             window_text(query.window_seconds),
             str(query.breakdown or ""),
+            tuple(
+                f"{k}:{filter_json(where)}"
+                for k in range(1, len(query.steps) + 1)
+                if (where := query.filter_of(k)) is not None
+            ),
         )
+
+
+def filter_json(where: EventFilter) -> str:
+    """A filter as JSON in the syntax it was given in: {property: {operator: operand}}."""
+    document: dict[str, dict[str, object]] = {}
+    for c in where.conditions:
+        document.setdefault(c.property, {})[c.op] = (
+            list(c.operand) if isinstance(c.operand, tuple) else c.operand
+        )
+    return orjson.dumps(document).decode()
 
 
 def _share(value: float | None) -> str:

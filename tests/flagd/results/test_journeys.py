@@ -20,7 +20,11 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
+import pytest
 
+from flagd.errors import ServiceUnavailable
+from flagd.results.journey import JourneyQuery
+from flagd.results.sql.funnel import read_funnel
 from tests.flagd.results.test_results_recompute import post_all, start_pricing
 
 STEPS = ("visit", "add_to_cart", "purchase")
@@ -279,3 +283,73 @@ async def test_should_count_only_steps_in_order_and_within_the_window(
     assert [s["fromPrevious"] for s in steps] == [None, 0.5, 0.5]
     assert steps[1]["medianSeconds"] == 5400.0  # in-order 1 h, swapped 2 h
     assert steps[2]["medianSeconds"] == steps[2]["p90Seconds"] == 7200.0
+
+
+async def test_should_answer_results_timeout_when_the_statement_runs_out_of_time(
+    conn: asyncpg.Connection, database_url: str
+) -> None:
+    """A funnel that cannot finish within its statement time (here: the events table locked by another
+    session) is cancelled by PostgreSQL and answered as 503 results_timeout, saying what to narrow."""
+    today = datetime.now(UTC).date()
+    query = JourneyQuery(("visit", "purchase"), today - timedelta(days=6), today)
+    locker = await asyncpg.connect(database_url)
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(ServiceUnavailable) as raised:
+                await read_funnel(conn, query, 0.2)
+    finally:
+        await locker.close()
+    assert raised.value.code == "results_timeout"
+    assert raised.value.status == 503
+    assert "narrow the date range" in raised.value.message
+    rows, _ = await read_funnel(conn, query, 5.0)  # the connection is usable again
+    assert [(r.step, r.units) for r in rows] == [(1, 0), (2, 0)]
+
+
+async def test_should_count_a_filtered_step_only_with_events_that_meet_its_filter(
+    sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+
+    def track(name: str, unit: str, hours: float, **properties: Any) -> dict[str, Any]:
+        event = {
+            "kind": "track",
+            "event_id": str(uuid.uuid4()),
+            "timestamp": (now + timedelta(hours=hours)).isoformat(),
+            "event": name,
+            "unit": unit,
+        }
+        return {**event, "properties": properties} if properties else event
+
+    await post_all(
+        sdk,
+        [
+            track("a", "eur", 0, plan="pro"),
+            track("b", "eur", 1, currency="EUR", amount=30),
+            # a USD payment first, then a EUR one: reaches b at the EUR one (2 h)
+            track("a", "usd-then-eur", 0, plan="pro"),
+            track("b", "usd-then-eur", 1, currency="USD"),
+            track("b", "usd-then-eur", 2, currency="EUR", amount=5),
+            track("a", "usd", 0, plan="free"),
+            track("b", "usd", 1, currency="USD", amount=50),
+            track("a", "bare", 0),
+            track("b", "bare", 1),
+        ],
+    )
+    day = now.date().isoformat()
+    base = [("step", "a"), ("step", "b"), ("from", day), ("to", day)]
+    path = "/v1/journeys/funnel"
+    eur = await results_client.get(path, params=[*base, ("where", '2:{"currency": {"equals": "EUR"}}')])
+    assert eur.status_code == 200, eur.text
+    body = eur.json()
+    assert body["filteredSteps"] == [2]
+    steps = body["allUnits"]["steps"]
+    assert [s["units"] for s in steps] == [4, 2]
+    assert steps[1]["medianSeconds"] == 5400.0  # 1 h and 2 h
+    both = await results_client.get(
+        path, params=[*base, ("where", '1:{"plan": {"in": ["pro"]}}'), ("where", '2:{"amount": {"gte": 10}}')]
+    )
+    assert both.status_code == 200, both.text
+    assert [s["units"] for s in both.json()["allUnits"]["steps"]] == [2, 1]  # only "eur" pays 10 or more
+    assert both.json()["filteredSteps"] == [1, 2]

@@ -74,3 +74,32 @@ async def test_should_need_a_results_or_admin_key(server: LiveServer, database_u
     assert body["allUnits"]["steps"][1]["fromStart"] is None
     assert body["windowSeconds"] == 7 * 86_400
     assert (body["fromDay"], body["toDay"]) == ((TODAY - timedelta(days=29)).isoformat(), TODAY.isoformat())
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("3:{}", "where must be a step number from 1 to 2, a colon and a filter as JSON"),
+        ('{"a": {"equals": 1}}', "where must be a step number from 1 to 2"),
+        ("2:", "where must be a step number"),
+        ("2:{oops", "where for step 2 must be a JSON object"),
+        ('2:{"currency": {"like": "E%"}}', "where for step 2.currency"),
+        ('2:{"amount": {"gt": "ten"}}', "must be a finite number"),
+        ("2:" + "x" * 1001, "where for step 2 is longer than 1000 characters"),
+    ],
+)
+async def test_should_refuse_a_bad_step_filter_with_a_located_message(
+    server: LiveServer, database_url: str, where: str, says: str
+) -> None:
+    token = await create_key(database_url, Scope.RESULTS, "pm")
+    async with httpx.AsyncClient(base_url=server.url, headers=bearer(token), timeout=60) as http:
+        steps = [("step", "visit"), ("step", "purchase")]
+        answer = await http.get("/v1/journeys/funnel", params=[*steps, ("where", where)])
+        twice = await http.get(
+            "/v1/journeys/funnel", params=[*steps, *[("where", '2:{"a": {"exists": true}}')] * 2]
+        )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "invalid_parameter"
+    assert says in answer.json()["error"]["message"], answer.json()["error"]["message"]
+    assert twice.status_code == 400
+    assert "two filters" in twice.json()["error"]["message"]

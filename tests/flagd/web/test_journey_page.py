@@ -71,6 +71,10 @@ async def test_should_show_the_form_and_the_funnel_with_the_apis_numbers(
         shown = await page.get(f"/journeys?{QUERY}&step=&from=&to=")
         bad = await page.get("/journeys?step=visit&step=visit")
         unknown = await page.get("/journeys?step=visit&step=purchase&breakdown=variant:nowhere")
+        filtered = await page.get(
+            "/journeys",
+            params=[("step", "visit"), ("step", "purchase"), ("where", '1:{"country": {"in": ["NL"]}}')],
+        )
     finally:
         await page.aclose()
     assert form.status_code == 200
@@ -93,6 +97,10 @@ async def test_should_show_the_form_and_the_funnel_with_the_apis_numbers(
     assert "step 2 repeats step 1" in bad.text
     assert unknown.status_code == 400
     assert "breakdown names experiment nowhere" in unknown.text
+    # A step's filter is kept in the form (a hidden field) and said above the chart.
+    assert filtered.status_code == 200, filtered.text
+    assert "1 step filtered (1)" in filtered.text
+    assert 'name="where" value="1:{&#34;country&#34;:{&#34;in&#34;:[&#34;NL&#34;]}}"' in filtered.text
 
 
 async def test_should_read_on_a_phone_without_scrolling_sideways(
