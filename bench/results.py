@@ -225,7 +225,10 @@ def one_size(units: int, per_unit: int, retention: bool = True) -> Size:
         size.events, size.load = asyncio.run(load(url, units, per_unit))
         token = asyncio.run(results_key(url))
         # The background keeper is slowed down so that every look below is the request's own work.
-        server, base = serve(url, workers=1, env={"FLAGD_RESULTS_ROLLUP_SECONDS": "86400"})
+        # The first look builds every roll-up: on a loaded machine at a million units that takes longer than
+        # the default 120 s request timeout, so the build look may take up to an hour.
+        build_env = {"FLAGD_RESULTS_ROLLUP_SECONDS": "86400", "FLAGD_RESULTS_TIMEOUT_SECONDS": "3600"}
+        server, base = serve(url, workers=1, env=build_env)
         try:
             asyncio.run(wait_ready(base))
             asyncio.run(define(base, admin, retention))

@@ -361,6 +361,13 @@ def _names(value: Any, known: Collection[str]) -> bool:
     return isinstance(value, str) and value in known
 
 
+def _type_of(raw: Any, name: Any) -> str:
+    """The type the document gives metric `name`, as text ("" when it gives none, or not as text)."""
+    entry = raw.get(name) if isinstance(raw, dict) else None
+    kind = entry.get("type") if isinstance(entry, dict) else None
+    return kind if isinstance(kind, str) else ""
+
+
 def _check_ratio(
     key: str, entry: Mapping[str, Any], path: str, keys: set[str], raw: Any, problems: list[Problem]
 ) -> None:
@@ -370,10 +377,8 @@ def _check_ratio(
             problems.append(
                 Problem(child(path, side), _not_one(name, "a metric of this file", "name one of its metrics"))
             )
-        elif name == key or (
-            isinstance(raw, dict) and isinstance(raw.get(name), dict) and raw[name].get("type") in _NOT_PARTS
-        ):
-            what = "a ratio metric itself" if name == key else _NOT_PARTS[raw[name]["type"]]
+        elif name == key or _type_of(raw, name) in _NOT_PARTS:
+            what = "a ratio metric itself" if name == key else _NOT_PARTS[_type_of(raw, name)]
             problems.append(
                 Problem(child(path, side), f"{given(name)} is {what}; a ratio divides two plain metrics")
             )

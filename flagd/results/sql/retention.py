@@ -3,7 +3,8 @@
 A unit is *active* when it has any of the metric's events (each passing its filter, if it has one) in [exposed_at + from_day days,
 exposed_at + to_day days). Only *matured* units count: those exposed at least to_day days before the
 analysis end (`matured_before` = end - to_day days), whose window is over, so no unit's value changes
-once it is counted. The others are *maturing*: counted per variant, never analysed as "not active".
+once it is counted (the end is taken on the hour, `MATURED_EVERY`, so that a reduction can be read again
+from the cache). The others are *maturing*: counted per variant, never analysed as "not active".
 Per variant the query returns n (matured units), y (active ones among them) and the maturing count;
 a unit's y is 0 or 1 and d is 1, so y² = y·d = y and d² = d = n.
 
@@ -63,9 +64,17 @@ def _which(events: Sequence[RetentionEvent], args: list[object]) -> str:
     return "(" + " OR ".join(passes) + ")"
 
 
+MATURED_EVERY = timedelta(hours=1)
+"""Units mature into the analysis on the hour: with exposures arriving all the time a unit matures every
+few seconds, and a reduction keyed by the matured count would never be read from the cache again
+(measured at 1 million units: 4.2 s warm against 0.9 s without the retention metric)."""
+
+
 def matured_before(metric: Metric, end: datetime) -> datetime:
-    """Units exposed at or before this have a complete window by `end`."""
-    return end - timedelta(days=metric.to_day)
+    """Units exposed at or before this have a complete window by `end`: to_day days before `end`'s hour
+    (a unit matured within the last hour waits for the next one, counted as maturing until then)."""
+    hour = end.replace(minute=0, second=0, microsecond=0)
+    return hour - timedelta(days=metric.to_day)
 
 
 def _units(attribute_param: str | None) -> str:

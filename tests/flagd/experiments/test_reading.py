@@ -131,7 +131,8 @@ def test_should_refuse_quantile_members_on_other_types_and_a_ratio_of_a_quantile
         for p in problems
     )
     assert any(
-        p.path == "metrics.revenue-per-order.numerator" and "is a quantile metric; a ratio divides two plain metrics" in p.message
+        p.path == "metrics.revenue-per-order.numerator"
+        and "is a quantile metric; a ratio divides two plain metrics" in p.message
         for p in problems
     ), problems
 

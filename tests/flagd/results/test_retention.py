@@ -123,7 +123,9 @@ def recomputed(
     out: dict[str, dict[str, Any]] = {}
     for variant in VARIANTS:
         mine = [(u, at) for u, (v, at) in exposures.items() if v == variant and at < end]
-        matured = [u for u, at in mine if at + timedelta(days=TO_DAY) <= end]
+        # Units mature on the hour: the analysis end's hour is what counts.
+        hour = end.replace(minute=0, second=0, microsecond=0)
+        matured = [u for u, at in mine if at + timedelta(days=TO_DAY) <= hour]
         out[variant] = {
             "y": np.array([1.0 if u in active else 0.0 for u in matured]),
             "maturing": len(mine) - len(matured),

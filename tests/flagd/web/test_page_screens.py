@@ -186,7 +186,9 @@ async def test_should_read_in_words_at_every_width_from_one_day_to_sixty(
         start, events = simulated(key, days, now)
         # A little before the first exposure, but never into the day before: the 1-day phase must have one
         # day whatever the hour (its first exposure is at midnight until 03:00 UTC).
-        margin = min(864.0, (start - start.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds())
+        margin = min(
+            864.0, (start - start.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
+        )
         await backdate_phase(admin, database_url, key, ((now - start).total_seconds() + margin) / 86_400)
         for first in range(0, len(events), 5_000):
             sent = await sdk.post("/v1/events", json={"events": events[first : first + 5_000]})
