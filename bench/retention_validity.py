@@ -96,8 +96,9 @@ def matured_sums(units: Units) -> list[tuple[VariantSums, VariantSums]]:
     looks = []
     for k in counted:
         arm, retained = units.arm[:k], units.retained[:k]
-        looks.append(tuple(_sums(int((arm == a).sum()), float(retained[arm == a].sum())) for a in (0, 1)))
-    return looks  # type: ignore[return-value]
+        control, treatment = (_sums(int((arm == a).sum()), float(retained[arm == a].sum())) for a in (0, 1))
+        looks.append((control, treatment))
+    return looks
 
 
 def maturing_counted_sums(units: Units) -> list[tuple[VariantSums, VariantSums]]:
@@ -106,13 +107,12 @@ def maturing_counted_sums(units: Units) -> list[tuple[VariantSums, VariantSums]]
     for t in LOOKS:
         seen = units.exposed <= t
         active = units.retained & (units.exposed + units.first_active <= t) & seen
-        looks.append(
-            tuple(
-                _sums(int((seen & (units.arm == a)).sum()), float((active & (units.arm == a)).sum()))
-                for a in (0, 1)
-            )
+        control, treatment = (
+            _sums(int((seen & (units.arm == a)).sum()), float((active & (units.arm == a)).sum()))
+            for a in (0, 1)
         )
-    return looks  # type: ignore[return-value]
+        looks.append((control, treatment))
+    return looks
 
 
 def _sums(n: int, y: float) -> VariantSums:

@@ -74,7 +74,8 @@ def _operand(op: str, raw: Any, path: str, problems: list[Problem]) -> object | 
     """The condition's operand, or None with a problem."""
     if op == "equals":
         if _scalar(raw):
-            return raw  # type: ignore[no-any-return]
+            scalar: object = raw
+            return scalar
         problems.append(Problem(path, f"must be text, a number or true/false; got {given(raw)}"))
     elif op in ("in", "not_in"):
         if isinstance(raw, list) and 0 < len(raw) <= MAX_LISTED and all(_scalar(v) for v in raw):
