@@ -40,6 +40,7 @@ from flagd.routes import (
 )
 from flagd.settings import Settings
 from flagd.state import ServerState
+from flagd.storage import lost_connections
 from flagd.storage.migrations import apply_migrations, load_migrations
 from flagd.storage.pool import open_pool
 from flagd.web import pages
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> Starlette:
 async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
     """The pool, the migrations, the key cache and the config watcher, for the life of the app."""
     migrations = load_migrations()
+    lost_connections.install(asyncio.get_running_loop())
     pool = await open_pool(settings)
     try:
         if settings.migrate_on_start:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from flagd import metrics
 from flagd.errors import DatabaseUnavailable, FlagdError, ServiceUnavailable
@@ -340,7 +341,9 @@ class EventWriter:
         started = time.perf_counter()
         track = [row for pending in group for row in pending.track]
         exposures = [row for pending in group for row in pending.exposures]
-        async with conn.transaction():
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
             counted: list[asyncpg.Record] = []
             if track:
                 await conn.copy_records_to_table("staging_events", records=track, columns=_TRACK_COLUMNS)
@@ -352,6 +355,10 @@ class EventWriter:
                 exposed = await conn.fetch(_MOVE_EXPOSURES)
             else:
                 exposed = []
+        except BaseException:
+            await _roll_back(conn, transaction)
+            raise
+        await transaction.commit()
         self.commits += 1
         metrics.COMMIT_EVENTS.observe(len(track) + len(exposures))
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
@@ -400,6 +407,16 @@ class EventWriter:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             conn.terminate()
+
+
+async def _roll_back(conn: asyncpg.Connection, transaction: Transaction) -> None:
+    """Roll back, or drop the connection when it cannot (the database gone under a statement leaves
+    it mid-operation): PostgreSQL rolls back what a lost connection began, and the statement's own
+    error, not the rollback's, is what the caller reports."""
+    try:
+        await transaction.rollback()
+    except Exception:  # the connection is unusable, whatever the reason
+        conn.terminate()
 
 
 def _settle(group: Iterable[_Pending], error: Callable[[], Exception] | None) -> None:
