@@ -1,0 +1,51 @@
+"""The notification outbox: `enqueue` writes one notification in the caller's transaction.
+
+A change and what it notifies commit together or not at all; delivery (webhooks) is someone else's
+work, woken by the `flagd_notifications` channel and reading the table in `created_at, id` order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+import orjson
+from uuid_utils.compat import uuid7
+
+CHANNEL: Final = "flagd_notifications"
+
+KINDS: Final = frozenset(
+    {
+        "rollout.advanced",
+        "rollout.held",
+        "rollout.rolled_back",
+        "rollout.completed",
+        "experiment.decision_changed",
+        "experiment.health_failed",
+        "experiment.guardrail_harmed",
+        "flag.changed",
+        "schedule.executed",
+    }
+)
+"""Every kind a notification may have; a webhook subscribes to some of them."""
+
+
+async def enqueue(conn: asyncpg.Connection, kind: str, subject: str, payload: Mapping[str, Any]) -> UUID:
+    """Write a notification of `kind` about `subject` (a flag, experiment or rollout key) inside the
+    transaction `conn` is in, and wake the deliverers when it commits. Returns its id."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    if not conn.is_in_transaction():
+        raise RuntimeError("a notification is written in the transaction of the change that causes it")
+    notification_id = uuid7()
+    await conn.execute(
+        "INSERT INTO notifications (id, kind, subject, payload) VALUES ($1, $2, $3, $4::json)",
+        notification_id,
+        kind,
+        subject,
+        orjson.dumps(dict(payload)).decode(),
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(notification_id))
+    return UUID(str(notification_id))
