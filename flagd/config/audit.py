@@ -10,8 +10,35 @@ import asyncpg
 
 from flagd.storage.types import Connection
 
-Action = Literal["create", "update", "delete", "start", "stop", "new_phase", "launch"]
-Entity = Literal["flag", "evaluator", "flag_set_metadata", "api_key", "metric", "layer", "experiment"]
+Action = Literal[
+    "create",
+    "update",
+    "delete",
+    "start",
+    "stop",
+    "new_phase",
+    "launch",
+    "advance",
+    "hold",
+    "pause",
+    "resume",
+    "rollback",
+    "complete",
+    "execute",
+    "cancel",
+]
+Entity = Literal[
+    "flag",
+    "evaluator",
+    "flag_set_metadata",
+    "api_key",
+    "metric",
+    "layer",
+    "experiment",
+    "rollout",
+    "schedule",
+    "webhook",
+]
 ENTITIES: tuple[Entity, ...] = (
     "flag",
     "evaluator",
@@ -20,6 +47,9 @@ ENTITIES: tuple[Entity, ...] = (
     "metric",
     "layer",
     "experiment",
+    "rollout",
+    "schedule",
+    "webhook",
 )
 
 

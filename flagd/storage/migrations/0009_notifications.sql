@@ -11,3 +11,14 @@ CREATE TABLE notifications (
 );
 
 CREATE INDEX notifications_by_time ON notifications (created_at, id);
+
+-- The audit log learns what issue 24's rollouts, schedules and webhooks do, so each can record its own
+-- transitions with the reason (in `after`) without another migration widening the same checks.
+ALTER TABLE audit_log DROP CONSTRAINT audit_log_entity_check;
+ALTER TABLE audit_log ADD CONSTRAINT audit_log_entity_check
+    CHECK (entity IN ('flag', 'evaluator', 'flag_set_metadata', 'api_key', 'metric', 'layer', 'experiment',
+                      'rollout', 'schedule', 'webhook'));
+ALTER TABLE audit_log DROP CONSTRAINT audit_log_action_check;
+ALTER TABLE audit_log ADD CONSTRAINT audit_log_action_check
+    CHECK (action IN ('create', 'update', 'delete', 'start', 'stop', 'new_phase', 'launch',
+                      'advance', 'hold', 'pause', 'resume', 'rollback', 'complete', 'execute', 'cancel'));
