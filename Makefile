@@ -23,8 +23,12 @@ lint: $(DEV)
 typecheck: $(DEV)
 	$(BIN)/mypy
 
+# Test files are shared out to PYTEST_WORKERS processes (each with its own embedded PostgreSQL), a whole
+# file to one process so a file's tests keep their order; PYTEST_WORKERS=0 runs in this process.
+PYTEST_WORKERS ?= 2
+
 pytest: $(DEV) browser npm
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The results pages are tested in Debian's chromium: installed here when missing and running as root
 # (elsewhere those tests skip with a message, and fail under CI=true).

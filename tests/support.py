@@ -44,6 +44,11 @@ async def drop_database(admin_url: str, name: str) -> None:
         await admin.close()
 
 
+TIMEOUT = 30.0
+"""Seconds a test's HTTP client waits for an answer: generous, because the first results request of a
+server starts its analysis processes and the suite runs two test processes on two cores."""
+
+
 @dataclass(frozen=True, slots=True)
 class LiveServer:
     url: str

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from flagd.auth.keys import Scope
-from tests.support import LiveServer, bearer, create_key, flag_definition, flagd_env
+from tests.support import TIMEOUT, LiveServer, bearer, create_key, flag_definition, flagd_env
 
 
 def flagd(*args: str, database_url: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -46,7 +46,7 @@ async def test_should_create_a_key_that_the_server_accepts_and_list_it(
     token = created.stdout.strip()
     assert token.startswith("flagd_")
     assert "only time it is shown" in created.stderr
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as http:
         assert (await http.get("/v1/flags", headers=bearer(token))).status_code == 200
     listed = flagd("keys", "list", database_url=database_url)
     assert "web shop" in listed.stdout

@@ -10,7 +10,15 @@ from flagd.app import create_app
 from flagd.auth.keys import Scope
 from flagd.settings import Settings
 from flagd.storage.migrations import load_migrations
-from tests.support import bearer, create_key, database_name, drop_database, flag_definition, running_server
+from tests.support import (
+    TIMEOUT,
+    bearer,
+    create_key,
+    database_name,
+    drop_database,
+    flag_definition,
+    running_server,
+)
 
 
 async def test_should_answer_healthz_without_touching_the_database(client: httpx.AsyncClient) -> None:
@@ -34,7 +42,10 @@ async def test_should_apply_migrations_at_start_on_an_empty_database(
     empty_database_url: str, tmp_path: Path
 ) -> None:
     settings = Settings(database_url=empty_database_url, data_dir=tmp_path)
-    async with running_server(create_app(settings)) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with (
+        running_server(create_app(settings)) as live,
+        httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http,
+    ):
         response = await http.get("/readyz")
     assert response.status_code == 200
     assert response.json()["schemaVersion"] == load_migrations()[-1].version
@@ -44,7 +55,10 @@ async def test_should_not_be_ready_when_migrations_are_pending(
     empty_database_url: str, tmp_path: Path
 ) -> None:
     settings = Settings(database_url=empty_database_url, data_dir=tmp_path, migrate_on_start=False)
-    async with running_server(create_app(settings)) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with (
+        running_server(create_app(settings)) as live,
+        httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http,
+    ):
         response = await http.get("/readyz")
         alive = await http.get("/healthz")
     assert response.status_code == 503
@@ -57,7 +71,7 @@ async def test_should_not_be_ready_when_the_database_goes_away(
     pg_admin_url: str, settings: Settings, database_url: str
 ) -> None:
     app = create_app(replace(settings, db_pool_min_size=0))
-    async with running_server(app) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with running_server(app) as live, httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
         assert (await http.get("/readyz")).status_code == 200
         await drop_database(pg_admin_url, database_name(database_url))
         response = await http.get("/readyz")
@@ -73,7 +87,7 @@ async def test_should_keep_evaluating_and_answer_503_for_database_work_when_the_
     admin_key = await create_key(database_url, Scope.ADMIN)
     unseen_key = await create_key(database_url, Scope.SDK, "never used before the outage")
     app = create_app(replace(settings, db_pool_min_size=0))
-    async with running_server(app) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with running_server(app) as live, httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
         created = await http.post(
             "/v1/admin/flags",
             json={"key": "a", "definition": flag_definition()},

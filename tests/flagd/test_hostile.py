@@ -30,6 +30,7 @@ from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.settings import Settings
 from flagd.storage.pool import open_pool
 from tests.support import (
+    TIMEOUT,
     FlagdProcess,
     bearer,
     create_key,
@@ -166,7 +167,7 @@ async def test_should_not_let_a_path_forge_or_break_an_access_log_line() -> None
 
     forged = '2026-11-24 08:22:30,000 INFO    [1] flagd.access: 127.0.0.1:1 "DELETE /v1/admin/flags/simple HTTP/1.1" 204'
     app = Starlette(middleware=[Middleware(AccessLogMiddleware, writer=writer)])
-    async with running_server(app) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with running_server(app) as live, httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
         await http.get("/x%0A" + forged.replace(" ", "%20").replace('"', "%22"))
         await http.get("/a%00b%1B[31m")
     writer.flush()
@@ -399,11 +400,11 @@ async def test_should_start_ready_with_a_stored_flag_it_cannot_load(
     )
     try:
         ready = await asyncio.to_thread(server.wait_ready, base)
-        async with httpx.AsyncClient(base_url=base, headers=bearer(sdk_key)) as sdk:
+        async with httpx.AsyncClient(timeout=TIMEOUT, base_url=base, headers=bearer(sdk_key)) as sdk:
             fine = await evaluate(sdk, "fine", {})
             broken = await evaluate(sdk, "legacy-deep", {})
             served = await sdk.get("/v1/flags")
-        async with httpx.AsyncClient(base_url=base, headers=bearer(admin_key)) as admin:
+        async with httpx.AsyncClient(timeout=TIMEOUT, base_url=base, headers=bearer(admin_key)) as admin:
             written = await admin.post(
                 "/v1/admin/flags", json={"key": "new", "definition": flag_definition()}
             )
@@ -438,7 +439,7 @@ async def test_should_answer_every_write_after_commit_even_with_a_legacy_flag_st
     admin_key = await create_key(database_url, Scope.ADMIN)
     async with (
         running_server(create_app(settings)) as live,
-        httpx.AsyncClient(base_url=live.url, headers=bearer(admin_key)) as admin,
+        httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url, headers=bearer(admin_key)) as admin,
     ):
         created = await admin.post("/v1/admin/flags", json={"key": "b", "definition": flag_definition()})
         audit = await admin.get("/v1/admin/audit")

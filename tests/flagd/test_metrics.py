@@ -10,7 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from flagd.auth.keys import Scope
-from tests.support import LiveServer, bearer, create_key, serving_workers
+from tests.support import TIMEOUT, LiveServer, bearer, create_key, serving_workers
 
 FLAGS = {
     "flags": {"banner": {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}}
@@ -95,7 +95,7 @@ async def test_should_count_the_traffic_of_both_workers(database_url: str, tmp_p
 async def test_should_ask_for_an_admin_key_by_default(
     server: LiveServer, admin_key: str, sdk_key: str
 ) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as http:
         assert (await http.get("/metrics")).status_code == 401
         assert (await http.get("/metrics", headers=bearer(sdk_key))).status_code == 403
         answer = await http.get("/metrics", headers=bearer(admin_key))

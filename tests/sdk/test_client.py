@@ -24,7 +24,7 @@ from flagd.settings import Settings
 from flagd_sdk import AsyncClient, Client
 from flagd_sdk.evaluation import FlagType, Reason
 from tests.flagd.ingest.test_faults import serve
-from tests.support import LiveServer, create_key, free_port, running_server
+from tests.support import TIMEOUT, LiveServer, create_key, free_port, running_server
 
 T = TypeVar("T")
 
@@ -137,7 +137,9 @@ async def test_should_keep_serving_through_an_outage_and_deliver_queued_events_e
     flagd = serve(database_url, port, tmp_path / "first.log")
     await asyncio.to_thread(flagd.wait_ready, base)
     sdk_key = await create_key(database_url, Scope.SDK, "app")
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {admin_key}"}) as admin:
+    async with httpx.AsyncClient(
+        timeout=TIMEOUT, base_url=base, headers={"Authorization": f"Bearer {admin_key}"}
+    ) as admin:
         assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
     client = await asyncio.to_thread(
         Client,
@@ -237,7 +239,7 @@ async def test_should_end_its_change_stream_when_closed(settings: Settings, sdk_
 
 async def test_should_say_in_words_what_the_server_answered_to_a_wrong_key(server: LiveServer) -> None:
     wrong = "flagd_0123456789_" + "x" * 43
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as http:
         refusal = (await http.get("/v1/flags", headers={"Authorization": f"Bearer {wrong}"})).json()
     said = f"the server refused the sdk key (401 unauthorized): {refusal['error']['message']}"
     client = await asyncio.to_thread(Client, server.url, wrong, init_timeout=0.5)

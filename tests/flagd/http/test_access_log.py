@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.handlers import EXCEPTION_HANDLERS
-from tests.support import running_server
+from tests.support import TIMEOUT, running_server
 
 
 async def _hello(request: Request) -> Response:
@@ -34,7 +34,10 @@ def _app(writer: AccessLogWriter) -> Starlette:
 async def test_should_write_one_text_line_per_request_with_status_and_request_id() -> None:
     sink = io.StringIO()
     writer = AccessLogWriter(json_lines=False, stream=sink)
-    async with running_server(_app(writer)) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with (
+        running_server(_app(writer)) as live,
+        httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http,
+    ):
         ok = await http.get("/hello")
         missing = await http.get("/missing")
     writer.flush()
@@ -53,7 +56,10 @@ async def test_should_write_one_text_line_per_request_with_status_and_request_id
 async def test_should_write_json_lines_with_the_structured_fields() -> None:
     sink = io.StringIO()
     writer = AccessLogWriter(json_lines=True, stream=sink)
-    async with running_server(_app(writer)) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with (
+        running_server(_app(writer)) as live,
+        httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http,
+    ):
         await http.get("/hello", headers={"X-Request-ID": "abc-1"})
     writer.flush()
     (record,) = [orjson.loads(line) for line in sink.getvalue().splitlines()]

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from flagd import errors
 from flagd.http.handlers import EXCEPTION_HANDLERS
-from tests.support import running_server
+from tests.support import TIMEOUT, running_server
 
 
 async def test_should_answer_unknown_route_with_not_found_in_the_error_shape(
@@ -61,7 +61,7 @@ def _app() -> Starlette:
 
 
 async def test_should_map_each_flagd_error_to_its_status_code_and_details() -> None:
-    async with running_server(_app()) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with running_server(_app()) as live, httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
         validation = await http.get("/validation")
         conflict = await http.get("/conflict")
     assert validation.status_code == 422
@@ -78,7 +78,7 @@ async def test_should_map_each_flagd_error_to_its_status_code_and_details() -> N
 
 async def test_should_hide_internal_details_of_unexpected_errors() -> None:
     # Starlette re-raises after answering, so the in-process server logs the traceback.
-    async with running_server(_app()) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with running_server(_app()) as live, httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
         response = await http.get("/bug")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"

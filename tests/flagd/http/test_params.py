@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from flagd.auth.keys import Scope
-from tests.support import LiveServer, bearer, create_key
+from tests.support import TIMEOUT, LiveServer, bearer, create_key
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,7 @@ async def test_should_refuse_an_alpha_that_is_not_an_ascii_decimal_in_range(
     server: LiveServer, database_url: str, alpha: str
 ) -> None:
     token = await create_key(database_url, Scope.RESULTS, "pm")
-    async with httpx.AsyncClient(base_url=server.url, headers=bearer(token)) as api:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url, headers=bearer(token)) as api:
         for path in ("/v1/experiments/pricing/results", "/v1/experiments/pricing/results/timeseries"):
             answer = await api.get(path, params={"alpha": alpha})
             assert answer.status_code == 400, (alpha, answer.text)
@@ -41,7 +41,7 @@ async def test_should_refuse_an_alpha_that_is_not_an_ascii_decimal_in_range(
 @pytest.mark.parametrize("alpha", ["0.05", ".1", "0.5", "1e-2", "0.001"])
 async def test_should_read_an_ascii_decimal_alpha(server: LiveServer, database_url: str, alpha: str) -> None:
     token = await create_key(database_url, Scope.RESULTS, "pm")
-    async with httpx.AsyncClient(base_url=server.url, headers=bearer(token)) as api:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url, headers=bearer(token)) as api:
         answer = await api.get("/v1/experiments/pricing/results", params={"alpha": alpha})
     assert answer.status_code == 404, answer.text  # read, then: there is no such experiment
     assert answer.json()["error"]["code"] == "experiment_not_found"

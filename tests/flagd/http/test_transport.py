@@ -21,7 +21,7 @@ from flagd.app import create_app
 from flagd.http.transport import server_options
 from flagd.metrics import REGISTRY
 from flagd.settings import Settings
-from tests.support import LiveServer, bearer, flagd_env, free_port, running_server
+from tests.support import TIMEOUT, LiveServer, bearer, flagd_env, free_port, running_server
 
 # Far longer than any deadline these tests set: reaching it means the server never closed the connection.
 NEVER = 15.0
@@ -86,7 +86,7 @@ async def test_should_close_connections_whose_request_headers_never_complete(
         finally:
             trickling.cancel()
         # A request that arrives in time is answered as ever.
-        async with httpx.AsyncClient(base_url=live.url) as http:
+        async with httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
             assert (await http.get("/healthz")).status_code == 200
     assert closed_count("header_timeout") - before == 21
     lines = [r.getMessage() for r in caplog.records if r.name == "flagd.http.transport"]
@@ -118,7 +118,7 @@ async def test_should_close_the_longest_waiting_connection_to_make_room_at_the_c
         oldest, _ = await connect(live.port)
         await asyncio.sleep(0.05)  # so the order of arrival is certain
         newer = [await connect(live.port) for _ in range(2)]
-        async with httpx.AsyncClient(base_url=live.url) as http:
+        async with httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
             assert (await http.get("/healthz")).status_code == 200
         assert await until_closed(oldest) == b""
         for reader, writer in newer:  # still open: they answer a request
@@ -140,7 +140,7 @@ async def test_should_answer_503_past_the_cap_when_every_connection_has_a_reques
         second.stream("GET", "/v1/flags/stream") as two,
     ):
         assert (one.status_code, two.status_code) == (200, 200)
-        async with httpx.AsyncClient(base_url=live.url) as third:
+        async with httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as third:
             refused = await third.get("/healthz")
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
@@ -154,7 +154,7 @@ async def test_should_log_one_line_when_a_client_goes_away_before_its_request_is
 ) -> None:
     caplog.set_level(logging.INFO)
     async with guarded_server(settings) as live:
-        async with httpx.AsyncClient(base_url=live.url, headers=bearer(admin_key)) as admin:
+        async with httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url, headers=bearer(admin_key)) as admin:
             big = {
                 f"f{i}": {"state": "ENABLED", "variants": {"on": "x" * 2000}, "defaultVariant": "on"}
                 for i in range(300)
@@ -176,7 +176,7 @@ async def test_should_log_one_line_when_a_client_goes_away_before_its_request_is
         )
         assert (await reader.read(100)).startswith(b"HTTP/1.1 200")
         writer.transport.abort()
-        async with httpx.AsyncClient(base_url=live.url) as http:  # the server answers on
+        async with httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:  # the server answers on
             assert (await http.get("/healthz")).status_code == 200
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     gone = [r.getMessage() for r in caplog.records if "closed the connection before" in r.getMessage()]

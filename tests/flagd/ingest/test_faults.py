@@ -27,7 +27,7 @@ from flagd.auth.guard import UNREACHABLE_SECONDS, Authenticator
 from flagd.auth.keys import Scope
 from flagd.errors import DatabaseUnavailable
 from flagd.storage.embedded import EmbeddedPostgres
-from tests.support import FlagdProcess, bearer, create_key, flagd_env, free_port
+from tests.support import TIMEOUT, FlagdProcess, bearer, create_key, flagd_env, free_port
 
 SENDERS = 8
 BATCHES_PER_SENDER = 30
@@ -204,7 +204,7 @@ async def test_should_refuse_with_503_while_postgres_is_down_and_recover(
         acknowledged_while_down = traffic.batches - stopped_at
         await asyncio.to_thread(own_postgres.start)
         total = await sending
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
             health = await http.get(f"{base}/readyz", timeout=5)
     finally:
         sending.cancel()

@@ -14,7 +14,7 @@ import orjson
 
 from flagd.auth.keys import Scope
 from tests.pipelined import post_request, send_pipelined
-from tests.support import LiveServer, bearer, create_key, serving_workers
+from tests.support import TIMEOUT, LiveServer, bearer, create_key, serving_workers
 
 DOCUMENT: dict[str, Any] = {
     "flags": {
@@ -95,7 +95,7 @@ async def test_should_not_record_when_the_request_or_the_key_says_so(
         )
         assert response.json()["metadata"]["experimentExposure"] is True
     quiet = await create_key(database_url, Scope.SDK, "logs-its-own", server_exposures=False)
-    async with httpx.AsyncClient(base_url=server.url, headers=bearer(quiet)) as own:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url, headers=bearer(quiet)) as own:
         await evaluate(own, "key-opted-out", country="NL")
     # Bulk evaluation fills a client's cache: no exposure, and it says where exposures go.
     bulk = await sdk.post(

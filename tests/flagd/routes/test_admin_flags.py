@@ -12,7 +12,7 @@ import pytest
 
 from flagd.app import create_app
 from flagd.settings import Settings
-from tests.support import bearer, flag_definition, running_server
+from tests.support import TIMEOUT, bearer, flag_definition, running_server
 
 
 async def create(admin: httpx.AsyncClient, key: str = "checkout", **overrides: Any) -> httpx.Response:
@@ -188,7 +188,7 @@ async def test_should_refuse_bodies_over_the_limit_declared_or_streamed(
 
     async with (
         running_server(app) as live,
-        httpx.AsyncClient(base_url=live.url, headers=bearer(admin_key)) as http,
+        httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url, headers=bearer(admin_key)) as http,
     ):
         declared = await http.post(
             "/v1/admin/flags", content=big, headers={"Content-Type": "application/json"}

@@ -28,7 +28,7 @@ from tests.flagd.routes.client_support import (
     client_headers,
     create_client_key,
 )
-from tests.support import bearer, flag_definition, running_server
+from tests.support import TIMEOUT, bearer, flag_definition, running_server
 
 CLIENT_ENDPOINTS = [
     "/ofrep/v1/evaluate/flags",
@@ -161,7 +161,7 @@ async def test_should_allow_the_answer_of_a_handler_that_failed() -> None:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
-    async with running_server(app) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with running_server(app) as live, httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
         response = await http.post("/v1/events", headers={"Origin": PAGE})
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"

@@ -20,7 +20,7 @@ from openfeature.provider.no_op_provider import NoOpProvider
 
 from flagd.app import create_app
 from flagd.settings import Settings
-from tests.support import LiveServer, bearer, flag_definition, running_server
+from tests.support import TIMEOUT, LiveServer, bearer, flag_definition, running_server
 
 FLAGS: dict[str, Any] = {
     "metadata": {"flagSetId": "shop"},
@@ -218,7 +218,7 @@ async def test_should_refuse_an_oversized_body_and_a_request_without_key(
 ) -> None:
     app = create_app(replace(settings, max_body_bytes=1024))
     big = b'{"context": {"pad": "' + b"x" * 2048 + b'"}}'
-    async with running_server(app) as live, httpx.AsyncClient(base_url=live.url) as http:
+    async with running_server(app) as live, httpx.AsyncClient(timeout=TIMEOUT, base_url=live.url) as http:
         oversized = await http.post("/ofrep/v1/evaluate/flags/greeting", content=big, headers=bearer(sdk_key))
         anonymous = await http.post("/ofrep/v1/evaluate/flags/greeting", json={})
     assert oversized.status_code == 413

@@ -23,7 +23,7 @@ from tests.flagd.results.test_results_recompute import post_all
 from tests.flagd.web.test_page_screens import raw
 from tests.flagd.web.test_pages import ARTIFACTS, log_in
 from tests.flagd.web.test_sessions import logged_in
-from tests.support import LiveServer, bearer, create_key
+from tests.support import TIMEOUT, LiveServer, bearer, create_key
 
 STEPS = ("visit", "add_to_cart", "purchase")
 QUERY = "step=visit&step=add_to_cart&step=purchase&window=2d&breakdown=property:country"
@@ -60,7 +60,7 @@ async def test_should_show_the_form_and_the_funnel_with_the_apis_numbers(
     token = await create_key(database_url, Scope.RESULTS, "pm")
     async with httpx.AsyncClient(base_url=server.url, headers=bearer(token), timeout=60) as api:
         expected = (await api.get(f"/v1/journeys/funnel?{QUERY}")).json()
-    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as anonymous:
         away = await anonymous.get(f"/journeys?{QUERY}")
     assert away.status_code == 303
     assert away.headers["location"].startswith("/login?next=%2Fjourneys")

@@ -19,7 +19,7 @@ from playwright.async_api import Browser, Page
 
 from flagd.auth.keys import Scope
 from tests.flagd.results.test_results_recompute import DOCUMENT, start_pricing
-from tests.support import LiveServer, create_key
+from tests.support import TIMEOUT, LiveServer, create_key
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
@@ -75,7 +75,9 @@ async def test_should_log_in_and_show_the_decision_the_table_and_both_plots(
     assert (await admin.post("/v1/admin/experiments/quiet/start")).status_code == 200
     await start_pricing(admin, sdk, 240, database_url)
     token = await create_key(database_url, Scope.RESULTS, "pm")
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as api:
+    async with httpx.AsyncClient(
+        timeout=TIMEOUT, base_url=server.url, headers={"Authorization": f"Bearer {token}"}
+    ) as api:
         expected = (await api.get("/v1/experiments/pricing/results")).json()
 
     context = await browser.new_context(viewport={"width": 1280, "height": 1600})

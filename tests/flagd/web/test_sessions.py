@@ -10,7 +10,7 @@ import httpx
 from flagd.auth.keys import Scope
 from tests.flagd.results.test_results_recompute import start_pricing
 from tests.flagd.web.test_pages import with_quiet_experiment
-from tests.support import LiveServer, create_key
+from tests.support import TIMEOUT, LiveServer, create_key
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -24,7 +24,7 @@ async def login_csrf(http: httpx.AsyncClient) -> str:
 
 
 async def logged_in(server: LiveServer, token: str) -> httpx.AsyncClient:
-    http = httpx.AsyncClient(base_url=server.url)
+    http = httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url)
     csrf = await login_csrf(http)
     answer = await http.post("/login", data={"key": token, "csrf": csrf, "next": "/experiments"})
     assert answer.status_code == 303, answer.text
@@ -32,12 +32,14 @@ async def logged_in(server: LiveServer, token: str) -> httpx.AsyncClient:
 
 
 async def test_should_send_pages_without_a_session_to_the_login_form(server: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as http:
         for path in ("/experiments", "/experiments/pricing?segment=platform"):
             answer = await http.get(path)
             assert answer.status_code == 303
             assert answer.headers["location"].startswith("/login?next=%2Fexperiments")
-    async with httpx.AsyncClient(base_url=server.url, cookies={"flagd_session": "x" * 43}) as forged:
+    async with httpx.AsyncClient(
+        timeout=TIMEOUT, base_url=server.url, cookies={"flagd_session": "x" * 43}
+    ) as forged:
         assert (await forged.get("/experiments")).status_code == 303
 
 
@@ -45,7 +47,7 @@ async def test_should_refuse_a_login_without_its_form_token_or_from_another_site
     server: LiveServer, database_url: str
 ) -> None:
     token = await create_key(database_url, Scope.RESULTS, "pm")
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as http:
         no_cookie = await http.post("/login", data={"key": token, "csrf": "guess"})
         assert no_cookie.status_code == 403
         assert "flagd_session" not in no_cookie.cookies
@@ -100,7 +102,7 @@ async def test_should_end_sessions_on_logout_and_when_the_key_is_revoked(
 
 
 async def test_should_serve_the_chart_library_from_the_package(server: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as http:
         script = await http.get("/static/uplot.iife.min.js")
         assert script.status_code == 200
         assert script.headers["content-type"].startswith("text/javascript")
@@ -110,7 +112,7 @@ async def test_should_serve_the_chart_library_from_the_package(server: LiveServe
 
 
 async def test_should_refuse_a_form_with_too_many_fields_with_a_page(server: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as http:
         crowded = "&".join(f"f{i}=x" for i in range(50))
         answer = await http.post("/login", content=crowded, headers=FORM)
         assert answer.status_code == 400

@@ -32,7 +32,7 @@ from tests.flagd.web.web_support import (
     static_origin,
     until,
 )
-from tests.support import LiveServer, bearer, running_server
+from tests.support import TIMEOUT, LiveServer, bearer, running_server
 
 SERVED_MODULE = ROOT / "flagd" / "web" / "static" / "flagd-web.js"
 PUBLISHED = ROOT / "web" / "flagd-openfeature"
@@ -114,7 +114,9 @@ async def server_answer(
 ) -> dict[str, Any]:
     """flagd's own bulk OFREP answer for the context the page uses, by flag key."""
     context = {"targetingKey": unit, "country": country}
-    async with httpx.AsyncClient(base_url=flagd.url, headers={**bearer(key), "Origin": origin}) as http:
+    async with httpx.AsyncClient(
+        timeout=TIMEOUT, base_url=flagd.url, headers={**bearer(key), "Origin": origin}
+    ) as http:
         response = await http.post("/ofrep/v1/evaluate/flags", json={"context": context})
     assert response.status_code == 200, response.text
     return {flag["key"]: flag for flag in response.json()["flags"]}
@@ -265,7 +267,7 @@ async def test_should_refuse_the_page_from_an_origin_the_key_does_not_allow(
     assert await started(page) == "ERROR"
     assert network.requests, "the page never asked flagd"
     assert all("access-control-allow-origin" not in r.headers for r in network.responses)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(timeout=TIMEOUT, base_url=server.url) as http:
         preflight = await http.options(
             "/ofrep/v1/evaluate/flags",
             headers={
