@@ -42,6 +42,10 @@ STOP_GRACE_SECONDS = 2.0
 """How long stopping waits for attempts in flight before it cancels them (their leases run out, and another
 worker sends them again)."""
 LEASE_MARGIN_SECONDS = 30.0
+FINISHED_KEPT_SECONDS = 7 * 86_400.0
+"""Delivered and failed deliveries are counted for a week, then forgotten (their attempts stay in the log)."""
+PRUNE_EVERY_SECONDS = 600.0
+PRUNE_BATCH = 10_000
 
 
 class Deliverer:
@@ -66,6 +70,7 @@ class Deliverer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._busy: Counter[UUID] = Counter()
         self._failing = False
+        self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
 
     @property
     def in_flight(self) -> int:
@@ -112,6 +117,18 @@ class Deliverer:
                 self._listener = None
                 await self._listen()
             await self.fill()
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                await self.prune()
+
+    async def prune(self) -> int:
+        """Forget a batch of deliveries finished more than FINISHED_KEPT_SECONDS ago; how many."""
+        try:
+            async with self._pool.acquire() as conn:
+                return await DeliveryQueue(conn).prune(FINISHED_KEPT_SECONDS, PRUNE_BATCH)
+        except Exception as exc:
+            self._report_failure(f"pruning finished webhook deliveries failed ({exc}); will retry")
+            return 0
 
     async def fill(self) -> int:
         """Claim as many due deliveries as there are free slots and start sending them; how many."""

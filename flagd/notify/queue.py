@@ -136,6 +136,17 @@ class DeliveryQueue:
         )
         return state or "superseded", failures or 0
 
+    async def prune(self, older_than_seconds: float, limit: int) -> int:
+        """Forget up to `limit` deliveries that finished more than `older_than_seconds` ago; how many."""
+        status = await self._conn.execute(
+            "DELETE FROM webhook_deliveries WHERE (webhook_id, notification_id) IN ("
+            "SELECT webhook_id, notification_id FROM webhook_deliveries "
+            "WHERE state <> 'pending' AND finished_at < now() - make_interval(secs => $1) LIMIT $2)",
+            older_than_seconds,
+            limit,
+        )
+        return int(status.split()[-1])
+
     async def pause(self, webhook_id: UUID, seconds: float) -> None:
         await self._conn.execute(
             "UPDATE webhooks SET paused_until = now() + make_interval(secs => $2) WHERE id = $1",

@@ -12,6 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
+from flagd.notify.deliverer import FINISHED_KEPT_SECONDS
+from flagd.notify.queue import DeliveryQueue
 from flagd.settings import Settings
 from tests.flagd.notify.receiver import Receiver, listening
 from tests.support import flag_definition, free_port
@@ -136,3 +138,11 @@ async def test_should_mark_a_delivery_failed_when_its_retry_window_ends(
     log = (await admin.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()
     assert log["attempts"][0]["outcome"] == "failed"
     assert "ConnectError" in log["attempts"][0]["error"]
+    conn = await asyncpg.connect(database_url)
+    try:  # kept a week after it finished, then forgotten
+        queue = DeliveryQueue(conn)
+        assert await queue.prune(FINISHED_KEPT_SECONDS, 100) == 0
+        await conn.execute("UPDATE webhook_deliveries SET finished_at = now() - interval '8 days'")
+        assert await queue.prune(FINISHED_KEPT_SECONDS, 100) == 1
+    finally:
+        await conn.close()
