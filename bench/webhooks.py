@@ -84,85 +84,85 @@ async def _delivered(database_url: str) -> int:
         await conn.close()
 
 
-async def main(args: argparse.Namespace) -> int:
-    failed = False
+def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="flagd-bench-wh-") as tmp, database(Path(tmp)) as url:
-        admin_key, sdk_key = await make_keys(url)
-        server, base = serve(url, workers=1)
-        try:
-            await wait_ready(base)
-            async with httpx.AsyncClient(
-                base_url=base, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
-            ) as admin:
-                assert (
-                    await admin.post("/v1/admin/flags", json={"key": "bench", "definition": FLAG})
-                ).status_code == 201
-                alone = await _evaluate(base, sdk_key, args.seconds, args.rate)
+        return asyncio.run(run(url, args))
 
-                slow = Receiver(secret="", slow_seconds=15.0, slow_answers=10**9)
-                slow_port = free_port()
-                slow.secret = (await _hook(admin, "slow", f"http://127.0.0.1:{slow_port}/"))["secret"]
-                await _hook(admin, "dead", f"http://127.0.0.1:{free_port()}/")
-                conn = await asyncpg.connect(url)
-                try:
-                    await conn.execute(
-                        "INSERT INTO notifications (id, kind, subject, payload) SELECT gen_random_uuid(), "
-                        "'flag.changed', 'backlog-' || g, '{\"flag\": \"backlog\"}' FROM generate_series(1, $1) g",
-                        args.backlog,
-                    )
-                    owed = await conn.fetchval(
-                        "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"
-                    )
-                finally:
-                    await conn.close()
-                before = await _delivered(url)
-                async with listening(slow, slow_port):
-                    changer = asyncio.create_task(_changes(admin, "busy-", int(args.seconds), 1.0))
-                    busy = await _evaluate(base, sdk_key, args.seconds, args.rate)
-                    await changer
-                attempts = await _delivered(url) - before
-                (a50, a99, amax), (b50, b99, bmax) = _figures(alone), _figures(busy)
-                print(f"OFREP alone:                 p50 {a50:.2f} ms  p99 {a99:.2f} ms  max {amax:.2f} ms")
-                print(
-                    f"OFREP beside {owed} owed:  p50 {b50:.2f} ms  p99 {b99:.2f} ms  max {bmax:.2f} ms  "
-                    f"(p99 ratio {b99 / a99:.2f}; {attempts} attempts logged meanwhile)"
-                )
-                if b99 > max(2 * a99, 5.0):
-                    print("FAIL: evaluation p99 beside the deliverer is more than 2x its p99 alone")
-                    failed = True
 
-                # Past the slow and dead receivers' backlog: the scenario's webhook is probed on its own.
-                for name in ("slow", "dead"):
-                    hooks = (await admin.get("/v1/webhooks")).json()["webhooks"]
-                    hook_id = next(h["id"] for h in hooks if h["name"] == name)
-                    assert (await admin.delete(f"/v1/webhooks/{hook_id}")).status_code == 204
-                port = free_port()
-                hook = await _hook(admin, "outage", f"http://127.0.0.1:{port}/")
-                receiver = Receiver(
-                    secret=hook["secret"], slow_seconds=args.slow, slow_answers=10, failures=2
+async def run(url: str, args: argparse.Namespace) -> int:
+    failed = False
+    admin_key, sdk_key = await make_keys(url)
+    server, base = serve(url, workers=1)
+    try:
+        await wait_ready(base)
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
+        ) as admin:
+            assert (
+                await admin.post("/v1/admin/flags", json={"key": "bench", "definition": FLAG})
+            ).status_code == 201
+            alone = await _evaluate(base, sdk_key, args.seconds, args.rate)
+
+            slow = Receiver(secret="", slow_seconds=15.0, slow_answers=10**9)
+            slow_port = free_port()
+            slow.secret = (await _hook(admin, "slow", f"http://127.0.0.1:{slow_port}/"))["secret"]
+            await _hook(admin, "dead", f"http://127.0.0.1:{free_port()}/")
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(
+                    "INSERT INTO notifications (id, kind, subject, payload) SELECT gen_random_uuid(), "
+                    "'flag.changed', 'backlog-' || g, '{\"flag\": \"backlog\"}' FROM generate_series(1, $1) g",
+                    args.backlog,
                 )
-                await _changes(admin, "down-", 20, args.down / 20)
-                up = time.perf_counter()
-                async with listening(receiver, port):
-                    await _changes(admin, "up-", 10, 0.1)
-                    for _ in range(6000):
-                        if len(receiver.received) >= 30:
-                            break
-                        await asyncio.sleep(0.1)
-                    took = time.perf_counter() - up
-                    await asyncio.sleep(args.slow + 1)  # answers given up on may still arrive
-                print(
-                    f"outage scenario: down {args.down:g} s, then {args.slow:g} s per answer (10), then 500 twice: "
-                    f"{len(receiver.received)}/30 notifications received in {took:.1f} s after coming up, "
-                    f"{receiver.requests} requests, {receiver.duplicates} duplicates dropped by Webhook-Id, "
-                    f"{receiver.bad_signatures} bad signatures"
-                )
-                if len(receiver.received) < 30 or receiver.bad_signatures:
-                    print("FAIL: a notification was lost or a signature did not verify")
-                    failed = True
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+                owed = await conn.fetchval("SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'")
+            finally:
+                await conn.close()
+            before = await _delivered(url)
+            async with listening(slow, slow_port):
+                changer = asyncio.create_task(_changes(admin, "busy-", int(args.seconds), 1.0))
+                busy = await _evaluate(base, sdk_key, args.seconds, args.rate)
+                await changer
+            attempts = await _delivered(url) - before
+            (a50, a99, amax), (b50, b99, bmax) = _figures(alone), _figures(busy)
+            print(f"OFREP alone:                 p50 {a50:.2f} ms  p99 {a99:.2f} ms  max {amax:.2f} ms")
+            print(
+                f"OFREP beside {owed} owed:  p50 {b50:.2f} ms  p99 {b99:.2f} ms  max {bmax:.2f} ms  "
+                f"(p99 ratio {b99 / a99:.2f}; {attempts} attempts logged meanwhile)"
+            )
+            if b99 > max(2 * a99, 5.0):
+                print("FAIL: evaluation p99 beside the deliverer is more than 2x its p99 alone")
+                failed = True
+
+            # Past the slow and dead receivers' backlog: the scenario's webhook is probed on its own.
+            for name in ("slow", "dead"):
+                hooks = (await admin.get("/v1/webhooks")).json()["webhooks"]
+                hook_id = next(h["id"] for h in hooks if h["name"] == name)
+                assert (await admin.delete(f"/v1/webhooks/{hook_id}")).status_code == 204
+            port = free_port()
+            hook = await _hook(admin, "outage", f"http://127.0.0.1:{port}/")
+            receiver = Receiver(secret=hook["secret"], slow_seconds=args.slow, slow_answers=10, failures=2)
+            await _changes(admin, "down-", 20, args.down / 20)
+            up = time.perf_counter()
+            async with listening(receiver, port):
+                await _changes(admin, "up-", 10, 0.1)
+                for _ in range(6000):
+                    if len(receiver.received) >= 30:
+                        break
+                    await asyncio.sleep(0.1)
+                took = time.perf_counter() - up
+                await asyncio.sleep(args.slow + 1)  # answers given up on may still arrive
+            print(
+                f"outage scenario: down {args.down:g} s, then {args.slow:g} s per answer (10), then 500 twice: "
+                f"{len(receiver.received)}/30 notifications received in {took:.1f} s after coming up, "
+                f"{receiver.requests} requests, {receiver.duplicates} duplicates dropped by Webhook-Id, "
+                f"{receiver.bad_signatures} bad signatures"
+            )
+            if len(receiver.received) < 30 or receiver.bad_signatures:
+                print("FAIL: a notification was lost or a signature did not verify")
+                failed = True
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     return 1 if failed else 0
 
 
@@ -173,4 +173,4 @@ if __name__ == "__main__":
     parser.add_argument("--backlog", type=int, default=5000)
     parser.add_argument("--down", type=float, default=30.0)
     parser.add_argument("--slow", type=float, default=2.0)
-    sys.exit(asyncio.run(main(parser.parse_args())))
+    sys.exit(main(parser.parse_args()))
