@@ -124,7 +124,7 @@ class Deliverer:
     async def prune(self) -> int:
         """Forget a batch of deliveries finished more than FINISHED_KEPT_SECONDS ago; how many."""
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=self._settings.db_connect_timeout) as conn:
                 return await DeliveryQueue(conn).prune(FINISHED_KEPT_SECONDS, PRUNE_BATCH)
         except Exception as exc:
             self._report_failure(f"pruning finished webhook deliveries failed ({exc}); will retry")
@@ -136,7 +136,7 @@ class Deliverer:
         if free <= 0:
             return 0
         try:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire(timeout=self._settings.db_connect_timeout) as conn:
                 claimed = await DeliveryQueue(conn).claim(
                     limit=free,
                     per_webhook=self._settings.webhook_concurrency_per_webhook,
@@ -174,7 +174,10 @@ class Deliverer:
             slack=claimed.slack,
         )
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with (
+                self._pool.acquire(timeout=self._settings.db_connect_timeout) as conn,
+                conn.transaction(),
+            ):
                 queue = DeliveryQueue(conn)
                 if outcome.delivered:
                     await queue.delivered(claimed)

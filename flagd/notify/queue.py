@@ -106,9 +106,12 @@ class DeliveryQueue:
         )
         if recovered is not None:
             # Its backlog waited out the receiver's backoff, not its own: all of it is due now.
+            # SKIP LOCKED: a row another worker is recording an outcome of keeps the outcome it gets (and
+            # this transaction never waits on one that waits on the webhook row this one holds).
             await self._conn.execute(
-                "UPDATE webhook_deliveries SET next_at = now() "
-                "WHERE webhook_id = $1 AND state = 'pending' AND next_at > now()",
+                "UPDATE webhook_deliveries SET next_at = now() WHERE (webhook_id, notification_id) IN ("
+                "SELECT webhook_id, notification_id FROM webhook_deliveries "
+                "WHERE webhook_id = $1 AND state = 'pending' AND next_at > now() FOR UPDATE SKIP LOCKED)",
                 claimed.webhook_id,
             )
 
