@@ -23,6 +23,7 @@ from flagd.http.metrics_middleware import MetricsMiddleware
 from flagd.http.transport import raise_descriptor_limit
 from flagd.ingest.service import Ingest
 from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE, QUEUE_DEPTH, worker_exited
+from flagd.notify.deliverer import Deliverer
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
 from flagd.routes import (
@@ -37,6 +38,7 @@ from flagd.routes import (
     ofrep,
     openapi,
     results,
+    webhooks,
 )
 from flagd.settings import Settings
 from flagd.state import ServerState
@@ -87,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
             *openapi.routes,
             *metrics.routes,
             *pages.routes,
+            *webhooks.routes,
         ],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),
@@ -111,11 +114,13 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         ingest = Ingest(settings, pool)
         keeper = ResultsKeeper(settings, pool, lambda: config.snapshot.catalog)
         results = ResultsPool(settings)
+        deliverer = Deliverer(settings, pool)
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
             await ingest.start()
             await keeper.start()
+            await deliverer.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -125,6 +130,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 ingest=ingest,
                 worker_id=secrets.token_hex(4),
                 results=results,
+                webhooks=deliverer,
             )
             sampler = asyncio.create_task(_sample(state), name="flagd-metrics-sampler")
             yield state
@@ -134,6 +140,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
             worker_exited()
+            await deliverer.stop()
             await results.stop()
             await keeper.stop()
             await ingest.stop()

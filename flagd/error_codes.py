@@ -170,6 +170,20 @@ ERRORS: tuple[ErrorCode, ...] = (
         503,
         "A results process stopped and is being replaced; retry after `Retry-After`.",
     ),
+    ErrorCode(
+        "webhook_not_found",
+        404,
+        "No webhook has this id; list them with GET /v1/webhooks or `flagd webhooks list`.",
+    ),
+    ErrorCode(
+        "invalid_webhook",
+        422,
+        "The webhook's name, url, kinds or secretEnv is not valid; details names each member and what it takes.",
+    ),
+    ErrorCode("webhook_exists", 409, "Another webhook has this name; choose another one."),
+    ErrorCode(
+        "too_many_webhooks", 409, "The server keeps at most 100 webhooks; delete one before creating another."
+    ),
 )
 
 EVENT_REFUSALS: tuple[EventRefusal, ...] = (

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from flagd.auth.origins import InvalidOrigin, origins
 
@@ -90,6 +90,18 @@ class Settings:
     client_events_max_body_bytes: int = 65_536
     client_events_max_value: float = 1e6
     """A track event's value sent with a client key must be smaller than this in magnitude."""
+    webhook_poll_seconds: float = 2.0
+    """How often each worker looks for due webhook deliveries besides being woken by new notifications."""
+    webhook_connect_timeout_seconds: float = 5.0
+    webhook_timeout_seconds: float = 10.0
+    """A webhook attempt, from connecting to the end of the receiver's answer, must finish within this."""
+    webhook_backoff_base_seconds: float = 5.0
+    webhook_backoff_cap_seconds: float = 3_600.0
+    webhook_retry_seconds: float = 86_400.0
+    """How long a delivery is retried before it is marked failed."""
+    webhook_concurrency: int = 8
+    webhook_concurrency_per_webhook: int = 2
+    webhook_log_size: int = 200
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -115,6 +127,7 @@ class Settings:
         self._check_transport()
         self._check_events()
         self._check_clients()
+        self._check_webhooks()
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
 
@@ -176,6 +189,26 @@ class Settings:
         if normal != self.cors_origins:
             raise SettingsError(
                 f"FLAGD_CORS_ORIGINS must list each origin once as browsers send it: {', '.join(normal)}"
+            )
+
+    def _check_webhooks(self) -> None:
+        _check_bounds(
+            [
+                ("FLAGD_WEBHOOK_POLL_SECONDS", self.webhook_poll_seconds, 0.01, 3_600),
+                ("FLAGD_WEBHOOK_CONNECT_TIMEOUT_SECONDS", self.webhook_connect_timeout_seconds, 0.01, 60),
+                ("FLAGD_WEBHOOK_TIMEOUT_SECONDS", self.webhook_timeout_seconds, 0.01, 300),
+                ("FLAGD_WEBHOOK_BACKOFF_BASE_SECONDS", self.webhook_backoff_base_seconds, 0.001, 3_600),
+                ("FLAGD_WEBHOOK_BACKOFF_CAP_SECONDS", self.webhook_backoff_cap_seconds, 0.001, 86_400),
+                ("FLAGD_WEBHOOK_RETRY_SECONDS", self.webhook_retry_seconds, 0.1, 30 * 86_400),
+                ("FLAGD_WEBHOOK_CONCURRENCY", self.webhook_concurrency, 1, 256),
+                ("FLAGD_WEBHOOK_CONCURRENCY_PER_WEBHOOK", self.webhook_concurrency_per_webhook, 1, 64),
+                ("FLAGD_WEBHOOK_LOG_SIZE", self.webhook_log_size, 1, 10_000),
+            ]
+        )
+        if self.webhook_backoff_cap_seconds < self.webhook_backoff_base_seconds:
+            raise SettingsError(
+                "FLAGD_WEBHOOK_BACKOFF_CAP_SECONDS must be at least FLAGD_WEBHOOK_BACKOFF_BASE_SECONDS; got "
+                f"{self.webhook_backoff_cap_seconds:g} < {self.webhook_backoff_base_seconds:g}"
             )
 
     @classmethod
@@ -264,10 +297,32 @@ class Settings:
             client_events_max_value=reader.get(
                 "FLAGD_CLIENT_EVENTS_MAX_VALUE", float, defaults.client_events_max_value
             ),
+            **_webhook_settings(reader, defaults),
         )
 
     def with_database(self, database_url: str) -> Settings:
         return replace(self, database_url=database_url)
+
+
+_WEBHOOK_FIELDS: dict[str, type[int] | type[float]] = {
+    "webhook_poll_seconds": float,
+    "webhook_connect_timeout_seconds": float,
+    "webhook_timeout_seconds": float,
+    "webhook_backoff_base_seconds": float,
+    "webhook_backoff_cap_seconds": float,
+    "webhook_retry_seconds": float,
+    "webhook_concurrency": int,
+    "webhook_concurrency_per_webhook": int,
+    "webhook_log_size": int,
+}
+
+
+def _webhook_settings(reader: _Reader, defaults: Settings) -> dict[str, Any]:
+    """The webhook deliverer's settings, each from FLAGD_<ITS NAME>."""
+    return {
+        name: reader.get(f"FLAGD_{name.upper()}", parse, getattr(defaults, name))
+        for name, parse in _WEBHOOK_FIELDS.items()
+    }
 
 
 def _check_bounds(bounds: list[tuple[str, float, float, float]]) -> None:

@@ -51,4 +51,13 @@ MEANINGS: dict[str, str] = {
     "client_events_max_batch": "most events in one batch sent with a client key (413 `batch_too_large`)",
     "client_events_max_body_bytes": "largest `POST /v1/events` body sent with a client key (413)",
     "client_events_max_value": "a track value sent with a client key must be smaller than this in magnitude (`value_out_of_range`)",
+    "webhook_poll_seconds": "how often each worker looks for due webhook deliveries, besides being woken by each new notification",
+    "webhook_connect_timeout_seconds": "seconds a webhook attempt may take to connect to its receiver",
+    "webhook_timeout_seconds": "seconds a webhook attempt may take in all, from connecting to the end of the answer; slower is a failed attempt",
+    "webhook_backoff_base_seconds": "the first retry of a failed delivery, and the first pause of a failing receiver, waits up to this (doubling each time, full jitter)",
+    "webhook_backoff_cap_seconds": "the longest wait between attempts, and the longest pause of a failing receiver",
+    "webhook_retry_seconds": "how long a delivery is retried before it is marked failed (at least 24 hours by default)",
+    "webhook_concurrency": "webhook attempts one worker has in flight at once",
+    "webhook_concurrency_per_webhook": "attempts one worker has in flight to one receiver (one while a failing receiver is probed)",
+    "webhook_log_size": "attempts kept in each webhook's delivery log",
 }

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
 from flagd.ingest.service import Ingest
+from flagd.notify.deliverer import Deliverer
 from flagd.results.pool import ResultsPool
 from flagd.settings import Settings
 from flagd.storage.migrations import Migration
@@ -27,6 +28,8 @@ class ServerState:
     """An opaque id of this worker process, sent on long-lived streams to tell workers apart."""
     results: ResultsPool
     """Where results are computed and pages rendered: processes of their own, off this event loop."""
+    webhooks: Deliverer
+    """This worker's webhook deliverer (and the HTTP client of its attempts and tests)."""
 
 
 def server_state(request: Request) -> ServerState:

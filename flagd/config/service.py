@@ -22,6 +22,7 @@ from flagd.experiments.model import Experiment
 from flagd.experiments.reading import read_sections
 from flagd.identifiers import KEY_RULE, is_key
 from flagd.jsonio import check_storable
+from flagd.notify.outbox import enqueue
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem, load_flag_set
 from flagd_sdk.evaluation.problems import given
@@ -114,6 +115,8 @@ class FlagService:
                 after=change.after,
                 config_version=version,
             )
+            if change.entity == "flag":
+                await self._notify(change.action, change.key, version)
         return the_plan, version
 
     async def _write(self, change: Change) -> None:
@@ -160,6 +163,16 @@ class FlagService:
             before=before,
             after=after,
             config_version=version,
+        )
+        await self._notify(action, key, version)
+
+    async def _notify(self, action: str, key: str, version: int) -> None:
+        """`flag.changed`, in the transaction of the change (its definition is read with the admin API)."""
+        await enqueue(
+            self._conn,  # type: ignore[arg-type]  # a pooled connection proxies an asyncpg.Connection
+            "flag.changed",
+            key,
+            {"flag": key, "action": action, "actor": self._actor, "configVersion": version},
         )
 
 
