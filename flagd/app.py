@@ -37,7 +37,9 @@ from flagd.routes import (
     ofrep,
     openapi,
     results,
+    schedules,
 )
+from flagd.schedules.executor import ScheduleExecutor
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage import lost_connections
@@ -87,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
             *openapi.routes,
             *metrics.routes,
             *pages.routes,
+            *schedules.routes,
         ],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),
@@ -111,11 +114,13 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         ingest = Ingest(settings, pool)
         keeper = ResultsKeeper(settings, pool, lambda: config.snapshot.catalog)
         results = ResultsPool(settings)
+        executor = ScheduleExecutor(settings, pool, config.refresh_after_write)
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
             await ingest.start()
             await keeper.start()
+            await executor.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -135,6 +140,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                     await sampler
             worker_exited()
             await results.stop()
+            await executor.stop()
             await keeper.stop()
             await ingest.stop()
             await client.stop()

@@ -51,4 +51,7 @@ MEANINGS: dict[str, str] = {
     "client_events_max_batch": "most events in one batch sent with a client key (413 `batch_too_large`)",
     "client_events_max_body_bytes": "largest `POST /v1/events` body sent with a client key (413)",
     "client_events_max_value": "a track value sent with a client key must be smaller than this in magnitude (`value_out_of_range`)",
+    "schedules_poll_seconds": "how often each worker looks for due schedules (and once when it starts, for those that fell due while no server ran)",
+    "schedules_batch": "schedules one worker executes at most per round, each in a transaction of its own",
+    "schedules_timeout_seconds": "a schedule's transaction (its statements and lock waits) is cancelled past this and the schedule retried",
 }

@@ -40,8 +40,9 @@ async def enqueue(conn: asyncpg.Connection, kind: str, subject: str, payload: Ma
     if not conn.is_in_transaction():
         raise RuntimeError("a notification is written in the transaction of the change that causes it")
     notification_id = uuid7()
+    # Sent as text and cast: a pooled connection's json codec would encode the text again, as a JSON string.
     await conn.execute(
-        "INSERT INTO notifications (id, kind, subject, payload) VALUES ($1, $2, $3, $4::json)",
+        "INSERT INTO notifications (id, kind, subject, payload) VALUES ($1, $2, $3, $4::text::json)",
         notification_id,
         kind,
         subject,
