@@ -114,7 +114,8 @@ async def test_should_enable_a_flag_when_due_once_audited_and_notified(
 
     done = await settled(results, now.json()["id"])
     assert done["status"] == "executed", done
-    assert done["result"]["changed"] is True and done["executedBy"]
+    assert done["result"]["changed"] is True
+    assert done["executedBy"]
     await serving(sdk, done["result"]["configVersion"])
     served = await sdk.post("/ofrep/v1/evaluate/flags/banner", json={"context": {"targetingKey": "u1"}})
     assert served.json()["reason"] == "STATIC", served.text  # DISABLED before
@@ -134,7 +135,7 @@ async def test_should_enable_a_flag_when_due_once_audited_and_notified(
     listed = (await results.get("/v1/schedules", params={"status": "pending"})).json()["schedules"]
     assert [s["id"] for s in listed] == [later.json()["id"]]
     cancelled = await admin.post(f"/v1/schedules/{later.json()['id']}/cancel")
-    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled"), cancelled.text
     again = await admin.post(f"/v1/schedules/{later.json()['id']}/cancel")
     assert (again.status_code, again.json()["error"]["code"]) == (409, "schedule_not_pending")
     executed_again = await admin.post(f"/v1/schedules/{now.json()['id']}/cancel")
@@ -149,7 +150,7 @@ async def test_should_fail_an_update_when_the_flag_changed_since_but_toggle_stat
     pinned = await admin.post(
         "/v1/schedules", json={**update, "definition": flag_definition(defaultVariant="on")}
     )
-    assert pinned.status_code == 201 and pinned.json()["flagVersion"] == 1, pinned.text
+    assert (pinned.status_code, pinned.json()["flagVersion"]) == (201, 1), pinned.text
     toggle = await admin.post(
         "/v1/schedules", json={"action": "disable_flag", "target": "color", "dueAt": at(3600)}
     )
@@ -162,8 +163,10 @@ async def test_should_fail_an_update_when_the_flag_changed_since_but_toggle_stat
     assert edited.status_code == 200, edited.text
     await make_due(database_url, pinned.json()["id"])
     failed = await settled(results, pinned.json()["id"])
-    assert failed["status"] == "failed" and failed["result"] is None
-    assert "changed since" in failed["error"] and "version 2, not version 1" in failed["error"]
+    assert failed["status"] == "failed"
+    assert failed["result"] is None
+    assert "changed since" in failed["error"]
+    assert "version 2, not version 1" in failed["error"]
     flag = (await admin.get("/v1/admin/flags/color")).json()
     assert (flag["version"], flag["definition"]["defaultVariant"]) == (2, "off")  # not overwritten
     assert not [
