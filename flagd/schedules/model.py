@@ -8,13 +8,13 @@ simply due (the executors run it at their next poll); it may lie at most MAX_AHE
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, get_args
 
 from flagd.errors import BadRequest, ValidationFailed
 from flagd.identifiers import KEY_RULE, is_key
+from flagd.timestamps import rfc3339
 from flagd_sdk.evaluation.problems import given
 
 Action = Literal["enable_flag", "disable_flag", "update_flag", "start_experiment", "stop_experiment"]
@@ -24,12 +24,6 @@ STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 
 MAX_AHEAD: Final = timedelta(days=3660)
 """How far ahead a schedule may be due (ten years)."""
-
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
-    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))",
-    re.ASCII,
-)
 
 
 def on_flag(action: Action) -> bool:
@@ -132,33 +126,22 @@ def read_request(body: dict[str, Any], now: datetime) -> Request:
 
 def due_time(raw: Any) -> datetime:
     """`dueAt`: RFC 3339 with a zone, such as 2026-12-24T18:00:00Z or 2026-12-24T19:00:00+01:00."""
-    match = _RFC3339.fullmatch(raw) if isinstance(raw, str) and len(raw) <= 40 else None
-    if match is None:
+    try:
+        moment = rfc3339(raw) if isinstance(raw, str) else None
+    except (ValueError, OverflowError):
+        raise BadRequest(
+            f"dueAt {given(raw)} is not a valid date, time or offset", code="invalid_schedule"
+        ) from None
+    if moment is None:
         raise BadRequest(
             "dueAt must be a time in RFC 3339 with a zone, such as 2026-12-24T18:00:00Z or "
             f"2026-12-24T19:00:00+01:00; got {given(raw)}",
             code="invalid_schedule",
         )
-    year, month, day, hour, minute, second, fraction, sign, zone_hours, zone_minutes = match.groups()
     try:
-        if int(zone_minutes or 0) > 59:
-            raise ValueError
-        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes)) if sign else timedelta(0)
-        moment = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            int(second),
-            int((fraction or "0")[:6].ljust(6, "0")),
-            tzinfo=timezone(-offset if sign == "-" else offset),
-        )
         return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise BadRequest(
-            f"dueAt {given(raw)} is not a valid date, time or offset", code="invalid_schedule"
-        ) from None
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last moment Python has
+        raise BadRequest(f"dueAt {given(raw)} is too far ahead", code="invalid_schedule") from None
 
 
 def check_due(due_at: datetime, now: datetime, *, allow_past: bool) -> None:
