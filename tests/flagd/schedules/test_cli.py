@@ -94,32 +94,29 @@ def test_should_create_list_and_cancel_schedules(
     assert '"defaultVariant":"on"' in rows[0]["definition"].replace(" ", "")
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["create", "enable_flag", "banner", "--at", "tomorrow"], "dueAt must be a time in RFC 3339"),
-        (["create", "enable_flag", "banner", "--at", "2026-01-01T00:00:00Z"], "is in the past"),
-        (
-            ["create", "enable_flag", "nothing", "--at", "2036-01-01T00:00:00Z"],
-            'flag "nothing" does not exist',
-        ),
-        (
-            ["create", "enable_flag", "banner", "--at", "2036-01-01T00:00:00Z", "--file", "x.yaml"],
-            "only update_flag takes --file",
-        ),
-        (["create", "update_flag", "banner", "--at", "2036-01-01T00:00:00Z"], "update_flag needs definition"),
-        (["cancel", "7"], "schedule 7 does not exist"),
-    ],
-)
-def test_should_refuse_a_bad_schedule_in_one_line_and_write_nothing(
-    database_url: str, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+MISTAKES = [
+    (["create", "enable_flag", "banner", "--at", "tomorrow"], "dueAt must be a time in RFC 3339"),
+    (["create", "enable_flag", "banner", "--at", "2026-01-01T00:00:00Z"], "is in the past"),
+    (["create", "enable_flag", "nothing", "--at", "2036-01-01T00:00:00Z"], 'flag "nothing" does not exist'),
+    (
+        ["create", "enable_flag", "banner", "--at", "2036-01-01T00:00:00Z", "--file", "x.yaml"],
+        "only update_flag takes --file",
+    ),
+    (["create", "update_flag", "banner", "--at", "2036-01-01T00:00:00Z"], "update_flag needs definition"),
+    (["cancel", "7"], "schedule 7 does not exist"),
+]
+
+
+def test_should_refuse_bad_schedules_in_one_line_and_write_nothing(
+    database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     asyncio.run(_flag(database_url))
-    assert flagd(*args, database_url=database_url) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("flagd: error: "), err
-    assert message in err, err
-    assert len(err.splitlines()) == 1, err
+    for args, message in MISTAKES:
+        assert flagd(*args, database_url=database_url) == 1, args
+        err = capsys.readouterr().err
+        assert err.startswith("flagd: error: "), err
+        assert message in err, err
+        assert len(err.splitlines()) == 1, err
     assert asyncio.run(_rows(database_url)) == []
 
 

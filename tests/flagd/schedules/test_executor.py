@@ -1,6 +1,6 @@
-"""Exactly once, with real `flagd serve` processes on one database: a server killed with SIGKILL while
-its executor is inside a schedule's transaction, and two servers polling the same due
-schedules. Executors poll every 50 ms."""
+"""Exactly once, with real servers on one database: a `flagd serve` process killed with SIGKILL while its
+executor is inside a schedule's transaction, then a server started after it; a `flagd serve` process and
+a server in the test's process polling the same due schedules. Executors poll every 50 ms."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from flagd.app import create_app
 from flagd.auth.keys import Scope
+from flagd.settings import Settings
 from tests.support import (
     FlagdProcess,
     bearer,
@@ -20,6 +22,7 @@ from tests.support import (
     flag_definition,
     flagd_env,
     free_port,
+    running_server,
     serving_workers,
 )
 
@@ -28,6 +31,18 @@ FAST = {
     "FLAGD_ACCESS_LOG": "false",
     "FLAGD_CONFIG_POLL_SECONDS": "0.5",
 }
+
+
+def in_process(database_url: str, data_dir: Path) -> Settings:
+    """A server in the test's own process: another host to the `flagd serve` processes."""
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        access_log=False,
+        db_pool_max_size=4,
+        config_poll_seconds=0.5,
+        schedules_poll_seconds=0.05,
+    )
 
 
 async def start(database_url: str, log: Path) -> tuple[FlagdProcess, str]:
@@ -90,8 +105,7 @@ async def test_should_execute_once_after_the_server_is_killed_inside_the_transac
         await holding.rollback()
         assert await conn.fetchval("SELECT status FROM schedules WHERE id = $1", schedule_id) == "pending"
 
-        second, base = await start(database_url, tmp_path / "second.log")
-        try:
+        async with running_server(create_app(in_process(database_url, tmp_path))) as second:
             await until(conn, "SELECT status <> 'pending' FROM schedules WHERE id = $1", schedule_id)
             assert (
                 await conn.fetchval("SELECT status FROM schedules WHERE id = $1", schedule_id) == "executed"
@@ -107,7 +121,7 @@ async def test_should_execute_once_after_the_server_is_killed_inside_the_transac
             sent = await conn.fetchval("SELECT count(*) FROM notifications WHERE kind = 'schedule.executed'")
             assert sent == 1
             version = await conn.fetchval("SELECT version FROM config_state")
-            async with httpx.AsyncClient(base_url=base, headers=bearer(sdk), timeout=10.0) as http:
+            async with httpx.AsyncClient(base_url=second.url, headers=bearer(sdk), timeout=10.0) as http:
                 for _ in range(200):
                     if (await http.get("/readyz")).json()["configVersion"] >= version:
                         break
@@ -116,8 +130,6 @@ async def test_should_execute_once_after_the_server_is_killed_inside_the_transac
                     "/ofrep/v1/evaluate/flags/kill", json={"context": {"targetingKey": "u"}}
                 )
             assert served.json()["reason"] == "STATIC", served.text
-        finally:
-            assert second.stop() == 0, second.output
     finally:
         first.stop()
         await blocker.close()
@@ -129,41 +141,43 @@ async def test_should_execute_each_of_many_due_schedules_once_across_two_servers
 ) -> None:
     count = 60
     admin = await create_key(database_url, Scope.ADMIN)
-    servers = await asyncio.gather(
-        serving_workers(database_url, tmp_path / "a.log", 1, **FAST),
-        serving_workers(database_url, tmp_path / "b.log", 1, **FAST),
-    )
+    process, base = await serving_workers(database_url, tmp_path / "a.log", 1, **FAST)
     conn = await asyncpg.connect(database_url)
     try:
-        flags = {f"f{i}": flag_definition(state="DISABLED") for i in range(count)}
-        async with httpx.AsyncClient(base_url=servers[0][1], headers=bearer(admin), timeout=10.0) as http:
-            applied = await http.put("/v1/admin/flag-set", json={"flags": flags})
-            assert applied.status_code == 200, applied.text
-        # Due together in a moment, while both executors poll.
-        await conn.execute(
-            "INSERT INTO schedules (action, target, due_at, created_by) "
-            "SELECT 'enable_flag', 'f' || i, now() + interval '1 second', 'test' FROM generate_series(0, $1 - 1) i",
-            count,
-        )
-        await until(conn, "SELECT NOT EXISTS (SELECT FROM schedules WHERE status = 'pending')")
-        statuses = await conn.fetch("SELECT status, count(*) FROM schedules GROUP BY status")
-        assert [(s["status"], s["count"]) for s in statuses] == [("executed", count)]
-        executions = await conn.fetchval(
-            "SELECT count(DISTINCT entity_key) FILTER (WHERE entity = 'schedule') || '/' || "
-            "count(*) FILTER (WHERE entity = 'schedule') || '/' || count(*) FILTER (WHERE entity = 'flag') "
-            "FROM audit_log WHERE actor LIKE 'schedule:%'"
-        )
-        assert executions == f"{count}/{count}/{count}"  # one execution each, one flag change each
-        changed = await conn.fetchval(
-            "SELECT count(DISTINCT entity_key) FROM audit_log WHERE entity = 'flag' AND actor LIKE 'schedule:%'"
-        )
-        assert changed == count
-        assert await conn.fetchval("SELECT count(*) FROM notifications") == count
-        states = await conn.fetch("SELECT DISTINCT definition->>'state' AS state FROM flags")
-        assert [s["state"] for s in states] == ["ENABLED"]
-        executors = await conn.fetch("SELECT executed_by, count(*) FROM schedules GROUP BY executed_by")
-        print(f"\nexecuted by: {[(e['executed_by'], e['count']) for e in executors]}")  # shown with -s
+        async with running_server(create_app(in_process(database_url, tmp_path))):
+            await _race(conn, base, admin, count)
     finally:
         await conn.close()
-        for server, _ in servers:
-            assert server.stop() == 0, server.output
+        assert process.stop() == 0, process.output
+
+
+async def _race(conn: asyncpg.Connection, base: str, admin: str, count: int) -> None:
+    """`count` flags, a schedule enabling each due at once, and each executed exactly once."""
+    flags = {f"f{i}": flag_definition(state="DISABLED") for i in range(count)}
+    async with httpx.AsyncClient(base_url=base, headers=bearer(admin), timeout=10.0) as http:
+        applied = await http.put("/v1/admin/flag-set", json={"flags": flags})
+        assert applied.status_code == 200, applied.text
+    # Due together in a moment, while both executors poll.
+    await conn.execute(
+        "INSERT INTO schedules (action, target, due_at, created_by) "
+        "SELECT 'enable_flag', 'f' || i, now() + interval '1 second', 'test' FROM generate_series(0, $1 - 1) i",
+        count,
+    )
+    await until(conn, "SELECT NOT EXISTS (SELECT FROM schedules WHERE status = 'pending')")
+    statuses = await conn.fetch("SELECT status, count(*) FROM schedules GROUP BY status")
+    assert [(s["status"], s["count"]) for s in statuses] == [("executed", count)]
+    executions = await conn.fetchval(
+        "SELECT count(DISTINCT entity_key) FILTER (WHERE entity = 'schedule') || '/' || "
+        "count(*) FILTER (WHERE entity = 'schedule') || '/' || count(*) FILTER (WHERE entity = 'flag') "
+        "FROM audit_log WHERE actor LIKE 'schedule:%'"
+    )
+    assert executions == f"{count}/{count}/{count}"  # one execution each, one flag change each
+    changed = await conn.fetchval(
+        "SELECT count(DISTINCT entity_key) FROM audit_log WHERE entity = 'flag' AND actor LIKE 'schedule:%'"
+    )
+    assert changed == count
+    assert await conn.fetchval("SELECT count(*) FROM notifications") == count
+    states = await conn.fetch("SELECT DISTINCT definition->>'state' AS state FROM flags")
+    assert [s["state"] for s in states] == ["ENABLED"]
+    executors = await conn.fetch("SELECT executed_by, count(*) FROM schedules GROUP BY executed_by")
+    print(f"\nexecuted by: {[(e['executed_by'], e['count']) for e in executors]}")  # shown with -s
