@@ -40,11 +40,13 @@ async def test_should_retry_a_failing_schedule_then_fail_it_and_run_the_next(
                 with pytest.raises((asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError)):
                     await executor.run_once()
                 row = await blocker.fetchrow("SELECT status, attempts FROM schedules WHERE target = 'a'")
+                assert row is not None
                 assert (row["status"], row["attempts"]) == (
                     "pending" if attempt < MAX_ATTEMPTS else "failed",
                     attempt,
                 )
         failed = await blocker.fetchrow("SELECT error, executed_at FROM schedules WHERE target = 'a'")
+        assert failed is not None
         assert f"failed to execute it {MAX_ATTEMPTS} times" in failed["error"]
         assert "due to" in failed["error"]  # lock timeout or statement timeout, whichever fires first
         assert failed["executed_at"] is not None
