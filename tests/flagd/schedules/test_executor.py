@@ -139,7 +139,7 @@ async def test_should_execute_once_after_the_server_is_killed_inside_the_transac
 async def test_should_execute_each_of_many_due_schedules_once_across_two_servers(
     database_url: str, tmp_path: Path
 ) -> None:
-    count = 60
+    count = 30
     admin = await create_key(database_url, Scope.ADMIN)
     process, base = await serving_workers(database_url, tmp_path / "a.log", 1, **FAST)
     conn = await asyncpg.connect(database_url)
