@@ -38,8 +38,10 @@ from flagd.routes import (
     ofrep,
     openapi,
     results,
+    schedules,
     webhooks,
 )
+from flagd.schedules.executor import ScheduleExecutor
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage import lost_connections
@@ -89,6 +91,7 @@ def create_app(settings: Settings) -> Starlette:
             *openapi.routes,
             *metrics.routes,
             *pages.routes,
+            *schedules.routes,
             *webhooks.routes,
         ],
         middleware=middleware,
@@ -115,11 +118,13 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         keeper = ResultsKeeper(settings, pool, lambda: config.snapshot.catalog)
         results = ResultsPool(settings)
         deliverer = Deliverer(settings, pool)
+        executor = ScheduleExecutor(settings, pool, config.refresh_after_write)
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
             await ingest.start()
             await keeper.start()
+            await executor.start()
             await deliverer.start()
             state = ServerState(
                 settings=settings,
@@ -142,6 +147,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             worker_exited()
             await deliverer.stop()
             await results.stop()
+            await executor.stop()
             await keeper.stop()
             await ingest.stop()
             await client.stop()

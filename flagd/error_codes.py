@@ -184,6 +184,33 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode(
         "too_many_webhooks", 409, "The server keeps at most 100 webhooks; delete one before creating another."
     ),
+    ErrorCode(
+        "invalid_schedule",
+        400,
+        "A schedule's action, target, dueAt, definition or allowPast is not valid; the message says what each "
+        "takes.",
+    ),
+    ErrorCode("schedule_not_found", 404, "No schedule has this id."),
+    ErrorCode(
+        "schedule_not_pending",
+        409,
+        "The schedule was executed, failed or cancelled already; only a pending schedule can be cancelled.",
+    ),
+    ErrorCode(
+        "too_many_schedules", 409, "10,000 schedules are pending, the most there may be; cancel some first."
+    ),
+    ErrorCode(
+        "schedule_outdated",
+        409,
+        "The error of a failed update_flag schedule: the flag changed after it was scheduled, so its definition "
+        "was not written over that change; schedule it again on the flag as it is now.",
+    ),
+    ErrorCode(
+        "schedule_in_past",
+        422,
+        "dueAt is before the server's time; give a later one, or send allowPast: true to run it at once.",
+    ),
+    ErrorCode("schedule_too_far", 422, "dueAt is more than ten years ahead; schedule it nearer the time."),
 )
 
 EVENT_REFUSALS: tuple[EventRefusal, ...] = (

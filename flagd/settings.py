@@ -90,6 +90,12 @@ class Settings:
     client_events_max_body_bytes: int = 65_536
     client_events_max_value: float = 1e6
     """A track event's value sent with a client key must be smaller than this in magnitude."""
+    schedules_poll_seconds: float = 1.0
+    """How often each worker's schedule executor looks for due schedules (and once at start-up)."""
+    schedules_batch: int = 100
+    """Schedules one executor runs at most per round, each in its own transaction."""
+    schedules_timeout_seconds: float = 30.0
+    """A schedule's transaction is cancelled (and retried) past this, its statements and lock waits."""
     webhook_poll_seconds: float = 2.0
     """How often each worker looks for due webhook deliveries besides being woken by new notifications."""
     webhook_connect_timeout_seconds: float = 5.0
@@ -130,6 +136,13 @@ class Settings:
         self._check_webhooks()
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
+        _check_bounds(
+            [
+                ("FLAGD_SCHEDULES_POLL_SECONDS", self.schedules_poll_seconds, 0.01, 3_600),
+                ("FLAGD_SCHEDULES_BATCH", self.schedules_batch, 1, 10_000),
+                ("FLAGD_SCHEDULES_TIMEOUT_SECONDS", self.schedules_timeout_seconds, 0.1, 3_600),
+            ]
+        )
 
     def _check_transport(self) -> None:
         _check_bounds(
@@ -277,6 +290,13 @@ class Settings:
             ),
             metrics=reader.choice("FLAGD_METRICS", ("key", "open", "off"), defaults.metrics),
             metrics_port=reader.get("FLAGD_METRICS_PORT", int, defaults.metrics_port),
+            schedules_poll_seconds=reader.get(
+                "FLAGD_SCHEDULES_POLL_SECONDS", float, defaults.schedules_poll_seconds
+            ),
+            schedules_batch=reader.get("FLAGD_SCHEDULES_BATCH", int, defaults.schedules_batch),
+            schedules_timeout_seconds=reader.get(
+                "FLAGD_SCHEDULES_TIMEOUT_SECONDS", float, defaults.schedules_timeout_seconds
+            ),
             cors_origins=_parse_origins(env.get("FLAGD_CORS_ORIGINS", "")),
             client_rate_per_second=reader.get(
                 "FLAGD_CLIENT_RATE_PER_SECOND", float, defaults.client_rate_per_second

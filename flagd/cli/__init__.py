@@ -3,6 +3,7 @@
     flagd serve | migrate | keys create NAME|list|revoke | apply FILE [--dry-run] [--json] | export
     flagd experiments list|start|stop|new-phase [--file FILE]|launch
     flagd events tail | prune --before DATE
+    flagd schedules create ACTION TARGET --at TIME [--file FILE] | list | cancel ID
     flagd webhooks create NAME URL --kind KIND...|list|delete WEBHOOK|deliveries WEBHOOK|test WEBHOOK
 
 Only `serve` and `migrate` create a data directory; every other command run where there is none
@@ -29,7 +30,7 @@ from typing import NoReturn
 
 import asyncpg
 
-from flagd.cli import events, experiments, flagset, keys, migrate, serve, webhooks
+from flagd.cli import events, experiments, flagset, keys, migrate, schedules, serve, webhooks
 from flagd.cli.common import Command, CommandError
 from flagd.errors import FlagdError
 from flagd.log import configure_logging
@@ -134,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     keys.register(commands)
     flagset.register(commands)
     experiments.register(commands)
+    schedules.register(commands)
     events.register(commands)
     webhooks.register(commands)
     return parser

@@ -62,6 +62,16 @@ class FlagService:
         await self._record("update", key, existing.definition, definition)
         return record
 
+    async def check_update(self, key: str, definition: Any) -> FlagRecord:
+        """What `update_flag` checks of the flag as it is now, writing nothing: it exists, and replacing its
+        definition leaves the set without new problems. Returns the flag as it is (its version)."""
+        current = await self._config.load()
+        existing = await self._config.get_flag(key)
+        if existing is None:
+            raise NotFound(f'flag "{key}" does not exist', code="flag_not_found")
+        _validate(current, {**current.document(), "flags": {**current.flags, key: definition}})
+        return existing
+
     async def delete_flag(self, key: str, expected_version: int) -> None:
         current = await self._config.load(for_update=True)
         existing = await self._existing(key, expected_version)

@@ -9,20 +9,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from flagd.identifiers import is_key
+from flagd.timestamps import rfc3339
 from flagd_sdk.evaluation.problems import given
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII)
-_RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
-    r"(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))",
-    re.ASCII,
-)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -167,33 +163,20 @@ def timestamp(raw: Any, limits: EventLimits, now: datetime) -> datetime:
 
 
 def _rfc3339(raw: str) -> datetime:
-    match = _RFC3339.fullmatch(raw) if len(raw) <= 40 else None
-    if match is None:
+    try:
+        moment = rfc3339(raw)
+    except ValueError:
+        raise Invalid(
+            "timestamp", "invalid_timestamp", f"timestamp {given(raw)} is not a valid date, time or offset"
+        ) from None
+    if moment is None:
         raise Invalid(
             "timestamp",
             "invalid_timestamp",
             "timestamp must be RFC 3339, such as 2026-11-24T10:00:00.123Z or 2026-11-24T11:00:00+01:00 "
             f"(a zone is required, a fraction follows a dot); got {given(raw)}",
         )
-    year, month, day, hour, minute, second, fraction, sign, zone_hours, zone_minutes = match.groups()
-    try:
-        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes)) if sign else timedelta(0)
-        if int(zone_minutes or 0) > 59:
-            raise ValueError
-        return datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            int(second),
-            int((fraction or "0")[:6].ljust(6, "0")),
-            tzinfo=timezone(-offset if sign == "-" else offset),
-        )
-    except ValueError:
-        raise Invalid(
-            "timestamp", "invalid_timestamp", f"timestamp {given(raw)} is not a valid date, time or offset"
-        ) from None
+    return moment
 
 
 def _check_properties(properties: dict[str, Any], max_depth: int) -> None:
