@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -95,8 +98,12 @@ def test_should_serve_with_two_workers_and_json_logs(database_url: str, tmp_path
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's tmp_path: with two test processes, pytest's numbered directories are private to root,
+    # and the embedded PostgreSQL (run as its own user) was refused them once.
+    directory = Path(tempfile.mkdtemp(prefix="flagd-test-data-"))
+    yield directory / "data"
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_should_refuse_a_second_server_on_the_same_data_directory(data_dir: Path, tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ async def notifications(database_url: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(database_url)
     try:
         return await conn.fetch(
-            "SELECT kind, subject, payload::text AS payload FROM notifications ORDER BY created_at"
+            "SELECT kind, subject, payload::text AS payload FROM notifications"
+            " WHERE kind = 'schedule.executed' ORDER BY created_at"
         )
     finally:
         await conn.close()

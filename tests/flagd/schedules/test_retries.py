@@ -61,7 +61,9 @@ async def test_should_retry_a_failing_schedule_then_fail_it_and_run_the_next(
             ("schedule:2", "flag", "update"),
             ("schedule:2", "schedule", "execute"),
         ]
-        assert await blocker.fetchval("SELECT count(*) FROM notifications") == 2
+        assert (
+            await blocker.fetchval("SELECT count(*) FROM notifications WHERE kind = 'schedule.executed'") == 2
+        )
     finally:
         await blocker.close()
         await pool.close()
