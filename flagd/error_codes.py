@@ -170,6 +170,12 @@ ERRORS: tuple[ErrorCode, ...] = (
         503,
         "A results process stopped and is being replaced; retry after `Retry-After`.",
     ),
+    ErrorCode(
+        "no_planned_reach",
+        400,
+        "The results were asked with method=planned for an experiment without a planned reach; set its "
+        "expected_units, or ask for method=mixture.",
+    ),
 )
 
 EVENT_REFUSALS: tuple[EventRefusal, ...] = (
