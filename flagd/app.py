@@ -25,6 +25,7 @@ from flagd.ingest.service import Ingest
 from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE, QUEUE_DEPTH, worker_exited
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
+from flagd.rollouts.monitor import RolloutMonitor, results_looker
 from flagd.routes import (
     admin,
     client_stream,
@@ -111,11 +112,18 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         ingest = Ingest(settings, pool)
         keeper = ResultsKeeper(settings, pool, lambda: config.snapshot.catalog)
         results = ResultsPool(settings)
+        monitor = RolloutMonitor(
+            pool,
+            results_looker(results, lambda: config.snapshot.version),
+            interval=settings.rollouts_monitor_seconds,
+            on_moved=config.refresh_after_write,
+        )
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
             await ingest.start()
             await keeper.start()
+            await monitor.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -134,6 +142,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
             worker_exited()
+            await monitor.stop()
             await results.stop()
             await keeper.stop()
             await ingest.stop()

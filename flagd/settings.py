@@ -90,6 +90,8 @@ class Settings:
     client_events_max_body_bytes: int = 65_536
     client_events_max_value: float = 1e6
     """A track event's value sent with a client key must be smaller than this in magnitude."""
+    rollouts_monitor_seconds: float = 30.0
+    """How often each worker's rollout monitor looks at the running rollouts (0: this worker does not look)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -115,6 +117,7 @@ class Settings:
         self._check_transport()
         self._check_events()
         self._check_clients()
+        _check_bounds([("FLAGD_ROLLOUTS_MONITOR_SECONDS", self.rollouts_monitor_seconds, 0, 86_400)])
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
 
@@ -263,6 +266,9 @@ class Settings:
             ),
             client_events_max_value=reader.get(
                 "FLAGD_CLIENT_EVENTS_MAX_VALUE", float, defaults.client_events_max_value
+            ),
+            rollouts_monitor_seconds=reader.get(
+                "FLAGD_ROLLOUTS_MONITOR_SECONDS", float, defaults.rollouts_monitor_seconds
             ),
         )
 
