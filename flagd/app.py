@@ -38,6 +38,7 @@ from flagd.routes import (
     ofrep,
     openapi,
     results,
+    rollouts,
 )
 from flagd.settings import Settings
 from flagd.state import ServerState
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> Starlette:
             *experiments.routes,
             *results.routes,
             *journeys.routes,
+            *rollouts.routes,
             *openapi.routes,
             *metrics.routes,
             *pages.routes,
