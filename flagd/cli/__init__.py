@@ -3,6 +3,7 @@
     flagd serve | migrate | keys create NAME|list|revoke | apply FILE [--dry-run] [--json] | export
     flagd experiments list|start|stop|new-phase [--file FILE]|launch
     flagd events tail | prune --before DATE
+    flagd rollouts list|start KEY --file FILE|pause|resume|advance|rollback KEY [--reason TEXT]
 
 Only `serve` and `migrate` create a data directory; every other command run where there is none
 says so in one line and creates nothing.
@@ -28,7 +29,7 @@ from typing import NoReturn
 
 import asyncpg
 
-from flagd.cli import events, experiments, flagset, keys, migrate, serve
+from flagd.cli import events, experiments, flagset, keys, migrate, rollouts, serve
 from flagd.cli.common import Command, CommandError
 from flagd.errors import FlagdError
 from flagd.log import configure_logging
@@ -134,4 +135,5 @@ def _parser() -> argparse.ArgumentParser:
     flagset.register(commands)
     experiments.register(commands)
     events.register(commands)
+    rollouts.register(commands)
     return parser
