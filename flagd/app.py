@@ -25,6 +25,7 @@ from flagd.ingest.service import Ingest
 from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE, QUEUE_DEPTH, worker_exited
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
+from flagd.results.watcher import ResultsWatcher
 from flagd.routes import (
     admin,
     client_stream,
@@ -111,11 +112,14 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         ingest = Ingest(settings, pool)
         keeper = ResultsKeeper(settings, pool, lambda: config.snapshot.catalog)
         results = ResultsPool(settings)
+        worker_id = secrets.token_hex(4)
+        watcher = ResultsWatcher(settings, pool, lambda: config.snapshot.catalog, results, worker_id)
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
             await ingest.start()
             await keeper.start()
+            await watcher.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -123,7 +127,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 auth=auth,
                 config=config,
                 ingest=ingest,
-                worker_id=secrets.token_hex(4),
+                worker_id=worker_id,
                 results=results,
             )
             sampler = asyncio.create_task(_sample(state), name="flagd-metrics-sampler")
@@ -134,6 +138,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
             worker_exited()
+            await watcher.stop()
             await results.stop()
             await keeper.stop()
             await ingest.stop()

@@ -90,6 +90,9 @@ class Settings:
     client_events_max_body_bytes: int = 65_536
     client_events_max_value: float = 1e6
     """A track event's value sent with a client key must be smaller than this in magnitude."""
+    results_watch_seconds: float = 300.0
+    """How often the results watcher compares running experiments' results with what it saw and writes the
+    notifications of what changed (flagd.results.watcher); 0 turns it off."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -117,6 +120,11 @@ class Settings:
         self._check_clients()
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
+        if self.results_watch_seconds != 0 and not 0.05 <= self.results_watch_seconds <= 86_400:
+            raise SettingsError(
+                "FLAGD_RESULTS_WATCH_SECONDS must be 0 (off) or between 0.05 and 86400, "
+                f"got {self.results_watch_seconds:g}"
+            )
 
     def _check_transport(self) -> None:
         _check_bounds(
@@ -263,6 +271,9 @@ class Settings:
             ),
             client_events_max_value=reader.get(
                 "FLAGD_CLIENT_EVENTS_MAX_VALUE", float, defaults.client_events_max_value
+            ),
+            results_watch_seconds=reader.get(
+                "FLAGD_RESULTS_WATCH_SECONDS", float, defaults.results_watch_seconds
             ),
         )
 

@@ -32,6 +32,7 @@ from flagd.results.cache import ReductionCache
 from flagd.results.journey import JourneyQuery
 from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
+from flagd.results.watch import Observation, observe
 from flagd.settings import Settings
 from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS, connect
 
@@ -42,7 +43,9 @@ NICENESS = 10
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 
-Kind = Literal["results", "timeseries", "experiments", "journey", "page", "index", "journey_page", "ping"]
+Kind = Literal[
+    "results", "timeseries", "experiments", "journey", "page", "index", "journey_page", "ping", "watch"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,14 @@ class Failure:
         return FlagdError(self.message, code=self.code, status=self.status)
 
 
-Outcome = Answer | Failure
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """A watch job's answer: what the results watcher compares of the experiment's current phase."""
+
+    observation: Observation
+
+
+Outcome = Answer | Observed | Failure
 
 
 class _Process:
@@ -126,6 +136,8 @@ class _Process:
                 from flagd.web import render  # only pages need the templates
 
                 return await render.page_answer(service, job)
+            if job.kind == "watch":
+                return Observed(observe(await service.results(job.key, None, Options(), job.now)))
             return Answer(200, await _json(service, job), JSON)
         except FlagdError as exc:
             return Failure(exc.status, exc.code, exc.message)
