@@ -38,6 +38,7 @@ from flagd.routes import (
     openapi,
     results,
 )
+from flagd.routes import tracking as tracking_routes
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage import lost_connections
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> Starlette:
             *openapi.routes,
             *metrics.routes,
             *pages.routes,
+            *tracking_routes.routes,
         ],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),

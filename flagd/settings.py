@@ -90,6 +90,8 @@ class Settings:
     client_events_max_body_bytes: int = 65_536
     client_events_max_value: float = 1e6
     """A track event's value sent with a client key must be smaller than this in magnitude."""
+    events_unplanned: str = "observe"
+    """Once a tracking plan exists, what happens to track events it does not name: allow, observe, enforce."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -263,6 +265,9 @@ class Settings:
             ),
             client_events_max_value=reader.get(
                 "FLAGD_CLIENT_EVENTS_MAX_VALUE", float, defaults.client_events_max_value
+            ),
+            events_unplanned=reader.choice(
+                "FLAGD_EVENTS_UNPLANNED", ("allow", "observe", "enforce"), defaults.events_unplanned
             ),
         )
 

@@ -51,4 +51,5 @@ MEANINGS: dict[str, str] = {
     "client_events_max_batch": "most events in one batch sent with a client key (413 `batch_too_large`)",
     "client_events_max_body_bytes": "largest `POST /v1/events` body sent with a client key (413)",
     "client_events_max_value": "a track value sent with a client key must be smaller than this in magnitude (`value_out_of_range`)",
+    "events_unplanned": "once a tracking plan exists, track events it does not name are `allow`ed unchecked, stored and counted (`observe`, code `unplanned_event`), or refused (`enforce`)",
 }

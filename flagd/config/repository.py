@@ -42,6 +42,11 @@ _SECTION_SQL = {
         "rollups AS (DELETE FROM results_rollups WHERE experiment IN (SELECT key FROM gone)) "
         "DELETE FROM results_days WHERE experiment IN (SELECT key FROM gone)",
     ),
+    "events": (
+        "INSERT INTO event_plan (key, definition) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+        "SET definition = $2, version = event_plan.version + 1, updated_at = now()",
+        "DELETE FROM event_plan WHERE key = $1",
+    ),
 }
 
 
@@ -81,6 +86,8 @@ class StoredConfig:
     lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
     phases: tuple[PhaseRecord, ...] = ()
     """Every phase any experiment key ever ran (kept when an experiment is deleted)."""
+    events: dict[str, Any] = field(default_factory=dict)
+    """The tracking plan: planned events by name, and its options under `$plan` (flagd.tracking.plan)."""
 
     def served(self) -> tuple[dict[str, Any], Served]:
         """The flag set as served (running experiments compiled in), and how it was compiled."""
@@ -92,7 +99,7 @@ class StoredConfig:
     def document(self) -> dict[str, Any]:
         """The flag set in the flagd definition format, with its metrics, layers and experiments beside it."""
         document = self.flag_document()
-        for section in ("metrics", "layers", "experiments"):
+        for section in ("metrics", "layers", "experiments", "events"):
             values = getattr(self, section)
             if values:
                 document[section] = values
@@ -125,7 +132,9 @@ SELECT s.version, s.metadata::text AS metadata, s.updated_at,
                '{}')
           FROM experiments x) AS lifecycles,
        (SELECT coalesce(json_agg(json_build_array(p.experiment, p.phase, p.variants, p.started_at, p.ended_at)), '[]')
-          FROM experiment_phases p) AS phases
+          FROM experiment_phases p) AS phases,
+       (SELECT coalesce(json_object_agg(t.key, t.definition::text ORDER BY t.key), '{}') FROM event_plan t)
+         AS events
 FROM config_state s
 """
 
@@ -154,6 +163,7 @@ class ConfigRepository:
             experiments=_decoded(row["experiments"], "experiments", unreadable),
             lifecycles={key: Lifecycle(*values) for key, values in row["lifecycles"].items()},
             phases=tuple(PhaseRecord.from_row(*values) for values in row["phases"]),
+            events=_decoded(row["events"], "events", unreadable),
         )
 
     async def version(self) -> int:
