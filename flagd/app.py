@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from flagd.auth.client import ClientAccess, ClientPolicy
 from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
+from flagd.health.detector import DataHealthDetector
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.cors import CorsMiddleware
 from flagd.http.handlers import EXCEPTION_HANDLERS
@@ -29,6 +30,7 @@ from flagd.routes import (
     admin,
     client_stream,
     config_stream,
+    data_health,
     events,
     experiments,
     health,
@@ -87,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
             *openapi.routes,
             *metrics.routes,
             *pages.routes,
+            *data_health.routes,
         ],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),
@@ -111,11 +114,13 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         ingest = Ingest(settings, pool)
         keeper = ResultsKeeper(settings, pool, lambda: config.snapshot.catalog)
         results = ResultsPool(settings)
+        detector = DataHealthDetector(settings, pool)
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
             await ingest.start()
             await keeper.start()
+            await detector.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -135,6 +140,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                     await sampler
             worker_exited()
             await results.stop()
+            await detector.stop()
             await keeper.stop()
             await ingest.stop()
             await client.stop()

@@ -90,6 +90,10 @@ class Settings:
     client_events_max_body_bytes: int = 65_536
     client_events_max_value: float = 1e6
     """A track event's value sent with a client key must be smaller than this in magnitude."""
+    data_health_seconds: float = 60.0
+    data_health_grace_seconds: float = 300.0
+    data_health_max_hours: int = 168
+    data_health_max_events: int = 200
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -117,6 +121,14 @@ class Settings:
         self._check_clients()
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
+        _check_bounds(
+            [
+                ("FLAGD_DATA_HEALTH_SECONDS", self.data_health_seconds, 0.05, 86_400),
+                ("FLAGD_DATA_HEALTH_GRACE_SECONDS", self.data_health_grace_seconds, 0, 86_400),
+                ("FLAGD_DATA_HEALTH_MAX_HOURS", self.data_health_max_hours, 1, 24 * 60),
+                ("FLAGD_DATA_HEALTH_MAX_EVENTS", self.data_health_max_events, 1, 10_000),
+            ]
+        )
 
     def _check_transport(self) -> None:
         _check_bounds(
@@ -263,6 +275,16 @@ class Settings:
             ),
             client_events_max_value=reader.get(
                 "FLAGD_CLIENT_EVENTS_MAX_VALUE", float, defaults.client_events_max_value
+            ),
+            data_health_seconds=reader.get("FLAGD_DATA_HEALTH_SECONDS", float, defaults.data_health_seconds),
+            data_health_grace_seconds=reader.get(
+                "FLAGD_DATA_HEALTH_GRACE_SECONDS", float, defaults.data_health_grace_seconds
+            ),
+            data_health_max_hours=reader.get(
+                "FLAGD_DATA_HEALTH_MAX_HOURS", int, defaults.data_health_max_hours
+            ),
+            data_health_max_events=reader.get(
+                "FLAGD_DATA_HEALTH_MAX_EVENTS", int, defaults.data_health_max_events
             ),
         )
 

@@ -51,4 +51,8 @@ MEANINGS: dict[str, str] = {
     "client_events_max_batch": "most events in one batch sent with a client key (413 `batch_too_large`)",
     "client_events_max_body_bytes": "largest `POST /v1/events` body sent with a client key (413)",
     "client_events_max_value": "a track value sent with a client key must be smaller than this in magnitude (`value_out_of_range`)",
+    "data_health_seconds": "how often the data-health detector looks for completed hours of events to reduce and judge (docs/data-health.md)",
+    "data_health_grace_seconds": "an hour of events is reduced and judged this long after it ends, so late batches count",
+    "data_health_max_hours": "hours of events the detector reduces in one round (a first start catches up over several)",
+    "data_health_max_events": "event names the detector judges each hour (those with the most events in the last 7 days, and those in alarm)",
 }

@@ -27,6 +27,9 @@ KINDS: Final = frozenset(
         "experiment.guardrail_harmed",
         "flag.changed",
         "schedule.executed",
+        "data.volume_anomaly",
+        "data.schema_drift",
+        "data.duplicate_burst",
     }
 )
 """Every kind a notification may have; a webhook subscribes to some of them."""
@@ -40,8 +43,9 @@ async def enqueue(conn: asyncpg.Connection, kind: str, subject: str, payload: Ma
     if not conn.is_in_transaction():
         raise RuntimeError("a notification is written in the transaction of the change that causes it")
     notification_id = uuid7()
+    # The text itself, cast in SQL: a pooled connection's json codec would otherwise encode it once more.
     await conn.execute(
-        "INSERT INTO notifications (id, kind, subject, payload) VALUES ($1, $2, $3, $4::json)",
+        "INSERT INTO notifications (id, kind, subject, payload) VALUES ($1, $2, $3, $4::text::json)",
         notification_id,
         kind,
         subject,

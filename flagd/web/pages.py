@@ -72,7 +72,7 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 def _safe_next(raw: str | None) -> str:
     """Only a page of this server: a path under /experiments or /journeys, never another host."""
-    if not raw or not raw.startswith(("/experiments", "/journeys")) or raw.startswith("//") or "\\" in raw:
+    if not raw or not raw.startswith(("/experiments", "/journeys", "/data-health")) or raw.startswith("//") or "\\" in raw:
         return "/experiments"
     return raw
 
@@ -291,3 +291,10 @@ routes = [
     resource("/static/{name}", GET=static),
     resource("/favicon.ico", GET=favicon),
 ]
+
+
+# For the other page modules (flagd.routes.data_health): the same session, headers and message page.
+HEADERS = _HEADERS
+find_page_session = _session
+login_redirect = _login_redirect
+message = _message
