@@ -72,7 +72,12 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 def _safe_next(raw: str | None) -> str:
     """Only a page of this server: a path under /experiments or /journeys, never another host."""
-    if not raw or not raw.startswith(("/experiments", "/journeys", "/data-health")) or raw.startswith("//") or "\\" in raw:
+    if (
+        not raw
+        or not raw.startswith(("/experiments", "/journeys", "/data-health"))
+        or raw.startswith("//")
+        or "\\" in raw
+    ):
         return "/experiments"
     return raw
 
