@@ -18,21 +18,20 @@ from flagd.settings import Settings
 from tests.flagd.notify.receiver import Receiver, listening
 from tests.support import flag_definition, free_port
 
-FAST = {
-    "webhook_poll_seconds": 0.05,
-    "webhook_connect_timeout_seconds": 0.2,
-    "webhook_timeout_seconds": 0.3,
-    "webhook_backoff_base_seconds": 0.02,
-    "webhook_backoff_cap_seconds": 0.2,
-    "webhook_concurrency": 4,
-    "webhook_concurrency_per_webhook": 2,
-    "webhook_log_size": 20,
-}
-
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return replace(settings, **FAST)  # type: ignore[arg-type]
+    return replace(
+        settings,
+        webhook_poll_seconds=0.05,
+        webhook_connect_timeout_seconds=0.2,
+        webhook_timeout_seconds=0.3,
+        webhook_backoff_base_seconds=0.02,
+        webhook_backoff_cap_seconds=0.2,
+        webhook_concurrency=4,
+        webhook_concurrency_per_webhook=2,
+        webhook_log_size=20,
+    )
 
 
 async def _until(condition: Callable[[], Awaitable[bool]], seconds: float) -> None:
