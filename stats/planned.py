@@ -1,0 +1,165 @@
+"""A planned-horizon group-sequential test: alpha spent over the planned reach, at the looks taken.
+
+The information fraction of a look is t = N / N_plan, the units in both arms over the planned reach
+(Lan and DeMets 1983 allow information measured by sample size when the variance is stable). The
+looks a phase has taken, t_1 < ... < t_k with this one last, get the boundaries c_1..c_k of
+`stats.boundaries` for the O'Brien-Fleming-like spending of `stats.spending`, so the chance of a
+false positive at any of them is at most alpha however many looks there were and when.
+
+At a look the test rejects when |Z_k| >= c_k, Z_k the same Welch-type statistic the other tests use
+(stats.estimate: the contrast A - rho0 B over its standard error). The interval is the repeated
+confidence interval at the look's boundary (Jennison and Turnbull 2000, chapter 9, eq. 9.1):
+effect +/- c_k SE on the absolute scale, and Fieller's set at c_k for a relative lift, so it excludes
+the null value exactly when the test rejects, and the intervals hold at every look at once.
+
+Small arms (`small_arm`): the statistic's variance is estimated, and a 10% arm with no conversion yet
+looks certain. `conservative` floors each arm's variance at the pooled one (stats.estimate.pooled_floor);
+`welch` also turns c_k into the Student t quantile of the same tail with the Welch-Satterthwaite
+degrees of freedom, which only matters while an arm is small. docs/results.md gives the measurements
+(bench/sequential_power.py) that chose the default.
+
+The p-value is the look's nominal p scaled to the boundary: p = alpha x P(|Z| >= |z|) / P(|Z| >= c_k),
+capped at 1, so p < alpha exactly when the test rejects (it is monotone in |z| but, unlike the
+repeated p-value of Jennison and Turnbull section 9.2, not recomputed at every other level).
+
+Past the planned reach (t > 1) the always-valid mixture test (stats.sequential) answers, so a look
+after the plan is never invalid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy import special
+
+from stats.boundaries import boundaries
+from stats.estimate import DataProblem, Problem, estimate
+from stats.frequentist import check_test_parameters
+from stats.guard import analysis_usable, guarded
+from stats.results import AnalysisResult
+from stats.sequential import SequentialDesign, sequential
+from stats.sufficient import Statistic
+from stats.validation import check_positive
+
+MIN_GAP = 1e-3
+"""Looks closer than this (0.1% of the planned reach) to a later one are the same look (merged)."""
+MAX_LOOKS = 200
+"""At most this many earlier looks are used; beyond, the earliest are thinned (see `schedule`)."""
+
+SmallArm = Literal["conservative", "welch", "none"]
+
+
+def schedule(earlier: Iterable[float], t: float) -> tuple[float, ...]:
+    """The looks' information fractions for a look at t: the earlier looks before t, then t.
+
+    Earlier looks within MIN_GAP of t (a burst of requests) merge into this one, and looks at or
+    after t (a view with fewer units than one already taken) are left out. More than MAX_LOOKS
+    earlier looks keep the latest MAX_LOOKS.
+    """
+    before = sorted({f for f in earlier if 0 < f < t - MIN_GAP})
+    thinned: list[float] = []
+    for f in before:
+        if not thinned or f - thinned[-1] >= MIN_GAP:
+            thinned.append(f)
+    return (*thinned[-MAX_LOOKS:], t)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDesign:
+    """A planned reach in units (both arms) and the information fractions of the looks taken before."""
+
+    planned_units: float
+    earlier_looks: tuple[float, ...] = ()
+
+    def problem(self) -> DataProblem | None:
+        invalid = check_positive("planned_units", self.planned_units)
+        return DataProblem(Problem.INVALID_PARAMETER, invalid) if invalid is not None else None
+
+    def fraction(self, n_total: float) -> float:
+        return n_total / self.planned_units
+
+    def in_force(self, n_total: float) -> Literal["planned", "mixture"]:
+        """Which test answers at n_total units: the planned one up to the planned reach."""
+        return "planned" if self.fraction(n_total) <= 1 else "mixture"
+
+    def after_plan(self, alpha: float) -> SequentialDesign:
+        """The mixture test past the plan, tightest at the planned reach."""
+        return SequentialDesign.from_expected_sample_size(self.planned_units, alpha)
+
+    def critical_value(self, n_total: float, alpha: float) -> float:
+        """c_k on the Z scale for a look at n_total units (t <= 1)."""
+        looks = schedule(self.earlier_looks, self.fraction(n_total))
+        return boundaries(looks, alpha)[-1]
+
+
+def welch_critical(critical: float, dof: float) -> float:
+    """The t quantile with the tail of N(0, 1) beyond `critical` (the same nominal level)."""
+    if not math.isfinite(critical) or not math.isfinite(dof):
+        return critical
+    tail = float(special.ndtr(-critical))
+    return float(-special.stdtrit(dof, tail)) if tail > 0 else critical
+
+
+def nominal_p(z: float, critical: float, alpha: float) -> float:
+    """alpha P(|Z| >= |z|) / P(|Z| >= c), in log space so that far tails do not underflow."""
+    if not math.isfinite(critical):
+        return 1.0
+    log_ratio = float(special.log_ndtr(-abs(z)) - special.log_ndtr(-critical))
+    return 1.0 if log_ratio >= -math.log(alpha) else min(1.0, alpha * math.exp(log_ratio))
+
+
+@guarded(AnalysisResult.failed, analysis_usable)
+def planned(
+    control: Statistic,
+    treatment: Statistic,
+    design: PlannedDesign,
+    *,
+    relative: bool = False,
+    alpha: float = 0.05,
+    test_value: float = 0.0,
+    small_arm: SmallArm = "welch",
+) -> AnalysisResult:
+    """The planned design's two-sided test and repeated confidence interval at the data seen so far."""
+    invalid = check_test_parameters(alpha, test_value)
+    if invalid is None:
+        invalid = (
+            design.problem()
+            if isinstance(design, PlannedDesign)
+            else DataProblem(
+                Problem.INVALID_PARAMETER, f"design must be a PlannedDesign, got {type(design).__name__}"
+            )
+        )
+    if invalid is not None:
+        return AnalysisResult.failed(invalid)
+    est = estimate(control, treatment, relative=relative, conservative=small_arm != "none")
+    if isinstance(est, DataProblem):
+        return AnalysisResult.failed(est)
+    if design.in_force(est.n) == "mixture":
+        return sequential(
+            control,
+            treatment,
+            design.after_plan(alpha),
+            relative=relative,
+            alpha=alpha,
+            test_value=test_value,
+            conservative=small_arm != "none",
+        )
+    value, variance = est.null_contrast(test_value)
+    if not variance > 0:
+        return AnalysisResult.failed(
+            DataProblem(Problem.ZERO_VARIANCE, "the contrast under the null has no variance to test against")
+        )
+    critical = design.critical_value(est.n, alpha)
+    if small_arm == "welch":
+        critical = welch_critical(critical, est.dof)
+    low, high = est.interval(critical, critical)
+    return AnalysisResult(
+        effect=est.effect,
+        ci_low=low,
+        ci_high=high,
+        p_value=nominal_p(value / math.sqrt(variance), critical, alpha),
+        std_error=est.std_error,
+    )
