@@ -211,6 +211,12 @@ ERRORS: tuple[ErrorCode, ...] = (
         "dueAt is before the server's time; give a later one, or send allowPast: true to run it at once.",
     ),
     ErrorCode("schedule_too_far", 422, "dueAt is more than ten years ahead; schedule it nearer the time."),
+    ErrorCode(
+        "no_planned_reach",
+        400,
+        "The results were asked with method=planned for an experiment without a planned reach; set its "
+        "expected_units, or ask for method=mixture.",
+    ),
 )
 
 EVENT_REFUSALS: tuple[EventRefusal, ...] = (

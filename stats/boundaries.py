@@ -26,6 +26,7 @@ import functools
 import math
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import optimize, special
 
 from stats.spending import obrien_fleming
@@ -36,10 +37,13 @@ MAX_POINTS = 1601
 STEPS_PER_SIGMA = 6.0
 TAIL = 9.0
 """A continuation region without a finite boundary is integrated over |S| < TAIL sqrt(t)."""
+MAX_BOUND = 100.0
+"""A boundary on the S scale beyond this is infinite (a look that may spend nothing)."""
 CACHE_SIZE = 512
+Vector = NDArray[np.float64]
 
 
-def _simpson(low: float, high: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+def _simpson(low: float, high: float, spacing: float) -> tuple[Vector, Vector]:
     intervals = int(min(max(math.ceil((high - low) / spacing), MIN_POINTS - 1), MAX_POINTS - 1))
     intervals += intervals % 2
     points = np.linspace(low, high, intervals + 1)
@@ -48,8 +52,8 @@ def _simpson(low: float, high: float, spacing: float) -> tuple[np.ndarray, np.nd
     return points, weights * (high - low) / (3 * intervals)
 
 
-def _phi(x: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+def _phi(x: Vector) -> Vector:
+    return np.asarray(np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi), dtype=np.float64)
 
 
 def _critical_from_tail(probability: float) -> float:
@@ -80,17 +84,18 @@ def boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]:
             sigma = sigmas[k]
             mass = weights * density
 
-            def crossing(b: float, mass: np.ndarray = mass, sigma: float = sigma) -> float:
-                tails = special.ndtr((-b - points) / sigma) + special.ndtr((points - b) / sigma)
+            def crossing(b: float, mass: Vector = mass, sigma: float = sigma, grid: Vector = points) -> float:
+                tails = special.ndtr((-b - grid) / sigma) + special.ndtr((grid - b) / sigma)
                 return float(mass @ tails)
 
-            if target <= 0 or crossing(TAIL * math.sqrt(t) + 10 * sigma) >= target:
-                bound, crossed = math.inf, 0.0
+            high = TAIL * math.sqrt(t) + 10 * sigma
+            while target > 0 and crossing(high) >= target and high < MAX_BOUND:
+                high *= 2
+            if target <= 0 or crossing(high) >= target:
+                bound, crossed = math.inf, 0.0  # nothing left to spend that floats can tell: never rejects
             else:
                 bound = float(
-                    optimize.brentq(
-                        lambda b: crossing(b) - target, 0.0, TAIL * math.sqrt(t) + 10 * sigma, xtol=1e-10
-                    )
+                    optimize.brentq(lambda b, goal=target: crossing(b) - goal, 0.0, high, xtol=1e-10)
                 )
                 crossed = crossing(bound)
             c = bound / math.sqrt(t)

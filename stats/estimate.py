@@ -220,12 +220,17 @@ def pooled_floor(a: Arm, b: Arm) -> tuple[Arm, Arm]:
     )
 
 
+Floor = bool | tuple[bool, bool]
+"""Whether to floor the arms' variances at the pooled one: both, or (control, treatment) each."""
+
+
 def estimate(
-    control: Statistic, treatment: Statistic, *, relative: bool = False, conservative: bool = False
+    control: Statistic, treatment: Statistic, *, relative: bool = False, conservative: Floor = False
 ) -> Estimate | DataProblem:
     """Treatment minus control, or (treatment - control) / |control| when relative.
 
-    `conservative` floors each arm's variance at the pooled one (`pooled_floor`).
+    `conservative` floors each arm's variance at the pooled one (`pooled_floor`), or, given as a
+    pair, the arms it names.
     """
     try:
         return _estimate(control, treatment, relative=relative, conservative=conservative)
@@ -236,7 +241,7 @@ def estimate(
 
 
 def _estimate(
-    control: Statistic, treatment: Statistic, *, relative: bool, conservative: bool
+    control: Statistic, treatment: Statistic, *, relative: bool, conservative: Floor
 ) -> Estimate | DataProblem:
     if isinstance(control, RatioStatistic) != isinstance(treatment, RatioStatistic):
         return DataProblem(
@@ -252,8 +257,10 @@ def _estimate(
         return DataProblem(
             Problem.ZERO_VARIANCE, "neither arm varies, so there is no uncertainty to test against"
         )
-    if conservative:
-        a, b = pooled_floor(a, b)
+    floor_a, floor_b = conservative if isinstance(conservative, tuple) else (conservative, conservative)
+    if floor_a or floor_b:
+        floored_a, floored_b = pooled_floor(a, b)
+        a, b = floored_a if floor_a else a, floored_b if floor_b else b
     contrast = _contrast(control, a, b, theta)
     if relative:
         if contrast.b == 0:

@@ -14,8 +14,11 @@ the null value exactly when the test rejects, and the intervals hold at every lo
 
 Small arms (`small_arm`): the statistic's variance is estimated, and a 10% arm with no conversion yet
 looks certain. `conservative` floors each arm's variance at the pooled one (stats.estimate.pooled_floor);
-`welch` also turns c_k into the Student t quantile of the same tail with the Welch-Satterthwaite
-degrees of freedom, which only matters while an arm is small. docs/results.md gives the measurements
+`few_events` (the default) floors only an arm with fewer than FEW_EVENTS effective events, (sum x)^2 /
+sum x^2 (its conversions, for a 0/1 metric; for a skewed amount, how many units carry the sum), and
+turns c_k into the Student t quantile of the same tail with the Welch-Satterthwaite degrees of
+freedom, which matters only while an arm is small. Flooring every arm, as the mixture test does,
+spends too little of alpha where arms are unequal; docs/results.md gives the measurements
 (bench/sequential_power.py) that chose the default.
 
 The p-value is the look's nominal p scaled to the boundary: p = alpha x P(|Z| >= |z|) / P(|Z| >= c_k),
@@ -41,7 +44,7 @@ from stats.frequentist import check_test_parameters
 from stats.guard import analysis_usable, guarded
 from stats.results import AnalysisResult
 from stats.sequential import SequentialDesign, sequential
-from stats.sufficient import Statistic
+from stats.sufficient import QuantileStatistic, RatioStatistic, RegressionAdjustedStatistic, Statistic
 from stats.validation import check_positive
 
 MIN_GAP = 1e-3
@@ -49,7 +52,9 @@ MIN_GAP = 1e-3
 MAX_LOOKS = 200
 """At most this many earlier looks are used; beyond, the earliest are thinned (see `schedule`)."""
 
-SmallArm = Literal["conservative", "welch", "none"]
+SmallArm = Literal["few_events", "conservative", "none"]
+FEW_EVENTS = 30.0
+"""An arm with fewer effective events than this has its variance floored at the pooled one."""
 
 
 def schedule(earlier: Iterable[float], t: float) -> tuple[float, ...]:
@@ -69,30 +74,56 @@ def schedule(earlier: Iterable[float], t: float) -> tuple[float, ...]:
 
 @dataclass(frozen=True, slots=True)
 class PlannedDesign:
-    """A planned reach in units (both arms) and the information fractions of the looks taken before."""
+    """A planned reach in units (both arms) and the information fractions of the looks taken, this one last.
+
+    `at` builds one from the earlier looks (`schedule`); the fraction of a look is the units so far,
+    in the whole phase, over the planned reach, so every metric and variant of a look shares it.
+    """
 
     planned_units: float
-    earlier_looks: tuple[float, ...] = ()
+    looks: tuple[float, ...]
+
+    @classmethod
+    def at(cls, planned_units: float, earlier: Iterable[float], units: float) -> PlannedDesign:
+        fraction = units / planned_units if planned_units > 0 else math.nan
+        return cls(planned_units, schedule(earlier, fraction) if fraction > 0 else (fraction,))
 
     def problem(self) -> DataProblem | None:
         invalid = check_positive("planned_units", self.planned_units)
+        if invalid is None and not (self.looks and all(f > 0 and math.isfinite(f) for f in self.looks)):
+            invalid = f"looks must be positive information fractions, got {self.looks!r}"
+        if invalid is None and any(b <= a for a, b in zip(self.looks, self.looks[1:], strict=False)):
+            invalid = f"looks must increase, got {self.looks!r}"
         return DataProblem(Problem.INVALID_PARAMETER, invalid) if invalid is not None else None
 
-    def fraction(self, n_total: float) -> float:
-        return n_total / self.planned_units
+    @property
+    def fraction(self) -> float:
+        return self.looks[-1]
 
-    def in_force(self, n_total: float) -> Literal["planned", "mixture"]:
-        """Which test answers at n_total units: the planned one up to the planned reach."""
-        return "planned" if self.fraction(n_total) <= 1 else "mixture"
+    @property
+    def in_force(self) -> Literal["planned", "mixture"]:
+        """Which test answers at this look: the planned one up to the planned reach."""
+        return "planned" if self.fraction <= 1 else "mixture"
 
     def after_plan(self, alpha: float) -> SequentialDesign:
         """The mixture test past the plan, tightest at the planned reach."""
         return SequentialDesign.from_expected_sample_size(self.planned_units, alpha)
 
-    def critical_value(self, n_total: float, alpha: float) -> float:
-        """c_k on the Z scale for a look at n_total units (t <= 1)."""
-        looks = schedule(self.earlier_looks, self.fraction(n_total))
-        return boundaries(looks, alpha)[-1]
+    def critical_value(self, alpha: float) -> float:
+        """c_k on the Z scale at this look (the planned design's; inf past the plan, where it is not used)."""
+        return boundaries(self.looks, alpha)[-1] if self.fraction <= 1 else math.inf
+
+
+def few_events(statistic: Statistic) -> bool:
+    """Fewer than FEW_EVENTS effective events: (sum x)^2 < FEW_EVENTS sum x^2 of the metric's values."""
+    if isinstance(statistic, RatioStatistic):
+        statistic = statistic.numerator
+    elif isinstance(statistic, RegressionAdjustedStatistic):
+        statistic = statistic.post
+    if isinstance(statistic, QuantileStatistic):
+        return statistic.n < FEW_EVENTS
+    # An arm without any event (sum of squares 0) has none.
+    return bool(statistic.sum**2 < FEW_EVENTS * statistic.sum_squares or statistic.sum_squares == 0)
 
 
 def welch_critical(critical: float, dof: float) -> float:
@@ -100,7 +131,9 @@ def welch_critical(critical: float, dof: float) -> float:
     if not math.isfinite(critical) or not math.isfinite(dof):
         return critical
     tail = float(special.ndtr(-critical))
-    return float(-special.stdtrit(dof, tail)) if tail > 0 else critical
+    quantile = float(-special.stdtrit(dof, tail)) if tail > 0 else math.nan
+    # Far in the tail stdtrit loses its answer (NaN): the t quantile is then beyond any statistic anyway.
+    return max(quantile, critical) if math.isfinite(quantile) else critical
 
 
 def nominal_p(z: float, critical: float, alpha: float) -> float:
@@ -120,7 +153,7 @@ def planned(
     relative: bool = False,
     alpha: float = 0.05,
     test_value: float = 0.0,
-    small_arm: SmallArm = "welch",
+    small_arm: SmallArm = "few_events",
 ) -> AnalysisResult:
     """The planned design's two-sided test and repeated confidence interval at the data seen so far."""
     invalid = check_test_parameters(alpha, test_value)
@@ -134,10 +167,13 @@ def planned(
         )
     if invalid is not None:
         return AnalysisResult.failed(invalid)
-    est = estimate(control, treatment, relative=relative, conservative=small_arm != "none")
+    floor: bool | tuple[bool, bool] = small_arm == "conservative"
+    if small_arm == "few_events":
+        floor = (few_events(control), few_events(treatment))
+    est = estimate(control, treatment, relative=relative, conservative=floor)
     if isinstance(est, DataProblem):
         return AnalysisResult.failed(est)
-    if design.in_force(est.n) == "mixture":
+    if design.in_force == "mixture":
         return sequential(
             control,
             treatment,
@@ -152,8 +188,8 @@ def planned(
         return AnalysisResult.failed(
             DataProblem(Problem.ZERO_VARIANCE, "the contrast under the null has no variance to test against")
         )
-    critical = design.critical_value(est.n, alpha)
-    if small_arm == "welch":
+    critical = design.critical_value(alpha)
+    if small_arm == "few_events":
         critical = welch_critical(critical, est.dof)
     low, high = est.interval(critical, critical)
     return AnalysisResult(

@@ -18,7 +18,7 @@ from flagd.experiments.layers import place
 from flagd.experiments.model import Experiment, Layer
 
 FROZEN = ("variants", "salt", "unit", "allocation_bp", "eligibility", "layer", "flag")
-DESIGN = ("expected_units", "alpha")
+DESIGN = ("expected_units", "alpha", "planned")
 """The sequential test's design: fixed while a phase runs, like the assignment."""
 
 

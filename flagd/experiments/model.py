@@ -147,6 +147,9 @@ class Experiment:
     alpha: float = 0.05
     expected_units: int = 100_000
     """Units the experiment is planned to reach: the sequential test's design is tightest there (fixed in advance)."""
+    planned: bool = False
+    """Whether the definition set `expected_units`: then it is the planned reach of the planned-horizon
+    design (stats.planned), which its results use by default; else the mixture test is tuned at the default."""
     mde: float = 0.05
     """The relative change of the primary metric the experiment should detect with 80% power (for progress)."""
     owner: str = ""

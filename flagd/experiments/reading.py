@@ -529,6 +529,7 @@ def read_experiments(
                 metrics=roles,
                 alpha=float(alpha),
                 expected_units=expected_units,
+                planned="expected_units" in entry,
                 mde=float(mde),
                 owner=entry.get("owner", ""),
                 tags=tuple(tags),

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Literal
 
 from flagd.experiments.model import Metric, Role
 from flagd.results.metric_types import kind
@@ -60,10 +61,14 @@ from stats import (
     sequential,
     sequential_sample_size,
 )
+from stats.planned import PlannedDesign, planned
 from stats.sufficient import Statistic
 
 DESIGN_UNITS = 100_000
 """The default of an experiment's `expected_units`: its sequential test is tightest there (fixed in advance)."""
+
+
+Method = Literal["planned", "mixture"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +81,33 @@ class Options:
     """The relative change the primary metric should be able to detect (for progress)."""
     alpha_given: bool = False
     """Whether the request chose alpha (else the experiment's own is used)."""
+    method: Method | None = None
+    """The always-valid test asked for (None: planned for an experiment with a planned reach)."""
+    planned_units: int | None = None
+    """The planned reach when the planned design is in use (flagd.results.report.planned sets it)."""
+    earlier_looks: tuple[float, ...] = ()
+    """The information fractions of the looks taken before this one (flagd.results.looks)."""
+    units: int = 0
+    """The phase's exposed units: this look's information fraction is units / planned_units."""
 
     @property
     def design(self) -> SequentialDesign:
         return SequentialDesign.from_expected_sample_size(self.design_units, self.alpha)
+
+    @property
+    def planned_design(self) -> PlannedDesign | None:
+        """The planned-horizon design at this look, or None when the mixture test is used."""
+        if self.planned_units is None or self.units <= 0:
+            return None
+        return PlannedDesign.at(self.planned_units, self.earlier_looks, self.units)
+
+
+def always_valid(base: Statistic, other: Statistic, options: Options, *, relative: bool) -> AnalysisResult:
+    """The always-valid test in use: the planned design's up to its reach (stats.planned), else the mixture."""
+    design = options.planned_design
+    if design is not None:
+        return planned(base, other, design, relative=relative, alpha=options.alpha)
+    return sequential(base, other, options.design, relative=relative, alpha=options.alpha)
 
 
 def statistic(metric: Metric, sums: VariantSums, *, cuped: bool) -> Statistic:
@@ -162,7 +190,6 @@ def analyse_metric(
     """One metric: each variant's units and mean, and each treatment's comparison with control."""
     sums = {v: reduction.sums(v) for v in (control, *treatments)}
     use_cuped = _uses_cuped(metric, sums, options)
-    design = options.design
     base = arm(metric, reduction, control, cuped=use_cuped)
     comparisons = []
     for treatment in treatments:
@@ -170,7 +197,7 @@ def analyse_metric(
         scales = {
             relative: Scale(
                 test_result(fixed_horizon(base, other, relative=relative, alpha=options.alpha)),
-                test_result(sequential(base, other, design, relative=relative, alpha=options.alpha)),
+                test_result(always_valid(base, other, options, relative=relative)),
             )
             for relative in (False, True)
         }
@@ -305,6 +332,9 @@ def progress(
     per_day` days from now (a negative number of days: it was exposed long enough ago)."""
     counted = units - maturing
     unknown = Progress(options.mde, None, counted, None)
+    if options.planned_units is not None:
+        # The planned design decides by its planned reach: that is how many units the phase needs.
+        return _progress(options, options.planned_units, units, counted, per_day, metric)
     if not kind(metric.type).progress or control.n < 2:
         return unknown
     moments = statistic(metric, control, cuped=False)
@@ -318,7 +348,12 @@ def progress(
     if solved.problem is not None or not math.isfinite(solved.value):
         return unknown
     smallest_share = min(weights.values()) / sum(weights.values())
-    needed = math.ceil(solved.value / smallest_share)
+    return _progress(options, math.ceil(solved.value / smallest_share), units, counted, per_day, metric)
+
+
+def _progress(
+    options: Options, needed: int, units: int, counted: int, per_day: float | None, metric: Metric
+) -> Progress:
     lag = metric.to_day if metric.type == "retention" else 0
     if counted >= needed:
         return Progress(options.mde, needed, counted, 0.0)
@@ -371,17 +406,24 @@ def series(
     The intervals are intersected from day to day (`stats.accumulate_looks`): each stays valid at every
     look, so the band only narrows, and looking daily does not inflate the error rate.
     """
-    design = options.design
     names = (control, *treatments)
     looks: dict[tuple[str, bool], list[AnalysisResult]] = {}
+    daily: list[float] = []
     for _, reduction in days:
         sums = {v: reduction.sums(v) for v in names}
         use_cuped = _uses_cuped(metric, sums, options)
         base = arm(metric, reduction, control, cuped=use_cuped)
+        day = options
+        if options.planned_units is not None:
+            # Each day is a look of the planned design, after the days before it (and the stored looks).
+            units = sum(s.n for s in sums.values())
+            day = replace(options, units=units, earlier_looks=(*options.earlier_looks, *daily))
+            if units > 0:
+                daily.append(units / options.planned_units)
         for treatment in treatments:
             other = arm(metric, reduction, treatment, cuped=use_cuped)
             for relative in (False, True):
-                result = sequential(base, other, design, relative=relative, alpha=options.alpha)
+                result = always_valid(base, other, day, relative=relative)
                 looks.setdefault((treatment, relative), []).append(result)
     carried = {key: accumulate_looks(results) for key, results in looks.items()}
     return tuple(

@@ -342,6 +342,22 @@ class Segments:
 
 
 @dataclass(frozen=True, slots=True)
+class DesignInForce:
+    """Which always-valid test the results' sequential numbers come from, and where the look stands.
+
+    planned: the planned-horizon design (stats.planned) at `information_fraction` of `planned_units`,
+    its `looks`-th look with the boundary |z| >= `boundary`; past the plan (`past_plan`) the mixture test
+    answers. mixture: the always-valid mixture test, tightest at `planned_units` (stats.sequential)."""
+
+    method: Literal["planned", "mixture"]
+    planned_units: int
+    information_fraction: float
+    looks: int | None = None
+    boundary: float | None = None
+    past_plan: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ExperimentResults:
     experiment: str
     phase: int
@@ -365,6 +381,8 @@ class ExperimentResults:
     """Exposures refused for this experiment since the phase began, by code: they are in no analysis."""
     headline: str = ""
     """The results in one sentence, with the metrics' and variants' names (the page's headline)."""
+    design: DesignInForce | None = None
+    """The always-valid test in force (None only where no analysis ran)."""
 
     @property
     def exposed(self) -> int:

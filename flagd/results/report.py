@@ -13,11 +13,21 @@ from dataclasses import replace
 from flagd.experiments.catalog import ExperimentPlan
 from flagd.experiments.model import BASIS_POINTS
 from flagd.results import narrative
-from flagd.results.analysis import Options, adjust, analyse_metric, impact, progress, srm, units_per_day
+from flagd.results.analysis import (
+    Method,
+    Options,
+    adjust,
+    analyse_metric,
+    impact,
+    progress,
+    srm,
+    units_per_day,
+)
 from flagd.results.decision import decide, guardrail_verdicts
 from flagd.results.funnels import funnel_steps
 from flagd.results.judgments import health_checks
 from flagd.results.model import (
+    DesignInForce,
     ExperimentResults,
     MetricResult,
     PhaseData,
@@ -38,22 +48,50 @@ the number of variants and segment values."""
 
 def planned(options: Options, plan: ExperimentPlan) -> Options:
     """The options with the experiment's own plan: the sequential design's units, the MDE, and its alpha
-    unless the request chose one."""
+    unless the request chose one; and the planned-horizon design's reach when it is the method in use
+    (by default for an experiment whose definition sets expected_units)."""
     experiment = plan.experiment
+    method = method_of(options, plan)
     return replace(
         options,
         design_units=experiment.expected_units,
         mde=experiment.mde,
         alpha=options.alpha if options.alpha_given else experiment.alpha,
+        method=method,
+        planned_units=experiment.expected_units if method == "planned" else None,
+    )
+
+
+def method_of(options: Options, plan: ExperimentPlan) -> Method:
+    """The method asked for, else planned when the experiment has a planned reach."""
+    if options.method is not None:
+        return options.method
+    return "planned" if plan.experiment.planned else "mixture"
+
+
+def design_in_force(options: Options) -> DesignInForce:
+    """What the results' always-valid numbers come from (options as `planned` and the phase set them)."""
+    fraction = options.units / options.design_units
+    design = options.planned_design
+    if design is None:
+        return DesignInForce("mixture", options.design_units, fraction)
+    boundary = design.critical_value(options.alpha)
+    return DesignInForce(
+        "planned",
+        options.design_units,
+        fraction,
+        looks=len(design.looks),
+        boundary=boundary if design.in_force == "planned" else None,
+        past_plan=design.in_force == "mixture",
     )
 
 
 def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> ExperimentResults:
-    options = planned(options, plan)
     control, treatments = plan.control, plan.treatments
     tally = data.tally
     per_day = units_per_day(tally, data.started_at, data.ended_at, data.now)
     exposed = sum(tally.units.get(v, 0) for v in plan.variant_names)
+    options = replace(planned(options, plan), units=exposed)
     share = plan.experiment.allocation_bp / BASIS_POINTS
     analysed = []
     primary_progress: Progress | None = None
@@ -100,6 +138,7 @@ def analyse_phase(plan: ExperimentPlan, data: PhaseData, options: Options) -> Ex
         metrics=metrics,
         segments=None if data.segments is None else segments(plan, data.segments, options),
         refused_exposures=data.refused,
+        design=design_in_force(options),
     )
     return replace(results, headline=narrative.headline(results, narrative.names_of(plan)))
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from flagd.errors import Conflict, InvalidParameter, NotFound
 from flagd.experiments.catalog import Catalog, ExperimentPlan
-from flagd.results.analysis import Options, series
+from flagd.results.analysis import Method, Options, series
 from flagd.results.cache import ReductionCache
 from flagd.results.journey import Funnel, JourneyQuery, funnel
+from flagd.results.looks import daily_looks, record_look, stored_looks
 from flagd.results.model import ExperimentResults, ExperimentSummary, Timeseries
 from flagd.results.phase_reader import PhaseReader
-from flagd.results.report import analyse_phase, planned
+from flagd.results.report import analyse_phase, method_of, planned
 from flagd.results.sql.exposures import units_per_experiment
 from flagd.results.sql.funnel import read_funnel
 from flagd.results.sql.rollup import RollupPolicy
@@ -43,6 +45,17 @@ def resolve(catalog: Catalog, key: str, phase: int | None) -> tuple[ExperimentPl
             "give one of them as ?phase=, or leave it out for the current one"
         )
     return plan, chosen
+
+
+def checked_method(plan: ExperimentPlan, options: Options) -> Method:
+    """The method the results use; method=planned for an experiment without a planned reach is refused."""
+    if options.method == "planned" and not plan.experiment.planned:
+        raise InvalidParameter(
+            f"experiment {plan.key} has no planned reach, so method=planned cannot apply: set expected_units "
+            "in its definition (the units it is planned to reach), or ask for method=mixture",
+            code="no_planned_reach",
+        )
+    return method_of(options, plan)
 
 
 def not_started(key: str) -> str:
@@ -81,9 +94,19 @@ class ResultsService:
     async def results(
         self, key: str, phase: int | None, options: Options, now: datetime, segment: str | None = None
     ) -> ExperimentResults:
+        """The phase's results; with the planned design, this request is one of its looks (flagd.results.looks)."""
         plan, chosen = resolve(self._catalog, key, phase)
+        method = checked_method(plan, options)
         data = await self._reader(plan, chosen, now).read(segment)
-        return analyse_phase(plan, data, options)
+        if method == "planned":
+            reach = plan.experiment.expected_units
+            earlier = await stored_looks(self._conn, key, chosen)
+            options = replace(options, earlier_looks=(*earlier, *daily_looks(data.tally, reach, now.date())))
+        results = analyse_phase(plan, data, options)
+        design = results.design
+        if design is not None and design.method == "planned" and design.boundary is not None:
+            await record_look(self._conn, key, chosen, design.information_fraction, design.boundary)
+        return results
 
     async def timeseries(
         self, key: str, phase: int | None, metric_key: str | None, options: Options, now: datetime
@@ -100,6 +123,8 @@ class ResultsService:
             raise InvalidParameter(
                 f"metric must be one of the experiment's metrics ({names}); got {given(metric_key)}"
             )
+        if checked_method(plan, options) == "planned":
+            options = replace(options, earlier_looks=await stored_looks(self._conn, key, chosen))
         days, pending = await self._reader(plan, chosen, now).series(chosen_metric.resolved)
         return Timeseries(
             experiment=key,

@@ -13,7 +13,7 @@ from flagd.auth.keys import Scope
 from flagd.errors import InvalidParameter
 from flagd.http.params import choice_param, float_param, int_param, path_key, text_param
 from flagd.http.routing import resource
-from flagd.results.analysis import Options
+from flagd.results.analysis import Method, Options
 from flagd.results.jobs import Job, Kind, PageSession
 from flagd.results.journey import JourneyQuery
 from flagd.results.model import Correction
@@ -27,11 +27,14 @@ def results_options(request: Request) -> Options:
     correction: Correction = "bh" if chosen == "bh" else "none" if chosen == "none" else "holm"
     cuped = (choice_param(request, "cuped", ("true", "false")) or "true") == "true"
     alpha = float_param(request, "alpha", low=0.001, high=0.5)
+    chosen_method = choice_param(request, "method", ("planned", "mixture"))
+    method: Method | None = "planned" if chosen_method == "planned" else "mixture" if chosen_method else None
     return Options(
         alpha=0.05 if alpha is None else alpha,
         cuped=cuped,
         correction=correction,
         alpha_given=alpha is not None,
+        method=method,
     )
 
 

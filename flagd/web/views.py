@@ -118,6 +118,8 @@ class Page:
     series_metric: str
     chart_days: int
     chart_data: str
+    design: str = ""
+    """The always-valid test in force, in a sentence."""
 
     @property
     def charts(self) -> bool:
@@ -238,6 +240,23 @@ def page(results: ExperimentResults, series: Timeseries, plan: ExperimentPlan | 
         series_metric=words.metric(series.metric),
         chart_days=len(series.days),
         chart_data=chart_data(results, series),
+        design=design_sentence(results, words),
+    )
+
+
+def design_sentence(results: ExperimentResults, words: Names) -> str:
+    """Which always-valid test the ranges come from, and how far the planned reach is."""
+    design = results.design
+    if design is None:
+        return ""
+    reach = f"{count(design.planned_units)} {words.many}"
+    if design.method == "mixture":
+        return f"Test: always-valid mixture test, tightest at {reach}."
+    if design.past_plan:
+        return f"Test: planned for {reach}, now past them: the always-valid mixture test answers."
+    return (
+        f"Test: planned for {reach}, at {percent(design.information_fraction)} of them "
+        f"(look {design.looks}); a change counts when it clears a boundary that spends the error rate over the plan."
     )
 
 
