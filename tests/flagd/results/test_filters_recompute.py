@@ -192,7 +192,7 @@ async def test_should_filter_and_value_events_as_numpy_does_on_the_raw_rows_in_r
     assert (await admin.post("/v1/admin/experiments/shop/start")).status_code == 200
     await backdate_phase(admin, database_url, "shop", 2)
     await post_all(sdk, simulated(datetime.now(UTC), 400))
-    response = await results_client.get("/v1/experiments/shop/results")
+    response = await results_client.get("/v1/experiments/shop/results?method=mixture")
     assert response.status_code == 200, response.text
     body = response.json()
 

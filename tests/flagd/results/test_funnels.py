@@ -153,7 +153,7 @@ async def test_should_count_steps_in_order_within_the_windows_as_numpy_does_on_t
 ) -> None:
     await start(admin, database_url, 3, 5_000)
     await post_all(sdk, messy(datetime.now(UTC), 500))
-    response = await results_client.get("/v1/experiments/shop/results")
+    response = await results_client.get("/v1/experiments/shop/results?method=mixture")
     assert response.status_code == 200, response.text
     (funnel,) = response.json()["metrics"]
 
@@ -255,7 +255,7 @@ async def test_should_find_a_treatment_that_removes_drop_off_at_step_two_there_a
 ) -> None:
     await start(admin, database_url, None, 4_000)
     await post_all(sdk, simulated(datetime.now(UTC), 4_000, lifted_step=2))
-    body = (await results_client.get("/v1/experiments/shop/results")).json()
+    body = (await results_client.get("/v1/experiments/shop/results?method=mixture")).json()
     (funnel,) = body["metrics"]
     spec = openapi.document()
     schema = spec["paths"]["/v1/experiments/{key}/results"]["get"]["responses"]["200"]["content"]
@@ -300,9 +300,9 @@ async def test_should_keep_a_funnels_rollup_equal_to_the_raw_reduction_as_events
     events = messy(now, 300)
     early = [e for e in events if datetime.fromisoformat(e["timestamp"]) < now - timedelta(days=2)]
     await post_all(sdk, early)
-    first = (await results_client.get("/v1/experiments/shop/results")).json()
+    first = (await results_client.get("/v1/experiments/shop/results?method=mixture")).json()
     await post_all(sdk, [e for e in events if e not in early])  # known units' later steps: recomputed
-    body = (await results_client.get("/v1/experiments/shop/results?segment=country")).json()
+    body = (await results_client.get("/v1/experiments/shop/results?method=mixture&segment=country")).json()
     plan = (await catalog_of(conn)).plan("shop")
     assert plan is not None
     raw = await raw_reduction(conn, "shop", plan.metrics[0].resolved)
@@ -315,6 +315,6 @@ async def test_should_keep_a_funnels_rollup_equal_to_the_raw_reduction_as_events
     assert funnel["steps"] != first["metrics"][0]["steps"]  # the second round moved the funnel
     (segment,) = body["segments"]["values"]  # no exposure carries a country: one segment, every unit
     assert segment["metrics"][0]["variants"] == funnel["variants"]
-    series = await results_client.get("/v1/experiments/shop/results/timeseries")
+    series = await results_client.get("/v1/experiments/shop/results/timeseries?method=mixture")
     assert series.status_code == 200, series.text
     assert series.json()["days"]

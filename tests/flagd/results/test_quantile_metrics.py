@@ -151,7 +151,7 @@ async def test_should_give_what_stats_gives_on_quantiles_recomputed_from_raw_row
 ) -> None:
     now = await start(admin, database_url, RECOMPUTED)
     await post_all(sdk, simulated(now, 400))
-    response = await results_client.get("/v1/experiments/speed/results")
+    response = await results_client.get("/v1/experiments/speed/results?method=mixture")
     assert response.status_code == 200, response.text
     body = response.json()
     as_of = datetime.fromisoformat(body["asOf"])
@@ -205,10 +205,10 @@ async def test_should_compute_the_same_quantiles_from_raw_events_from_caught_up_
     events = simulated(now, 300)
     await post_all(sdk, events[: len(events) // 2])
     assert (
-        await results_client.get("/v1/experiments/speed/results")
+        await results_client.get("/v1/experiments/speed/results?method=mixture")
     ).status_code == 200  # builds the roll-ups
     await post_all(sdk, events[len(events) // 2 :])  # caught up: the touched units recomputed
-    body = (await results_client.get("/v1/experiments/speed/results?segment=country")).json()
+    body = (await results_client.get("/v1/experiments/speed/results?method=mixture&segment=country")).json()
     as_of = datetime.fromisoformat(body["asOf"])
     for key, spec in QUANTILE_METRICS.items():
         metric = Metric(
@@ -237,7 +237,9 @@ async def test_should_compute_the_same_quantiles_from_raw_events_from_caught_up_
         assert all(m["metric"] == key for m in per_segment)
         for v, whole in enumerate(next(m for m in body["metrics"] if m["metric"] == key)["variants"]):
             assert sum(m["variants"][v]["units"] for m in per_segment) == whole["units"]
-    series = await results_client.get("/v1/experiments/speed/results/timeseries?metric=load-p90")
+    series = await results_client.get(
+        "/v1/experiments/speed/results/timeseries?method=mixture&metric=load-p90"
+    )
     assert series.status_code == 200, series.text
     days = series.json()["days"]
     assert len(days) >= 3
@@ -279,7 +281,7 @@ async def test_should_find_a_slower_p90_when_the_mean_latency_stays_the_same(
             value = rng.lognormvariate(*shape[variant]) * 1000
             events.append(track("page_load", unit, exposed + timedelta(minutes=rng.randrange(1, 600)), value))
     await post_all(sdk, events)
-    body = (await results_client.get("/v1/experiments/speed/results")).json()
+    body = (await results_client.get("/v1/experiments/speed/results?method=mixture")).json()
     by_key = {m["metric"]: m for m in body["metrics"]}
     mean_change = by_key["load-mean"]["comparisons"][0]["relative"]["sequential"]
     p90_change = by_key["load-p90"]["comparisons"][0]["relative"]["sequential"]

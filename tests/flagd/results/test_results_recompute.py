@@ -8,9 +8,11 @@ every statistic the API gives must be the same.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +31,7 @@ from stats import (
     fixed_horizon,
     sequential,
 )
+from stats.planned import PlannedDesign, planned
 from tests.support import backdate_phase
 
 Floats = npt.NDArray[np.float64]
@@ -213,7 +216,7 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
     database_url: str,
 ) -> None:
     await start_pricing(admin, sdk, 300, database_url)
-    response = await results_client.get("/v1/experiments/pricing/results")
+    response = await results_client.get("/v1/experiments/pricing/results?method=mixture")
     assert response.status_code == 200, response.text
     body = response.json()
     as_of = datetime.fromisoformat(body["asOf"])
@@ -303,6 +306,65 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
     ]
     raw = [c["relative"]["sequential"]["pValue"] for m in body["metrics"] for c in m["comparisons"]]
     assert all(a >= r for a, r in zip(adjusted, raw, strict=True))
+    assert body["design"]["method"] == "mixture"
+    assert await conn.fetchval("SELECT count(*) FROM sequential_looks") == 0  # the mixture takes no looks
+
+    # The default for an experiment with expected_units: the planned design, this request one of its looks
+    # after the phase's closed days (stats.planned on the same statistics).
+    planned_body = (await results_client.get("/v1/experiments/pricing/results")).json()
+    exposed = sum(u["units"] for u in planned_body["units"])
+    per_day = Counter(r["exposed_at"].astimezone(UTC).date() for r in exposure_rows)
+    today = datetime.fromisoformat(planned_body["asOf"]).date()
+    closed = [
+        sum(n for d, n in per_day.items() if d <= day) / 5_000 for day in sorted(per_day) if day < today
+    ]
+    design_at = PlannedDesign.at(5_000, closed, exposed)
+    shown = planned_body["design"]
+    assert (shown["method"], shown["plannedUnits"], shown["looks"]) == (
+        "planned",
+        5_000,
+        len(design_at.looks),
+    )
+    assert close(shown["informationFraction"], exposed / 5_000)
+    assert close(shown["boundary"], design_at.critical_value(0.05))
+    for metric in planned_body["metrics"]:
+        control = expected(metric["metric"], "control")
+        for comparison in metric["comparisons"]:
+            treatment = expected(metric["metric"], comparison["variant"])
+            for scale, relative in (("absolute", False), ("relative", True)):
+                result = planned(control, treatment, design_at, relative=relative)
+                given = comparison[scale]["sequential"]
+                label = (metric["metric"], comparison["variant"], scale)
+                for name, value in (
+                    ("effect", result.effect),
+                    ("pValue", result.p_value),
+                    ("ciLow", result.ci_low),
+                    ("ciHigh", result.ci_high),
+                ):
+                    assert close(given[name], value), label
+                # The interval excludes 0 exactly when the test rejects.
+                excludes = (given["ciLow"] or -math.inf) > 0 or (given["ciHigh"] or math.inf) < 0
+                assert excludes == (given["pValue"] < 0.05), label
+    stored = await conn.fetch("SELECT fraction, boundary FROM sequential_looks WHERE experiment = 'pricing'")
+    assert [(r["fraction"], r["boundary"]) for r in stored] == [(exposed / 5_000, shown["boundary"])]
+    again = (await results_client.get("/v1/experiments/pricing/results")).json()
+    assert again["design"] == shown  # the same look: merged, not stored twice
+    assert await conn.fetchval("SELECT count(*) FROM sequential_looks") == 1
+
+
+async def test_should_refuse_the_planned_method_without_a_planned_reach(
+    admin: httpx.AsyncClient, results_client: httpx.AsyncClient
+) -> None:
+    unplanned = copy.deepcopy(DOCUMENT)
+    del unplanned["experiments"]["pricing"]["expected_units"]
+    assert (await admin.put("/v1/admin/flag-set", json=unplanned)).status_code == 200
+    assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
+    refused = await results_client.get("/v1/experiments/pricing/results?method=planned")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "no_planned_reach")
+    assert "set expected_units" in refused.json()["error"]["message"]
+    default = (await results_client.get("/v1/experiments/pricing/results")).json()
+    assert default["design"]["method"] == "mixture"  # the default without a plan, tuned at 100,000 units
+    assert default["design"]["plannedUnits"] == 100_000
 
 
 async def test_should_answer_a_drafts_results_with_not_started_and_how_to_start_it(
@@ -325,7 +387,7 @@ async def test_should_refuse_unknown_unstarted_and_malformed_requests(
     admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results_client: httpx.AsyncClient
 ) -> None:
     assert (await admin.put("/v1/admin/flag-set", json=DOCUMENT)).status_code == 200
-    missing = await results_client.get("/v1/experiments/nope/results")
+    missing = await results_client.get("/v1/experiments/nope/results?method=mixture")
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "experiment_not_found")
     assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
     for query, fragment in (
@@ -333,12 +395,13 @@ async def test_should_refuse_unknown_unstarted_and_malformed_requests(
         ("alpha=x", "alpha must be a decimal number"),
         ("phase=2", "experiment pricing has no phase 2: it has run phase 1"),
         ("correction=bonferroni", "correction must be one of holm, bh, none"),
+        ("method=bayes", "method must be one of planned, mixture"),
     ):
         refused = await results_client.get(f"/v1/experiments/pricing/results?{query}")
         assert refused.status_code == 400, query
         assert fragment in refused.json()["error"]["message"]
-    assert (await sdk.get("/v1/experiments/pricing/results")).status_code == 403
-    empty = await results_client.get("/v1/experiments/pricing/results")
+    assert (await sdk.get("/v1/experiments/pricing/results?method=mixture")).status_code == 403
+    empty = await results_client.get("/v1/experiments/pricing/results?method=mixture")
     assert empty.status_code == 200
     assert [u["units"] for u in empty.json()["units"]] == [0, 0, 0]
     primary = empty.json()["metrics"][0]["comparisons"][0]["absolute"]["fixedHorizon"]

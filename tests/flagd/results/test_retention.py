@@ -181,7 +181,7 @@ async def test_should_count_only_matured_units_and_say_how_many_are_maturing(
     now = datetime.now(UTC)
     await post_all(sdk, simulated(now, 600))
 
-    response = await results_client.get("/v1/experiments/home/results")
+    response = await results_client.get("/v1/experiments/home/results?method=mixture")
     assert response.status_code == 200, response.text
     body = response.json()
     exposures, rows = await raw(conn)
@@ -201,13 +201,15 @@ async def test_should_count_only_matured_units_and_say_how_many_are_maturing(
     ]
     more += [_exposure("late-1", "treatment", now), _event("app_opened", "late-1", now)]
     await post_all(sdk, more)
-    again = (await results_client.get("/v1/experiments/home/results")).json()
+    again = (await results_client.get("/v1/experiments/home/results?method=mixture")).json()
     exposures, rows = await raw(conn)
     assert_same(again, recomputed(exposures, rows, datetime.fromisoformat(again["asOf"])))
     assert again["metrics"][0]["variants"][1]["maturing"] == body["metrics"][0]["variants"][1]["maturing"] + 1
 
     # The breakdown by an exposure attribute adds up to the whole, maturing units included.
-    segmented = (await results_client.get("/v1/experiments/home/results?segment=platform")).json()
+    segmented = (
+        await results_client.get("/v1/experiments/home/results?method=mixture&segment=platform")
+    ).json()
     totals: dict[str, list[int]] = {v: [0, 0] for v in VARIANTS}
     for value in segmented["segments"]["values"]:
         for summary in value["metrics"][0]["variants"]:
@@ -217,7 +219,9 @@ async def test_should_count_only_matured_units_and_say_how_many_are_maturing(
     assert totals == whole
 
     # The series' past days, from the raw events as of each day's end: the units matured by then.
-    series = (await results_client.get("/v1/experiments/home/results/timeseries?metric=week-2")).json()
+    series = (
+        await results_client.get("/v1/experiments/home/results/timeseries?method=mixture&metric=week-2")
+    ).json()
     assert len(series["days"]) + len(series["pendingDays"]) >= 27
     assert len(series["days"]) >= 2
     checked = 0
