@@ -334,17 +334,17 @@ async def test_should_give_what_stats_gives_on_per_unit_values_recomputed_from_r
             for scale, relative in (("absolute", False), ("relative", True)):
                 result = planned(control, treatment, design_at, relative=relative)
                 given = comparison[scale]["sequential"]
-                label = (metric["metric"], comparison["variant"], scale)
+                where = (metric["metric"], comparison["variant"], scale)
                 for name, value in (
                     ("effect", result.effect),
                     ("pValue", result.p_value),
                     ("ciLow", result.ci_low),
                     ("ciHigh", result.ci_high),
                 ):
-                    assert close(given[name], value), label
+                    assert close(given[name], value), where
                 # The interval excludes 0 exactly when the test rejects.
                 excludes = (given["ciLow"] or -math.inf) > 0 or (given["ciHigh"] or math.inf) < 0
-                assert excludes == (given["pValue"] < 0.05), label
+                assert excludes == (given["pValue"] < 0.05), where
     stored = await conn.fetch("SELECT fraction, boundary FROM sequential_looks WHERE experiment = 'pricing'")
     assert [(r["fraction"], r["boundary"]) for r in stored] == [(exposed / 5_000, shown["boundary"])]
     again = (await results_client.get("/v1/experiments/pricing/results")).json()
