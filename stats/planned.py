@@ -40,10 +40,9 @@ from scipy import special
 
 from stats.boundaries import boundaries
 from stats.estimate import DataProblem, Problem, estimate
-from stats.frequentist import check_test_parameters
 from stats.guard import analysis_usable, guarded
 from stats.results import AnalysisResult
-from stats.sequential import SequentialDesign, sequential
+from stats.sequential import SequentialDesign, check_design, sequential
 from stats.sufficient import QuantileStatistic, RatioStatistic, RegressionAdjustedStatistic, Statistic
 from stats.validation import check_positive
 
@@ -156,15 +155,7 @@ def planned(
     small_arm: SmallArm = "few_events",
 ) -> AnalysisResult:
     """The planned design's two-sided test and repeated confidence interval at the data seen so far."""
-    invalid = check_test_parameters(alpha, test_value)
-    if invalid is None:
-        invalid = (
-            design.problem()
-            if isinstance(design, PlannedDesign)
-            else DataProblem(
-                Problem.INVALID_PARAMETER, f"design must be a PlannedDesign, got {type(design).__name__}"
-            )
-        )
+    invalid = check_design(alpha, test_value, design, PlannedDesign)
     if invalid is not None:
         return AnalysisResult.failed(invalid)
     floor: bool | tuple[bool, bool] = small_arm == "conservative"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Protocol, cast
 
 from stats.estimate import DataProblem, Problem, estimate
 from stats.frequentist import check_test_parameters
@@ -100,6 +101,20 @@ class SequentialDesign:
         return 1.0 if log_e <= 0 else math.exp(-log_e)
 
 
+class Design(Protocol):
+    def problem(self) -> DataProblem | None: ...
+
+
+def check_design(alpha: float, test_value: float, design: object, kind: type[Design]) -> DataProblem | None:
+    """The test's parameters, and a design of the kind the test takes that says it is usable."""
+    invalid = check_test_parameters(alpha, test_value)
+    if invalid is None and not isinstance(design, kind):
+        return DataProblem(
+            Problem.INVALID_PARAMETER, f"design must be a {kind.__name__}, got {type(design).__name__}"
+        )
+    return invalid if invalid is not None else cast(Design, design).problem()
+
+
 @guarded(AnalysisResult.failed, analysis_usable)
 def sequential(
     control: Statistic,
@@ -118,15 +133,7 @@ def sequential(
     few conversions or a skewed metric (bench/sequential_validity.py); `conservative=False`
     is the textbook test, and reproduces GrowthBook's numbers.
     """
-    invalid = check_test_parameters(alpha, test_value)
-    if invalid is None:
-        invalid = (
-            design.problem()
-            if isinstance(design, SequentialDesign)
-            else DataProblem(
-                Problem.INVALID_PARAMETER, f"design must be a SequentialDesign, got {type(design).__name__}"
-            )
-        )
+    invalid = check_design(alpha, test_value, design, SequentialDesign)
     if invalid is not None:
         return AnalysisResult.failed(invalid)
     est = estimate(control, treatment, relative=relative, conservative=conservative)
