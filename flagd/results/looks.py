@@ -22,7 +22,7 @@ from stats.planned import MIN_GAP
 MAX_STORED = 500
 """Looks stored per phase at most (500 looks at least 0.1% of the plan apart fit many times over)."""
 LOCK_CLASS = 0x5EC1
-"""The first key of the per-phase advisory lock (the second is the hash of experiment and phase)."""
+"""The first key of the per-phase advisory lock (the second is the experiment's hash xor the phase)."""
 
 
 async def stored_looks(conn: Connection, experiment: str, phase: int) -> tuple[float, ...]:
@@ -56,7 +56,10 @@ async def record_look(
         return False
     async with conn.transaction():
         await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2 || '/' || $3::text))", LOCK_CLASS, experiment, phase
+            "SELECT pg_advisory_xact_lock($1::integer, hashtext($2) # $3::integer)",
+            LOCK_CLASS,
+            experiment,
+            phase,
         )
         status = await conn.execute(
             "INSERT INTO sequential_looks (experiment, phase, fraction, boundary) "
