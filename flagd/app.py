@@ -26,6 +26,7 @@ from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE
 from flagd.notify.deliverer import Deliverer
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
+from flagd.rollouts.monitor import RolloutMonitor, results_looker
 from flagd.routes import (
     admin,
     client_stream,
@@ -119,6 +120,12 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         results = ResultsPool(settings)
         deliverer = Deliverer(settings, pool)
         executor = ScheduleExecutor(settings, pool, config.refresh_after_write)
+        monitor = RolloutMonitor(
+            pool,
+            results_looker(results, lambda: config.snapshot.version),
+            interval=settings.rollouts_monitor_seconds,
+            on_moved=config.refresh_after_write,
+        )
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
@@ -126,6 +133,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await keeper.start()
             await executor.start()
             await deliverer.start()
+            await monitor.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -146,6 +154,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                     await sampler
             worker_exited()
             await deliverer.stop()
+            await monitor.stop()
             await results.stop()
             await executor.stop()
             await keeper.stop()

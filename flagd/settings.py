@@ -108,6 +108,8 @@ class Settings:
     webhook_concurrency: int = 8
     webhook_concurrency_per_webhook: int = 2
     webhook_log_size: int = 200
+    rollouts_monitor_seconds: float = 30.0
+    """How often each worker's rollout monitor looks at the running rollouts (0: this worker does not look)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -134,6 +136,7 @@ class Settings:
         self._check_events()
         self._check_clients()
         self._check_webhooks()
+        _check_bounds([("FLAGD_ROLLOUTS_MONITOR_SECONDS", self.rollouts_monitor_seconds, 0, 86_400)])
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"FLAGD_METRICS_PORT must be between 1 and 65535, got {self.metrics_port}")
         _check_bounds(
@@ -318,6 +321,9 @@ class Settings:
                 "FLAGD_CLIENT_EVENTS_MAX_VALUE", float, defaults.client_events_max_value
             ),
             **_webhook_settings(reader, defaults),
+            rollouts_monitor_seconds=reader.get(
+                "FLAGD_ROLLOUTS_MONITOR_SECONDS", float, defaults.rollouts_monitor_seconds
+            ),
         )
 
     def with_database(self, database_url: str) -> Settings:

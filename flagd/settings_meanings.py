@@ -63,4 +63,5 @@ MEANINGS: dict[str, str] = {
     "webhook_concurrency": "webhook attempts one worker has in flight at once",
     "webhook_concurrency_per_webhook": "attempts one worker has in flight to one receiver (one while a failing receiver is probed)",
     "webhook_log_size": "attempts kept in each webhook's delivery log",
+    "rollouts_monitor_seconds": "how often each worker's rollout monitor looks at running rollouts and advances, holds or rolls them back (`0`: this worker does not look)",
 }

@@ -16,6 +16,7 @@ import asyncpg
 from flagd import jsonio
 from flagd.experiments.phases import PhaseRecord
 from flagd.experiments.serving import Lifecycle, Served, served_flags
+from flagd.rollouts.serving import RolloutState, with_rollouts
 from flagd.storage.types import Connection
 from flagd_sdk.evaluation import Problem
 from flagd_sdk.evaluation.problems import child
@@ -81,13 +82,16 @@ class StoredConfig:
     lifecycles: dict[str, Lifecycle] = field(default_factory=dict)
     phases: tuple[PhaseRecord, ...] = ()
     """Every phase any experiment key ever ran (kept when an experiment is deleted)."""
+    rollouts: dict[str, RolloutState] = field(default_factory=dict)
+    """Every rollout, with its state (compiled into its flag when served)."""
 
     def served(self) -> tuple[dict[str, Any], Served]:
         """The flag set as served (running experiments compiled in), and how it was compiled."""
         served = served_flags(
             self.flags, self.metrics, self.layers, self.experiments, self.lifecycles, self.evaluators
         )
-        return {**self.flag_document(), "flags": served.flags}, served
+        flags = with_rollouts(served.flags, self.rollouts, served.problems)
+        return {**self.flag_document(), "flags": flags}, served
 
     def document(self) -> dict[str, Any]:
         """The flag set in the flagd definition format, with its metrics, layers and experiments beside it."""
@@ -125,7 +129,10 @@ SELECT s.version, s.metadata::text AS metadata, s.updated_at,
                '{}')
           FROM experiments x) AS lifecycles,
        (SELECT coalesce(json_agg(json_build_array(p.experiment, p.phase, p.variants, p.started_at, p.ended_at)), '[]')
-          FROM experiment_phases p) AS phases
+          FROM experiment_phases p) AS phases,
+       (SELECT coalesce(json_agg(json_build_array(r.key, r.definition, r.state, r.stage, r.share_bp, r.phase,
+                r.stage_started_at, r.version, r.created_at)), '[]')
+          FROM rollouts r) AS rollouts
 FROM config_state s
 """
 
@@ -154,6 +161,7 @@ class ConfigRepository:
             experiments=_decoded(row["experiments"], "experiments", unreadable),
             lifecycles={key: Lifecycle(*values) for key, values in row["lifecycles"].items()},
             phases=tuple(PhaseRecord.from_row(*values) for values in row["phases"]),
+            rollouts={values[0]: rollout_state(*values) for values in row["rollouts"]},
         )
 
     async def version(self) -> int:
@@ -221,6 +229,31 @@ class ConfigRepository:
         )
         await self._conn.execute("SELECT pg_notify($1, $2)", CONFIG_CHANNEL, str(version))
         return version
+
+
+def rollout_state(
+    key: str,
+    definition: dict[str, Any],
+    state: Any,
+    stage: int,
+    share_bp: int,
+    phase: int,
+    stage_started_at: str,
+    version: int,
+    created_at: str,
+) -> RolloutState:
+    """A rollout's row as `_LOAD` reads it (timestamps as JSON text)."""
+    return RolloutState(
+        key,
+        definition,
+        state,
+        stage,
+        share_bp,
+        phase,
+        datetime.fromisoformat(stage_started_at),
+        version,
+        datetime.fromisoformat(created_at),
+    )
 
 
 def _decoded(texts: dict[str, str], path: str, unreadable: list[Problem]) -> dict[str, Any]:

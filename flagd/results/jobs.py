@@ -18,10 +18,11 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
+import orjson
 
 from flagd.config.repository import ConfigRepository
 from flagd.errors import FlagdError
@@ -32,6 +33,8 @@ from flagd.results.cache import ReductionCache
 from flagd.results.journey import JourneyQuery
 from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
+from flagd.rollouts.looking import answer, look_at
+from flagd.rollouts.serving import RolloutState
 from flagd.settings import Settings
 from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS, connect
 
@@ -42,7 +45,9 @@ NICENESS = 10
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 
-Kind = Literal["results", "timeseries", "experiments", "journey", "page", "index", "journey_page", "ping"]
+Kind = Literal[
+    "results", "timeseries", "experiments", "journey", "page", "index", "journey_page", "ping", "rollout_look"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class Job:
     options: Options = field(default_factory=Options)
     session: PageSession | None = None
     journey: JourneyQuery | None = None
+    rollout: RolloutState | None = None
+    """A rollout look: the rollout's row as the monitor read it (`now` times its stage)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,13 @@ class _Process:
             return Answer(200, b"", JSON)
         try:
             conn = await self.connection()
+            if job.kind == "rollout_look":
+                assert job.rollout is not None, "a rollout look carries its rollout"
+                catalog = await self.current_catalog(conn, job.config_version)
+                look, decision = await look_at(
+                    conn, catalog, self.policy, self.cache, job.rollout, datetime.now(UTC), job.now
+                )
+                return Answer(200, orjson.dumps(answer(job.rollout, look, decision)), JSON)
             service = ResultsService(
                 conn,
                 await self.current_catalog(conn, job.config_version),

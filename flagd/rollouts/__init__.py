@@ -1,0 +1,1 @@
+"""Guarded rollouts: a flag's variant released through stages, watched on its guardrails (issue 24)."""
