@@ -41,6 +41,7 @@ from flagd.routes import (
     results,
     schedules,
     webhooks,
+    rollouts,
 )
 from flagd.schedules.executor import ScheduleExecutor
 from flagd.settings import Settings
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
             *experiments.routes,
             *results.routes,
             *journeys.routes,
+            *rollouts.routes,
             *openapi.routes,
             *metrics.routes,
             *pages.routes,

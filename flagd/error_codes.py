@@ -217,6 +217,21 @@ ERRORS: tuple[ErrorCode, ...] = (
         "The results were asked with method=planned for an experiment without a planned reach; set its "
         "expected_units, or ask for method=mixture.",
     ),
+    # Rollouts (issue 24).
+    ErrorCode("rollout_not_found", 404, "No rollout has this key; `GET /v1/rollouts` lists them."),
+    ErrorCode(
+        "rollout_exists", 409, "A rollout with this key exists already; keys are not reused, choose another."
+    ),
+    ErrorCode(
+        "rollout_conflict",
+        409,
+        "The flag is being rolled out by another rollout or runs an experiment; finish or stop that first.",
+    ),
+    ErrorCode(
+        "rollout_state",
+        409,
+        "The rollout is not in a state this move applies to (the message says which); read it and choose again.",
+    ),
 )
 
 EVENT_REFUSALS: tuple[EventRefusal, ...] = (

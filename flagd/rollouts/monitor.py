@@ -113,7 +113,8 @@ class RolloutMonitor:
         return made
 
     async def _look(self, row: RolloutState) -> str | None:
-        seen = await self._looker(row, self._clock())
+        clock = self._clock()
+        seen = await self._looker(row, clock)
         action = seen["action"]
         async with self._pool.acquire() as conn:
             if action not in MOVES:
@@ -121,7 +122,12 @@ class RolloutMonitor:
                 return None
             async with conn.transaction():
                 moved = await RolloutService(conn, self._actor).move(
-                    row.key, action, reason=seen["reason"], statistics=seen["statistics"], version=row.version
+                    row.key,
+                    action,
+                    reason=seen["reason"],
+                    statistics=seen["statistics"],
+                    version=row.version,
+                    at=clock,
                 )
                 if moved is not None:
                     await RolloutRepository(conn).record_look(row.key, moved[0].version, seen["statistics"])

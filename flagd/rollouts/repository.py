@@ -79,12 +79,22 @@ class RolloutRepository:
         return _state(row)
 
     async def move(
-        self, key: str, version: int, *, state: str, stage: int, share_bp: int, phase: int, new_stage: bool
+        self,
+        key: str,
+        version: int,
+        *,
+        state: str,
+        stage: int,
+        share_bp: int,
+        phase: int,
+        new_stage: bool,
+        at: datetime | None = None,
     ) -> RolloutState | None:
-        """Set the rollout's state if it is still at `version` (else None: someone else moved it first)."""
+        """Set the rollout's state if it is still at `version` (else None: someone else moved it first); a new
+        stage starts `at` (the monitor's clock), or now."""
         row = await self._conn.fetchrow(
             "UPDATE rollouts SET state = $3, stage = $4, share_bp = $5, phase = $6, version = version + 1, "
-            "updated_at = now(), stage_started_at = CASE WHEN $7 THEN now() ELSE stage_started_at END "
+            "updated_at = now(), stage_started_at = CASE WHEN $7 THEN coalesce($8, now()) ELSE stage_started_at END "
             "WHERE key = $1 AND version = $2 "
             "RETURNING key, definition, state, stage, share_bp, phase, stage_started_at, version, created_at",
             key,
@@ -94,6 +104,7 @@ class RolloutRepository:
             share_bp,
             phase,
             new_stage,
+            at,
         )
         return _state(row) if row else None
 

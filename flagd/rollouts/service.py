@@ -11,6 +11,7 @@ and the outbox notification. The caller owns the transaction: all of it commits,
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from dataclasses import replace
 from typing import Any, Final, Literal, cast
 
@@ -126,9 +127,11 @@ class RolloutService:
         reason: str,
         statistics: Any = None,
         version: int | None = None,
+        at: datetime | None = None,
     ) -> tuple[RolloutState, int] | None:
         """Make `move` from the rollout's `version` (None: its current one, for an operator). None when the
-        rollout is no longer at `version` (another host or an operator moved it first)."""
+        rollout is no longer at `version` (another host or an operator moved it first). A stage it begins
+        starts `at` (the monitor's clock, which times the stages), or now."""
         row = await self._rollouts.get(key)
         if row is None:
             raise NotFound(f'rollout "{key}" does not exist', code="rollout_not_found")
@@ -148,7 +151,14 @@ class RolloutService:
         if new_stage and state == "running":
             phase = await self._phases.last_phase(rollout.experiment) + 1
         moved = await self._rollouts.move(
-            key, row.version, state=state, stage=stage, share_bp=share, phase=phase, new_stage=new_stage
+            key,
+            row.version,
+            state=state,
+            stage=stage,
+            share_bp=share,
+            phase=phase,
+            new_stage=new_stage,
+            at=at,
         )
         if moved is None:
             return None

@@ -44,7 +44,9 @@ def test_should_never_move_a_unit_back_as_the_stages_widen() -> None:
     for stage in DEFAULT_STAGES[:-1]:  # the last, 100%, is served as the completed rollout (tested below)
         flags = load_flag_set(served("running", stage.share_bp))
         variants = [
-            flags.resolve(FlagType.STRING, "checkout", "x", {"targetingKey": u, "country": country(i)}).variant
+            flags.resolve(
+                FlagType.STRING, "checkout", "x", {"targetingKey": u, "country": country(i)}
+            ).variant
             or ""
             for i, u in enumerate(UNITS)
         ]
