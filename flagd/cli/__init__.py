@@ -5,6 +5,7 @@
     flagd events tail | prune --before DATE
     flagd schedules create ACTION TARGET --at TIME [--file FILE] | list | cancel ID
     flagd webhooks create NAME URL --kind KIND...|list|delete WEBHOOK|deliveries WEBHOOK|test WEBHOOK
+    flagd rollouts list|start KEY --file FILE|pause|resume|advance|rollback KEY [--reason TEXT]
 
 Only `serve` and `migrate` create a data directory; every other command run where there is none
 says so in one line and creates nothing.
@@ -30,7 +31,7 @@ from typing import NoReturn
 
 import asyncpg
 
-from flagd.cli import events, experiments, flagset, keys, migrate, schedules, serve, webhooks
+from flagd.cli import events, experiments, flagset, keys, migrate, rollouts, schedules, serve, webhooks
 from flagd.cli.common import Command, CommandError
 from flagd.errors import FlagdError
 from flagd.log import configure_logging
@@ -138,4 +139,5 @@ def _parser() -> argparse.ArgumentParser:
     schedules.register(commands)
     events.register(commands)
     webhooks.register(commands)
+    rollouts.register(commands)
     return parser

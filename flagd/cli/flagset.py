@@ -17,6 +17,7 @@ from flagd.cli.documents import read_document
 from flagd.config.plan import Plan
 from flagd.config.repository import ConfigRepository
 from flagd.config.service import FlagService
+from flagd.rollouts.as_code import apply_rollouts
 from flagd.settings import Settings
 from flagd.text import escape_json
 
@@ -52,13 +53,26 @@ def register(commands: Any) -> None:
 
 def apply_file(settings: Settings, args: argparse.Namespace) -> int:
     document = read_document(args.file)
+    # Rollouts start once and are then the monitor's (flagd.rollouts.as_code); the rest is applied first.
+    section = document.pop("rollouts", None) if isinstance(document, dict) else None
+    started: list[str] = []
 
     async def work(conn: asyncpg.Connection) -> tuple[Plan, int]:
-        return await FlagService(conn, cli_actor(args)).apply(
+        plan, version = await FlagService(conn, cli_actor(args)).apply(
             document, prune=args.prune, dry_run=args.dry_run
         )
+        if section is not None:
+            started.extend(
+                await apply_rollouts(
+                    conn, cli_actor(args), section, dry_run=args.dry_run, candidate=plan.candidate
+                )
+            )
+            version = await ConfigRepository(conn).version()
+        return plan, version
 
     plan, version = with_connection(settings, work)
+    for text in started:
+        print(escape_json(text), file=sys.stderr)
     if args.json:
         result = {
             "dryRun": args.dry_run,

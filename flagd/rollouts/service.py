@@ -11,8 +11,8 @@ and the outbox notification. The caller owns the transaction: all of it commits,
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Final, Literal, cast
 
 import asyncpg
@@ -56,18 +56,51 @@ class RolloutService:
         self._config = ConfigRepository(conn)
         self._phases = PhaseHistory(conn)
 
-    async def start(self, key: str, definition: Any) -> tuple[RolloutState, int]:
-        """Validate `definition` against the stored set and start rollout `key` at its first stage."""
+    async def start(self, key: str, definition: Any, *, path: str = "") -> tuple[RolloutState, int]:
+        """Validate `definition` against the stored set (problems located under `path`) and start rollout
+        `key` at its first stage."""
+        rollout = await self.check(key, definition, path=path)
+        phase = await self._phases.last_phase(rollout.experiment) + 1
+        first = rollout.stages[0].share_bp
+        row = await self._rollouts.insert(key, normalised(rollout), first, phase)
+        if first >= BASIS_POINTS:
+            moved = await self._rollouts.move(
+                key, row.version, state="completed", stage=0, share_bp=first, phase=phase, new_stage=False
+            )
+            assert moved is not None
+            row = moved
+        else:
+            await self._phases.begin(rollout.experiment, phase, [rollout.replaces, rollout.variant])
+        await self._rollouts.log(row, self._actor, "start", "started", {})
+        version = await self._config.bump_version()
+        await AuditRepository(self._conn).record(
+            actor=self._actor,
+            action="start",
+            entity="rollout",
+            key=key,
+            before=None,
+            after={**row.definition, "state": row.state, "percent": row.share_bp / 100},
+            config_version=version,
+        )
+        return row, version
+
+    async def check(
+        self, key: str, definition: Any, *, path: str = "", candidate: dict[str, Any] | None = None
+    ) -> Rollout:
+        """The rollout `definition` defines, checked against the stored set (or the `candidate` set a dry run
+        would make; problems located under `path`), or the error that says what to fix."""
         current = await self._config.load(for_update=True)
+        document = candidate if candidate is not None else current.document()
+        flags = document.get("flags") or {}
         if key in current.rollouts:
             raise Conflict(
                 f'rollout "{key}" exists already; rollout keys are not reused, choose another',
                 code="rollout_exists",
             )
         problems: list[Problem] = []
-        sections = read_sections(current.document(), [], current.flags)
+        sections = read_sections(document, [], flags)
         rollout = read_rollout(
-            key, definition, current.flags, sections.metrics, "", problems, current.evaluators
+            key, definition, flags, sections.metrics, path, problems, document.get("$evaluators") or {}
         )
         if rollout is None:
             count = len(problems)
@@ -95,29 +128,7 @@ class RolloutService:
                     f'flag "{rollout.flag}" runs experiment "{name}"; stop it before rolling a variant out',
                     code="rollout_conflict",
                 )
-        phase = await self._phases.last_phase(rollout.experiment) + 1
-        first = rollout.stages[0].share_bp
-        row = await self._rollouts.insert(key, normalised(rollout), first, phase)
-        if first >= BASIS_POINTS:
-            moved = await self._rollouts.move(
-                key, row.version, state="completed", stage=0, share_bp=first, phase=phase, new_stage=False
-            )
-            assert moved is not None
-            row = moved
-        else:
-            await self._phases.begin(rollout.experiment, phase, [rollout.replaces, rollout.variant])
-        await self._rollouts.log(row, self._actor, "start", "started", {})
-        version = await self._config.bump_version()
-        await AuditRepository(self._conn).record(
-            actor=self._actor,
-            action="start",
-            entity="rollout",
-            key=key,
-            before=None,
-            after={**row.definition, "state": row.state, "percent": row.share_bp / 100},
-            config_version=version,
-        )
-        return row, version
+        return rollout
 
     async def move(
         self,

@@ -65,7 +65,8 @@ async def test_should_roll_a_harmful_variant_back_before_ten_percent_and_return_
     assert rollout["state"] == "rolled_back", rollout
     assert max(t["percent"] for t in rollout["transitions"]) <= 10  # never passed 10% of units
     harm = rollout["transitions"][-1]
-    assert harm["action"] == "rollback" and harm["statistics"]["guardrails"][0]["harmed"] is True
+    assert harm["action"] == "rollback"
+    assert harm["statistics"]["guardrails"][0]["harmed"] is True
     assert harm["statistics"]["guardrails"][0]["ciLow"] > 0
     # At once: the next served set (SDK) and OFREP give every unit the new variant reached back the old one.
     document = await traffic.served(version)
@@ -74,7 +75,7 @@ async def test_should_roll_a_harmful_variant_back_before_ten_percent_and_return_
         answer = await sdk.post("/ofrep/v1/evaluate/flags/checkout", json={"context": {"targetingKey": unit}})
         assert answer.json()["variant"] == "old"
     audit = (await admin.get("/v1/admin/audit", params={"entity": "rollout", "key": "harmful"})).json()
-    assert [e["action"] for e in audit["entries"]][0] == "rollback"
+    assert next(e["action"] for e in audit["entries"]) == "rollback"
 
 
 async def test_should_take_a_harmless_variant_to_everyone_on_schedule(

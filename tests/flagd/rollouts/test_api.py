@@ -75,7 +75,8 @@ async def test_should_move_by_hand_audit_notify_and_refuse_what_does_not_apply(
     started = await admin.post(
         "/v1/rollouts", json={"key": "r", "definition": definition(1, 50, 100, min_units=1)}
     )
-    assert started.json()["state"] == "running" and started.json()["percent"] == 1
+    assert started.json()["state"] == "running"
+    assert started.json()["percent"] == 1
     again = await admin.post(
         "/v1/rollouts", json={"key": "r2", "definition": definition(1, 100, min_units=1)}
     )
@@ -105,7 +106,8 @@ async def test_should_move_by_hand_audit_notify_and_refuse_what_does_not_apply(
     phases = await conn.fetch(
         "SELECT phase, ended_at FROM experiment_phases WHERE experiment = 'rollout:r' ORDER BY phase"
     )
-    assert [p["phase"] for p in phases] == [1, 2] and all(p["ended_at"] is not None for p in phases)
+    assert [p["phase"] for p in phases] == [1, 2]
+    assert all(p["ended_at"] is not None for p in phases)
 
 
 async def test_should_make_each_transition_once_when_two_hosts_decide_together(

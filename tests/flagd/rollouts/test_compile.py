@@ -66,7 +66,8 @@ def test_should_record_exposures_only_for_eligible_units_of_a_running_stage() ->
     experiment = served_experiments(document)["checkout"]
     nl = {"targetingKey": "u-1", "country": "NL"}
     found = exposure(experiment, flags.resolve(FlagType.STRING, "checkout", "x", nl), nl)
-    assert found is not None and (found.experiment, found.phase) == ("rollout:new-checkout", 3)
+    assert found is not None
+    assert (found.experiment, found.phase) == ("rollout:new-checkout", 3)
     se = {"targetingKey": "u-1", "country": "SE"}
     assert exposure(experiment, flags.resolve(FlagType.STRING, "checkout", "x", se), se) is None
     rolled_back = load_flag_set(served("rolled_back", 0))

@@ -38,14 +38,14 @@ def _serve(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def _until(what: str, check: object, timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
+async def _until(what: str, check: object, seconds: float = 30.0) -> object:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = await check()  # type: ignore[operator]
         if found:
             return found
         await asyncio.sleep(0.05)  # polling another process; nothing asserts the delay
-    raise AssertionError(f"{what} within {timeout} s")
+    raise AssertionError(f"{what} within {seconds} s")
 
 
 async def test_should_make_a_transition_exactly_once_across_kill_9(
@@ -100,6 +100,7 @@ async def test_should_make_a_transition_exactly_once_across_kill_9(
         "(SELECT count(*) FROM audit_log WHERE entity = 'rollout' AND action = 'hold') AS audit, "
         "(SELECT count(*) FROM notifications WHERE kind = 'rollout.held') AS notified"
     )
+    assert counts is not None
     assert dict(counts) == {"log": 1, "audit": 1, "notified": 1}
     flag = document["flags"]["checkout"]  # type: ignore[index]
     assert flag["metadata"]["experimentKey"] == "rollout:r"  # held: still served at its stage's split
