@@ -31,8 +31,9 @@ from stats.sufficient import Statistic
 Action = Literal["wait", "advance", "complete", "hold", "rollback"]
 SRM_THRESHOLD = 0.001
 MAX_MULTIPLE_SHARE = 0.01
-DESIGN_UNITS = 10_000
-"""The sequential tests' design point (units in both variants): their boundary is tightest there."""
+MIN_DESIGN_UNITS = 1_000
+"""The sequential tests' design point is the stage's minimum units (both variants), at least this: the
+boundary is tightest where the stage is decided."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +104,8 @@ class Decision:
         }
 
 
-def judge(comparison: Comparison, alpha: float) -> GuardrailVerdict:
-    design = SequentialDesign.from_expected_sample_size(DESIGN_UNITS, alpha)
+def judge(comparison: Comparison, alpha: float, design_units: int = MIN_DESIGN_UNITS) -> GuardrailVerdict:
+    design = SequentialDesign.from_expected_sample_size(max(design_units, MIN_DESIGN_UNITS), alpha)
     result = sequential(comparison.replaced, comparison.new, design, alpha=alpha)
     guardrail = comparison.guardrail
     if not result.ok:
@@ -129,7 +130,7 @@ def decide(rollout: Rollout, look: Look) -> Decision:
     """What to do with `rollout` at stage `look.stage` given what `look` saw (see the module's order)."""
     stage = rollout.stages[look.stage]
     alpha = rollout.alpha / rollout.looks
-    verdicts = tuple(judge(c, alpha) for c in look.comparisons)
+    verdicts = tuple(judge(c, alpha, stage.min_units) for c in look.comparisons)
     srm = sample_ratio_mismatch(
         [look.replaced_units, look.new_units],
         [BASIS_POINTS - stage.share_bp, stage.share_bp],
