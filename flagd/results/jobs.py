@@ -46,7 +46,17 @@ JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 
 Kind = Literal[
-    "results", "timeseries", "experiments", "journey", "page", "index", "journey_page", "ping", "rollout_look"
+    "results",
+    "timeseries",
+    "experiments",
+    "journey",
+    "page",
+    "index",
+    "journey_page",
+    "ping",
+    "rollout_look",
+    "rollouts_page",
+    "rollout_page",
 ]
 
 
@@ -129,6 +139,10 @@ class _Process:
                     conn, catalog, self.policy, self.cache, job.rollout, datetime.now(UTC), job.now
                 )
                 return Answer(200, orjson.dumps(answer(job.rollout, look, decision)), JSON)
+            if job.kind in ("rollouts_page", "rollout_page"):
+                from flagd.web import rollout_pages  # only pages need the templates
+
+                return await rollout_pages.answer(conn, job)
             service = ResultsService(
                 conn,
                 await self.current_catalog(conn, job.config_version),

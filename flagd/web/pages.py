@@ -72,7 +72,12 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 def _safe_next(raw: str | None) -> str:
     """Only a page of this server: a path under /experiments or /journeys, never another host."""
-    if not raw or not raw.startswith(("/experiments", "/journeys")) or raw.startswith("//") or "\\" in raw:
+    if (
+        not raw
+        or not raw.startswith(("/experiments", "/journeys", "/rollouts"))
+        or raw.startswith("//")
+        or "\\" in raw
+    ):
         return "/experiments"
     return raw
 
@@ -221,6 +226,28 @@ async def journeys(request: Request) -> Response:
     return await _rendered(request, work)
 
 
+async def rollouts_index(request: Request) -> Response:
+    session = await _session(request)
+    if session is None:
+        return _login_redirect(request)
+    return await _rendered(
+        request, job(request, "rollouts_page", session=PageSession(session.key_name, session.csrf))
+    )
+
+
+async def rollout_page(request: Request) -> Response:
+    session = await _session(request)
+    if session is None:
+        return _login_redirect(request)
+    work = job(
+        request,
+        "rollout_page",
+        key=request.path_params["key"],
+        session=PageSession(session.key_name, session.csrf),
+    )
+    return await _rendered(request, work)
+
+
 async def _rendered(request: Request, work: Job) -> Response:
     """A page rendered in a results process; when none can take it, a message page that says so."""
     try:
@@ -290,4 +317,6 @@ routes = [
     resource("/logout", POST=logout),
     resource("/static/{name}", GET=static),
     resource("/favicon.ico", GET=favicon),
+    resource("/rollouts", GET=rollouts_index),
+    resource("/rollouts/{key}", GET=rollout_page),
 ]

@@ -43,7 +43,11 @@ async def _start(admin: httpx.AsyncClient, key: str, body: dict[str, object]) ->
 
 
 async def test_should_roll_a_harmful_variant_back_before_ten_percent_and_return_its_units(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, settings: Settings
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    settings: Settings,
+    server: LiveServer,
+    database_url: str,
 ) -> None:
     version = await _start(admin, "harmful", definition(1, 5, 10, 25, 50, 100, min_units=8_000))
     traffic = Traffic(sdk, {"old": 0.30, "new": 0.39})  # +30% relative
