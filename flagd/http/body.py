@@ -101,3 +101,9 @@ def expect_object(
             code="missing_field",
         )
     return value
+
+
+def has_body(request: Request) -> bool:
+    """Whether the request carries a body (an endpoint whose body is optional reads it only then)."""
+    length = request.headers.get("content-length")
+    return length not in (None, "0") or "transfer-encoding" in request.headers

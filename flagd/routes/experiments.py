@@ -21,7 +21,7 @@ from flagd.config.experiment_lifecycle import ExperimentLifecycle
 from flagd.config.repository import ConfigRepository, StoredConfig
 from flagd.config.service import FlagService, check_key
 from flagd.errors import Conflict, InvalidParameter, NotFound
-from flagd.http.body import expect_object, read_json
+from flagd.http.body import expect_object, has_body, read_json
 from flagd.http.params import path_key
 from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
@@ -160,7 +160,7 @@ def _transition(action: Action) -> Any:
             variant = body["variant"]
             if not isinstance(variant, str):
                 raise InvalidParameter("variant must be the name of one of the experiment's variants")
-        elif action == "new_phase" and _has_body(request):
+        elif action == "new_phase" and has_body(request):
             body = expect_object(
                 await read_json(request, state.settings.max_body_bytes), optional=("definition",)
             )
@@ -178,12 +178,6 @@ def _transition(action: Action) -> Any:
 
     move.__name__ = f"{action}_experiment"
     return move
-
-
-def _has_body(request: Request) -> bool:
-    """Whether the request carries a body (a new phase may come with its changed definition, or none)."""
-    length = request.headers.get("content-length")
-    return length not in (None, "0") or "transfer-encoding" in request.headers
 
 
 routes = [

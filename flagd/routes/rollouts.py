@@ -17,7 +17,7 @@ from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
 from flagd.config.service import check_key
 from flagd.errors import InvalidParameter, NotFound
-from flagd.http.body import expect_object, read_json
+from flagd.http.body import expect_object, has_body, read_json
 from flagd.http.params import path_key
 from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
@@ -73,7 +73,7 @@ def _move(move: Move) -> Any:
         state = server_state(request)
         key = path_key(request, "key", "rollout")
         reason = f"{move} by hand"
-        if _has_body(request):
+        if has_body(request):
             body = expect_object(
                 await read_json(request, state.settings.max_body_bytes), optional=("reason",)
             )
@@ -90,11 +90,6 @@ def _move(move: Move) -> Any:
 
     moved.__name__ = f"{move}_rollout"
     return moved
-
-
-def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    return length not in (None, "0") or "transfer-encoding" in request.headers
 
 
 routes = [
