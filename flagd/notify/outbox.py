@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 from uuid import UUID
 
-import asyncpg
 import orjson
 from uuid_utils.compat import uuid7
+
+from flagd.storage.types import Connection
 
 CHANNEL: Final = "flagd_notifications"
 
@@ -32,7 +33,7 @@ KINDS: Final = frozenset(
 """Every kind a notification may have; a webhook subscribes to some of them."""
 
 
-async def enqueue(conn: asyncpg.Connection, kind: str, subject: str, payload: Mapping[str, Any]) -> UUID:
+async def enqueue(conn: Connection, kind: str, subject: str, payload: Mapping[str, Any]) -> UUID:
     """Write a notification of `kind` about `subject` (a flag, experiment or rollout key) inside the
     transaction `conn` is in, and wake the deliverers when it commits. Returns its id."""
     if kind not in KINDS:
