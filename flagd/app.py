@@ -27,6 +27,7 @@ from flagd.notify.deliverer import Deliverer
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
 from flagd.rollouts.monitor import RolloutMonitor, results_looker
+from flagd.results.watcher import ResultsWatcher
 from flagd.routes import (
     admin,
     client_stream,
@@ -128,6 +129,8 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             interval=settings.rollouts_monitor_seconds,
             on_moved=config.refresh_after_write,
         )
+        worker_id = secrets.token_hex(4)
+        watcher = ResultsWatcher(settings, pool, lambda: config.snapshot.catalog, results, worker_id)
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
@@ -136,6 +139,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await executor.start()
             await deliverer.start()
             await monitor.start()
+            await watcher.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -143,7 +147,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 auth=auth,
                 config=config,
                 ingest=ingest,
-                worker_id=secrets.token_hex(4),
+                worker_id=worker_id,
                 results=results,
                 webhooks=deliverer,
             )
@@ -157,6 +161,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             worker_exited()
             await deliverer.stop()
             await monitor.stop()
+            await watcher.stop()
             await results.stop()
             await executor.stop()
             await keeper.stop()

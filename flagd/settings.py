@@ -110,6 +110,9 @@ class Settings:
     webhook_log_size: int = 200
     rollouts_monitor_seconds: float = 30.0
     """How often each worker's rollout monitor looks at the running rollouts (0: this worker does not look)."""
+    results_watch_seconds: float = 300.0
+    """How often the results watcher compares running experiments' results with what it saw and writes the
+    notifications of what changed (flagd.results.watcher); 0 turns it off."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -146,6 +149,11 @@ class Settings:
                 ("FLAGD_SCHEDULES_TIMEOUT_SECONDS", self.schedules_timeout_seconds, 0.1, 3_600),
             ]
         )
+        if self.results_watch_seconds != 0 and not 0.05 <= self.results_watch_seconds <= 86_400:
+            raise SettingsError(
+                "FLAGD_RESULTS_WATCH_SECONDS must be 0 (off) or between 0.05 and 86400, "
+                f"got {self.results_watch_seconds:g}"
+            )
 
     def _check_transport(self) -> None:
         _check_bounds(
@@ -323,6 +331,9 @@ class Settings:
             **_webhook_settings(reader, defaults),
             rollouts_monitor_seconds=reader.get(
                 "FLAGD_ROLLOUTS_MONITOR_SECONDS", float, defaults.rollouts_monitor_seconds
+            ),
+            results_watch_seconds=reader.get(
+                "FLAGD_RESULTS_WATCH_SECONDS", float, defaults.results_watch_seconds
             ),
         )
 

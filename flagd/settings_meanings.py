@@ -64,4 +64,5 @@ MEANINGS: dict[str, str] = {
     "webhook_concurrency_per_webhook": "attempts one worker has in flight to one receiver (one while a failing receiver is probed)",
     "webhook_log_size": "attempts kept in each webhook's delivery log",
     "rollouts_monitor_seconds": "how often each worker's rollout monitor looks at running rollouts and advances, holds or rolls them back (`0`: this worker does not look)",
+    "results_watch_seconds": "how often one worker of all hosts compares running experiments' results with what it saw last and notifies a changed decision, a failing health check or a harmed guardrail (`0` turns it off)",
 }

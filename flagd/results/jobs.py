@@ -35,6 +35,7 @@ from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
 from flagd.rollouts.looking import answer, look_at
 from flagd.rollouts.serving import RolloutState
+from flagd.results.watch import Observation, observe
 from flagd.settings import Settings
 from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS, connect
 
@@ -57,6 +58,7 @@ Kind = Literal[
     "rollout_look",
     "rollouts_page",
     "rollout_page",
+    "watch",
 ]
 
 
@@ -102,7 +104,14 @@ class Failure:
         return FlagdError(self.message, code=self.code, status=self.status)
 
 
-Outcome = Answer | Failure
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """A watch job's answer: what the results watcher compares of the experiment's current phase."""
+
+    observation: Observation
+
+
+Outcome = Answer | Observed | Failure
 
 
 class _Process:
@@ -154,6 +163,8 @@ class _Process:
                 from flagd.web import render  # only pages need the templates
 
                 return await render.page_answer(service, job)
+            if job.kind == "watch":
+                return Observed(observe(await service.results(job.key, None, Options(), job.now)))
             return Answer(200, await _json(service, job), JSON)
         except FlagdError as exc:
             return Failure(exc.status, exc.code, exc.message)

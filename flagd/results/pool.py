@@ -21,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
 from flagd.errors import ServiceUnavailable
 from flagd.results import jobs
+from flagd.results.watch import Observation
 from flagd.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class ResultsPool:
         self._capacity = settings.results_processes + settings.results_max_waiting
         self._timeout = settings.results_timeout_seconds
         self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        """`warm_off_loop` makes the executor in a thread while the loop may want it too."""
         self._in_flight = 0
 
     @property
@@ -49,7 +53,9 @@ class ResultsPool:
         return self._in_flight
 
     def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
+        with self._lock:
+            if self._executor is not None:
+                return self._executor
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["flagd.results.jobs"])
             self._executor = ProcessPoolExecutor(
@@ -58,10 +64,21 @@ class ResultsPool:
                 initializer=jobs.start,
                 initargs=(self._settings,),
             )
-        return self._executor
+            return self._executor
 
     async def run(self, job: jobs.Job) -> jobs.Answer:
         """The job's answer; a job's own error is raised again here as the FlagdError it was."""
+        outcome = await self._outcome(job)
+        assert isinstance(outcome, jobs.Answer), f"a {job.kind} job answers with a body"
+        return outcome
+
+    async def observe(self, job: jobs.Job) -> Observation:
+        """A watch job's observation (flagd.results.watcher), bounded and refused like any other job."""
+        outcome = await self._outcome(job)
+        assert isinstance(outcome, jobs.Observed), "a watch job answers with an observation"
+        return outcome.observation
+
+    async def _outcome(self, job: jobs.Job) -> jobs.Answer | jobs.Observed:
         if self._in_flight >= self._capacity:
             raise ServiceUnavailable(
                 f"every results process is busy and {self._settings.results_max_waiting} requests are waiting; "
@@ -107,6 +124,11 @@ class ResultsPool:
         """Start the processes now (the first results request would otherwise wait for them)."""
         for _ in range(self._processes):
             self._pool().submit(jobs.run, jobs.Job("ping", now=_epoch(), config_version=-1))
+
+    async def warm_off_loop(self) -> None:
+        """`warm` in a thread: starting the forkserver and forking from it blocks for a second or more (its
+        imports), and a background task (the results watcher) must not hold evaluations for that long."""
+        await asyncio.to_thread(self.warm)
 
     async def stop(self) -> None:
         """Stop the processes: waiting jobs are cancelled, a running one has STOP_SECONDS to end."""
