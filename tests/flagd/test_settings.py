@@ -128,3 +128,12 @@ def test_should_name_the_variable_when_a_value_is_invalid(env: dict[str, str], f
 def test_should_replace_only_the_database_url() -> None:
     base = Settings(port=9999)
     assert base.with_database("postgresql:///x") == Settings(port=9999, database_url="postgresql:///x")
+
+
+def test_should_turn_the_results_watcher_off_with_0_and_refuse_an_interval_out_of_bounds() -> None:
+    assert Settings().results_watch_seconds == 300.0
+    assert Settings.from_env({"FLAGD_RESULTS_WATCH_SECONDS": "0"}).results_watch_seconds == 0.0
+    assert Settings.from_env({"FLAGD_RESULTS_WATCH_SECONDS": "0.5"}).results_watch_seconds == 0.5
+    for bad in ("0.01", "-1", "100000"):
+        with pytest.raises(SettingsError, match=r"FLAGD_RESULTS_WATCH_SECONDS must be 0 \(off\) or between"):
+            Settings.from_env({"FLAGD_RESULTS_WATCH_SECONDS": bad})
