@@ -2,21 +2,19 @@
 was seen of them before, and a notification written for each change (flagd.results.watch says which).
 
 One worker of all the servers on a database watches at a time (a session advisory lock, skipped when
-held). The results are computed in the worker's results processes (flagd.results.pool), never on the
-event loop that answers evaluations; only the small observation comes back. Per experiment, one
+held: flagd.storage.locked_rounds). The results are computed in the worker's results processes
+(flagd.results.pool), never on the event loop that answers evaluations; only the small observation
+comes back. Per experiment, one
 transaction locks its watched state, saves the new one and enqueues the notifications
 (flagd.notify.outbox), so a change is notified exactly when its state commits, once.
 
 Bounds: a round looks at most MAX_PER_ROUND experiments, the least recently watched first, and starts no
 new one after ROUND_SECONDS; each look is bounded by the results pool's timeout. When the results
-processes are busy with requests the round ends and the next tries again. A failed round (the database
-down, say) is logged and tried again next round.
+processes are busy with requests the round ends and the next tries again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from flagd.results.pool import ResultsPool
 from flagd.results.sql.watch import WatchRepository
 from flagd.results.watch import Observation, step
 from flagd.settings import Settings
+from flagd.storage.locked_rounds import LockedRounds
 from flagd.storage.types import Connection
 
 logger = logging.getLogger(__name__)
@@ -55,35 +54,32 @@ class ResultsWatcher:
         results: ResultsPool,
         worker_id: str,
     ) -> None:
-        self._pool = pool
         self._catalog = catalog
         """The worker's current catalog (the config watcher's snapshot holds it)."""
         self._results = results
         self._worker_id = worker_id
         self._interval = settings.results_watch_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = LockedRounds(
+            pool,
+            WATCHER_LOCK_KEY,
+            settings.results_watch_seconds,
+            self._round,
+            name="flagd-results-watcher",
+            doing="watching experiments' results",
+        )
         self._warmed = False
         """Whether this worker's results processes were started off the loop (the first look would block it)."""
 
     async def start(self) -> None:
         if self._interval > 0:
-            self._task = asyncio.create_task(self._run(), name="flagd-results-watcher")
+            await self._rounds.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._rounds.stop()
 
     async def run_once(self) -> int | None:
         """One round; the notifications written, or None when another worker holds the watcher's lock."""
-        async with self._pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", WATCHER_LOCK_KEY):
-                return None
-            try:
-                return await self._round(conn)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", WATCHER_LOCK_KEY)
+        return await self._rounds.run_once()
 
     async def _round(self, conn: Connection) -> int:
         catalog = self._catalog()
@@ -129,14 +125,6 @@ class ResultsWatcher:
         if notices:
             logger.info("experiment %s: %s", seen.experiment, ", ".join(notice.kind for notice in notices))
         return len(notices)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.run_once()
-            except Exception as exc:  # the database may be down; the next round tries again
-                logger.warning("watching experiments' results failed, will retry: %s", exc)
 
 
 def _watchable(entry: CatalogEntry) -> bool:

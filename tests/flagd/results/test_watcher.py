@@ -131,7 +131,7 @@ async def test_should_notify_each_change_once_with_two_servers_watching(
         for key in DOCUMENT["experiments"]:
             assert (await admin.post(f"/v1/admin/experiments/{key}/start")).status_code == 200
         # Started, no data yet: watched, nothing notified (the empty experiment's failing check is noise).
-        await _until_rounds(conn, dict.fromkeys(DOCUMENT["experiments"], 3))
+        await _until_rounds(conn, dict.fromkeys(DOCUMENT["experiments"], 2))
         assert await _notifications(conn) == []
         equal = {"purchase": 0.1, "error": 0.04}
         # In one batch, one transaction: no round sees one experiment's events before another's exposures.
@@ -145,9 +145,9 @@ async def test_should_notify_each_change_once_with_two_servers_watching(
             if len(await _notifications(conn)) >= 5:
                 break
             await asyncio.sleep(0.05)
-        # Three more rounds of every experiment after the notifications: none repeated, none added.
+        # Two more rounds of every experiment after the notifications: none repeated, none added.
         seen = await _rounds(conn)
-        await _until_rounds(conn, {key: n + 3 for key, n in seen.items()})
+        await _until_rounds(conn, {key: n + 2 for key, n in seen.items()})
         notifications = await _notifications(conn)
     assert Counter((kind, subject) for kind, subject, _ in notifications) == {
         ("experiment.guardrail_harmed", "harm"): 1,
