@@ -45,6 +45,7 @@ from flagd.routes import (
     rollouts,
 )
 from flagd.schedules.executor import ScheduleExecutor
+from flagd.routes import tracking as tracking_routes
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage import lost_connections
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> Starlette:
             *pages.routes,
             *schedules.routes,
             *webhooks.routes,
+            *tracking_routes.routes,
         ],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),

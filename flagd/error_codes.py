@@ -308,6 +308,31 @@ EVENT_REFUSALS: tuple[EventRefusal, ...] = (
         "Sent with a client key, an exposure must be the unit's assignment as the server evaluates it now "
         "(the experiment running, the unit in it, the same phase and variant).",
     ),
+    # The tracking plan (issue 25): a track event in enforce mode is refused with one of these per violation
+    # (an event in observe mode is stored and each violation counted); `field` is the violation's path.
+    EventRefusal(
+        "unplanned_event",
+        "event",
+        "The tracking plan does not name the event and FLAGD_EVENTS_UNPLANNED is enforce; plan it or fix the name.",
+    ),
+    EventRefusal(
+        "bad_name", "*", "The event or property name does not follow the plan's naming rule ($plan.naming)."
+    ),
+    EventRefusal("missing_property", "*", "A property the plan requires is absent or null; send it."),
+    EventRefusal(
+        "unexpected_property",
+        "*",
+        "The planned event takes no properties beyond its plan (additional_properties: false); remove it.",
+    ),
+    EventRefusal(
+        "wrong_type", "*", "The property is not of its planned type (string, number, integer, boolean)."
+    ),
+    EventRefusal("not_in_enum", "*", "The property's value is not one of its planned values (enum)."),
+    EventRefusal("out_of_range", "*", "The numeric property lies below its planned min or above its max."),
+    EventRefusal("too_long", "*", "The text property is longer than its planned max_length."),
+    EventRefusal("pattern_mismatch", "*", "The text property does not match its planned pattern in full."),
+    EventRefusal("value_missing", "value", "The plan requires the event to carry a value; send one."),
+    EventRefusal("value_unexpected", "value", "The plan says the event carries no value (value: forbidden)."),
 )
 
 

@@ -125,6 +125,14 @@ _SECONDS_CHILDREN: dict[str, Any] = {}
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+EVENT_PLAN_VIOLATIONS = Counter(
+    "flagd_event_plan_violations",
+    "Violations of the tracking plan, by planned event name ('_unplanned' for the others), code and the mode "
+    "that applied (observe: stored; enforce: refused).",
+    ["event", "code", "mode"],
+    registry=REGISTRY,
+)
+
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request (the labelled children are cached: the hot path is two lookups). Labels

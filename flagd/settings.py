@@ -113,6 +113,8 @@ class Settings:
     results_watch_seconds: float = 300.0
     """How often the results watcher compares running experiments' results with what it saw and writes the
     notifications of what changed (flagd.results.watcher); 0 turns it off."""
+    events_unplanned: str = "observe"
+    """Once a tracking plan exists, what happens to track events it does not name: allow, observe, enforce."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -334,6 +336,9 @@ class Settings:
             ),
             results_watch_seconds=reader.get(
                 "FLAGD_RESULTS_WATCH_SECONDS", float, defaults.results_watch_seconds
+            ),
+            events_unplanned=reader.choice(
+                "FLAGD_EVENTS_UNPLANNED", ("allow", "observe", "enforce"), defaults.events_unplanned
             ),
         )
 

@@ -65,4 +65,5 @@ MEANINGS: dict[str, str] = {
     "webhook_log_size": "attempts kept in each webhook's delivery log",
     "rollouts_monitor_seconds": "how often each worker's rollout monitor looks at running rollouts and advances, holds or rolls them back (`0`: this worker does not look)",
     "results_watch_seconds": "how often one worker of all hosts compares running experiments' results with what it saw last and notifies a changed decision, a failing health check or a harmed guardrail (`0` turns it off)",
+    "events_unplanned": "once a tracking plan exists, track events it does not name are `allow`ed unchecked, stored and counted (`observe`, code `unplanned_event`), or refused (`enforce`)",
 }

@@ -38,6 +38,7 @@ Entity = Literal[
     "rollout",
     "schedule",
     "webhook",
+    "event",
 ]
 ENTITIES: tuple[Entity, ...] = get_args(Entity)
 """Every entity, in the order of `Entity` (one list, read by the audit endpoint's filter)."""

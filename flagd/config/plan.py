@@ -68,6 +68,7 @@ SECTIONS: tuple[tuple[str, Entity], ...] = (
     ("metrics", "metric"),
     ("layers", "layer"),
     ("experiments", "experiment"),
+    ("events", "event"),
 )
 """Top-level document members beside the flags, and the audit entity of their entries."""
 

@@ -43,6 +43,11 @@ _SECTION_SQL = {
         "rollups AS (DELETE FROM results_rollups WHERE experiment IN (SELECT key FROM gone)) "
         "DELETE FROM results_days WHERE experiment IN (SELECT key FROM gone)",
     ),
+    "events": (
+        "INSERT INTO event_plan (key, definition) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE "
+        "SET definition = $2, version = event_plan.version + 1, updated_at = now()",
+        "DELETE FROM event_plan WHERE key = $1",
+    ),
 }
 
 
@@ -84,6 +89,8 @@ class StoredConfig:
     """Every phase any experiment key ever ran (kept when an experiment is deleted)."""
     rollouts: dict[str, RolloutState] = field(default_factory=dict)
     """Every rollout, with its state (compiled into its flag when served)."""
+    events: dict[str, Any] = field(default_factory=dict)
+    """The tracking plan: planned events by name, and its options under `$plan` (flagd.tracking.plan)."""
 
     def served(self) -> tuple[dict[str, Any], Served]:
         """The flag set as served (running experiments compiled in), and how it was compiled."""
@@ -96,7 +103,7 @@ class StoredConfig:
     def document(self) -> dict[str, Any]:
         """The flag set in the flagd definition format, with its metrics, layers and experiments beside it."""
         document = self.flag_document()
-        for section in ("metrics", "layers", "experiments"):
+        for section in ("metrics", "layers", "experiments", "events"):
             values = getattr(self, section)
             if values:
                 document[section] = values
@@ -132,7 +139,9 @@ SELECT s.version, s.metadata::text AS metadata, s.updated_at,
           FROM experiment_phases p) AS phases,
        (SELECT coalesce(json_agg(json_build_array(r.key, r.definition, r.state, r.stage, r.share_bp, r.phase,
                 r.stage_started_at, r.version, r.created_at)), '[]')
-          FROM rollouts r) AS rollouts
+          FROM rollouts r) AS rollouts,
+       (SELECT coalesce(json_object_agg(t.key, t.definition::text ORDER BY t.key), '{}') FROM event_plan t)
+         AS events
 FROM config_state s
 """
 
@@ -162,6 +171,7 @@ class ConfigRepository:
             lifecycles={key: Lifecycle(*values) for key, values in row["lifecycles"].items()},
             phases=tuple(PhaseRecord.from_row(*values) for values in row["phases"]),
             rollouts={values[0]: rollout_state(*values) for values in row["rollouts"]},
+            events=_decoded(row["events"], "events", unreadable),
         )
 
     async def version(self) -> int:

@@ -24,13 +24,23 @@ from flagd.identifiers import KEY_RULE, is_key
 from flagd.jsonio import check_storable
 from flagd.notify.outbox import enqueue
 from flagd.storage.types import Connection
+from flagd.tracking.plan import read_plan, unplanned_metric_events
 from flagd_sdk.evaluation import Problem, load_flag_set
 from flagd_sdk.evaluation.problems import given
 
 # The members of a flag-set document: flagd's flags.json schema, and beside the flags (its root allows
 # more members) the metrics, layers and experiments. Anything else is a mistake.
-_DOCUMENT_MEMBERS = ("$schema", "flags", "$evaluators", "metadata", "metrics", "layers", "experiments")
-_SECTION_TABLES = {"metric": "metrics", "layer": "layers", "experiment": "experiments"}
+_DOCUMENT_MEMBERS = (
+    "$schema",
+    "flags",
+    "$evaluators",
+    "metadata",
+    "metrics",
+    "layers",
+    "experiments",
+    "events",
+)
+_SECTION_TABLES = {"metric": "metrics", "layer": "layers", "experiment": "experiments", "event": "events"}
 
 
 class FlagService:
@@ -98,7 +108,9 @@ class FlagService:
         """
         flags, evaluators, metadata = read_document(document)
         sections = {
-            name: dict(document[name]) for name in ("metrics", "layers", "experiments") if name in document
+            name: dict(document[name])
+            for name in ("metrics", "layers", "experiments", "events")
+            if name in document
         }
         current = await self._config.load(for_update=not dry_run)
         if expected_version is not None and expected_version != current.version:
@@ -216,6 +228,7 @@ def read_document(document: Any) -> tuple[dict[str, Any], dict[str, Any], dict[s
         ("metrics", "an object of named metrics"),
         ("layers", "an object of named layers"),
         ("experiments", "an object of named experiments"),
+        ("events", "an object of planned events (the tracking plan)"),
     ):
         if name in document and not isinstance(document[name], dict):
             shape.append(Problem(name, f"must be {kind}; got {given(document[name])}"))
@@ -256,7 +269,11 @@ def _validate(current: StoredConfig, candidate: dict[str, Any]) -> None:
 
 def _problems(document: dict[str, Any]) -> list[Problem]:
     problems = [*check_storable(document), *load_flag_set(document, strict=False).problems]
-    read_sections(document, problems)
+    sections = read_sections(document, problems)
+    tracking = read_plan(document, problems)
+    problems += unplanned_metric_events(
+        tracking, {key: metric.event_names for key, metric in sections.metrics.items()}
+    )
     return problems
 
 

@@ -11,6 +11,8 @@ from flagd import jsonio
 from flagd.config.repository import StoredConfig
 from flagd.experiments.catalog import Catalog
 from flagd.experiments.phases import PhaseRecord, registry
+from flagd.tracking.check import CompiledPlan
+from flagd.tracking.plan import TrackingPlan, read_plan
 from flagd_sdk.evaluation import FlagSet, Problem, ResolutionDetails, load_flag_set
 from flagd_sdk.evaluation.exposure import Exposure, ServedExperiment, exposure, served_experiments
 
@@ -41,6 +43,8 @@ class ConfigSnapshot:
     rendered once."""
     experiments: dict[str, ServedExperiment] = field(default_factory=dict)
     """The running experiment of each experiment flag, as its served definition carries it."""
+    tracking: CompiledPlan = field(default_factory=lambda: CompiledPlan.compile(TrackingPlan.empty()))
+    """The tracking plan of this version, compiled once: what track events are checked against."""
 
     def exposure(self, key: str, details: ResolutionDetails, context: Mapping[str, Any]) -> Exposure | None:
         """The exposure the evaluation `details` of flag `key` in `context` is, or None when it is not one."""
@@ -80,6 +84,7 @@ class ConfigSnapshot:
             catalog=Catalog.build(stored.version, stored.document(), stored.experiments, stored.lifecycles),
             phases=registry(stored.phases),
             experiments=served_experiments(document),
+            tracking=CompiledPlan.compile(read_plan(stored.document(), [])),
         )
 
     def broken_flags(self) -> list[str]:

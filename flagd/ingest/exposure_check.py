@@ -59,7 +59,7 @@ def refuse_exposures(
 ) -> tuple[Batch, list[tuple[str, str]]]:
     """The batch with every exposure that `why` finds a problem with moved to its rejections (in batch order),
     and (experiment, code) of each exposure refused."""
-    indexes = _accepted_indexes(batch)
+    indexes = accepted_indexes(batch)
     accepted: list[Event] = []
     rejected = list(batch.rejected)
     refused: list[tuple[str, str]] = []
@@ -79,7 +79,7 @@ def _unknown(known: PhaseRegistry, event: Event) -> bool:
     return phases is None or event.phase not in phases
 
 
-def _accepted_indexes(batch: Batch) -> list[int]:
+def accepted_indexes(batch: Batch) -> list[int]:
     """The batch positions of the accepted events (in order: they are the positions not rejected)."""
     rejected = {r.index for r in batch.rejected}
     total = len(batch.accepted) + len(rejected)

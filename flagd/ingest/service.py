@@ -22,6 +22,7 @@ from flagd.ingest.server_exposures import ServerExposures
 from flagd.ingest.writer import EventWriter, WriterLimits
 from flagd.settings import Settings
 from flagd.storage.pool import connect
+from flagd.tracking.tallies import PlanTallies
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class Ingest:
         )
         """What a batch sent with a client key may hold: fewer events, a smaller body, bounded values."""
         self.counters = Counters()
+        self.tracking = PlanTallies()
+        """Tracking-plan violations and the observed schema's sample (flagd.tracking.tallies)."""
         self.writer = EventWriter(
             lambda: connect(settings),
             WriterLimits(
@@ -117,6 +120,7 @@ class Ingest:
     async def _flush_counts(self) -> None:
         async with self._pool.acquire(timeout=COUNTS_SECONDS) as conn:
             await asyncio.wait_for(self.counters.flush(conn), COUNTS_SECONDS * 5)
+            await asyncio.wait_for(self.tracking.flush(conn), COUNTS_SECONDS * 5)
 
     async def _run_upkeep(self) -> None:
         last_partitions = asyncio.get_running_loop().time()

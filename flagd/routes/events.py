@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,8 +38,10 @@ from flagd.ingest.counters import Counters
 from flagd.ingest.decode import decode
 from flagd.ingest.events import Batch, Event, Rejection, read_batch
 from flagd.ingest.exposure_check import checked
+from flagd.ingest.plan_check import plan_checked
 from flagd.ingest.repository import EventRepository
 from flagd.state import server_state
+from flagd.tracking.check import UnplannedMode
 
 EVENTS_PATH = "/v1/events"
 MAX_STATS_DAYS = 92
@@ -78,6 +81,13 @@ async def post_events(request: Request) -> Response:
             raise PayloadTooLarge(batch.message, code="batch_too_large")
         raise MalformedBody(batch.message, code=batch.code)
     batch = await _checked(request, batch, now, client)
+    batch = plan_checked(
+        batch,
+        state.config.snapshot.tracking,
+        cast(UnplannedMode, state.settings.events_unplanned),
+        ingest.tracking,
+        now,
+    )
     _count(ingest.counters, batch.rejected, now)
     rejected = [r.to_json() for r in batch.rejected]
     if not batch.accepted and rejected:

@@ -1,0 +1,1 @@
+"""The tracking plan: what events mean, checked as they arrive, and what really arrives."""
