@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from flagd.cli import tracking
 from flagd.cli.common import CommandError, database_options, seconds, whole_number, with_connection
 from flagd.ingest.partitions import analysed_before, prune
 from flagd.ingest.repository import EventRepository, StoredEvent
@@ -58,6 +59,12 @@ def register(commands: Any) -> None:
         "--seconds", type=seconds(0, LONGEST, above_low=True), metavar="S", help="stop after S seconds"
     )
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("--unit", help="only this unit (a user, or a test device's id)")
+    tail.add_argument(
+        "--check",
+        action="store_true",
+        help="check each track event against the tracking plan, and say when it fired again within a second",
+    )
     database_options(tail)
     tail.set_defaults(command=tail_events)
     dropping = actions.add_parser(
@@ -75,6 +82,7 @@ def register(commands: Any) -> None:
     )
     database_options(dropping)
     dropping.set_defaults(command=prune_events)
+    tracking.register(actions)
 
 
 def prune_events(settings: Settings, args: argparse.Namespace) -> int:
@@ -115,6 +123,7 @@ def prune_events(settings: Settings, args: argparse.Namespace) -> int:
 def tail_events(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
         events = EventRepository(conn)
+        checker = await tracking.TailCheck.load(conn, settings) if args.check else None
         cursor = (datetime.now(UTC) - timedelta(seconds=args.since), "")
         shown = 0
         stop_at = None if args.seconds is None else time.monotonic() + args.seconds
@@ -128,10 +137,12 @@ def tail_events(settings: Settings, args: argparse.Namespace) -> int:
                 name=args.name,
                 kind=args.kind,
                 limit=PAGE,
+                unit=args.unit,
             )
             for row in rows:
                 cursor = (row.received_at, row.id)
-                print(_line(row, args.json), flush=True)
+                line = _line(row, args.json)
+                print(line if checker is None else checker.annotate(row, line, args.json), flush=True)
                 shown += 1
                 if args.limit is not None and shown >= args.limit:
                     return shown

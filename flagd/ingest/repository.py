@@ -16,10 +16,12 @@ SELECT * FROM (
     SELECT 'track' AS kind, event_id::text AS id, received_at, occurred_at AS at, name, NULL::integer AS phase,
            unit, value, NULL AS variant, properties::text AS data, NULL AS source
     FROM events WHERE received_at >= $1 AND received_at < $6 AND occurred_at > $2 AND ($3::text IS NULL OR name = $3)
+      AND ($8::text IS NULL OR unit = $8)
     UNION ALL
     SELECT 'exposure', event_id::text, received_at, exposed_at, experiment, phase, unit, NULL, variant,
            attributes::text, source
     FROM exposures WHERE received_at >= $1 AND received_at < $6 AND ($3::text IS NULL OR experiment = $3)
+      AND ($8::text IS NULL OR unit = $8)
 ) recent
 WHERE ($4::text IS NULL OR kind = $4) AND (received_at, id) > ($1, $7)
 ORDER BY received_at, id LIMIT $5
@@ -96,11 +98,12 @@ class EventRepository:
         name: str | None,
         kind: Kind | None,
         limit: int,
+        unit: str | None = None,
     ) -> list[StoredEvent]:
         """Events after the cursor `after` (received_at, id) and received before `received_before`, in that
-        order; only of `kind` and `name` when given."""
+        order; only of `kind`, `name` and `unit` when given."""
         rows = await self._conn.fetch(
-            _RECENT, after[0], occurred_after, name, kind, limit, received_before, after[1]
+            _RECENT, after[0], occurred_after, name, kind, limit, received_before, after[1], unit
         )
         return [
             StoredEvent(
