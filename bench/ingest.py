@@ -14,6 +14,10 @@ Starts `flagd serve --workers 2` (embedded PostgreSQL unless DATABASE_URL is set
 
 It prints events/s end to end, p50/p99/max request latency, the raw COPY rows/s and the ratio.
 Targets (issue 11): at least 50,000 events/s and 25% of the raw rate (aim: 100,000 and 50%).
+
+With `--plan`, step 1 runs four times in the same run, alternating without a tracking plan and with a
+50-event plan in enforce mode that the sent events match (issue 25: the plan's check costs at most 10%),
+and prints both rates and their ratio; the raw COPY step is left out.
 Everything shares the machine's cores: server workers, PostgreSQL and the senders.
 """
 
@@ -36,6 +40,8 @@ from common import database, serve
 from sse_latency import make_keys, wait_ready
 from uuid_utils.compat import uuid7
 
+from flagd.config.repository import ConfigRepository
+from flagd.config.service import FlagService
 from flagd.ingest.partitions import partition_name
 
 
@@ -168,7 +174,98 @@ async def commits(url: str) -> int:
     return value
 
 
+def bench_plan() -> dict[str, Any]:
+    """50 planned events in enforce mode; purchase and checkout (what the senders send) among them, their
+    properties typed and enumerated as a real plan would."""
+    events: dict[str, Any] = {"$plan": {"naming": "snake_case", "mode": "enforce"}}
+    for number in range(48):
+        events[f"event_{number:02d}"] = {
+            "description": "A planned event the senders do not send.",
+            "properties": {"step": {"type": "integer", "min": 0, "max": 10}, "label": {"type": "string"}},
+        }
+    for name in ("purchase", "checkout"):
+        events[name] = {
+            "description": "What the senders send.",
+            "owner": "bench",
+            "value": "required",
+            "additional_properties": False,
+            "properties": {
+                "currency": {
+                    "type": "string",
+                    "required": True,
+                    "enum": ["EUR", "USD", "GBP"],
+                    "max_length": 3,
+                },
+                "coupon": {"type": "string", "pattern": "[A-Z0-9]{4,12}"},
+                "items": {"type": "integer", "min": 1, "max": 1000},
+            },
+        }
+    return events
+
+
+async def set_plan(url: str, events: dict[str, Any]) -> None:
+    """Apply (or, with {}, remove) the tracking plan, then give the workers time to reload it."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            current = await ConfigRepository(conn).load()
+            document = {**current.document(), "events": events}
+            await FlagService(conn, "bench").apply(document, prune=True, dry_run=False)
+    finally:
+        await conn.close()
+    await asyncio.sleep(2.0)
+
+
+def send_round(base: str, sdk_key: str, args: argparse.Namespace) -> tuple[int, list[float], int]:
+    results: Any = multiprocessing.Queue()
+    start_at = time.time() + 3.0 + 0.00002 * 150_000 * args.seconds / args.senders
+    senders = [
+        multiprocessing.Process(target=sender_process, args=(base, sdk_key, args, i, start_at, results))
+        for i in range(args.senders)
+    ]
+    for process in senders:
+        process.start()
+    outcomes = [results.get() for _ in senders]
+    for process in senders:
+        process.join()
+    return (
+        sum(o[0] for o in outcomes),
+        [lat for o in outcomes for lat in o[1]],
+        sum(o[2] for o in outcomes),
+    )
+
+
+def main_plan(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="flagd-bench-") as work, database(Path(work)) as url:
+        _, sdk_key = asyncio.run(make_keys(url))
+        server, base = serve(url, workers=2, log_level="warning")
+        rates: dict[str, list[float]] = {"without a plan": [], "with the 50-event plan (enforce)": []}
+        try:
+            asyncio.run(wait_ready(base))
+            for _ in range(2):
+                for label, plan in zip(rates, ({}, bench_plan()), strict=True):
+                    asyncio.run(set_plan(url, plan))
+                    acknowledged, latencies, failures = send_round(base, sdk_key, args)
+                    rates[label].append(acknowledged / args.seconds)
+                    print(
+                        f"{label}: {acknowledged / args.seconds:,.0f} events/s ({failures} not 200, "
+                        f"p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms)",
+                        flush=True,
+                    )
+        finally:
+            server.terminate()
+            server.wait(30)
+    without, with_plan = (statistics.mean(values) for values in rates.values())
+    print(
+        f"mean without a plan: {without:,.0f} events/s; with the plan in enforce mode: {with_plan:,.0f} events/s"
+    )
+    print(f"ratio: {with_plan / without:.1%} (target >= 90%)")
+
+
 def main(args: argparse.Namespace) -> None:
+    if args.plan:
+        main_plan(args)
+        return
     with tempfile.TemporaryDirectory(prefix="flagd-bench-") as work, database(Path(work)) as url:
         _, sdk_key = asyncio.run(make_keys(url))
         server, base = serve(url, workers=2, log_level="warning")
@@ -225,4 +322,7 @@ if __name__ == "__main__":
     parser.add_argument("--senders", type=int, default=2, help="sender processes")
     parser.add_argument("--concurrency", type=int, default=8, help="connections per sender process")
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument(
+        "--plan", action="store_true", help="compare the rate without a tracking plan and with a 50-event one"
+    )
     main(parser.parse_args())
