@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flagd import metrics
-from flagd.ingest.events import Batch, Event, Rejection
+from flagd.ingest.events import Batch, Rejection
 from flagd.ingest.exposure_check import accepted_indexes
 from flagd.ingest.fields import FieldProblem
 from flagd.tracking.check import CompiledPlan, UnplannedMode, Violation
@@ -27,30 +27,45 @@ def plan_checked(
     if not plan.exists:
         for event in batch.accepted:
             if event.kind == "track":
-                observe(str(event.name), event.attributes, event.timestamp)
+                observe(event.name or "", event.attributes, event.timestamp)
         return batch
-    accepted: list[Event] = []
-    refused: list[Rejection] = []
-    day = now.date()
-    for index, event in zip(accepted_indexes(batch), batch.accepted, strict=True):
+    check = plan.check
+    refused: dict[int, tuple[Violation, ...]] = {}
+    """By position among the accepted events: only an event that breaks the plan costs more than the check."""
+    for position, event in enumerate(batch.accepted):
         if event.kind != "track":
-            accepted.append(event)
             continue
-        name = str(event.name)
-        mode, violations = plan.check(name, event.value, event.attributes, unplanned)
-        if violations:
-            label = name if name in plan.events else "_unplanned"
-            for violation in violations:
-                tallies.violation((day, name, violation.code, mode or "observe"), now)
-                metrics.EVENT_PLAN_VIOLATIONS.labels(label, violation.code, mode or "observe").inc()
-            if mode == "enforce":
-                refused.append(_rejection(index, violations))
-                continue
-        accepted.append(event)
-        observe(name, event.attributes, event.timestamp)
+        name = event.name or ""
+        mode, violations = check(name, event.value, event.attributes, unplanned)
+        if not violations:
+            observe(name, event.attributes, event.timestamp)
+            continue
+        _count(name, name in plan.events, mode or "observe", violations, tallies, now)
+        if mode == "enforce":
+            refused[position] = violations
+        else:
+            observe(name, event.attributes, event.timestamp)
     if not refused:
-        return batch if len(accepted) == len(batch.accepted) else Batch(tuple(accepted), batch.rejected)
-    return Batch(tuple(accepted), tuple(sorted((*batch.rejected, *refused), key=lambda r: r.index)))
+        return batch
+    indexes = accepted_indexes(batch)
+    accepted = tuple(e for position, e in enumerate(batch.accepted) if position not in refused)
+    rejections = [_rejection(indexes[position], violations) for position, violations in refused.items()]
+    return Batch(accepted, tuple(sorted((*batch.rejected, *rejections), key=lambda r: r.index)))
+
+
+def _count(
+    name: str,
+    planned: bool,
+    mode: str,
+    violations: tuple[Violation, ...],
+    tallies: PlanTallies,
+    now: datetime,
+) -> None:
+    day = now.date()
+    label = name if planned else "_unplanned"
+    for violation in violations:
+        tallies.violation((day, name, violation.code, mode), now)
+        metrics.EVENT_PLAN_VIOLATIONS.labels(label, violation.code, mode).inc()
 
 
 def _rejection(index: int, violations: tuple[Violation, ...]) -> Rejection:
