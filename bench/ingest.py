@@ -43,6 +43,8 @@ from uuid_utils.compat import uuid7
 from flagd.config.repository import ConfigRepository
 from flagd.config.service import FlagService
 from flagd.ingest.partitions import partition_name
+from flagd.settings import Settings
+from flagd.storage.pool import connect
 
 
 def make_bodies(count: int, batch: int, sender: int) -> list[bytes]:
@@ -205,7 +207,7 @@ def bench_plan() -> dict[str, Any]:
 
 async def set_plan(url: str, events: dict[str, Any]) -> None:
     """Apply (or, with {}, remove) the tracking plan, then give the workers time to reload it."""
-    conn = await asyncpg.connect(url)
+    conn = await connect(Settings(database_url=url))
     try:
         async with conn.transaction():
             current = await ConfigRepository(conn).load()

@@ -2,12 +2,16 @@
 
 An event whose mode is `enforce` and that breaks the plan is refused, every violation listed in its
 `problems` (field: the violation's path); an event in `observe` mode is stored and each of its violations
-counted. Every violation is counted per (day, event name, code, mode), refused or stored. Only track
-events are checked; exposures have their own checks (flagd.ingest.exposure_check).
+counted. Every violation is counted per (day, event name, code, mode), refused or stored: those of refused
+events at once, those of stored events once their commit succeeded (`Verdicts.count`), so a batch answered
+503 counts nothing. Only track events are checked; exposures have their own checks
+(flagd.ingest.exposure_check).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flagd import metrics
@@ -18,17 +22,33 @@ from flagd.tracking.check import CompiledPlan, UnplannedMode, Violation
 from flagd.tracking.tallies import PlanTallies
 
 
+@dataclass(slots=True)
+class Verdicts:
+    """The violations of the events a batch keeps, counted once they are stored."""
+
+    tallies: PlanTallies
+    planned: Mapping[str, object]
+    kept: list[tuple[str, tuple[Violation, ...]]] = field(default_factory=list)
+
+    def count(self, now: datetime) -> None:
+        for name, violations in self.kept:
+            _count(name, name in self.planned, "observe", violations, self.tallies, now)
+        self.kept.clear()
+
+
 def plan_checked(
     batch: Batch, plan: CompiledPlan, unplanned: UnplannedMode, tallies: PlanTallies, now: datetime
-) -> Batch:
-    """The batch with the events that enforce mode refuses moved to its rejections (in batch order); every
-    violation counted in `tallies` and in /metrics, and the stored track events' properties observed."""
+) -> tuple[Batch, Verdicts]:
+    """The batch with the events that enforce mode refuses moved to its rejections (in batch order), and the
+    violations of the others, to count once they are stored; the refused events' violations are counted in
+    `tallies` and in /metrics now, and the kept track events' properties observed."""
     observe = tallies.observations.observe
+    verdicts = Verdicts(tallies, plan.events)
     if not plan.exists:
         for event in batch.accepted:
             if event.kind == "track":
                 observe(event.name or "", event.attributes, event.timestamp)
-        return batch
+        return batch, verdicts
     check = plan.check
     refused: dict[int, tuple[Violation, ...]] = {}
     """By position among the accepted events: only an event that breaks the plan costs more than the check."""
@@ -40,17 +60,18 @@ def plan_checked(
         if not violations:
             observe(name, event.attributes, event.timestamp)
             continue
-        _count(name, name in plan.events, mode or "observe", violations, tallies, now)
         if mode == "enforce":
+            _count(name, name in plan.events, "enforce", violations, tallies, now)
             refused[position] = violations
         else:
+            verdicts.kept.append((name, violations))
             observe(name, event.attributes, event.timestamp)
     if not refused:
-        return batch
+        return batch, verdicts
     indexes = accepted_indexes(batch)
     accepted = tuple(e for position, e in enumerate(batch.accepted) if position not in refused)
     rejections = [_rejection(indexes[position], violations) for position, violations in refused.items()]
-    return Batch(accepted, tuple(sorted((*batch.rejected, *rejections), key=lambda r: r.index)))
+    return Batch(accepted, tuple(sorted((*batch.rejected, *rejections), key=lambda r: r.index))), verdicts
 
 
 def _count(

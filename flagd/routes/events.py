@@ -81,7 +81,7 @@ async def post_events(request: Request) -> Response:
             raise PayloadTooLarge(batch.message, code="batch_too_large")
         raise MalformedBody(batch.message, code=batch.code)
     batch = await _checked(request, batch, now, client)
-    batch = plan_checked(
+    batch, verdicts = plan_checked(
         batch,
         state.config.snapshot.tracking,
         cast(UnplannedMode, state.settings.events_unplanned),
@@ -97,6 +97,7 @@ async def post_events(request: Request) -> Response:
             details=rejected,
         )
     await ingest.writer.write(batch.accepted)
+    verdicts.count(now)
     _count_metrics(batch.accepted, batch.rejected)
     return OrjsonResponse({"accepted": len(batch.accepted), "rejected": rejected})
 

@@ -5,7 +5,7 @@
 | `unplanned_event` | events of a name the plan does not name arrive |
 | `new_property` | a planned event carries a property its plan does not name |
 | `type_change` | a property arrives with a type other than the planned one (or, unplanned, with two types) |
-| `property_disappeared` | a planned property was not seen in the last `window` of its event's arrivals |
+| `property_disappeared` | a planned property was not seen in the last DISAPPEARED_AFTER of its event's arrivals (a required one: or never) |
 | `enum_value_not_planned` | an example value of a property is not one of its planned values |
 """
 
@@ -114,7 +114,9 @@ def differences(plan: TrackingPlan, observed: Sequence[ObservedEvent]) -> list[D
         for name in specs:
             props = [p for p in event.properties if p.property == name and p.type != "null"]
             last = max((p.last_seen for p in props), default=None)
-            if last is None or last < event.last_seen - DISAPPEARED_AFTER:
+            if (last is None and specs[name].required) or (
+                last is not None and last < event.last_seen - DISAPPEARED_AFTER
+            ):
                 found.append(
                     Difference(
                         "property_disappeared",
