@@ -18,6 +18,7 @@ Pure: `read_plan` returns what it could read and appends a Problem for everythin
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -249,8 +250,18 @@ def _property(key: Any, spec: Any, path: str, naming: str, problems: list[Proble
         else:
             try:
                 re.compile(pattern)
+                nested = _nested_repeat(pattern)
             except re.error as exc:
                 problems.append(Problem(child(path, "pattern"), f"is not a valid regular expression ({exc})"))
+            else:
+                if nested:
+                    problems.append(
+                        Problem(
+                            child(path, "pattern"),
+                            "repeats a group that is itself only a repetition (such as (a+)+): matching it can take "
+                            "exponential time on every event; write it without the nested repetition",
+                        )
+                    )
     max_length = spec.get("max_length")
     if max_length is not None and (
         kind != "string" or type(max_length) is not int or not 1 <= max_length <= 100_000
@@ -272,6 +283,30 @@ def _property(key: Any, spec: Any, path: str, naming: str, problems: list[Proble
         max_length=max_length,
         description=description,
     )
+
+
+def _nested_repeat(pattern: str) -> bool:
+    """Whether a repetition repeats nothing but another repetition, as `(a+)+` or `((ab)*)*` do (the shape of
+    catastrophic backtracking), read from the standard library's parse of the pattern."""
+    parser: Any = importlib.import_module("re._parser")
+    repeats = {parser.MAX_REPEAT, parser.MIN_REPEAT}
+
+    def only_repeat(items: Any) -> bool:
+        while len(items) == 1 and items[0][0] is parser.SUBPATTERN:
+            items = items[0][1][3]
+        return len(items) == 1 and items[0][0] in repeats
+
+    def walk(items: Any) -> bool:
+        for op, value in items:
+            if op in repeats and (only_repeat(value[2]) or walk(value[2])):
+                return True
+            if op is parser.SUBPATTERN and walk(value[3]):
+                return True
+            if op is parser.BRANCH and any(walk(branch) for branch in value[1]):
+                return True
+        return False
+
+    return bool(walk(parser.parse(pattern)))
 
 
 def _is_type(value: Any, kind: str) -> bool:

@@ -34,6 +34,7 @@ async def test_should_refuse_a_plan_with_located_problems_and_change_nothing(
                 "seats": {"type": "integer", "min": 10, "max": 1},
                 "coupon": {"type": "string", "pattern": "(unclosed"},
                 "tier": {"type": "integer", "enum": ["gold"]},
+                "ref": {"type": "string", "pattern": "(a+)+"},  # catastrophic backtracking on every event
             },
         },
     }
@@ -50,6 +51,7 @@ async def test_should_refuse_a_plan_with_located_problems_and_change_nothing(
         "events.signup.properties.seats.max",
         "events.signup.properties.coupon.pattern",
         "events.signup.properties.tier.enum",
+        "events.signup.properties.ref.pattern",
     } <= paths, paths
     assert "events" not in (await admin.get("/v1/admin/flag-set")).json()
     unplanned_metric = {
