@@ -143,7 +143,7 @@ def _options(options: Any, path: str, problems: list[Problem]) -> tuple[str, Mod
         return "snake_case", "observe"
     _unknown(options, _OPTION_MEMBERS, path, problems)
     naming = options.get("naming", "snake_case")
-    if naming not in NAMING:
+    if not isinstance(naming, str) or naming not in NAMING:
         problems.append(
             Problem(child(path, "naming"), f"must be one of {', '.join(NAMING)}; got {given(naming)}")
         )
