@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from flagd.auth.client import ClientAccess, ClientPolicy
 from flagd.auth.guard import Authenticator
 from flagd.config.watcher import ConfigWatcher
+from flagd.health.detector import DataHealthDetector
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.cors import CorsMiddleware
 from flagd.http.handlers import EXCEPTION_HANDLERS
@@ -32,6 +33,7 @@ from flagd.routes import (
     admin,
     client_stream,
     config_stream,
+    data_health,
     events,
     experiments,
     health,
@@ -99,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
             *schedules.routes,
             *webhooks.routes,
             *tracking_routes.routes,
+            *data_health.routes,
         ],
         middleware=middleware,
         exception_handlers=dict(EXCEPTION_HANDLERS),
@@ -133,6 +136,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         )
         worker_id = secrets.token_hex(4)
         watcher = ResultsWatcher(settings, pool, lambda: config.snapshot.catalog, results, worker_id)
+        detector = DataHealthDetector(settings, pool)
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
@@ -142,6 +146,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await deliverer.start()
             await monitor.start()
             await watcher.start()
+            await detector.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -166,6 +171,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await watcher.stop()
             await results.stop()
             await executor.stop()
+            await detector.stop()
             await keeper.stop()
             await ingest.stop()
             await client.stop()

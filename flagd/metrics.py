@@ -119,6 +119,15 @@ CONFIG_UPDATED = Gauge(
     multiprocess_mode="all",
 )
 
+DATA_HEALTH_OPEN = Gauge(
+    "flagd_data_health_open_alarms",
+    "Data-health alarms open, by kind (volume_anomaly, schema_drift, duplicate_burst) and event name; every "
+    "worker reads them from the database after each detector round (labels bounded by the names judged).",
+    ["kind", "event"],
+    registry=REGISTRY,
+    multiprocess_mode="livemax",
+)
+
 _REQUEST_CHILDREN: dict[tuple[str, str, int], Any] = {}
 _SECONDS_CHILDREN: dict[str, Any] = {}
 

@@ -115,6 +115,10 @@ class Settings:
     notifications of what changed (flagd.results.watcher); 0 turns it off."""
     events_unplanned: str = "observe"
     """Once a tracking plan exists, what happens to track events it does not name: allow, observe, enforce."""
+    data_health_seconds: float = 60.0
+    data_health_grace_seconds: float = 300.0
+    data_health_max_hours: int = 168
+    data_health_max_events: int = 200
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -156,6 +160,14 @@ class Settings:
                 "FLAGD_RESULTS_WATCH_SECONDS must be 0 (off) or between 0.05 and 86400, "
                 f"got {self.results_watch_seconds:g}"
             )
+        _check_bounds(
+            [
+                ("FLAGD_DATA_HEALTH_SECONDS", self.data_health_seconds, 0.05, 86_400),
+                ("FLAGD_DATA_HEALTH_GRACE_SECONDS", self.data_health_grace_seconds, 0, 86_400),
+                ("FLAGD_DATA_HEALTH_MAX_HOURS", self.data_health_max_hours, 1, 24 * 60),
+                ("FLAGD_DATA_HEALTH_MAX_EVENTS", self.data_health_max_events, 1, 10_000),
+            ]
+        )
 
     def _check_transport(self) -> None:
         _check_bounds(
@@ -339,6 +351,16 @@ class Settings:
             ),
             events_unplanned=reader.choice(
                 "FLAGD_EVENTS_UNPLANNED", ("allow", "observe", "enforce"), defaults.events_unplanned
+            ),
+            data_health_seconds=reader.get("FLAGD_DATA_HEALTH_SECONDS", float, defaults.data_health_seconds),
+            data_health_grace_seconds=reader.get(
+                "FLAGD_DATA_HEALTH_GRACE_SECONDS", float, defaults.data_health_grace_seconds
+            ),
+            data_health_max_hours=reader.get(
+                "FLAGD_DATA_HEALTH_MAX_HOURS", int, defaults.data_health_max_hours
+            ),
+            data_health_max_events=reader.get(
+                "FLAGD_DATA_HEALTH_MAX_EVENTS", int, defaults.data_health_max_events
             ),
         )
 

@@ -66,4 +66,8 @@ MEANINGS: dict[str, str] = {
     "rollouts_monitor_seconds": "how often each worker's rollout monitor looks at running rollouts and advances, holds or rolls them back (`0`: this worker does not look)",
     "results_watch_seconds": "how often one worker of all hosts compares running experiments' results with what it saw last and notifies a changed decision, a failing health check or a harmed guardrail (`0` turns it off)",
     "events_unplanned": "once a tracking plan exists, track events it does not name are `allow`ed unchecked, stored and counted (`observe`, code `unplanned_event`), or refused (`enforce`)",
+    "data_health_seconds": "how often the data-health detector looks for completed hours of events to reduce and judge (docs/data-health.md)",
+    "data_health_grace_seconds": "an hour of events is reduced and judged this long after it ends, so late batches count",
+    "data_health_max_hours": "hours of events the detector reduces in one round (a first start catches up over several)",
+    "data_health_max_events": "event names the detector judges each hour (those with the most events in the last 7 days, and those in alarm)",
 }

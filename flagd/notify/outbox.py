@@ -28,6 +28,9 @@ KINDS: Final = frozenset(
         "experiment.guardrail_harmed",
         "flag.changed",
         "schedule.executed",
+        "data.volume_anomaly",
+        "data.schema_drift",
+        "data.duplicate_burst",
     }
 )
 """Every kind a notification may have; a webhook subscribes to some of them."""

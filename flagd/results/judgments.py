@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from datetime import date
 
-from flagd.results.model import Check, NoEstimate, PhaseData, SampleRatio
+from flagd.results.model import Check, DataAlarm, NoEstimate, PhaseData, SampleRatio
 from flagd.results.words import count, day, plural
 
 MULTIPLE_VARIANT_SHARE = 0.01
@@ -168,6 +168,19 @@ def judge_exposures_arrive(
     )
 
 
+def judge_data_alarms(alarms: Sequence[DataAlarm]) -> Check:
+    """The data-health alarms open on the metrics' events (flagd.health): any fails the check."""
+    if not alarms:
+        return Check("data health", True, "No data-health alarm is open on the events the metrics read.")
+    return Check(
+        "data health",
+        False,
+        " ".join(a.summary for a in alarms),
+        " ".join(dict.fromkeys(a.advice for a in alarms))
+        + " Results that include these hours may be wrong (the data-health page lists the alarms).",
+    )
+
+
 def health_checks(
     data: PhaseData,
     sample_ratio: SampleRatio | NoEstimate,
@@ -190,4 +203,5 @@ def health_checks(
         *(judge_volume(f"{name} events", data.volumes[name], today) for name in sorted(data.volumes)),
         judge_arrived(data.never_arrived),
         judge_exposures_arrive(tally.total + tally.multiple, since_start, noun),
+        judge_data_alarms(data.data_alarms),
     )

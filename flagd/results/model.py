@@ -143,6 +143,17 @@ class SegmentData:
 
 
 @dataclass(frozen=True, slots=True)
+class DataAlarm:
+    """An open data-health alarm (flagd.health) on an event a metric reads."""
+
+    event: str
+    kind: str
+    subject: str
+    summary: str
+    advice: str
+
+
+@dataclass(frozen=True, slots=True)
 class PhaseData:
     """Everything the analysis of one experiment phase needs from the database."""
 
@@ -166,6 +177,8 @@ class PhaseData:
     """Metric events received since the phase started (at most EVENTS_COUNTED)."""
     refused: dict[str, int] = field(default_factory=dict)
     """Exposures refused for this experiment since the phase began, by code (flagd.experiments.phases)."""
+    data_alarms: tuple[DataAlarm, ...] = ()
+    """Open data-health alarms on the events the metrics read."""
 
 
 # --- outputs ----------------------------------------------------------------------------------------

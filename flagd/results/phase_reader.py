@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from flagd.experiments.catalog import ExperimentPlan, ResolvedMetric
+from flagd.health.alarms import open_for_events
 from flagd.results.cache import ReductionCache
-from flagd.results.model import ExposureTally, Freshness, PhaseData, Reduction, SegmentData
+from flagd.results.model import DataAlarm, ExposureTally, Freshness, PhaseData, Reduction, SegmentData
 from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
@@ -89,6 +90,10 @@ class PhaseReader:
             ended_at=window[1] if window else None,
             events_since_start=await events_since(conn, plan.event_names, started) if started else 0,
             refused=await refused_exposures(conn, plan.key, start),
+            data_alarms=tuple(
+                DataAlarm(a.event, a.kind, a.subject, a.summary, a.advice)
+                for a in await open_for_events(conn, plan.event_names)
+            ),
         )
 
     async def _window(self) -> tuple[datetime, datetime | None] | None:

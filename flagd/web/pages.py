@@ -74,7 +74,7 @@ def _safe_next(raw: str | None) -> str:
     """Only a page of this server: a path under /experiments or /journeys, never another host."""
     if (
         not raw
-        or not raw.startswith(("/experiments", "/journeys", "/rollouts"))
+        or not raw.startswith(("/experiments", "/journeys", "/rollouts", "/data-health"))
         or raw.startswith("//")
         or "\\" in raw
     ):
@@ -320,3 +320,10 @@ routes = [
     resource("/rollouts", GET=rollouts_index),
     resource("/rollouts/{key}", GET=rollout_page),
 ]
+
+
+# For the other page modules (flagd.routes.data_health): the same session, headers and message page.
+HEADERS = _HEADERS
+find_page_session = _session
+login_redirect = _login_redirect
+message = _message
