@@ -13,8 +13,8 @@ Each completed UTC hour of each event name is judged against a baseline:
   silence e^-12, about 6e-6).
 - shares (null share and type share of each property, share of double-fired events): the hour against the
   previous BASELINE_DAYS days together. A share alarms when it rose by at least its jump (NULL_JUMP, TYPE_JUMP,
-  DUPLICATE_JUMP) and the rise is more than Z standard errors (two-proportion test, pooled), on an hour of at least
-  MIN_EVENTS events.
+  DUPLICATE_JUMP) and the hour's count is beyond chance (an exact binomial tail under P_TAIL, 5 sigma), on an hour
+  of at least MIN_EVENTS events.
 
 An open alarm resolves on the first judged hour that is clearly usual (a share risen by less than half its jump,
 a count within CLEAR_BAND of the expected one); hours in between leave it open, so it does not flap.
@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
+from scipy.stats import binom
+
 Kind = Literal["volume_anomaly", "schema_drift", "duplicate_burst"]
 Rule = Literal["drop", "spike", "stopped", "null_share", "type_change", "duplicate_share"]
 
@@ -48,6 +50,8 @@ NULL_JUMP: Final = 0.2
 TYPE_JUMP: Final = 0.2
 DUPLICATE_JUMP: Final = 0.05
 MIN_EVENTS: Final = 10
+P_TAIL: Final = 2.9e-7
+"""The one-sided chance of a share's count under which it alarms: that of 5 standard deviations of a normal."""
 MAD_SCALE: Final = 1.4826
 CLEAR_BAND: Final = (0.75, 1.5)
 """An open volume alarm resolves on an hour within this share of the expected count (or within Z/2 spreads)."""
@@ -153,16 +157,18 @@ gap between the two is the hysteresis that keeps an alarm from flapping on a noi
 
 
 def share_verdict(current: Share, baseline: Share, jump: float) -> Verdict:
-    """Fires when the share rose by at least `jump` and by more than Z standard errors (pooled two-proportion
-    test); clear when it rose by less than half of `jump`; unsure on an hour under MIN_EVENTS events."""
+    """Fires when the share rose by at least `jump` and the hour's count is beyond chance: the binomial tail
+    P(X >= hits | events, baseline share) under P_TAIL (the baseline share smoothed, (hits + 1) / (events + 2),
+    so a share never seen is not taken as impossible). Clear when it rose by less than half of `jump`; unsure
+    on an hour under MIN_EVENTS events, and in between."""
     if current.total < MIN_EVENTS or baseline.total == 0:
         return "unsure"
     rise = current.value - baseline.value
     if rise < jump / 2:
         return "clear"
-    pooled = (current.hits + baseline.hits) / (current.total + baseline.total)
-    error = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / current.total + 1 / baseline.total))
-    return "fire" if rise >= jump and rise / error > Z else "unsure"
+    usual = (baseline.hits + 1) / (baseline.total + 2)
+    tail = float(binom.sf(current.hits - 1, current.total, usual))
+    return "fire" if rise >= jump and tail < P_TAIL else "unsure"
 
 
 def share_jumped(current: Share, baseline: Share, jump: float) -> bool:
