@@ -3,12 +3,12 @@
 Each completed UTC hour of each event name is judged against a baseline:
 
 - volume: the same hour of the week over the previous weeks (at most BASELINE_WEEKS, at least MIN_WEEKS since the
-  event first arrived). The expected count is their median; the spread is the larger of 1.4826 x their median
-  absolute deviation (extra-Poisson variation, robust to an outlier week) and the Poisson noise of the hour plus
-  the noise of a median of k Poisson counts, sqrt(e * (1 + pi / (2k))) (the median's variance, pi/2 * var / k;
-  Rousseeuw & Croux 1993 for the MAD constant). An hour is a **drop** when it is below DROP_RATIO x expected and
-  more than Z spreads below it, a **spike** above SPIKE_RATIO x expected and more than Z spreads above, on events
-  whose expected hour holds at least MIN_EXPECTED events. An event **stopped** when the hours since its last event
+  event first arrived). The expected count is their median. An hour is a **drop** when it is below DROP_RATIO x
+  expected and further below it than both Z x the noise of chance (the Poisson noise of the hour plus that of a
+  median of k Poisson counts, sqrt(e * (1 + pi / (2k))): the median's variance is pi/2 * var / k) and
+  Z_VARIATION x the weeks' own variation (1.4826 x their median absolute deviation, robust to an outlier week;
+  Rousseeuw & Croux 1993), so an event whose weeks differ a lot does not alarm on its usual swings; a **spike**
+  the same above SPIKE_RATIO x expected; on events whose expected hour holds at least MIN_EXPECTED events. An event **stopped** when the hours since its last event
   (up to STOP_LOOKBACK_HOURS) were expected to hold at least STOP_EXPECTED events together (Poisson chance of
   silence e^-12, about 6e-6).
 - shares (null share and type share of each property, share of double-fired events): the hour against the
@@ -41,6 +41,7 @@ BASELINE_WEEKS: Final = 4
 MIN_WEEKS: Final = 2
 BASELINE_DAYS: Final = 7
 Z: Final = 5.0
+Z_VARIATION: Final = 3.0
 DROP_RATIO: Final = 0.5
 SPIKE_RATIO: Final = 2.0
 MIN_EXPECTED: Final = 20.0
@@ -54,14 +55,22 @@ P_TAIL: Final = 2.9e-7
 """The one-sided chance of a share's count under which it alarms: that of 5 standard deviations of a normal."""
 MAD_SCALE: Final = 1.4826
 CLEAR_BAND: Final = (0.75, 1.5)
-"""An open volume alarm resolves on an hour within this share of the expected count (or within Z/2 spreads)."""
+"""An open volume alarm resolves on an hour within this share of the expected count (or within Z/2 x the noise of chance)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Baseline:
     expected: float
-    spread: float
+    noise: float
+    """Chance alone: sqrt(e * (1 + pi / 2k)), at least 1."""
+    variation: float
+    """How much the weeks themselves differ: 1.4826 x their median absolute deviation."""
     weeks: int
+
+    def beyond(self, observed: float) -> bool:
+        """Further from the expected count than Z x the noise and Z_VARIATION x the variation."""
+        gap = abs(observed - self.expected)
+        return gap > Z * self.noise and gap > Z_VARIATION * self.variation
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,21 +112,21 @@ def seasonal_baseline(weeks: Sequence[int]) -> Baseline | None:
     expected = float(statistics.median(weeks))
     mad = float(statistics.median(abs(w - expected) for w in weeks))
     poisson = math.sqrt(expected * (1 + math.pi / (2 * len(weeks))))
-    return Baseline(expected, max(MAD_SCALE * mad, poisson, 1.0), len(weeks))
+    return Baseline(expected, max(poisson, 1.0), MAD_SCALE * mad, len(weeks))
 
 
 def judge_volume(event: str, hour: datetime, observed: int, baseline: Baseline | None) -> Finding | None:
     """A drop or a spike of the hour's count against its seasonal baseline."""
     if baseline is None or baseline.expected < MIN_EXPECTED:
         return None
-    expected, z = baseline.expected, (observed - baseline.expected) / baseline.spread
-    if observed < DROP_RATIO * expected and z < -Z:
+    expected, beyond = baseline.expected, baseline.beyond(observed)
+    if observed < DROP_RATIO * expected and beyond:
         rule: Rule = "drop"
         advice = (
             f"Check what sends “{event}”: a release, a broken form or page, an SDK or consent change, an outage "
             "of the app or of its path to flagd (rejections in GET /v1/admin/events/stats)."
         )
-    elif observed > SPIKE_RATIO * expected and z > Z:
+    elif observed > SPIKE_RATIO * expected and beyond:
         rule = "spike"
         advice = (
             f"Check for a client sending “{event}” more often than before (a loop, a retry without an event id), "
@@ -176,12 +185,12 @@ def share_jumped(current: Share, baseline: Share, jump: float) -> bool:
 
 
 def volume_clear(observed: int, baseline: Baseline | None) -> bool:
-    """The hour's count is clearly usual: within CLEAR_BAND of the expected count, or within Z/2 spreads."""
+    """The hour's count is clearly usual: within CLEAR_BAND of the expected count, or within Z/2 x the noise."""
     if baseline is None or baseline.expected < MIN_EXPECTED:
         return False
     low, high = CLEAR_BAND
-    z = abs(observed - baseline.expected) / baseline.spread
-    return low * baseline.expected <= observed <= high * baseline.expected or z < Z / 2
+    near = abs(observed - baseline.expected) < Z / 2 * baseline.noise
+    return low * baseline.expected <= observed <= high * baseline.expected or near
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,17 @@ from flagd.health.rules import (
 HOUR_JUDGED = datetime(2026, 11, 30, 14, tzinfo=UTC)
 
 
-def test_should_take_the_median_of_the_same_hour_and_a_spread_no_smaller_than_poisson_noise() -> None:
+def test_should_take_the_median_of_the_same_hour_with_the_noise_of_chance_and_of_the_weeks() -> None:
     baseline = seasonal_baseline([100, 104, 400])  # one outlier week
     assert baseline is not None
     assert baseline.expected == 104
-    mad = statistics.median([4, 0, 296])
-    assert baseline.spread == max(1.4826 * mad, math.sqrt(104 * (1 + math.pi / 6)))
+    assert baseline.noise == math.sqrt(104 * (1 + math.pi / 6))
+    assert baseline.variation == 1.4826 * statistics.median([4, 0, 296])
     assert seasonal_baseline([100]) is None  # under two weeks: no baseline
+    # Weeks that differ a lot: half the usual count is one of their swings, not an alarm.
+    erratic = seasonal_baseline([400, 1000, 1600, 1000])
+    assert erratic is not None
+    assert judge_volume("batch", HOUR_JUDGED, 450, erratic) is None
 
 
 def test_should_call_a_70_percent_drop_on_a_busy_hour_and_not_ordinary_noise() -> None:
