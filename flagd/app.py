@@ -27,8 +27,8 @@ from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE
 from flagd.notify.deliverer import Deliverer
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
-from flagd.rollouts.monitor import RolloutMonitor, results_looker
 from flagd.results.watcher import ResultsWatcher
+from flagd.rollouts.monitor import RolloutMonitor, results_looker
 from flagd.routes import (
     admin,
     client_stream,
@@ -42,12 +42,12 @@ from flagd.routes import (
     ofrep,
     openapi,
     results,
+    rollouts,
     schedules,
     webhooks,
-    rollouts,
 )
-from flagd.schedules.executor import ScheduleExecutor
 from flagd.routes import tracking as tracking_routes
+from flagd.schedules.executor import ScheduleExecutor
 from flagd.settings import Settings
 from flagd.state import ServerState
 from flagd.storage import lost_connections

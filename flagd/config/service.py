@@ -191,7 +191,7 @@ class FlagService:
     async def _notify(self, action: str, key: str, version: int) -> None:
         """`flag.changed`, in the transaction of the change (its definition is read with the admin API)."""
         await enqueue(
-            self._conn,  # type: ignore[arg-type]  # a pooled connection proxies an asyncpg.Connection
+            self._conn,
             "flag.changed",
             key,
             {"flag": key, "action": action, "actor": self._actor, "configVersion": version},

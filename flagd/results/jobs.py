@@ -33,9 +33,9 @@ from flagd.results.cache import ReductionCache
 from flagd.results.journey import JourneyQuery
 from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
+from flagd.results.watch import Observation, observe
 from flagd.rollouts.looking import answer, look_at
 from flagd.rollouts.serving import RolloutState
-from flagd.results.watch import Observation, observe
 from flagd.settings import Settings
 from flagd.storage.pool import DATABASE_UNAVAILABLE_ERRORS, connect
 
