@@ -11,18 +11,21 @@ settings, and then:
    listening — with a flag changed through the API every second besides (each one notifies);
 3. the scenario: a third webhook's receiver is down for --down seconds, then answers --slow seconds late
    (10 answers), then 500 twice, then normally; 20 flag changes are made while it is down and 10 after. It
-   waits (up to 10 minutes) until every notification has reached the receiver.
+   waits (up to 10 minutes) until every notification has reached the receiver, evaluating the flag at
+   --rate per second all the while;
+4. OFREP latency alone again, for --seconds.
 
-Prints p50/p99/max of both phases and their p99 ratio, the deliveries made meanwhile, then the scenario's
+Prints p50/p99/max of the phases and the p99 ratios, the deliveries made meanwhile, then the scenario's
 figures: notifications, requests received, duplicates dropped by Webhook-Id, bad signatures, and seconds
-from the receiver's coming up to the last delivery. Exits 1 if phase 2's p99 is above 2x phase 1's (and
-above 5 ms), if a notification never arrived, or if a signature did not verify.
+from the receiver's coming up to the last delivery. Exits 1 if phase 2's or 3's p99 is above 2x the p99
+alone (and above 5 ms), if a notification never arrived, or if a signature did not verify.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import sys
 import tempfile
@@ -40,11 +43,16 @@ from tests.flagd.notify.receiver import Receiver, listening
 FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
 
 
-async def _evaluate(base: str, sdk_key: str, seconds: float, rate: float) -> list[float]:
+async def _evaluate(
+    base: str, sdk_key: str, seconds: float, rate: float, stop: asyncio.Event | None = None
+) -> list[float]:
+    """OFREP evaluations at `rate` per second for `seconds`, or, given `stop`, until it is set."""
     latencies: list[float] = []
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {sdk_key}"}) as http:
         start = time.perf_counter()
-        for n in range(int(seconds * rate)):
+        for n in itertools.count():
+            if (stop is None and n >= seconds * rate) or (stop is not None and stop.is_set()):
+                break
             due = start + n / rate
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             sent = time.perf_counter()
@@ -141,6 +149,8 @@ async def run(url: str, args: argparse.Namespace) -> int:
             port = free_port()
             hook = await _hook(admin, "outage", f"http://127.0.0.1:{port}/")
             receiver = Receiver(secret=hook["secret"], slow_seconds=args.slow, slow_answers=10, failures=2)
+            stop = asyncio.Event()
+            during = asyncio.create_task(_evaluate(base, sdk_key, 0, args.rate, stop))
             await _changes(admin, "down-", 20, args.down / 20)
             up = time.perf_counter()
             async with listening(receiver, port):
@@ -151,12 +161,23 @@ async def run(url: str, args: argparse.Namespace) -> int:
                     await asyncio.sleep(0.1)
                 took = time.perf_counter() - up
                 await asyncio.sleep(args.slow + 1)  # answers given up on may still arrive
+            stop.set()
+            (c50, c99, cmax) = _figures(await during)
+            again = _figures(await _evaluate(base, sdk_key, args.seconds, args.rate))
             print(
                 f"outage scenario: down {args.down:g} s, then {args.slow:g} s per answer (10), then 500 twice: "
                 f"{len(receiver.received)}/30 notifications received in {took:.1f} s after coming up, "
                 f"{receiver.requests} requests, {receiver.duplicates} duplicates dropped by Webhook-Id, "
                 f"{receiver.bad_signatures} bad signatures"
             )
+            print(
+                f"OFREP through the scenario: p50 {c50:.2f} ms  p99 {c99:.2f} ms  max {cmax:.2f} ms; alone again: "
+                f"p50 {again[0]:.2f} ms  p99 {again[1]:.2f} ms  max {again[2]:.2f} ms  "
+                f"(p99 ratio to the worse alone {c99 / max(a99, again[1]):.2f})"
+            )
+            if c99 > max(2 * max(a99, again[1]), 5.0):
+                print("FAIL: evaluation p99 through the scenario is more than 2x its p99 alone")
+                failed = True
             if len(receiver.received) < 30 or receiver.bad_signatures:
                 print("FAIL: a notification was lost or a signature did not verify")
                 failed = True
