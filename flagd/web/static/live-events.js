@@ -47,7 +47,11 @@
     item.append(head);
     if (bad) {
       const problems = el("ul", "problems");
-      for (const v of event.check.violations) problems.append(el("li", "", v.path + ": " + v.message));
+      for (const v of event.check.violations) {
+        const problem = el("li", "", v.message + " ");
+        problem.append(el("small", "", "(" + v.code.replaceAll("_", " ") + ", " + v.path + ")"));
+        problems.append(problem);
+      }
       item.append(problems);
     }
     const data = event.kind === "track" ? event.properties : event.attributes;
