@@ -13,9 +13,11 @@ import httpx
 import pytest
 
 from flagd.auth.keys import Scope
+from flagd.ingest.repository import StoredEvent
 from flagd.tracking.check import CompiledPlan
 from flagd.tracking.live import LiveQuery, Position, read_live
 from flagd.tracking.plan import read_plan
+from flagd.tracking.tail import TailCheck
 from tests.flagd.tracking.test_arrival import PLAN, apply_plan, track
 from tests.flagd.web.test_sessions import logged_in
 from tests.support import LiveServer, bearer, create_key
@@ -108,10 +110,11 @@ async def test_should_move_the_cursor_past_settled_events_only(
             page = await read_live(conn, query, plan=plan, unplanned="observe", now=now, max_age_days=30)
             return [e.row.id for e in page.events], page.cursor
 
-        # Just received: shown, but the cursor stays before them, so the next read sends them again.
-        ids, fresh = await read(None, datetime.now(UTC))
+        # Read 1 s after they arrived: shown, but the cursor stays before them, so the next read sends them again.
+        arrived = await conn.fetchval("SELECT max(received_at) FROM events WHERE unit = 'qa-phone'")
+        ids, fresh = await read(None, arrived + timedelta(seconds=1))
         assert set(ids) == {e["event_id"] for e in first}
-        again, _ = await read(fresh, datetime.now(UTC))
+        again, _ = await read(fresh, arrived + timedelta(seconds=1))
         assert set(again) == set(ids)
         # Read as if 10 s later, they have settled: the cursor moves past them, and a read after it sends
         # only what came since, its repeats judged against the events before the cursor.
@@ -199,3 +202,17 @@ async def test_should_render_the_page_with_a_session_and_escape_a_hostile_unit(
         assert "innerHTML" not in script.text
     finally:
         await http.aclose()
+
+
+def test_should_find_a_repeat_among_the_last_few_timestamps_not_only_the_latest() -> None:
+    """Events stored together come in id order, not in the order of their timestamps."""
+    checker = TailCheck(CompiledPlan.compile(read_plan({"events": OBSERVED}, [])), "observe")
+    start = datetime(2026, 12, 2, 10, tzinfo=UTC)
+
+    def row(seconds: float, unit: str = "d") -> StoredEvent:
+        moment = start + timedelta(seconds=seconds)
+        return StoredEvent("track", "id", moment, moment, "signup", unit, '{"plan": "pro"}')
+
+    gaps = [checker.verdict(row(s))["repeatSeconds"] for s in (5.0, 0.0, 0.3, 3.0)]
+    assert gaps == [None, None, pytest.approx(0.3), None]
+    assert checker.verdict(row(0.3, unit="another"))["repeatSeconds"] is None
