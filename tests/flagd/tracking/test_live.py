@@ -18,6 +18,8 @@ from flagd.tracking.check import CompiledPlan
 from flagd.tracking.live import LiveQuery, Position, read_live
 from flagd.tracking.plan import read_plan
 from flagd.tracking.tail import TailCheck
+from tests.flagd.ingest.conftest import checkout_ran as checkout_ran  # a fixture: exposures of checkout
+from tests.flagd.ingest.test_post_events import exposure
 from tests.flagd.tracking.test_arrival import PLAN, apply_plan, track
 from tests.flagd.web.test_sessions import logged_in
 from tests.support import LiveServer, bearer, create_key
@@ -43,6 +45,7 @@ async def post(sdk: httpx.AsyncClient, *events: dict[str, Any]) -> None:
     assert answer.json()["accepted"] == len(events), answer.text
 
 
+@pytest.mark.usefixtures("checkout_ran")
 async def test_should_give_each_event_of_the_unit_the_plans_verdict_and_mark_the_repeat(
     admin: httpx.AsyncClient, sdk: httpx.AsyncClient, results: httpx.AsyncClient
 ) -> None:
@@ -53,7 +56,8 @@ async def test_should_give_each_event_of_the_unit_the_plans_verdict_and_mark_the
     unplanned = at(track("SignedUp", unit="device-7"), 20)
     paid = at(track("order_paid", {"currency": "EUR"}, value=9.5, unit="device-7"), 40)
     other = track("signup", {"plan": "pro"}, unit="someone-else")
-    await post(sdk, good, twice, wrong, unplanned, paid, other)
+    seen = exposure("device-7")
+    await post(sdk, good, twice, wrong, unplanned, paid, other, seen)
 
     answer = await results.get("/v1/events/live", params={"unit": "device-7"})
     assert answer.status_code == 200, answer.text
@@ -62,8 +66,16 @@ async def test_should_give_each_event_of_the_unit_the_plans_verdict_and_mark_the
     assert body["planExists"] is True
     assert body["more"] is False
     by_id = {e["id"]: e for e in body["events"]}
-    assert set(by_id) == {e["event_id"] for e in (good, twice, wrong, unplanned, paid)}
-    assert all(e["kind"] == "track" and e["unit"] == "device-7" for e in body["events"])
+    assert set(by_id) == {e["event_id"] for e in (good, twice, wrong, unplanned, paid, seen)}
+    assert all(e["unit"] == "device-7" for e in body["events"])
+    shown = by_id[seen["event_id"]]
+    assert (shown["kind"], shown["name"], shown["variant"], shown["phase"]) == (
+        "exposure",
+        "checkout",
+        "treatment",
+        1,
+    )
+    assert (shown["check"], shown["attributes"], shown["repeated"]) == (None, {"country": "NL"}, False)
     for event in (good, twice):
         assert by_id[event["event_id"]]["check"] == {"matches": True, "planned": True, "violations": []}
     # Sent in one batch, the two copies are stored in id order: the second of them fired again, 0 s later.
