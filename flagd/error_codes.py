@@ -38,6 +38,21 @@ ERRORS: tuple[ErrorCode, ...] = (
         400,
         "A query parameter or path value is not valid; the message names it and what it accepts.",
     ),
+    ErrorCode(
+        "unit_required",
+        400,
+        "GET /v1/events/live follows one unit: name it with ?unit=, as the app sends it in its events.",
+    ),
+    ErrorCode(
+        "unit_too_long",
+        400,
+        "The unit to follow is longer than any unit POST /v1/events stores (256 characters); check the value.",
+    ),
+    ErrorCode(
+        "invalid_cursor",
+        400,
+        "`after` is not a cursor this endpoint answered; pass the `cursor` of the previous answer, or none.",
+    ),
     ErrorCode("wrong_type", 400, "The JSON body must be an object."),
     ErrorCode(
         "unknown_field",

@@ -123,7 +123,7 @@ def prune_events(settings: Settings, args: argparse.Namespace) -> int:
 def tail_events(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
         events = EventRepository(conn)
-        checker = await tracking.TailCheck.load(conn, settings) if args.check else None
+        checker = await tracking.load_tail_check(conn, settings) if args.check else None
         cursor = (datetime.now(UTC) - timedelta(seconds=args.since), "")
         shown = 0
         stop_at = None if args.seconds is None else time.monotonic() + args.seconds

@@ -9,28 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import asyncpg
-import orjson
 
 from flagd.cli.common import database_options, whole_number, with_connection
 from flagd.config.repository import ConfigRepository
-from flagd.ingest.repository import StoredEvent
 from flagd.settings import Settings
 from flagd.text import escape, escape_json
 from flagd.tracking.check import CompiledPlan, UnplannedMode
 from flagd.tracking.drift import differences
 from flagd.tracking.plan import read_plan
 from flagd.tracking.repository import TrackingRepository
+from flagd.tracking.tail import TailCheck
 from flagd.tracking.wire import observed_json, plan_json, violations_json
-
-REPEAT_SECONDS = 1.0
-"""The same event of the same unit again within this long is reported as fired more than once."""
-MAX_REMEMBERED = 10_000
-"""(unit, event) pairs `tail --check` remembers for repeats; past it, it starts afresh."""
 
 
 def register(actions: Any) -> None:
@@ -123,53 +116,8 @@ def show_schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass(slots=True)
-class TailCheck:
-    """What `tail --check` says of each event: whether it matches the plan, and whether it fired again."""
-
-    plan: CompiledPlan
-    unplanned: UnplannedMode
-    last: dict[tuple[str, str], datetime] = field(default_factory=dict)
-
-    @classmethod
-    async def load(cls, conn: asyncpg.Connection, settings: Settings) -> TailCheck:
-        stored = await ConfigRepository(conn).load()
-        plan = CompiledPlan.compile(read_plan(stored.document(), []))
-        return cls(plan, cast(UnplannedMode, settings.events_unplanned))
-
-    def verdict(self, row: StoredEvent) -> dict[str, Any]:
-        """{"matches", "violations", "repeatSeconds"} of a track event (exposures: only the repeat)."""
-        violations: list[dict[str, str]] = []
-        if row.kind == "track":
-            properties = orjson.loads(row.data) if row.data else {}
-            _, found = self.plan.check(row.name, row.value, properties, self.unplanned)
-            violations = [{"code": v.code, "path": v.path, "message": v.message} for v in found]
-        key = (row.unit, f"{row.kind}:{row.name}")
-        previous = self.last.get(key)
-        if len(self.last) >= MAX_REMEMBERED:
-            self.last.clear()
-        self.last[key] = row.at if previous is None else max(previous, row.at)
-        gap = None if previous is None else abs((row.at - previous).total_seconds())
-        return {
-            "matches": not violations,
-            "violations": violations,
-            "repeatSeconds": gap if gap is not None and gap < REPEAT_SECONDS else None,
-        }
-
-    def annotate(self, row: StoredEvent, line: str, as_json: bool) -> str:
-        verdict = self.verdict(row)
-        if as_json:
-            record = orjson.loads(line)
-            record["check"] = verdict
-            return escape_json(orjson.dumps(record).decode())
-        notes = []
-        if row.kind == "track":
-            notes.append(
-                "✓ matches the plan"
-                if verdict["matches"]
-                else "✗ "
-                + "; ".join(f"{v['code']} {v['path']}: {v['message']}" for v in verdict["violations"])
-            )
-        if verdict["repeatSeconds"] is not None:
-            notes.append(f"⚠ fired again {verdict['repeatSeconds']:.3f} s after the previous one")
-        return line + ("\n    " + "  ".join(escape(n) for n in notes) if notes else "")
+async def load_tail_check(conn: asyncpg.Connection, settings: Settings) -> TailCheck:
+    """The check `tail --check` adds, against the plan the database holds now."""
+    stored = await ConfigRepository(conn).load()
+    plan = CompiledPlan.compile(read_plan(stored.document(), []))
+    return TailCheck(plan, cast(UnplannedMode, settings.events_unplanned))

@@ -71,10 +71,10 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 
 def _safe_next(raw: str | None) -> str:
-    """Only a page of this server: a path under /experiments or /journeys, never another host."""
+    """Only a page of this server (the results pages, data health, live events), never another host."""
     if (
         not raw
-        or not raw.startswith(("/experiments", "/journeys", "/rollouts", "/data-health"))
+        or not raw.startswith(("/experiments", "/journeys", "/rollouts", "/data-health", "/events/live"))
         or raw.startswith("//")
         or "\\" in raw
     ):
