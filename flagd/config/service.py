@@ -110,6 +110,8 @@ class FlagService:
         With `expected_version`, refuses (412) unless the set is still at that config version.
         `rephasing` names a running experiment whose assignment may change because the caller starts
         its next phase in the same transaction (flagd.config.experiment_lifecycle).
+        A `webhooks` section is planned and written here too (flagd.notify.as_code), outside the config
+        version: a change to webhooks alone leaves the version as it is.
         """
         flags, evaluators, metadata = read_document(document)
         sections = {
