@@ -16,7 +16,7 @@ from flagd.cli.common import cli_actor, database_options, with_connection
 from flagd.cli.documents import read_document
 from flagd.config.plan import Plan
 from flagd.config.repository import ConfigRepository
-from flagd.config.service import FlagService
+from flagd.config.service import FlagService, exported_document
 from flagd.rollouts.as_code import apply_rollouts
 from flagd.settings import Settings
 from flagd.text import escape_json
@@ -26,15 +26,18 @@ def register(commands: Any) -> None:
     apply = commands.add_parser(
         "apply",
         help="make the server's flags equal to a flags file (JSON or YAML)",
-        description="Create and update the flags, $evaluators and metadata of FILE, in one transaction. "
-        "With --prune, also delete what FILE does not define. Applying the same file twice changes nothing.",
+        description="Create and update the flags, $evaluators, metadata and the sections of FILE (metrics, "
+        "layers, experiments, events, webhooks; rollouts are started), in one transaction. With --prune, also "
+        "delete what FILE does not define in the sections it has. Applying the same file twice changes nothing.",
     )
     apply.add_argument(
         "file",
         help="flagd flag-definition file: JSON (*.json) or YAML (anything else); - reads standard input",
     )
     apply.add_argument(
-        "--prune", action="store_true", help="delete flags and evaluators that FILE does not define"
+        "--prune",
+        action="store_true",
+        help="delete flags, evaluators and the entries of FILE's sections that FILE does not define",
     )
     apply.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     apply.add_argument(
@@ -99,7 +102,7 @@ def apply_file(settings: Settings, args: argparse.Namespace) -> int:
 
 def export_file(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-        return (await ConfigRepository(conn).load()).document()
+        return await exported_document(conn)
 
     document = with_connection(settings, work)
     fmt = args.format or ("yaml" if args.output and args.output.endswith((".yaml", ".yml")) else "json")

@@ -9,7 +9,8 @@ The caller owns the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from flagd.experiments.model import Experiment
 from flagd.experiments.reading import read_sections
 from flagd.identifiers import KEY_RULE, is_key
 from flagd.jsonio import check_storable
+from flagd.notify import as_code as webhooks_as_code
 from flagd.notify.outbox import enqueue
 from flagd.storage.types import Connection
 from flagd.tracking.plan import read_plan, unplanned_metric_events
@@ -39,14 +41,17 @@ _DOCUMENT_MEMBERS = (
     "layers",
     "experiments",
     "events",
+    "webhooks",
 )
 _SECTION_TABLES = {"metric": "metrics", "layer": "layers", "experiment": "experiments", "event": "events"}
 
 
 class FlagService:
-    def __init__(self, conn: Connection, actor: str) -> None:
+    def __init__(self, conn: Connection, actor: str, environ: Mapping[str, str] = os.environ) -> None:
         self._conn = conn
         self._actor = actor
+        self._environ = environ
+        """Where a webhook's secretEnv is looked up (flagd.notify.service)."""
         self._config = ConfigRepository(conn)
         self._audit = AuditRepository(conn)
 
@@ -105,6 +110,8 @@ class FlagService:
         With `expected_version`, refuses (412) unless the set is still at that config version.
         `rephasing` names a running experiment whose assignment may change because the caller starts
         its next phase in the same transaction (flagd.config.experiment_lifecycle).
+        A `webhooks` section is planned and written here too (flagd.notify.as_code), outside the config
+        version: a change to webhooks alone leaves the version as it is.
         """
         flags, evaluators, metadata = read_document(document)
         sections = {
@@ -122,12 +129,25 @@ class FlagService:
         the_plan = plan(current, flags, evaluators, metadata, prune=prune, sections=sections)
         _validate(current, the_plan.candidate)
         check_running_experiments(current, the_plan.changes, rephasing)
-        if dry_run or not the_plan.changes:
+        # Webhooks are not part of the config version: planned beside it, written after it, in this
+        # transaction (flagd.notify.as_code); a file without the section leaves them alone.
+        hooks = (
+            await webhooks_as_code.changes_for(self._conn, document["webhooks"], self._environ, prune=prune)
+            if "webhooks" in document
+            else []
+        )
+        config_changes = the_plan.changes
+        the_plan = replace(the_plan, changes=(*config_changes, *hooks))
+        if dry_run:
             return the_plan, current.version
-        for change in the_plan.changes:
+        if hooks:
+            await webhooks_as_code.write(self._conn, self._actor, hooks, self._environ)
+        if not config_changes:
+            return the_plan, current.version
+        for change in config_changes:
             await self._write(change)
         version = await self._config.bump_version()
-        for change in the_plan.changes:
+        for change in config_changes:
             await self._audit.record(
                 actor=self._actor,
                 action=change.action,
@@ -198,6 +218,16 @@ class FlagService:
         )
 
 
+async def exported_document(conn: Connection) -> dict[str, Any]:
+    """The stored set as a file that makes it: the config document, and its webhooks when there are any
+    (what `flagd export` writes and GET /v1/admin/flag-set answers; applying it changes nothing)."""
+    document = (await ConfigRepository(conn).load()).document()
+    webhooks = await webhooks_as_code.exported(conn)
+    if webhooks:
+        document["webhooks"] = webhooks
+    return document
+
+
 def check_key(key: Any, what: str) -> None:
     if not is_key(key):
         shown = given(key)
@@ -229,6 +259,7 @@ def read_document(document: Any) -> tuple[dict[str, Any], dict[str, Any], dict[s
         ("layers", "an object of named layers"),
         ("experiments", "an object of named experiments"),
         ("events", "an object of planned events (the tracking plan)"),
+        ("webhooks", "an object of webhooks by name"),
     ):
         if name in document and not isinstance(document[name], dict):
             shape.append(Problem(name, f"must be {kind}; got {given(document[name])}"))

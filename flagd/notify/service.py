@@ -95,14 +95,7 @@ class WebhookService:
 
     def _checked(self, body: Mapping[str, Any]) -> WebhookFields:
         fields, problems = read_fields(body)
-        if fields.secret_env is not None and not self._environ.get(fields.secret_env):
-            problems.append(
-                Problem(
-                    "secretEnv",
-                    f"{fields.secret_env} is not set in the server's environment; set it on every worker "
-                    "(and host) before naming it, or omit secretEnv to have a secret generated",
-                )
-            )
+        problems += secret_env_problems(fields, self._environ)
         if problems:
             raise ValidationFailed(
                 f"the webhook is not valid: {problems[0]}"
@@ -122,6 +115,19 @@ class WebhookService:
             after=after,
             config_version=None,
         )
+
+
+def secret_env_problems(fields: WebhookFields, environ: Mapping[str, str]) -> list[Problem]:
+    """What is wrong with naming `fields.secret_env` here: the variable must be set (and not empty)."""
+    if fields.secret_env is None or environ.get(fields.secret_env):
+        return []
+    return [
+        Problem(
+            "secretEnv",
+            f"{fields.secret_env} is not set in the server's environment; set it on every worker "
+            "(and host) before naming it, or omit secretEnv to have a secret generated",
+        )
+    ]
 
 
 def _name_taken(name: str | None) -> Conflict:

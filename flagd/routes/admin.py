@@ -18,7 +18,7 @@ from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
 from flagd.config.audit import ENTITIES, AuditRepository
 from flagd.config.repository import ConfigRepository, FlagRecord
-from flagd.config.service import FlagService, check_key
+from flagd.config.service import FlagService, check_key, exported_document
 from flagd.errors import InvalidParameter, NotFound
 from flagd.http.body import expect_object, read_json
 from flagd.http.params import (
@@ -93,9 +93,10 @@ async def delete_flag(request: Request, principal: Principal) -> Response:
 
 @requires(Scope.ADMIN)
 async def get_flag_set(request: Request, principal: Principal) -> Response:
-    async with server_state(request).pool.acquire() as conn:
-        stored = await ConfigRepository(conn).load()
-    return OrjsonResponse(stored.document(), headers={"ETag": f'"cfg-{stored.version}"'})
+    async with server_state(request).pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        version = await ConfigRepository(conn).version()
+        document = await exported_document(conn)
+    return OrjsonResponse(document, headers={"ETag": f'"cfg-{version}"'})
 
 
 @requires(Scope.ADMIN)
@@ -111,6 +112,8 @@ async def apply_flag_set(request: Request, principal: Principal) -> Response:
             document, prune=prune, dry_run=dry_run, expected_version=expected
         )
     await state.config.refresh_after_write()
+    if not dry_run and any(change.entity == "webhook" for change in plan.changes):
+        state.webhooks.wake()  # a webhook re-enabled or pointed elsewhere may be owed deliveries now
     return OrjsonResponse(
         {
             "dryRun": dry_run,
