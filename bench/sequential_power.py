@@ -1,6 +1,6 @@
 """Power, false positives and coverage of the planned-horizon design against the always-valid mixture test.
 
-    .venv/bin/python bench/sequential_power.py [--aa 20000] [--effect 10000] [--quick]
+    .venv/bin/python bench/sequential_power.py [--aa 20000] [--effect 60000] [--quick]
     flock /work/bench.lock .venv/bin/python bench/sequential_power.py
 
 Issue 27's table. Each regime's final n gives a one-look fixed-horizon Welch test 80% power at its lift;
@@ -19,12 +19,14 @@ computes it (a check at the start compares the vectorised statistics with the pu
 - fixed: one Welch test at the planned reach (the power reference);
 - mixture: stats.sequential, default (`conservative=True`) and `conservative=False`, tuned at the final n;
 - gbstats: gbstats 0.8's SequentialTwoSidedTTest (delta method for relative lift), tuned at the final n;
-- planned: stats.planned with small_arm = none / conservative / welch (floor + Welch t).
+- planned: stats.planned with no floor; the floor on every arm; the floor and Welch's t; the floor only
+  on an arm with few events and Welch's t (the default until 2026-12-02); and the default: that, with every
+  other arm floored at PARTIAL_FLOOR of the pooled variance in an absolute test (all of it in a relative one).
 
 Per regime and schedule: A/A FPR (rejected at any look) +/- SE; power (rejected by the planned reach);
 median information fraction of the first rejection; every-look coverage of the true effect by the
 always-valid intervals (the true value inside every look's interval). Exits 1 if a cell misses issue 27's
-acceptance for the default design (planned, welch).
+acceptance for the default design.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from scipy import special
 
 from stats import ProportionStatistic, SequentialDesign, sequential
 from stats.boundaries import boundaries
-from stats.planned import PlannedDesign, planned
+from stats.planned import PARTIAL_FLOOR, PlannedDesign, planned
 
 ALPHA = 0.05
 Z_POWER = float(special.ndtri(1 - ALPHA / 2) + special.ndtri(0.8))
@@ -56,10 +58,11 @@ DESIGNS = (
     "planned_none",
     "planned_floor",
     "planned_welch",
+    "planned_few",
     "planned",
 )
 FEW_EVENTS = 30.0
-COVERED = ("mixture", "planned_floor", "planned")
+COVERED = ("mixture", "planned_floor", "planned_few", "planned")
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,11 @@ def run_cell(task: tuple[Regime, str, bool, int, int, float]) -> dict[str, Any]:
                 # (sum^2 / sum of squares: the conversions of a 0/1 metric), then Welch's t.
                 few_a = (s_a**2 < few_events * q_a) | (q_a == 0)
                 few_b = (s_b**2 < few_events * q_b) | (q_b == 0)
-                ka, kb = np.where(few_a, fa, v_a), np.where(few_b, fb, v_b)
+                # Before: any other arm kept its own variance; now floored at PARTIAL_FLOOR x pooled (all of it, relative).
+                ea, eb = np.where(few_a, fa, v_a), np.where(few_b, fb, v_b)
+                share = 1.0 if regime.relative else PARTIAL_FLOOR
+                ka = np.where(few_a, fa, np.maximum(v_a, share * pooled))
+                kb = np.where(few_b, fb, np.maximum(v_b, share * pooled))
                 d = m_b - m_a
                 raw_var = v_a / n_a + v_b / n_b
                 floor_var = fa / n_a + fb / n_b
@@ -236,6 +243,10 @@ def run_cell(task: tuple[Regime, str, bool, int, int, float]) -> dict[str, Any]:
                 )
                 c_keff = -special.stdtrit(k_dof, special.ndtr(-planned_c[k]))
                 c_keff = np.where(np.isfinite(c_keff), np.maximum(c_keff, planned_c[k]), planned_c[k])
+                e_var = ea / n_a + eb / n_b
+                e_dof = e_var**2 / ((ea / n_a) ** 2 / (n_a - 1) + (eb / n_b) ** 2 / (n_b - 1))
+                c_eeff = -special.stdtrit(e_dof, special.ndtr(-planned_c[k]))
+                c_eeff = np.where(np.isfinite(c_eeff), np.maximum(c_eeff, planned_c[k]), planned_c[k])
                 c_welch = np.where(np.isfinite(c_welch), np.maximum(c_welch, planned_c[k]), planned_c[k])
                 gb_var = v_b / (m_a**2 * n_b) + v_a * m_b**2 / (m_a**4 * n_a) if regime.relative else raw_var
                 gb_d = d / m_a if regime.relative else d
@@ -247,6 +258,7 @@ def run_cell(task: tuple[Regime, str, bool, int, int, float]) -> dict[str, Any]:
                     "planned_none": z2_raw >= planned_c[k] ** 2,
                     "planned_floor": z2_floor >= planned_c[k] ** 2,
                     "planned_welch": z2_floor >= c_welch**2,
+                    "planned_few": d**2 / e_var >= c_eeff**2,
                     "planned": d**2 / k_var >= c_keff**2,
                     "fixed": (
                         z2_raw >= (-special.stdtrit(dof, ALPHA / 2)) ** 2
@@ -263,6 +275,9 @@ def run_cell(task: tuple[Regime, str, bool, int, int, float]) -> dict[str, Any]:
                     )
                     cover["planned_floor"] &= covers(
                         regime.relative, lift, d, m_a, m_b, fa / n_a, fb / n_b, planned_c[k]
+                    )
+                    cover["planned_few"] &= covers(
+                        regime.relative, lift, d, m_a, m_b, ea / n_a, eb / n_b, c_eeff
                     )
                     cover["planned"] &= covers(regime.relative, lift, d, m_a, m_b, ka / n_a, kb / n_b, c_keff)
         for name in DESIGNS:
@@ -292,8 +307,9 @@ def check_against_functions() -> None:
     n_a, n_b = 900.0, 8100.0
     v_a, v_b = 0.01 * 0.99, (120 / 8100) * (1 - 120 / 8100)
     pooled = ((n_a - 1) * v_a + (n_b - 1) * v_b) / (n_a + n_b - 2)
-    # The control has 9 conversions (< FEW_EVENTS): floored; the treatment's 120 are not.
-    fa, fb = max(v_a, pooled) / n_a, v_b / n_b
+    # The control has 9 conversions (< FEW_EVENTS): floored at the pooled variance; the treatment's 120 at
+    # PARTIAL_FLOOR of it.
+    fa, fb = max(v_a, pooled) / n_a, max(v_b, PARTIAL_FLOOR * pooled) / n_b
     dof = (fa + fb) ** 2 / (fa**2 / (n_a - 1) + fb**2 / (n_b - 1))
     c_welch = max(-special.stdtrit(dof, special.ndtr(-c)), c)
     d = 120 / 8100 - 0.01
@@ -330,7 +346,7 @@ def main() -> None:
     )
     parser.add_argument("--aa", type=int, default=20_000, help="A/A experiments per regime and schedule")
     parser.add_argument(
-        "--effect", type=int, default=10_000, help="experiments with the effect per regime and schedule"
+        "--effect", type=int, default=60_000, help="experiments with the effect per regime and schedule"
     )
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--few-events", type=float, default=FEW_EVENTS, help="the default's floor threshold")
@@ -369,7 +385,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> bool:
     )
     header = (
         "| regime | looks | n | fixed | mixture (default) | mixture, textbook | gbstats 0.8 | planned, no floor "
-        "| planned, floor | planned, floor + Welch t | **planned (default)** | coverage mixture / planned, floor / planned |"
+        "| planned, floor | planned, floor + Welch t | planned, floor if few + Welch t "
+        "| **planned (default)** | coverage mixture / planned, floor / floor if few / default |"
     )
     print(header)
     print("|---" * (header.count("|") - 1) + "|")

@@ -202,8 +202,9 @@ def welch_dof(var_a: float, n_a: int, var_b: float, n_b: float) -> float:
     return numerator / denominator if denominator > 0 else math.inf
 
 
-def pooled_floor(a: Arm, b: Arm) -> tuple[Arm, Arm]:
-    """Both arms with their per-unit variance raised to at least the pooled within-arm variance.
+def pooled_floor(a: Arm, b: Arm, shares: tuple[float, float] = (1.0, 1.0)) -> tuple[Arm, Arm]:
+    """Both arms with their per-unit variance raised to at least the pooled within-arm variance
+    (times `shares`, per arm: 1 the whole pooled variance, 0 no floor).
 
     For the always-valid test, whose guarantee is asymptotic: a small arm's variance estimate
     is the least stable (a 10% arm with no conversion yet, or a handful of purchases of a
@@ -215,13 +216,14 @@ def pooled_floor(a: Arm, b: Arm) -> tuple[Arm, Arm]:
     """
     pooled = ((a.n - 1) * a.variance + (b.n - 1) * b.variance) / (a.n + b.n - 2)
     return (
-        Arm(a.n, a.mean, a.unadjusted_mean, max(a.variance, pooled)),
-        Arm(b.n, b.mean, b.unadjusted_mean, max(b.variance, pooled)),
+        Arm(a.n, a.mean, a.unadjusted_mean, max(a.variance, shares[0] * pooled)),
+        Arm(b.n, b.mean, b.unadjusted_mean, max(b.variance, shares[1] * pooled)),
     )
 
 
-Floor = bool | tuple[bool, bool]
-"""Whether to floor the arms' variances at the pooled one: both, or (control, treatment) each."""
+Floor = bool | tuple[float, float]
+"""Whether to floor the arms' variances at the pooled one (both), or, per arm (control, treatment), the share
+of the pooled variance each is floored at (True or 1: all of it; False or 0: none)."""
 
 
 def estimate(
@@ -230,7 +232,7 @@ def estimate(
     """Treatment minus control, or (treatment - control) / |control| when relative.
 
     `conservative` floors each arm's variance at the pooled one (`pooled_floor`), or, given as a
-    pair, the arms it names.
+    pair, each arm at its share of the pooled one.
     """
     try:
         return _estimate(control, treatment, relative=relative, conservative=conservative)
@@ -257,10 +259,9 @@ def _estimate(
         return DataProblem(
             Problem.ZERO_VARIANCE, "neither arm varies, so there is no uncertainty to test against"
         )
-    floor_a, floor_b = conservative if isinstance(conservative, tuple) else (conservative, conservative)
-    if floor_a or floor_b:
-        floored_a, floored_b = pooled_floor(a, b)
-        a, b = floored_a if floor_a else a, floored_b if floor_b else b
+    shares = conservative if isinstance(conservative, tuple) else (conservative, conservative)
+    if shares[0] > 0 or shares[1] > 0:
+        a, b = pooled_floor(a, b, (float(shares[0]), float(shares[1])))
     contrast = _contrast(control, a, b, theta)
     if relative:
         if contrast.b == 0:

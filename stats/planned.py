@@ -14,12 +14,18 @@ the null value exactly when the test rejects, and the intervals hold at every lo
 
 Small arms (`small_arm`): the statistic's variance is estimated, and a 10% arm with no conversion yet
 looks certain. `conservative` floors each arm's variance at the pooled one (stats.estimate.pooled_floor);
-`few_events` (the default) floors only an arm with fewer than FEW_EVENTS effective events, (sum x)^2 /
-sum x^2 (its conversions, for a 0/1 metric; for a skewed amount, how many units carry the sum), and
-turns c_k into the Student t quantile of the same tail with the Welch-Satterthwaite degrees of
-freedom, which matters only while an arm is small. Flooring every arm, as the mixture test does,
-spends too little of alpha where arms are unequal; docs/results.md gives the measurements
-(bench/sequential_power.py) that chose the default.
+`few_events` (the default) floors an arm with fewer than FEW_EVENTS effective events, (sum x)^2 /
+sum x^2 (its conversions, for a 0/1 metric; for a skewed amount, how many units carry the sum), at the
+pooled variance and every other arm at PARTIAL_FLOOR (0.85) of it (at all of it in a relative test, whose
+Fieller interval needs the whole floor to keep its coverage where the small arm's amount is skewed:
+measured), and turns c_k into the Student t
+quantile of the same tail with the Welch-Satterthwaite degrees of freedom, which matters only while an
+arm is small. The partial floor is for skewed amounts: a small arm that has missed its largest values
+has a low mean and a low variance at once, which makes |Z| too large in one tail exactly then; at 0.85
+of the pooled variance it binds only on such draws (an arm's variance estimate is rarely that far below
+the truth otherwise). Flooring every arm at the whole pooled variance, as the mixture test does, spends
+too little of alpha where arms are unequal, because under an effect the pooled variance carries the
+other arm's; docs/results.md gives the measurements (bench/sequential_power.py) that chose the default.
 
 The p-value is the look's nominal p scaled to the boundary: p = alpha x P(|Z| >= |z|) / P(|Z| >= c_k),
 capped at 1, so p < alpha exactly when the test rejects (it is monotone in |z| but, unlike the
@@ -54,6 +60,9 @@ MAX_LOOKS = 200
 SmallArm = Literal["few_events", "conservative", "none"]
 FEW_EVENTS = 30.0
 """An arm with fewer effective events than this has its variance floored at the pooled one."""
+PARTIAL_FLOOR = 0.85
+"""Any other arm's variance is floored at this share of the pooled one in an absolute test (the default,
+`few_events`); in a relative test every arm is floored at the whole pooled variance."""
 
 
 def schedule(earlier: Iterable[float], t: float) -> tuple[float, ...]:
@@ -158,9 +167,13 @@ def planned(
     invalid = check_design(alpha, test_value, design, PlannedDesign)
     if invalid is not None:
         return AnalysisResult.failed(invalid)
-    floor: bool | tuple[bool, bool] = small_arm == "conservative"
+    floor: bool | tuple[float, float] = small_arm == "conservative"
     if small_arm == "few_events":
-        floor = (few_events(control), few_events(treatment))
+        share = 1.0 if relative else PARTIAL_FLOOR
+        floor = (
+            1.0 if few_events(control) else share,
+            1.0 if few_events(treatment) else share,
+        )
     est = estimate(control, treatment, relative=relative, conservative=floor)
     if isinstance(est, DataProblem):
         return AnalysisResult.failed(est)

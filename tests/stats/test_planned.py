@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from stats import ProportionStatistic, SampleMeanStatistic, SequentialDesign, sequential
 from stats.boundaries import boundaries
 from stats.estimate import Problem
-from stats.planned import MIN_GAP, PlannedDesign, planned, schedule
+from stats.planned import MIN_GAP, PARTIAL_FLOOR, PlannedDesign, planned, schedule
 from stats.spending import obrien_fleming
 
 
@@ -63,6 +63,23 @@ def test_should_not_reject_on_a_small_arm_without_conversions() -> None:
     assert result.problem is None
     assert result.ci_low < 0 < result.ci_high
     assert result.p_value == 1.0
+
+
+def test_should_floor_an_arm_with_many_events_at_a_share_of_the_pooled_variance() -> None:
+    # A skewed amount: a small arm that missed its largest values has a low mean and a low variance at once,
+    # so its own variance would make the test too sure exactly then. Its variance is raised to
+    # PARTIAL_FLOOR x the pooled one; an arm whose variance is above that keeps its own.
+    design = PlannedDesign.at(200_000, (0.5,), 100_000)
+    low = SampleMeanStatistic(n=10_000, sum=9_000.0, sum_squares=9_000.0 * 20 + 10_000 * 0.9**2)
+    high = SampleMeanStatistic(n=90_000, sum=90_000.0, sum_squares=90_000.0 * 40 + 90_000 * 1.0**2)
+    pooled = ((low.n - 1) * low.variance + (high.n - 1) * high.variance) / (low.n + high.n - 2)
+    assert low.variance < PARTIAL_FLOOR * pooled < high.variance
+    result = planned(low, high, design)
+    floored = math.sqrt(PARTIAL_FLOOR * pooled / low.n + high.variance / high.n)
+    assert result.std_error == pytest.approx(floored, rel=1e-9)
+    none = planned(low, high, design, small_arm="none")
+    assert none.std_error == pytest.approx(math.sqrt(low.variance / low.n + high.variance / high.n), rel=1e-9)
+    assert none.std_error < result.std_error
 
 
 def test_should_report_an_unusable_design() -> None:
