@@ -17,7 +17,8 @@ Targets (issue 11): at least 50,000 events/s and 25% of the raw rate (aim: 100,0
 
 With `--plan`, step 1 runs 2 x `--rounds` times in the same run, without a tracking plan and with a 50-event
 plan in enforce mode that the sent events match, in ABBA order (without, with, with, without, ...) (issue 25: the plan's check costs at most 10%),
-and prints the median rates, their ratio and each pair's; the raw COPY step is left out.
+and prints the median rates, their ratio and each pair's, then the check's own cost per event measured in
+this process; the raw COPY step is left out.
 Everything shares the machine's cores: server workers, PostgreSQL and the senders.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import multiprocessing
 import statistics
 import tempfile
@@ -270,9 +272,33 @@ def main_plan(args: argparse.Namespace) -> None:
     )
 
 
+def check_cost(events: int = 300_000) -> None:
+    """The plan's check alone, in this process: microseconds per matching event and per violating one."""
+    from flagd.tracking.check import CompiledPlan
+    from flagd.tracking.plan import read_plan
+
+    plan = CompiledPlan.compile(read_plan({"events": bench_plan()}, []))
+    shapes = [{"currency": "EUR"}, {"currency": "USD", "items": 3}, {"currency": "GBP", "coupon": "SAVE2026"}]
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        for i in range(events):
+            plan.check("purchase", 12.5, shapes[i % 3], "enforce")
+        best = min(best, time.perf_counter() - started)
+    started = time.perf_counter()
+    for _ in range(events // 10):
+        plan.check("purchase", None, {"currency": "JPY", "items": 0, "extra": 1}, "enforce")
+    violating = (time.perf_counter() - started) / (events // 10)
+    print(
+        f"the check alone: {best / events * 1e6:.2f} us per matching event (best of 5), "
+        f"{violating * 1e6:.2f} us per event with 4 violations"
+    )
+
+
 def main(args: argparse.Namespace) -> None:
     if args.plan:
         main_plan(args)
+        check_cost()
         return
     with tempfile.TemporaryDirectory(prefix="flagd-bench-") as work, database(Path(work)) as url:
         _, sdk_key = asyncio.run(make_keys(url))
