@@ -4,12 +4,14 @@ clock the test controls. The last two days, and so every mistake, go through POS
 are written straight into `events` (the same rows the ingestion writes), which keeps the test within its budget.
 
 Each mistake opens its alarm at the first round after its first hour completed (the documented delay: one hour,
-the grace, one round), with a notification in the outbox (delivery is the webhooks' work); the traffic without
+the grace, one round), with a notification in the outbox that the server's deliverer takes to a webhook's receiver
+on 127.0.0.1 (signed, each once); the traffic without
 mistakes raises none; the experiment whose primary metric's event is in alarm is not recommended for shipping.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,9 +29,10 @@ from flagd.health.detector import DataHealthDetector, floor_hour
 from flagd.settings import Settings
 from flagd.storage.pool import init_connection
 from tests.flagd.health.traffic import HOUR, Mistakes, Row, as_event, shape, traffic
+from tests.flagd.notify.receiver import Receiver, listening
 from tests.flagd.results.test_decisions import DOCUMENT, dataset
 from tests.flagd.web.test_sessions import logged_in
-from tests.support import TIMEOUT, LiveServer, backdate_phase, bearer, create_key, running_server
+from tests.support import TIMEOUT, LiveServer, backdate_phase, bearer, create_key, free_port, running_server
 
 GRACE = timedelta(seconds=300)
 Key = tuple[str, str, str]
@@ -38,7 +41,13 @@ Key = tuple[str, str, str]
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # The server's own detector sleeps through the test: the test runs one with its clock.
-    return replace(settings, data_health_seconds=86_400, data_health_max_hours=24 * 30, metrics="open")
+    return replace(
+        settings,
+        data_health_seconds=86_400,
+        data_health_max_hours=24 * 30,
+        metrics="open",
+        webhook_poll_seconds=0.05,
+    )
 
 
 @pytest.fixture
@@ -106,13 +115,43 @@ async def send(sdk: httpx.AsyncClient, database_url: str, rows: list[Row], cutof
 
 
 async def test_should_alarm_each_tracking_mistake_within_the_delay_with_a_notification(
-    server: LiveServer, settings: Settings, database_url: str, sdk: httpx.AsyncClient
+    server: LiveServer,
+    settings: Settings,
+    database_url: str,
+    sdk: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
 ) -> None:
+    port = free_port()
+    created = await admin.post(
+        "/v1/webhooks",
+        json={
+            "name": "data-health",
+            "url": f"http://127.0.0.1:{port}/hook",
+            "kinds": ["data.volume_anomaly", "data.schema_drift", "data.duplicate_burst"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    receiver = Receiver(secret=created.json()["secret"])
     end = floor_hour(datetime.now(UTC))
     start = drop_hour(end)
     mistakes = Mistakes(drop_from=start, string_from=start, double_from=start)
     await send(sdk, database_url, traffic(end, 28, mistakes), end - 48 * HOUR)
-    opened, resolved = await step(settings, database_url, end)
+    async with listening(receiver, port):
+        opened, resolved = await step(settings, database_url, end)
+        for _ in range(500):  # a bound (10 s), not a timed assertion: the deliverer is woken by each one
+            if len(receiver.received) >= 4:
+                break
+            await asyncio.sleep(0.02)
+    delivered = sorted(
+        (body["kind"], body["subject"], body["payload"]["state"]) for body in receiver.received.values()
+    )
+    assert delivered == [
+        ("data.duplicate_burst", "page_view", "open"),
+        ("data.schema_drift", "purchase", "open"),
+        ("data.volume_anomaly", "signup", "open"),
+        ("data.volume_anomaly", "signup", "resolved"),
+    ], delivered
+    assert receiver.bad_signatures == 0
 
     assert set(opened) == {
         ("volume_anomaly", "signup", ""),
