@@ -92,7 +92,7 @@ def _kinds(value: Any, problems: list[Problem]) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not value or len(value) > len(KINDS):
         problems.append(Problem("kinds", f"must be a non-empty list of notification kinds ({known})"))
         return None
-    unknown = [kind for kind in value if kind not in KINDS]
+    unknown = [kind for kind in value if not isinstance(kind, str) or kind not in KINDS]
     if unknown:
         problems.append(
             Problem("kinds", f"{given(unknown[0])} is not a notification kind; the kinds are {known}")

@@ -57,6 +57,7 @@ async def test_should_show_the_secret_once_and_refuse_bad_webhooks(
         ({"name": "x", "url": "http://u:p@host/", "kinds": ["flag.changed"]}, 422, "invalid_webhook", "url"),
         ({"name": "x", "url": "http://h/", "kinds": ["flag.renamed"]}, 422, "invalid_webhook", "kinds"),
         ({"name": "x", "url": "http://h/", "kinds": []}, 422, "invalid_webhook", "kinds"),
+        ({"name": "x", "url": "http://h/", "kinds": [{"a": 1}, ["b"]]}, 422, "invalid_webhook", "kinds"),
         ({"name": "", "url": "http://h/", "kinds": ["flag.changed"]}, 422, "invalid_webhook", "name"),
         (
             {"name": "x", "url": "http://h/", "kinds": ["flag.changed"], "slack": "yes"},
