@@ -278,7 +278,11 @@ def check_cost(events: int = 300_000) -> None:
     from flagd.tracking.plan import read_plan
 
     plan = CompiledPlan.compile(read_plan({"events": bench_plan()}, []))
-    shapes = [{"currency": "EUR"}, {"currency": "USD", "items": 3}, {"currency": "GBP", "coupon": "SAVE2026"}]
+    shapes: list[dict[str, Any]] = [
+        {"currency": "EUR"},
+        {"currency": "USD", "items": 3},
+        {"currency": "GBP", "coupon": "SAVE2026"},
+    ]
     best = math.inf
     for _ in range(5):
         started = time.perf_counter()

@@ -15,9 +15,8 @@ from flagd.cli import diff
 from flagd.cli.common import cli_actor, database_options, with_connection
 from flagd.cli.documents import read_document
 from flagd.config.plan import Plan
-from flagd.config.repository import ConfigRepository
-from flagd.config.service import FlagService, exported_document
-from flagd.rollouts.as_code import apply_rollouts
+from flagd.config.service import exported_document
+from flagd.config.whole_file import apply_whole_file
 from flagd.settings import Settings
 from flagd.text import escape_json
 
@@ -56,21 +55,13 @@ def register(commands: Any) -> None:
 
 def apply_file(settings: Settings, args: argparse.Namespace) -> int:
     document = read_document(args.file)
-    # Rollouts start once and are then the monitor's (flagd.rollouts.as_code); the rest is applied first.
-    section = document.pop("rollouts", None) if isinstance(document, dict) else None
     started: list[str] = []
 
     async def work(conn: asyncpg.Connection) -> tuple[Plan, int]:
-        plan, version = await FlagService(conn, cli_actor(args)).apply(
-            document, prune=args.prune, dry_run=args.dry_run
+        plan, version, said = await apply_whole_file(
+            conn, cli_actor(args), document, prune=args.prune, dry_run=args.dry_run
         )
-        if section is not None:
-            started.extend(
-                await apply_rollouts(
-                    conn, cli_actor(args), section, dry_run=args.dry_run, candidate=plan.candidate
-                )
-            )
-            version = await ConfigRepository(conn).version()
+        started.extend(said)
         return plan, version
 
     plan, version = with_connection(settings, work)

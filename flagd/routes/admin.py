@@ -19,6 +19,7 @@ from flagd.auth.keys import Scope
 from flagd.config.audit import ENTITIES, AuditRepository
 from flagd.config.repository import ConfigRepository, FlagRecord
 from flagd.config.service import FlagService, check_key, exported_document
+from flagd.config.whole_file import apply_whole_file
 from flagd.errors import InvalidParameter, NotFound
 from flagd.http.body import expect_object, read_json
 from flagd.http.params import (
@@ -108,8 +109,8 @@ async def apply_flag_set(request: Request, principal: Principal) -> Response:
     expected = if_match_config(request)
     document = await read_json(request, state.settings.max_body_bytes)
     async with state.pool.acquire() as conn, conn.transaction():
-        plan, version = await FlagService(conn, principal.actor).apply(
-            document, prune=prune, dry_run=dry_run, expected_version=expected
+        plan, version, rollouts = await apply_whole_file(
+            conn, principal.actor, document, prune=prune, dry_run=dry_run, expected_version=expected
         )
     await state.config.refresh_after_write()
     if not dry_run and any(change.entity == "webhook" for change in plan.changes):
@@ -120,6 +121,7 @@ async def apply_flag_set(request: Request, principal: Principal) -> Response:
             "configVersion": version,
             "counts": plan.counts(),
             "changes": [change.to_json() for change in plan.changes],
+            "rollouts": rollouts,
         },
         headers={"ETag": f'"cfg-{version}"'},
     )
