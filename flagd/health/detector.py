@@ -24,6 +24,7 @@ import asyncpg
 from flagd.health.alarms import Changes, apply_findings, open_counts, top_repeaters
 from flagd.health.history import histories, judged_names
 from flagd.health.judging import HOUR, judge_event
+from flagd.health.progress import read_progress, save_progress
 from flagd.health.reduce import forget_before, reduce_hours
 from flagd.health.rules import BASELINE_WEEKS
 from flagd.metrics import DATA_HEALTH_OPEN
@@ -90,15 +91,15 @@ class DataHealthDetector:
         self._gauged |= set(counts)
 
     async def _round(self, conn: Connection, target: datetime, now: datetime) -> Round:
-        row = await conn.fetchrow("SELECT reduced_until, judged_hour FROM data_health_progress")
-        reduced = row["reduced_until"] if row else target - KEPT + CHUNK
-        judged = row["judged_hour"] if row else None
+        progress = await read_progress(conn)
+        reduced = progress.reduced_until if progress else target - KEPT + CHUNK
+        judged = progress.judged_hour if progress else None
         budget = timedelta(hours=self._max_hours)
         while reduced < target and budget > timedelta(0):
             end = min(reduced + CHUNK, target, reduced + budget)
             async with conn.transaction():
                 await reduce_hours(conn, reduced, end)
-                await self._save(conn, end, judged)
+                await save_progress(conn, end, judged)
             budget -= end - reduced
             reduced = end
         if reduced > target - CHUNK:  # caught up (or the clock went back): keep the tables to the window
@@ -108,7 +109,7 @@ class DataHealthDetector:
             return Round(reduced, judged, None)
         async with conn.transaction():
             changes = await self._judge(conn, hour, now)
-            await self._save(conn, reduced, hour)
+            await save_progress(conn, reduced, hour)
         return Round(reduced, hour, changes)
 
     async def _judge(self, conn: Connection, hour: datetime, now: datetime) -> Changes:
@@ -125,16 +126,6 @@ class DataHealthDetector:
         for alarm in changes.opened:
             logger.warning("data health: %s", alarm.summary)
         return changes
-
-    @staticmethod
-    async def _save(conn: Connection, reduced: datetime, judged: datetime | None) -> None:
-        await conn.execute(
-            "INSERT INTO data_health_progress (reduced_until, judged_hour) VALUES ($1, $2) "
-            "ON CONFLICT (singleton) DO UPDATE SET reduced_until = EXCLUDED.reduced_until, "
-            "judged_hour = EXCLUDED.judged_hour",
-            reduced,
-            judged,
-        )
 
     async def _run(self) -> None:
         while True:

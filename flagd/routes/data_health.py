@@ -18,6 +18,7 @@ from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
 from flagd.errors import InvalidParameter
 from flagd.health.alarms import Alarm, list_alarms
+from flagd.health.progress import read_progress
 from flagd.http.params import choice_param, int_param, shown, text_param
 from flagd.http.responses import OrjsonResponse
 from flagd.http.routing import resource
@@ -38,8 +39,8 @@ async def _alarms(request: Request) -> tuple[list[Alarm], dict[str, Any]]:
     limit = int_param(request, "limit", low=1, high=MAX_LIMIT) or DEFAULT_LIMIT
     async with server_state(request).pool.acquire() as conn:
         alarms = await list_alarms(conn, state=state, event=event, limit=limit)
-        progress = await conn.fetchrow("SELECT reduced_until, judged_hour FROM data_health_progress")
-    judged = progress["judged_hour"] if progress else None
+        progress = await read_progress(conn)
+    judged = progress.judged_hour if progress else None
     return alarms, {"judgedHour": judged.isoformat() if judged else None}
 
 
