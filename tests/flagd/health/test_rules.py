@@ -42,7 +42,9 @@ def test_should_call_a_70_percent_drop_on_a_busy_hour_and_not_ordinary_noise() -
     assert (drop.rule, drop.expected, drop.observed) == ("drop", 150, 45)
     assert "-70%" in drop.summary
     assert judge_volume("signup", HOUR_JUDGED, 120, baseline) is None
-    assert judge_volume("signup", HOUR_JUDGED, 301, baseline).rule == "spike"  # type: ignore[union-attr]
+    spike = judge_volume("signup", HOUR_JUDGED, 301, baseline)
+    assert spike is not None
+    assert spike.rule == "spike"
     # Quiet events: 70% fewer of 10 is within what chance does; no alarm.
     assert judge_volume("rare", HOUR_JUDGED, 3, seasonal_baseline([10, 10, 10])) is None
     assert volume_clear(140, baseline)

@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -22,6 +24,8 @@ from flagd.settings import Settings
 from flagd.storage.pool import open_pool
 from tests.flagd.rollouts.traffic import FLAG_SET, definition
 from tests.support import bearer, create_key, flagd_env, free_port
+
+T = TypeVar("T")
 
 WAITING = "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO notifications%'"
 
@@ -38,10 +42,10 @@ def _serve(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-async def _until(what: str, check: object, seconds: float = 30.0) -> object:
+async def _until(what: str, check: Callable[[], Awaitable[T | None]], seconds: float = 30.0) -> T:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        found = await check()  # type: ignore[operator]
+        found = await check()
         if found:
             return found
         await asyncio.sleep(0.05)  # polling another process; nothing asserts the delay
@@ -83,11 +87,11 @@ async def test_should_make_a_transition_exactly_once_across_kill_9(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=bearer(sdk)) as http:
             audited = await conn.fetchval("SELECT config_version FROM audit_log WHERE action = 'hold'")
 
-            async def served() -> dict[str, object] | None:
+            async def served() -> dict[str, Any] | None:
                 with contextlib.suppress(httpx.TransportError):
                     answer = await http.get("/v1/flags")
                     if int(answer.headers["ETag"].strip('"').removeprefix("cfg-")) >= audited:
-                        found: dict[str, object] = answer.json()
+                        found: dict[str, Any] = answer.json()
                         return found
                 return None
 
@@ -102,7 +106,7 @@ async def test_should_make_a_transition_exactly_once_across_kill_9(
     )
     assert counts is not None
     assert dict(counts) == {"log": 1, "audit": 1, "notified": 1}
-    flag = document["flags"]["checkout"]  # type: ignore[index]
+    flag = document["flags"]["checkout"]
     assert flag["metadata"]["experimentKey"] == "rollout:r"  # held: still served at its stage's split
     assert flag["targeting"]["if"][1]["fractional"][1] == ["new", 5000]
 
