@@ -9,6 +9,11 @@ the unit out of the last hour's events through the received-time BRIN index (eve
 its cost grows with the hour's volume, not with the unit's; and rows newer than the last (auto)vacuum are in block
 ranges the index has not summarised, which every read scans. Each volume is timed fresh and after VACUUM. On
 DATABASE_URL if set, else an embedded PostgreSQL.
+
+With `--beside-ofrep`, then: `flagd serve` (one worker) on the largest volume's events, OFREP evaluated at 200/s
+for `--seconds` alone, then again while two clients read GET /v1/events/live (first reads, the heaviest) back to
+back (a `live_busy` answer, 503, retried after 50 ms), then alone again; prints p50/p99/max of each and the reads made. Exits 1 if p99 beside the reads is above
+2x the worse p99 alone (and 5 ms).
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-from common import database
+import httpx
+from common import database, serve
+from sse_latency import make_keys, wait_ready
+from webhooks import FLAG, _evaluate, _figures
 
 from flagd.ingest.partitions import ensure_partitions
 from flagd.storage.migrations import apply_migrations, load_migrations
@@ -87,14 +96,66 @@ async def _timed(conn: asyncpg.Connection, query: LiveQuery, reads: int) -> tupl
     return statistics.median(took), took[int(0.95 * (len(took) - 1))]
 
 
-def main() -> None:
+async def beside_ofrep(url: str, seconds: float) -> int:
+    """OFREP latency alone, beside back-to-back live reads, and alone again, on the events `run` left."""
+    admin_key, sdk_key = await make_keys(url)
+    server, base = serve(url, workers=1)
+    try:
+        await wait_ready(base)
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {admin_key}"}
+        ) as admin:
+            assert (
+                await admin.post("/v1/admin/flags", json={"key": "bench", "definition": FLAG})
+            ).status_code == 201
+            alone = _figures(await _evaluate(base, sdk_key, seconds, 200))
+            stop = asyncio.Event()
+            reads, busy = [0], [0]
+
+            async def reader() -> None:
+                async with httpx.AsyncClient(
+                    base_url=base, headers={"Authorization": f"Bearer {admin_key}"}, timeout=60
+                ) as http:
+                    while not stop.is_set():
+                        answer = await http.get(
+                            "/v1/events/live", params={"unit": "qa-device", "limit": "200"}
+                        )
+                        if answer.status_code == 503:  # live_busy: one read at a time per worker
+                            busy[0] += 1
+                            await asyncio.sleep(0.05)
+                            continue
+                        assert answer.status_code == 200, answer.text
+                        reads[0] += 1
+
+            readers = [asyncio.create_task(reader()) for _ in range(2)]
+            beside = _figures(await _evaluate(base, sdk_key, seconds, 200))
+            stop.set()
+            await asyncio.gather(*readers)
+            again = _figures(await _evaluate(base, sdk_key, seconds, 200))
+    finally:
+        server.terminate()
+        server.wait(30)
+    for label, (p50, p99, most) in (("alone", alone), ("beside live reads", beside), ("alone again", again)):
+        print(f"OFREP {label:<18} p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {most:.2f} ms")
+    worse = max(alone[1], again[1])
+    print(
+        f"{reads[0]} live reads in {seconds:g} s ({busy[0]} answered live_busy); "
+        f"p99 beside them / the worse alone: {beside[1] / worse:.2f}"
+    )
+    return 1 if beside[1] > max(2 * worse, 5.0) else 0
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-hour", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--reads", type=int, default=30)
+    parser.add_argument("--beside-ofrep", action="store_true")
+    parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="flagd-bench-") as workdir, database(Path(workdir)) as url:
         asyncio.run(run(url, sorted(args.per_hour), args.reads))
+        return asyncio.run(beside_ofrep(url, args.seconds)) if args.beside_ofrep else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -186,6 +186,12 @@ ERRORS: tuple[ErrorCode, ...] = (
         "A results process stopped and is being replaced; retry after `Retry-After`.",
     ),
     ErrorCode(
+        "live_busy",
+        503,
+        "Another live read (GET /v1/events/live or the live page's poll) is running on this worker; retry after "
+        "`Retry-After`.",
+    ),
+    ErrorCode(
         "webhook_not_found",
         404,
         "No webhook has this id; list them with GET /v1/webhooks or `flagd webhooks list`.",

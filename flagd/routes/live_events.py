@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 
 from flagd.auth.guard import Principal, requires
 from flagd.auth.keys import Scope
-from flagd.errors import InvalidParameter, Unauthorized
+from flagd.errors import InvalidParameter, ServiceUnavailable, Unauthorized
 from flagd.http.params import int_param
 from flagd.http.responses import OrjsonResponse, error_response
 from flagd.http.routing import resource
@@ -36,18 +36,35 @@ def _query(request: Request) -> LiveQuery:
     return LiveQuery.parse(params.get("unit"), params.get("after"), limit)
 
 
+MAX_READS_IN_FLIGHT = 1
+"""Live reads one worker runs at once: a first read scans the hour's events (no index on unit), and back-to-back
+reads from two clients kept PostgreSQL on both cores of a 2-core machine (bench/live_events.py --beside-ofrep)."""
+_in_flight = 0
+
+
 async def _live(request: Request) -> dict[str, Any]:
+    global _in_flight
     query = _query(request)
     state = server_state(request)
-    async with state.pool.acquire() as conn:
-        page = await read_live(
-            conn,
-            query,
-            plan=state.config.snapshot.tracking,
-            unplanned=cast(UnplannedMode, state.settings.events_unplanned),
-            now=datetime.now(UTC),
-            max_age_days=state.settings.events_max_age_days,
+    if _in_flight >= MAX_READS_IN_FLIGHT:
+        raise ServiceUnavailable(
+            "Another live read is running on this worker; ask again in a second (the page does so by itself).",
+            code="live_busy",
+            headers={"Retry-After": "1"},
         )
+    _in_flight += 1
+    try:
+        async with state.pool.acquire() as conn:
+            page = await read_live(
+                conn,
+                query,
+                plan=state.config.snapshot.tracking,
+                unplanned=cast(UnplannedMode, state.settings.events_unplanned),
+                now=datetime.now(UTC),
+                max_age_days=state.settings.events_max_age_days,
+            )
+    finally:
+        _in_flight -= 1
     return page.to_json()
 
 
@@ -64,7 +81,7 @@ async def live_rows(request: Request) -> Response:
         )
     try:
         body = await _live(request)
-    except InvalidParameter as exc:
+    except (InvalidParameter, ServiceUnavailable) as exc:
         return error_response(exc)
     return OrjsonResponse(body, headers={"Cache-Control": "no-store"})
 

@@ -14,6 +14,7 @@ import pytest
 
 from flagd.auth.keys import Scope
 from flagd.ingest.repository import StoredEvent
+from flagd.routes import live_events
 from flagd.tracking.check import CompiledPlan
 from flagd.tracking.live import LiveQuery, Position, read_live
 from flagd.tracking.plan import read_plan
@@ -228,3 +229,16 @@ def test_should_find_a_repeat_among_the_last_few_timestamps_not_only_the_latest(
     gaps = [checker.verdict(row(s))["repeatSeconds"] for s in (5.0, 0.0, 0.3, 3.0)]
     assert gaps == [None, None, pytest.approx(0.3), None]
     assert checker.verdict(row(0.3, unit="another"))["repeatSeconds"] is None
+
+
+async def test_should_answer_busy_while_another_live_read_runs_on_the_worker(
+    server: LiveServer, results: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One read in flight per worker (a first read scans the hour's events): the next one is told to come back.
+    monkeypatch.setattr(live_events, "_in_flight", live_events.MAX_READS_IN_FLIGHT)
+    busy = await results.get("/v1/events/live", params={"unit": "u"})
+    assert (busy.status_code, busy.json()["error"]["code"]) == (503, "live_busy")
+    assert busy.headers["Retry-After"] == "1"
+    monkeypatch.setattr(live_events, "_in_flight", 0)
+    assert (await results.get("/v1/events/live", params={"unit": "u"})).status_code == 200
+    assert live_events._in_flight == 0  # released after the read
