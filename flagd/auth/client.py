@@ -33,6 +33,9 @@ MAX_ADDRESSES = 65_536
 """Client addresses whose buckets a worker keeps (least recently seen forgotten first)."""
 MAX_KEYS = 4_096
 REFUSED_ORIGIN = "flagd.origin_refused"
+ADMITTED_ORIGIN = "flagd.origin_admitted"
+"""Set in the request's scope to the Origin a client key was admitted from: the CORS middleware echoes it even
+when the in-memory origins (read before authentication) do not know the key yet."""
 """Set in the ASGI scope when a request is refused for its origin, so the CORS middleware does not allow it."""
 
 
@@ -73,6 +76,9 @@ class ClientAccess:
             if origin not in allowed:
                 scope[REFUSED_ORIGIN] = True
                 raise Forbidden(_refused(origin, bool(key_origins)), code="origin_not_allowed")
+            scope[ADMITTED_ORIGIN] = origin
+            if not self.allows_anywhere(origin):
+                self.keys_changed()  # a key newer than the origins in memory: preflights learn it at once
         now = asyncio.get_running_loop().time()
         client = scope.get("client")
         limits = (

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flagd.auth.client import REFUSED_ORIGIN, ClientAccess, request_origin
+from flagd.auth.client import ADMITTED_ORIGIN, REFUSED_ORIGIN, ClientAccess, request_origin
 from flagd.http.handlers import unexpected_error_response
 
 CLIENT_PATHS = frozenset({"/ofrep/v1/evaluate/flags", "/v1/events", "/v1/client/stream"})
@@ -65,9 +65,11 @@ class CorsMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 headers = [*message.get("headers", ()), _VARY]
-                if allowed is not None and not scope.get(REFUSED_ORIGIN):
+                # A key created after the origins in memory were read is admitted from its origin all the same.
+                echoed = allowed or scope.get(ADMITTED_ORIGIN)
+                if echoed is not None and not scope.get(REFUSED_ORIGIN):
                     headers += [
-                        (b"access-control-allow-origin", allowed.encode("latin-1")),
+                        (b"access-control-allow-origin", echoed.encode("latin-1")),
                         (b"access-control-expose-headers", EXPOSED_HEADERS),
                     ]
                 message = {**message, "headers": headers}
