@@ -14,11 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from flagd.experiments.catalog import ExperimentPlan, ResolvedMetric
 from flagd.health.alarms import open_for_events
 from flagd.results.cache import ReductionCache
+from flagd.results.live import LiveMetric, live_rolled
 from flagd.results.model import DataAlarm, ExposureTally, Freshness, PhaseData, Reduction, SegmentData
 from flagd.results.sql.days import day_reductions, signature
+from flagd.results.sql.delta import additive
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
-from flagd.results.sql.reduce import reduce_rolled_by, segment_population
+from flagd.results.sql.reduce import fill, reduce_rolled_by, segment_population
 from flagd.results.sql.retention import exposure_rows, matured_before, reduce_retention_rolled
 from flagd.results.sql.rollup import (
     RollupPolicy,
@@ -167,6 +169,12 @@ class PhaseReader:
     ) -> dict[str, Reduction]:
         """The metric per segment of `attribute` (one, "", without), filled with `population`."""
         sources = tuple(s.key for s in metric_sources(metric, self._policy.pre_seconds))
+        if attribute is None and additive(metric):
+            live = LiveMetric(
+                self._plan.key, self._phase, metric, signature(metric, self._policy.pre_seconds), sources
+            )
+            rolled = await live_rolled(self._conn, live, self._cache)
+            return {segment: fill(metric, rolled, counts) for segment, counts in population.items()}
         key: tuple[object, ...] = (
             self._plan.key,
             self._phase,
