@@ -31,6 +31,7 @@ from flagd.results import wire
 from flagd.results.analysis import Options
 from flagd.results.cache import ReductionCache
 from flagd.results.journey import JourneyQuery
+from flagd.results.preparing import Preparing
 from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
 from flagd.results.watch import Observation, observe
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 NICENESS = 10
 """How much lower than the worker's the results process's CPU priority is."""
 JSON = "application/json"
+PREPARING_STATUS = 202
+"""A results answer still being prepared (flagd.results.preparing): its progress, not the results."""
+PREPARING_CODE = "results_preparing"
 HTML = "text/html; charset=utf-8"
 
 Kind = Literal[
@@ -168,6 +172,10 @@ class _Process:
             return Answer(200, await _json(service, job), JSON)
         except FlagdError as exc:
             return Failure(exc.status, exc.code, exc.message)
+        except Preparing as exc:
+            if job.kind in ("results", "timeseries"):
+                return Answer(PREPARING_STATUS, wire.preparing(exc.progress), JSON)
+            return Failure(503, PREPARING_CODE, exc.progress.message)
         except DATABASE_UNAVAILABLE_ERRORS as exc:
             logger.warning("results process: database unavailable: %r", exc)
             await self.forget_connection()

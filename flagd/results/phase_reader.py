@@ -8,7 +8,9 @@ Everything it returns is plain data: the analysis (`flagd.results.report`) needs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, timedelta
 
 from flagd.experiments.catalog import ExperimentPlan, ResolvedMetric
@@ -16,6 +18,7 @@ from flagd.health.alarms import open_for_events
 from flagd.results.cache import ReductionCache
 from flagd.results.live import LiveMetric, live_rolled
 from flagd.results.model import DataAlarm, ExposureTally, Freshness, PhaseData, Reduction, SegmentData
+from flagd.results.preparing import Preparing, Progress
 from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.delta import additive
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
@@ -34,6 +37,10 @@ from flagd.results.sql.volumes import daily_events, events_since, never_arrived
 from flagd.storage.types import Connection
 
 MAX_SERIES_DAYS = 92
+BUILD_CONCURRENCY = 2
+"""Roll-ups the keeper builds at once (the machine's cores, at least two, are what a build waits on)."""
+Connections = Callable[[], AbstractAsyncContextManager[Connection]]
+"""Where the keeper's builds take connections of their own from (a pool's acquire)."""
 DAYS_BUDGET_SECONDS = 2.0
 """How long a series request spends computing past days nobody stored yet (the keeper stores them for
 running experiments); the days it leaves out are listed as pendingDays and appear on a later look."""
@@ -48,8 +55,13 @@ class PhaseReader:
         policy: RollupPolicy,
         cache: ReductionCache | None,
         now: datetime,
+        *,
+        built_in_background: bool = False,
     ) -> None:
         self._conn = conn
+        self._background = built_in_background
+        """Whether the keeper builds this phase's missing roll-ups (flagd.results.preparing): a read that
+        finds one missing raises Preparing instead of building it."""
         self._plan = plan
         self._phase = phase
         self._policy = policy
@@ -67,7 +79,7 @@ class PhaseReader:
         self._end = min(self._now, window[1]) if window and window[1] else self._now
         tally = await exposure_tally(conn, plan.key, self._phase, self._now, started)
         metrics = [m.resolved for m in plan.metrics]
-        await self._catch_up(metrics)
+        await self._catch_up(metrics, tally.total + tally.multiple)
         reductions = {
             m.key: (await self._reduce(m, {"": tally.units})).get("", Reduction(m.key, {})) for m in metrics
         }
@@ -117,21 +129,41 @@ class PhaseReader:
         past days left out because computing them would exceed DAYS_BUDGET_SECONDS."""
         tally, past = await self._past_days()
         stored = await self._days(metric, past, DAYS_BUDGET_SECONDS)
-        await self._catch_up([metric])
+        await self._catch_up([metric], tally.total + tally.multiple)
         today = (await self._reduce(metric, {"": tally.units})).get("", Reduction(metric.key, {}))
         days = [(day, stored[day]) for day in past if day in stored]
         days.append((self._now.date(), today))
         return days, [day for day in past if day not in stored]
 
-    async def keep_up(self) -> None:
+    async def keep_up(self, connections: Connections | None = None) -> None:
         """Catch every roll-up of the phase up without waiting for one another holds, and store its closed
-        days: what the keeper does for running experiments so that requests find little to do."""
+        days: what the keeper does for running experiments so that requests find little to do. Roll-ups
+        never built are built first, BUILD_CONCURRENCY at a time on `connections` when given (each build is
+        one statement that PostgreSQL runs on one core)."""
         metrics = [m.resolved for m in self._plan.metrics]
-        for source in _unique_sources(metrics, self._policy.pre_seconds):
+        sources = _unique_sources(metrics, self._policy.pre_seconds)
+        if connections is not None:
+            await self.build_missing(connections)
+        for source in sources:
             await catch_up(self._conn, self._plan.key, self._phase, source, wait=False)
         _, past = await self._past_days()
         for metric in metrics:
             await self._days(metric, past, None)
+
+    async def build_missing(self, connections: Connections) -> int:
+        """Build the phase's roll-ups never built, BUILD_CONCURRENCY at a time; how many were missing."""
+        sources = _unique_sources([m.resolved for m in self._plan.metrics], self._policy.pre_seconds)
+        built = await rollup_states(self._conn, self._plan.key, self._phase, [s.key for s in sources])
+        queue = [s for s in sources if s.key not in built]
+        missing = len(queue)
+
+        async def builder() -> None:
+            async with connections() as conn:
+                while queue:
+                    await catch_up(conn, self._plan.key, self._phase, queue.pop(0), wait=False)
+
+        await asyncio.gather(*(builder() for _ in range(min(BUILD_CONCURRENCY, len(queue)))))
+        return missing
 
     async def _past_days(self) -> tuple[ExposureTally, list[date]]:
         """The phase's tally, and the past days of its series."""
@@ -154,14 +186,25 @@ class PhaseReader:
             budget_seconds=budget,
         )
 
-    async def _catch_up(self, metrics: Sequence[ResolvedMetric]) -> None:
+    async def _catch_up(self, metrics: Sequence[ResolvedMetric], units: int) -> None:
         """Bring the metrics' roll-ups up to date first. A roll-up another catch-up holds is read as of its
-        last one (the freshness says when) rather than waited for, unless it has never been built."""
+        last one (the freshness says when) rather than waited for, and so is one caught up less than the
+        policy's fresh_seconds ago. One never built is built here and waited for, unless the keeper builds
+        it in the background, the phase having `units` exposed units or more than the policy's
+        inline_build_units (then Preparing says how far it got)."""
         unique = _unique_sources(metrics, self._policy.pre_seconds)
         keys = [s.key for s in unique]
         built = await rollup_states(self._conn, self._plan.key, self._phase, keys)
+        missing = [s for s in unique if s.key not in built]
+        inline = self._policy.inline_build_units
+        if missing and self._background and inline is not None and units >= inline:
+            raise Preparing(Progress(self._plan.key, self._phase, len(unique) - len(missing), len(unique)))
+        fresh = timedelta(seconds=self._policy.fresh_seconds)
         for source in unique:
-            await catch_up(self._conn, self._plan.key, self._phase, source, wait=source.key not in built)
+            state = built.get(source.key)
+            if state is not None and fresh and self._now - state.caught_up_at < fresh:
+                continue
+            await catch_up(self._conn, self._plan.key, self._phase, source, wait=state is None)
         self._states.update(await rollup_states(self._conn, self._plan.key, self._phase, keys))
 
     async def _reduce(

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import multiprocessing
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -38,8 +39,10 @@ STOP_SECONDS = 5.0
 
 
 class ResultsPool:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_preparing: Callable[[], None] | None = None) -> None:
         self._settings = settings
+        self._on_preparing = on_preparing
+        """Called when a job found roll-ups never built (the keeper's wake: it builds them now)."""
         self._processes = settings.results_processes
         self._capacity = settings.results_processes + settings.results_max_waiting
         self._timeout = settings.results_timeout_seconds
@@ -105,6 +108,11 @@ class ResultsPool:
         except BrokenProcessPool as exc:
             self._replace(exc)
             raise _unavailable() from exc
+        preparing = (isinstance(outcome, jobs.Answer) and outcome.status == jobs.PREPARING_STATUS) or (
+            isinstance(outcome, jobs.Failure) and outcome.code == jobs.PREPARING_CODE
+        )
+        if preparing and self._on_preparing is not None:
+            self._on_preparing()
         if isinstance(outcome, jobs.Failure):
             raise outcome.error()
         return outcome

@@ -12,7 +12,8 @@ from flagd.results.cache import ReductionCache
 from flagd.results.journey import Funnel, JourneyQuery, funnel
 from flagd.results.looks import daily_looks, record_look, stored_looks
 from flagd.results.model import ExperimentResults, ExperimentSummary, Timeseries
-from flagd.results.phase_reader import PhaseReader
+from flagd.results.phase_reader import Connections, PhaseReader
+from flagd.results.preparing import Preparing
 from flagd.results.report import analyse_phase, method_of, planned
 from flagd.results.sql.exposures import units_per_experiment
 from flagd.results.sql.funnel import read_funnel
@@ -89,7 +90,12 @@ class ResultsService:
         return self._catalog
 
     def _reader(self, plan: ExperimentPlan, phase: int, now: datetime) -> PhaseReader:
-        return PhaseReader(self._conn, plan, phase, self._policy, self._cache, now)
+        entry = self._catalog.entries.get(plan.key)
+        # The keeper builds the roll-ups of running experiments' current phases (flagd.results.preparing).
+        background = entry is not None and entry.state == "running" and phase == entry.phase
+        return PhaseReader(
+            self._conn, plan, phase, self._policy, self._cache, now, built_in_background=background
+        )
 
     async def results(
         self, key: str, phase: int | None, options: Options, now: datetime, segment: str | None = None
@@ -143,7 +149,10 @@ class ResultsService:
         started.sort(key=lambda e: e.phase_started_at or "", reverse=True)
         headlines = {}
         for entry in started[:MAX_HEADLINES]:
-            headlines[entry.key] = (await self.results(entry.key, None, Options(), now)).decision
+            try:
+                headlines[entry.key] = (await self.results(entry.key, None, Options(), now)).decision
+            except Preparing:
+                continue  # its first roll-ups are still being built: no headline yet
         return [
             ExperimentSummary(
                 key=entry.key,
@@ -174,15 +183,27 @@ class ResultsService:
         rows, distinct = await read_funnel(self._conn, query, self._statement_seconds)
         return funnel(query, rows, distinct, now)
 
-    async def keep_up(self, now: datetime) -> int:
-        """For every running experiment's current phase: catch its roll-ups up and store its closed days, so
-        that requests find little to do. Roll-ups another catch-up holds are skipped. Returns the number of
-        experiments kept up."""
+    async def keep_up(self, now: datetime, connections: Connections | None = None) -> int:
+        """For every running experiment's current phase: catch its roll-ups up (building the missing ones
+        first, on `connections` when given) and store its closed days, so that requests find little to do.
+        Roll-ups another catch-up holds are skipped. Returns the number of experiments kept up."""
         kept = 0
-        for entry in self._catalog.entries.values():
-            plan = entry.plan
-            if plan is None or entry.state != "running" or entry.phase < 1:
-                continue
-            await self._reader(plan, entry.phase, now).keep_up()
+        for plan, phase in self._running():
+            await self._reader(plan, phase, now).keep_up(connections)
             kept += 1
         return kept
+
+    async def build_missing(self, now: datetime, connections: Connections) -> int:
+        """Only build the roll-ups never built of running experiments' current phases (what a request that
+        found one missing wakes the keeper for); the number built."""
+        built = 0
+        for plan, phase in self._running():
+            built += await self._reader(plan, phase, now).build_missing(connections)
+        return built
+
+    def _running(self) -> list[tuple[ExperimentPlan, int]]:
+        return [
+            (entry.plan, entry.phase)
+            for entry in self._catalog.entries.values()
+            if entry.plan is not None and entry.state == "running" and entry.phase >= 1
+        ]

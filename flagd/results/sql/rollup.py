@@ -128,10 +128,19 @@ def metric_sources(metric: ResolvedMetric, pre_seconds: int) -> tuple[Source, ..
 class RollupPolicy:
     pre_seconds: int
     """CUPED's covariate window: each unit's same metric in this long before its first exposure."""
+    fresh_seconds: float = 0.0
+    """A request reads a roll-up caught up at most this long ago as it is (0: it always catches up)."""
+    inline_build_units: int | None = None
+    """A phase of a running experiment with at least this many exposed units has its first roll-ups built
+    in the background (flagd.results.preparing); None: every request builds what it needs."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RollupPolicy:
-        return cls(settings.results_pre_exposure_days * 86_400)
+        return cls(
+            settings.results_pre_exposure_days * 86_400,
+            settings.results_fresh_seconds,
+            settings.results_inline_build_units,
+        )
 
 
 @dataclass(frozen=True, slots=True)
