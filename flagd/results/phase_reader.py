@@ -190,8 +190,8 @@ class PhaseReader:
         """Bring the metrics' roll-ups up to date first. A roll-up another catch-up holds is read as of its
         last one (the freshness says when) rather than waited for, and so is one caught up less than the
         policy's fresh_seconds ago. One never built is built here and waited for, unless the keeper builds
-        it in the background, the phase having `units` exposed units or more than the policy's
-        inline_build_units (then Preparing says how far it got)."""
+        it in the background: a running experiment's current phase whose `units` (exposed units) reach the
+        policy's inline_build_units (then Preparing says how far it got)."""
         unique = _unique_sources(metrics, self._policy.pre_seconds)
         keys = [s.key for s in unique]
         built = await rollup_states(self._conn, self._plan.key, self._phase, keys)

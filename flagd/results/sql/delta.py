@@ -39,23 +39,34 @@ def additive(metric: ResolvedMetric) -> bool:
 # $1 experiment, $2 phase, $3 source a and $4 its version read, $5 source b (NULL: none) and $6 its
 # version, $7 the fixed cap (NULL: none). Sign 1: the changed units' rows now; -1: as of the versions read.
 _DELTA = """
-WITH changed AS (
+WITH changed AS MATERIALIZED (
     SELECT DISTINCT ON (source, unit) source, unit, variant, post_count, post_sum, post_last, pre_count, pre_sum
     FROM results_unit_changes
     WHERE experiment = $1 AND phase = $2 AND ((source = $3 AND version > $4) OR (source = $5 AND version > $6))
     ORDER BY source, unit, version
 ),
-touched AS (SELECT DISTINCT unit FROM changed),
-now_rows AS (
+touched AS MATERIALIZED (SELECT DISTINCT unit FROM changed),
+now_rows AS MATERIALIZED (
     SELECT r.source, r.unit, r.variant, r.post_count, r.post_sum, r.post_last, r.pre_count, r.pre_sum
-    FROM results_unit_values r JOIN touched t ON t.unit = r.unit
-    WHERE r.experiment = $1 AND r.phase = $2 AND (r.source = $3 OR r.source = $5)
-),
-then_rows AS (
-    SELECT * FROM changed WHERE variant IS NOT NULL
+    FROM touched t JOIN results_unit_values r
+      ON r.experiment = $1 AND r.phase = $2 AND r.source = $3 AND r.unit = t.unit
     UNION ALL
-    SELECT n.* FROM now_rows n
-    WHERE NOT EXISTS (SELECT 1 FROM changed c WHERE c.source = n.source AND c.unit = n.unit)
+    SELECT r.source, r.unit, r.variant, r.post_count, r.post_sum, r.post_last, r.pre_count, r.pre_sum
+    FROM touched t JOIN results_unit_values r
+      ON r.experiment = $1 AND r.phase = $2 AND r.source = $5 AND r.source <> $3 AND r.unit = t.unit
+),
+-- A full join (hashed: row estimates of CTEs are poor, and a nested anti-join was quadratic, measured
+-- 0.46 s at 2,000 changed units): a logged earlier row where there is one, else the row now.
+then_rows AS (
+    SELECT coalesce(c.source, n.source) AS source, coalesce(c.unit, n.unit) AS unit,
+           CASE WHEN c.unit IS NULL THEN n.variant ELSE c.variant END AS variant,
+           CASE WHEN c.unit IS NULL THEN n.post_count ELSE c.post_count END AS post_count,
+           CASE WHEN c.unit IS NULL THEN n.post_sum ELSE c.post_sum END AS post_sum,
+           CASE WHEN c.unit IS NULL THEN n.post_last ELSE c.post_last END AS post_last,
+           CASE WHEN c.unit IS NULL THEN n.pre_count ELSE c.pre_count END AS pre_count,
+           CASE WHEN c.unit IS NULL THEN n.pre_sum ELSE c.pre_sum END AS pre_sum
+    FROM now_rows n FULL JOIN changed c ON c.source = n.source AND c.unit = n.unit
+    WHERE c.unit IS NULL OR c.variant IS NOT NULL
 ),
 values AS (
     {now}

@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 
@@ -279,9 +279,7 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
             # The planner needs the new rows' statistics before autovacuum comes by (a hash aggregate
             # instead of sorting a million rows by variant).
             await conn.execute("ANALYZE results_unit_values")
-            latest = await conn.fetchval(
-                "SELECT max(received_at) FROM events WHERE name = ANY($1::text[])", source.event_names
-            )
+            latest = await _latest_received(conn, source.event_names, now)
             changed = True
         else:
             version = int(state["version"]) + 1
@@ -320,6 +318,26 @@ async def catch_up(conn: Connection, experiment: str, phase: int, source: Source
     return True
 
 
+LATEST_LOOKED_BACK = timedelta(days=1)
+"""How far back the newest event of a new roll-up is looked for first (a range the BRIN index on
+received_at narrows), before the whole table (measured: 1.5 s per roll-up at 10 million events)."""
+
+
+async def _latest_received(conn: Connection, names: list[str], horizon: datetime) -> datetime | None:
+    """When the newest event of these names was stored."""
+    recent: datetime | None = await conn.fetchval(
+        "SELECT max(received_at) FROM events WHERE name = ANY($1::text[]) AND received_at >= $2",
+        names,
+        horizon - LATEST_LOOKED_BACK,
+    )
+    if recent is not None:
+        return recent
+    latest: datetime | None = await conn.fetchval(
+        "SELECT max(received_at) FROM events WHERE name = ANY($1::text[])", names
+    )
+    return latest
+
+
 async def _recompute_touched(
     conn: Connection, experiment: str, phase: int, source: Source, caught_up_at: datetime, version: int
 ) -> tuple[bool, datetime | None]:
@@ -329,6 +347,8 @@ async def _recompute_touched(
     touched = await conn.execute(_TOUCH, source.event_names, caught_up_at, experiment, phase)
     if touched.endswith(" 0"):  # "INSERT 0 <rows>": nothing was stored since
         return False, None
+    # The planner then knows how many units to look up (an index probe each, not a scan of every event).
+    await conn.execute("ANALYZE results_touched")
     params: list[object] = [experiment, phase, source.key]
     compute = source.compute_sql(_TOUCHED_JOIN, params)
     params.append(version)
