@@ -4,6 +4,7 @@ done" at once, never a wait, and the results once the woken keeper has built the
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import replace
 
@@ -11,8 +12,11 @@ import asyncpg
 import httpx
 import pytest
 
+from flagd.auth.keys import Scope
 from flagd.settings import Settings
 from tests.flagd.results.test_results_recompute import start_pricing
+from tests.flagd.web.test_sessions import logged_in
+from tests.support import LiveServer, create_key
 
 
 @pytest.fixture
@@ -60,3 +64,17 @@ async def test_should_list_an_experiment_being_prepared_without_its_headline(
     assert pricing["headline"] is None
     series = await results_client.get("/v1/experiments/pricing/results/timeseries")
     assert series.status_code in (200, 202), series.text
+
+
+async def test_should_show_the_page_preparing_with_its_progress_and_reload_it(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, server: LiveServer, database_url: str
+) -> None:
+    await start_pricing(admin, sdk, 30, database_url)
+    http = await logged_in(server, await create_key(database_url, Scope.RESULTS, "pm"))
+    try:
+        page = await http.get("/experiments/pricing")
+        assert page.status_code == 202, page.text
+        assert re.search(r"Preparing results, \d+% done", page.text)
+        assert '<meta http-equiv="refresh" content="3">' in page.text
+    finally:
+        await http.aclose()
