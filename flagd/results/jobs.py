@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -126,11 +127,19 @@ class _Process:
         self.cache = ReductionCache()
         self.catalog = Catalog.empty()
         self.conn: asyncpg.Connection | None = None
+        self.second: asyncpg.Connection | None = None
+        """The connection a request's catch-ups use beside `conn` (opened when first needed)."""
 
     async def connection(self) -> asyncpg.Connection:
         if self.conn is None or self.conn.is_closed():
             self.conn = await connect(self.settings)
         return self.conn
+
+    @contextlib.asynccontextmanager
+    async def beside(self) -> AsyncIterator[asyncpg.Connection]:
+        if self.second is None or self.second.is_closed():
+            self.second = await connect(self.settings)
+        yield self.second
 
     async def current_catalog(self, conn: asyncpg.Connection, version: int) -> Catalog:
         if self.catalog.version < 0 or self.catalog.version < version:
@@ -162,6 +171,7 @@ class _Process:
                 self.policy,
                 self.cache,
                 statement_seconds=self.settings.results_timeout_seconds,
+                connections=self.beside,
             )
             if job.kind in ("page", "index", "journey_page"):
                 from flagd.web import render  # only pages need the templates
@@ -184,10 +194,12 @@ class _Process:
             )
 
     async def forget_connection(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(Exception):
-                await self.conn.close(timeout=1)
+        for conn in (self.conn, self.second):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
         self.conn = None
+        self.second = None
 
 
 async def _json(service: ResultsService, job: Job) -> bytes:

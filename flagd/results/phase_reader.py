@@ -57,8 +57,11 @@ class PhaseReader:
         now: datetime,
         *,
         built_in_background: bool = False,
+        connections: Connections | None = None,
     ) -> None:
         self._conn = conn
+        self._connections = connections
+        """A second connection for catch-ups to run beside this one's (None: one after the other)."""
         self._background = built_in_background
         """Whether the keeper builds this phase's missing roll-ups (flagd.results.preparing): a read that
         finds one missing raises Preparing instead of building it."""
@@ -200,11 +203,27 @@ class PhaseReader:
         if missing and self._background and inline is not None and units >= inline:
             raise Preparing(Progress(self._plan.key, self._phase, len(unique) - len(missing), len(unique)))
         fresh = timedelta(seconds=self._policy.fresh_seconds)
-        for source in unique:
-            state = built.get(source.key)
-            if state is not None and fresh and self._now - state.caught_up_at < fresh:
-                continue
-            await catch_up(self._conn, self._plan.key, self._phase, source, wait=state is None)
+        todo = [
+            (source, built.get(source.key) is None)
+            for source in unique
+            if not (source.key in built and fresh and self._now - built[source.key].caught_up_at < fresh)
+        ]
+
+        async def catching_up(conn: Connection) -> None:
+            while todo:
+                source, wait = todo.pop(0)
+                await catch_up(conn, self._plan.key, self._phase, source, wait=wait)
+
+        if self._connections is not None and len(todo) > 1:
+            # Each catch-up is statements PostgreSQL runs on one core: two at once on two connections.
+            async def beside() -> None:
+                assert self._connections is not None
+                async with self._connections() as other:
+                    await catching_up(other)
+
+            await asyncio.gather(catching_up(self._conn), beside())
+        else:
+            await catching_up(self._conn)
         self._states.update(await rollup_states(self._conn, self._plan.key, self._phase, keys))
 
     async def _reduce(

@@ -78,8 +78,11 @@ class ResultsService:
         cache: ReductionCache | None = None,
         *,
         statement_seconds: float = 120.0,
+        connections: Connections | None = None,
     ) -> None:
         self._conn = conn
+        self._connections = connections
+        """A second connection a request's catch-ups may use beside `conn`."""
         self._statement_seconds = statement_seconds
         self._catalog = catalog
         self._policy = policy
@@ -94,7 +97,14 @@ class ResultsService:
         # The keeper builds the roll-ups of running experiments' current phases (flagd.results.preparing).
         background = entry is not None and entry.state == "running" and phase == entry.phase
         return PhaseReader(
-            self._conn, plan, phase, self._policy, self._cache, now, built_in_background=background
+            self._conn,
+            plan,
+            phase,
+            self._policy,
+            self._cache,
+            now,
+            built_in_background=background,
+            connections=self._connections,
         )
 
     async def results(
