@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from flagd.auth.client import ClientAccess, ClientPolicy
 from flagd.auth.guard import Authenticator
@@ -19,6 +20,7 @@ from flagd.config.watcher import ConfigWatcher
 from flagd.health.detector import DataHealthDetector
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.cors import CorsMiddleware
+from flagd.http.fast_lane import FastLane
 from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.http.metrics_middleware import MetricsMiddleware
 from flagd.http.transport import raise_descriptor_limit
@@ -83,7 +85,8 @@ def create_app(settings: Settings) -> Starlette:
         middleware.append(Middleware(AccessLogMiddleware, writer=access_log))
     # Innermost, so the metrics and the access log count the preflights it answers.
     middleware.append(Middleware(CorsMiddleware))
-    return Starlette(
+    return _FlagdApp(
+        access_log,
         # Starlette tries routes in order: the hot evaluation paths come first.
         routes=[
             *ofrep.routes,
@@ -109,6 +112,17 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+
+
+class _FlagdApp(Starlette):
+    """Starlette, with the single-flag evaluation answered in front of its middleware (flagd.http.fast_lane)."""
+
+    def __init__(self, access_log: AccessLogWriter | None, **kwargs: Any) -> None:
+        self._access_log = access_log
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FastLane(super().build_middleware_stack(), self._access_log)
 
 
 @asynccontextmanager

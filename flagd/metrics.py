@@ -58,6 +58,11 @@ CONNECTIONS_CLOSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+ACCESS_LOG_DROPPED = Counter(
+    "flagd_access_log_dropped",
+    "Access-log lines dropped because the log could not keep up (its buffers are bounded; requests never wait).",
+    registry=REGISTRY,
+)
 EVALUATIONS = Counter(
     "flagd_evaluations", "OFREP flag evaluations, by flag and reason.", ["flag", "reason"], registry=REGISTRY
 )
