@@ -56,7 +56,7 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement(
         "events",
         D,
-        "track events, joined to exposures on unit; daily partitions follow the parent",
+        "track events, joined to exposures on unit",
         UNIT,
         GROUP,
         partitioned=True,
@@ -200,9 +200,15 @@ def markdown() -> str:
             lines = [f"| `{p.table}` | {cell(p)} |" for p in rows]
             head = "| table | why |\n|---|---|"
         sections.append(f"### {title} ({len(rows)})\n\n{head}\n" + "\n".join(lines))
-    gaps = "\n".join(f"- **{g.name}** (`{g.table}`): {g.what}" for g in KNOWN_GAPS) or "None."
+    gaps = (
+        "\n".join(
+            f"- **{g.name}** (`{g.table}`{f', a query of {g.module}' if g.module else ''}): {g.what}"
+            for g in KNOWN_GAPS
+        )
+        or "None."
+    )
     statements = "\n".join(citus_statements())
     return (
         "\n\n".join(sections)
-        + f"\n\n### The statements\n\n```sql\n{statements}\n```\n\n### Known gaps in the schema\n\n{gaps}"
+        + f"\n\n### The statements\n\n```sql\n{statements}\n```\n\n### Known gaps\n\n{gaps}"
     )

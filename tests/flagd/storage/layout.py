@@ -3,8 +3,9 @@ feed them the migrated schema and the code's SQL and also synthetic cases they m
 
 - `key_problems`: a primary key, unique constraint or unique index of a distributed table without its
   distribution column (Citus refuses to create the table).
-- `foreign_key_problems`: a foreign key from a reference or local table to a distributed one, or between
-  distributed tables without the distribution column on both sides.
+- `foreign_key_problems`: a foreign key from a reference or local table to a distributed one, from a
+  reference table to a non-reference one, or between distributed tables without the distribution column on
+  both sides.
 - `join_problems`: a join between two distributed relations (tables, or subqueries and CTEs that pass a
   distribution column through) without an equality of their distribution columns in its ON, USING or
   WHERE; a correlated subquery over a distributed table counts as a join with the query around it.
@@ -73,7 +74,12 @@ def foreign_key_problems(keys: Iterable[ForeignKey], placements: Mapping[str, Pl
     problems = []
     for key in keys:
         source, target = _kind(placements, key.table), _kind(placements, key.referenced)
-        if target is Kind.DISTRIBUTED and source is not Kind.DISTRIBUTED:
+        if source is Kind.REFERENCE and target is not Kind.REFERENCE:
+            problems.append(
+                f"{key.name}: reference table {key.table} references {target} table {key.referenced} "
+                "(a reference table can only reference reference tables)"
+            )
+        elif target is Kind.DISTRIBUTED and source is not Kind.DISTRIBUTED:
             problems.append(
                 f"{key.name}: {source} table {key.table} references distributed table {key.referenced}"
             )

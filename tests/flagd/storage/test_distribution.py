@@ -268,7 +268,7 @@ def test_should_refuse_a_unique_key_without_the_distribution_column() -> None:
     assert key_problems([UniqueKey("flags", "flags_pkey", ("key",))], BY_TABLE) == []
 
 
-def test_should_refuse_a_foreign_key_into_a_distributed_table() -> None:
+def test_should_refuse_a_foreign_key_citus_refuses() -> None:
     into = ForeignKey(
         "watch_unit", "experiment_watch", ("experiment", "unit"), "exposures", ("experiment", "unit")
     )
@@ -276,7 +276,8 @@ def test_should_refuse_a_foreign_key_into_a_distributed_table() -> None:
         "values_exposure", "results_unit_values", ("experiment",), "exposures", ("experiment",)
     )
     along = ForeignKey("values_unit", "results_unit_values", ("unit",), "exposures", ("unit",))
-    assert len(foreign_key_problems([into, between], BY_TABLE)) == 2
+    local = ForeignKey("keys_schedule", "api_keys", ("id",), "schedules", ("id",))
+    assert len(foreign_key_problems([into, between, local], BY_TABLE)) == 3
     assert foreign_key_problems([along], BY_TABLE) == []
 
 
