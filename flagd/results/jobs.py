@@ -31,7 +31,7 @@ from flagd.results import wire
 from flagd.results.analysis import Options
 from flagd.results.cache import ReductionCache
 from flagd.results.journey import JourneyQuery
-from flagd.results.replica import Replica
+from flagd.results.replica import REPLICA_READ_ERRORS, Replica
 from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
 from flagd.results.watch import Observation, observe
@@ -151,40 +151,15 @@ class _Process:
         if job.kind == "ping":
             return Answer(200, b"", JSON)
         try:
-            conn = await self.connection()
-            if job.kind == "rollout_look":
-                assert job.rollout is not None, "a rollout look carries its rollout"
-                catalog = await self.current_catalog(conn, job.config_version)
-                look, decision = await look_at(
-                    conn,
-                    catalog,
-                    self.policy,
-                    self.cache,
-                    job.rollout,
-                    datetime.now(UTC),
-                    job.now,
-                    replica=self.replica,
-                )
-                return Answer(200, orjson.dumps(answer(job.rollout, look, decision)), JSON)
-            if job.kind in ("rollouts_page", "rollout_page"):
-                from flagd.web import rollout_pages  # only pages need the templates
-
-                return await rollout_pages.answer(conn, job)
-            service = ResultsService(
-                conn,
-                await self.current_catalog(conn, job.config_version),
-                self.policy,
-                self.cache,
-                statement_seconds=self.settings.results_timeout_seconds,
-                replica=self.replica,
-            )
-            if job.kind in ("page", "index", "journey_page"):
-                from flagd.web import render  # only pages need the templates
-
-                return await render.page_answer(service, job)
-            if job.kind == "watch":
-                return Observed(observe(await service.results(job.key, None, Options(), job.now)))
-            return Answer(200, await _json(service, job), JSON)
+            if self.replica is None:
+                return await self.outcome(job, None)
+            self.replica.begin_job()
+            try:
+                return await self.outcome(job, self.replica)
+            except REPLICA_READ_ERRORS as exc:
+                if not self.replica.failed(exc):
+                    raise
+            return await self.outcome(job, None)  # the replica failed it (logged and counted): the primary
         except FlagdError as exc:
             return Failure(exc.status, exc.code, exc.message)
         except DATABASE_UNAVAILABLE_ERRORS as exc:
@@ -193,6 +168,44 @@ class _Process:
             return Failure(
                 503, "database_unavailable", "the database is not reachable right now; retry shortly"
             )
+
+    async def outcome(self, job: Job, replica: Replica | None) -> Outcome:
+        """The job's outcome, its reads on `replica` once it has replayed the primary's writes (None: the
+        primary)."""
+        conn = await self.connection()
+        if job.kind == "rollout_look":
+            assert job.rollout is not None, "a rollout look carries its rollout"
+            catalog = await self.current_catalog(conn, job.config_version)
+            look, decision = await look_at(
+                conn,
+                catalog,
+                self.policy,
+                self.cache,
+                job.rollout,
+                datetime.now(UTC),
+                job.now,
+                replica=replica,
+            )
+            return Answer(200, orjson.dumps(answer(job.rollout, look, decision)), JSON)
+        if job.kind in ("rollouts_page", "rollout_page"):
+            from flagd.web import rollout_pages  # only pages need the templates
+
+            return await rollout_pages.answer(conn, job)
+        service = ResultsService(
+            conn,
+            await self.current_catalog(conn, job.config_version),
+            self.policy,
+            self.cache,
+            statement_seconds=self.settings.results_timeout_seconds,
+            replica=replica,
+        )
+        if job.kind in ("page", "index", "journey_page"):
+            from flagd.web import render  # only pages need the templates
+
+            return await render.page_answer(service, job)
+        if job.kind == "watch":
+            return Observed(observe(await service.results(job.key, None, Options(), job.now)))
+        return Answer(200, await _json(service, job), JSON)
 
     async def forget_connection(self) -> None:
         if self.conn is not None:

@@ -40,6 +40,15 @@ RETRY_SECONDS = 5.0
 _REPLICA_ERRORS: tuple[type[Exception], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
 """A replica that is down, restarting, not accepting connections or refusing the query: read on the primary."""
 
+REPLICA_READ_ERRORS: tuple[type[Exception], ...] = (
+    *DATABASE_UNAVAILABLE_ERRORS,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+"""What a read on the replica can fail with that is the replica's doing: it went away, or a query was cancelled
+by a conflict with recovery (40001, 40P01: replay needed rows or a lock the query held). `Replica.failed` tells
+whether it was the replica; the results process then does the job again on the primary."""
+
 _REPLAYED = (
     "SELECT pg_is_in_recovery() AS standby, "
     "coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false) AS replayed"
@@ -55,6 +64,32 @@ class Replica:
         self._conn: asyncpg.Connection | None = None
         self._retry_at = 0.0
         self._counts: dict[str, int] = {}
+        self._lent = False
+        """Whether the replica's connection was handed out in the current job."""
+
+    def begin_job(self) -> None:
+        self._lent = False
+
+    def failed(self, exc: BaseException) -> bool:
+        """Whether `exc`, raised by a job that read here, is the replica's failure (it went away, or recovery
+        cancelled a query): logged, counted as `failed`, and the replica forgotten if it went away. The
+        caller then does the job again on the primary."""
+        if not self._lent or self._conn is None:
+            return False
+        conflict = isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError))
+        gone = self._conn.is_closed()
+        if not (conflict or gone):
+            return False
+        logger.warning(
+            "a results read on the replica %s failed (%r); doing it again on the primary",
+            redact(self._url),
+            exc,
+        )
+        self._count("failed")
+        if gone:
+            self._conn = None
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+        return True
 
     def _count(self, outcome: str) -> None:
         self._counts[outcome] = self._counts.get(outcome, 0) + 1
@@ -81,6 +116,7 @@ class Replica:
                 assert row is not None
                 if row["replayed"] or not row["standby"]:
                     self._count("replica")
+                    self._lent = True
                     return replica
                 if time.monotonic() >= deadline:
                     break

@@ -28,7 +28,7 @@ from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
 from tests.flagd.results.test_results_recompute import post_all, simulated, start_pricing
 from tests.flagd.results.test_rollup import catalog_of, exposure, track
-from tests.replicated import Replicated, ports, replicated_cluster, wait_replayed
+from tests.replicated import Replicated, ports, replicated_cluster, stop, wait_replayed
 from tests.support import FlagdProcess, bearer, create_key, flag_definition, flagd_env
 
 CONFIG_SECONDS = 1.0
@@ -208,6 +208,27 @@ async def test_should_store_events_posted_to_both_hosts_once_and_read_results_fr
             assert _results_view(answer) == _results_view(expected)
             assert _units(answer) == len(units)
 
+        # The other reads behind results go to the replica too: the list, the series, a journey.
+        listed = await results.get(f"{hosts.b.url}/v1/experiments")
+        assert listed.status_code == 200, listed.text
+        assert [e["units"] for e in listed.json()["experiments"] if e["key"] == "pricing"] == [len(units)]
+        series = await results.get(f"{hosts.a.url}/v1/experiments/pricing/results/timeseries")
+        assert series.status_code == 200, series.text
+        assert len(series.json()["days"]) >= 3
+        day = now.date()
+        journey = await results.get(
+            f"{hosts.b.url}/v1/journeys/funnel",
+            params=[
+                ("step", "visit"),
+                ("step", "purchase"),
+                ("from", (day - timedelta(days=3)).isoformat()),
+                ("to", day.isoformat()),
+                ("window", "2d"),
+            ],
+        )
+        assert journey.status_code == 200, journey.text
+        assert journey.json()["allUnits"]["steps"][0]["units"] > 0
+
         # The replica stops replaying: a read right after new events falls back to the primary, still
         # current (the new units are counted), and says so in the metrics.
         await replica.execute("SELECT pg_wal_replay_pause()")
@@ -279,6 +300,19 @@ async def test_should_execute_each_due_schedule_once_across_hosts(
         flags,
     )
     assert {r["entity_key"]: r["n"] for r in updates} == dict.fromkeys(flags, 1)
+
+
+async def test_should_answer_results_from_the_primary_while_the_replica_is_down(hosts: Hosts) -> None:
+    results = bearer(await create_key(hosts.cluster.primary_url, Scope.RESULTS))
+    stop(hosts.cluster.replica_dir)
+    async with httpx.AsyncClient(timeout=60, headers=results) as http:
+        for host in (hosts.a, hosts.b):
+            got = await http.get(f"{host.url}/v1/experiments/pricing/results")
+            assert got.status_code == 200, got.text
+            ready = await _readyz(host)
+            assert ready["resultsReplica"]["reachable"] is False, ready
+            text = (await http.get(f"{host.url}/metrics")).text
+            assert host.metric(text, 'flagd_results_replica_reads_total{outcome="unreachable"}') >= 1, text
 
 
 async def test_should_keep_results_up_on_one_host_at_a_time_and_on_the_other_when_it_stops(
