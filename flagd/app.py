@@ -29,6 +29,7 @@ from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE
 from flagd.notify.deliverer import Deliverer
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
+from flagd.results.replica import open_status_pool
 from flagd.results.watcher import ResultsWatcher
 from flagd.rollouts.monitor import RolloutMonitor, results_looker
 from flagd.routes import (
@@ -154,6 +155,11 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         watcher = ResultsWatcher(settings, pool, lambda: config.snapshot.catalog, results, worker_id)
         detector = DataHealthDetector(settings, pool)
         sampler: asyncio.Task[None] | None = None
+        replica = (
+            await open_status_pool(settings.results_database_url, settings.db_connect_timeout)
+            if settings.results_database_url
+            else None
+        )
         try:
             await client.start()
             await ingest.start()
@@ -173,6 +179,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 worker_id=worker_id,
                 results=results,
                 webhooks=deliverer,
+                results_replica=replica,
             )
             sampler = asyncio.create_task(_sample(state), name="flagd-metrics-sampler")
             yield state
@@ -192,6 +199,8 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await ingest.stop()
             await client.stop()
             await config.stop()
+            if replica is not None:
+                await replica.close()
     finally:
         await pool.close()
 

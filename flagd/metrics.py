@@ -111,6 +111,13 @@ POOL_IN_USE = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
+RESULTS_REPLICA_READS = Counter(
+    "flagd_results_replica_reads",
+    "Results reads with FLAGD_RESULTS_DATABASE_URL set, by where they went: replica (it had replayed the "
+    "primary's writes), lagging or unreachable (read on the primary instead).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 CONFIG_VERSION = Gauge(
     "flagd_config_version",
     "The flag configuration version each worker serves.",

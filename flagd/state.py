@@ -30,6 +30,8 @@ class ServerState:
     """Where results are computed and pages rendered: processes of their own, off this event loop."""
     webhooks: Deliverer
     """This worker's webhook deliverer (and the HTTP client of its attempts and tests)."""
+    results_replica: asyncpg.Pool | None = None
+    """A pool of one connection to FLAGD_RESULTS_DATABASE_URL, for /readyz (results processes have their own)."""
 
 
 def server_state(request: Request) -> ServerState:
