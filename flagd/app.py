@@ -48,6 +48,7 @@ from flagd.routes import (
     webhooks,
 )
 from flagd.routes import tracking as tracking_routes
+from flagd.routes.stream_hub import StreamHub
 from flagd.schedules.executor import ScheduleExecutor
 from flagd.settings import Settings
 from flagd.state import ServerState
@@ -139,6 +140,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         worker_id = secrets.token_hex(4)
         watcher = ResultsWatcher(settings, pool, lambda: config.snapshot.catalog, results, worker_id)
         detector = DataHealthDetector(settings, pool)
+        streams = StreamHub(config, settings.sse_heartbeat_seconds)
         sampler: asyncio.Task[None] | None = None
         try:
             await client.start()
@@ -149,6 +151,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await monitor.start()
             await watcher.start()
             await detector.start()
+            await streams.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -159,6 +162,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 worker_id=worker_id,
                 results=results,
                 webhooks=deliverer,
+                streams=streams,
             )
             sampler = asyncio.create_task(_sample(state), name="flagd-metrics-sampler")
             yield state
@@ -168,6 +172,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
             worker_exited()
+            await streams.stop()
             await deliverer.stop()
             await monitor.stop()
             await watcher.stop()

@@ -10,30 +10,32 @@ OFREP client-side providers can use the stream too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
-import anyio
-import orjson
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from flagd.auth.guard import Principal, credentials, requires
 from flagd.auth.keys import Scope
-from flagd.config.snapshot import ConfigSnapshot
-from flagd.config.watcher import ConfigWatcher
+from flagd.http.transport import ABORT_EXTENSION, SLOW_STREAM
 from flagd.state import ServerState, server_state
 
 STREAM_PATH = "/v1/flags/stream"
 RECONNECT_MS = 1000
 """The reconnection delay every change event suggests (SSE `retry`), so clients come back quickly after a
 shutdown closes their stream."""
-KEY_RECHECK_SECONDS = 0.5
-"""How often an open stream re-checks its key, so a revoked key's stream ends within a second."""
 SHUTDOWN_GRACE_SECONDS = 2.0
-"""At shutdown, how long a stream has to end itself (it does within KEY_RECHECK_SECONDS) before sse-starlette
+"""At shutdown, how long a stream has to end itself (the hub ends them all at once) before sse-starlette
 cancels it; well within uvicorn's graceful shutdown of 10 s."""
+SLOW_CLIENT_SECONDS = 30.0
+"""How long one write to a stream may wait for its client to read (the socket's buffers are full) before the
+client is dropped: a reader that far behind holds the worker's memory, not the stream's news."""
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -56,65 +58,62 @@ async def get_flags(request: Request, principal: Principal) -> Response:
     return Response(snapshot.body, media_type="application/json", headers=headers)
 
 
-def change_event(snapshot: ConfigSnapshot, retry_ms: int = RECONNECT_MS) -> ServerSentEvent:
-    data = {
-        "type": "refetchEvaluation",
-        "version": snapshot.version,
-        "etag": snapshot.etag,
-        "lastModified": int(snapshot.updated_at),
-    }
-    # `retry` tells clients how soon to reconnect when the stream ends (a restart, a deploy).
-    return ServerSentEvent(data=orjson.dumps(data).decode(), id=str(snapshot.version), retry=retry_ms)
-
-
 @requires(Scope.SDK)
 async def stream_flags(request: Request, principal: Principal) -> Response:
     state = server_state(request)
     token = credentials(request.scope["headers"])
-    return change_stream(state, lambda: state.auth.still_valid(token, Scope.SDK), RECONNECT_MS)
+    return change_stream(
+        state, ("sdk", token), lambda: state.auth.still_valid(token, Scope.SDK), RECONNECT_MS
+    )
 
 
-def change_stream(state: ServerState, still_valid: Callable[[], Awaitable[bool]], retry_ms: int) -> Response:
+def change_stream(
+    state: ServerState, credential: Hashable, still_valid: Callable[[], Awaitable[bool]], retry_ms: int
+) -> Response:
     """An event stream of config versions (only that one came, never what it holds) for as long as
-    `still_valid` says its caller may listen: checked every KEY_RECHECK_SECONDS and before each event."""
-    # sse-starlette sets `shutdown` when the server begins to stop; the stream then ends itself, with the
-    # chunk that completes the response, instead of being cancelled half-way (which uvicorn logs as an error).
-    shutdown = anyio.Event()
-    return EventSourceResponse(
-        _changes(state.config, still_valid, shutdown, retry_ms),
-        ping=state.settings.sse_heartbeat_seconds,
+    `still_valid` says its caller may listen. The worker's StreamHub checks it (once for all the streams of
+    one `credential`) every half second and before each event, and hands the stream its events and heartbeats
+    (flagd.routes.stream_hub); this response only writes them."""
+    return ChangeStreamResponse(
+        _changes(state, credential, still_valid, retry_ms),
+        ping=0,  # the hub sends one heartbeat to all streams
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Flagd-Worker": state.worker_id},
-        shutdown_event=shutdown,
+        send_timeout=SLOW_CLIENT_SECONDS,
         shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 
 async def _changes(
-    watcher: ConfigWatcher,
-    still_valid: Callable[[], Awaitable[bool]],
-    shutdown: anyio.Event,
-    retry_ms: int,
-) -> AsyncIterator[ServerSentEvent]:
-    subscriber = watcher.subscribe()
+    state: ServerState, credential: Hashable, still_valid: Callable[[], Awaitable[bool]], retry_ms: int
+) -> AsyncIterator[bytes]:
+    hub = state.streams
+    mailbox = hub.open(credential, still_valid, retry_ms)  # before reading the snapshot: no change is missed
     try:
-        sent = watcher.snapshot.version
-        yield change_event(watcher.snapshot, retry_ms)
-        while not shutdown.is_set():
-            try:
-                snapshot = await asyncio.wait_for(subscriber.get(), KEY_RECHECK_SECONDS)
-            except TimeoutError:
-                if not await still_valid():
-                    return  # the key was revoked: the stream ends
-                continue
-            if snapshot is None:  # the server is shutting down
-                return
-            if not await still_valid():
-                return
-            if snapshot.version != sent:
-                sent = snapshot.version
-                yield change_event(snapshot, retry_ms)
+        yield mailbox.first(state.config.snapshot)
+        while (chunk := await mailbox.next()) is not None:
+            yield chunk
     finally:
-        watcher.unsubscribe(subscriber)
+        hub.close(mailbox)
+
+
+class ChangeStreamResponse(EventSourceResponse):
+    """sse-starlette's response, where a client that does not read what it is sent is dropped: its connection
+    is aborted (counted in flagd_connections_closed_total{reason="slow_stream"}), not buffered for."""
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
+            if abort is None:
+                raise
+            abort(SLOW_STREAM)
+            # uvicorn marks the connection lost in a later turn of the loop; answering before then would
+            # have it log an incomplete response.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
 
 
 routes = [
