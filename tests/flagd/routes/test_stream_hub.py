@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -49,7 +49,7 @@ async def test_should_deliver_a_change_to_many_streams_of_one_key(
             versions.append((await asyncio.wait_for(anext(stream), 10))["version"])
             return versions
 
-    started, count = asyncio.Event(), []
+    started, count = asyncio.Event(), list[int]()
     readers = [asyncio.create_task(first_two(started, count)) for _ in range(20)]
     await asyncio.wait_for(started.wait(), 10)
     created = await admin.post("/v1/admin/flags", json={"key": "a", "definition": flag_definition()})
@@ -61,13 +61,13 @@ async def test_should_deliver_a_change_to_many_streams_of_one_key(
 async def test_should_drop_a_client_that_does_not_read_and_count_it() -> None:
     aborted: list[str] = []
     disconnected = asyncio.Event()
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def chunks() -> AsyncIterator[bytes]:
         for n in range(10):
             yield b"data: %d\r\n\r\n" % n
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
         if message["type"] == "http.response.body" and len(sent) > 2:
             await asyncio.Event().wait()  # the client's socket is full: this write never completes
