@@ -29,6 +29,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -215,50 +216,113 @@ class Streams:
 # --- OFREP load (a child process) ----------------------------------------------------------------------------
 
 
+class OfrepConnection(asyncio.Protocol):
+    """One kept-alive connection that sends OFREP requests one at a time (raw, so the load process stays light
+    enough not to be what is measured) and completes a future with each answer's status."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.answer: asyncio.Future[int] | None = None
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.ready.set_result(None)
+
+    def ask(self, request: bytes) -> asyncio.Future[int]:
+        assert self.transport is not None
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self.answer
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        length = (
+            int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            if b"content-length:" in head
+            else 0
+        )
+        if len(self.buffer) < end + 4 + length:
+            return
+        status = int(self.buffer[9:12])
+        self.buffer = self.buffer[end + 4 + length :]
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError(f"the server closed an OFREP connection: {exc}"))
+
+
 async def ofrep_load(base: str, token: str, rate: float, seconds: float, connections: int) -> list[float]:
-    """Latencies (ms) of OFREP requests sent at fixed times, `rate` a second, for `seconds` (or until stdin
-    closes, when `seconds` is 0), each measured from its due time so a stalled server is not hidden."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    """Latencies (ms) of OFREP requests due at fixed times, `rate` a second, for `seconds` (or until stdin
+    closes, when `seconds` is 0), over `connections` kept-alive connections; each is measured from its due
+    time, so a stalled server is not hidden by requests waiting for a free connection."""
+    loop = asyncio.get_running_loop()
+    host, _, port = base.removeprefix("http://").partition(":")
+    idle: asyncio.Queue[OfrepConnection] = asyncio.Queue()
+    for _ in range(connections):
+        _, connection = await loop.create_connection(OfrepConnection, host, int(port))
+        await connection.ready
+        idle.put_nowait(connection)
+    countries = (b"DE", b"FR", b"US", b"NL")
+
+    def request(n: int) -> bytes:
+        body = b'{"context": {"targetingKey": "user-%d", "country": "%s", "plan": "pro"}}' % (
+            n,
+            countries[n % 4],
+        )
+        return (
+            b"POST /ofrep/v1/evaluate/flags/%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (OFREP_FLAG.encode(), host.encode(), token.encode(), len(body), body)
+        )
+
     latencies: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {token}"}
-    countries = ("DE", "FR", "US", "NL")
+
+    async def one(n: int, due: float) -> None:
+        nonlocal errors
+        connection = await idle.get()
+        try:
+            status = await connection.ask(request(n))
+        finally:
+            idle.put_nowait(connection)
+        if status != 200:
+            errors += 1
+        latencies.append((time.perf_counter() - due) * 1000)
+
     stop = asyncio.Event()
     if seconds <= 0:
-        loop = asyncio.get_running_loop()
         loop.add_reader(sys.stdin.fileno(), stop.set)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as http:
-
-        async def one(n: int, due: float) -> None:
-            nonlocal errors
-            body = {"context": {"targetingKey": f"user-{n}", "country": countries[n % 4], "plan": "pro"}}
-            response = await http.post(f"/ofrep/v1/evaluate/flags/{OFREP_FLAG}", json=body, headers=headers)
-            if response.status_code != 200:
-                errors += 1
-            latencies.append((time.perf_counter() - due) * 1000)
-
-        for n in range(connections * 4):  # warm the connections
-            await one(n, time.perf_counter())
-        latencies.clear()
-        pending: set[asyncio.Task[None]] = set()
-        start = time.perf_counter()
-        n = 0
-        while not stop.is_set() and (seconds <= 0 or n < rate * seconds):
-            due = start + n / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                if stop.is_set():
-                    break
-            task = asyncio.create_task(one(n, due))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            n += 1
-        if pending:
-            await asyncio.wait(pending)
+    for n in range(connections * 4):  # warm-up
+        await one(n, time.perf_counter())
+    latencies.clear()
+    pending: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    n = 0
+    while not stop.is_set() and (seconds <= 0 or n < rate * seconds):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                break
+        task = asyncio.create_task(one(n, due))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        n += 1
+    if pending:
+        await asyncio.wait(pending, timeout=60)
     if errors:
-        print(json.dumps({"errors": errors}), file=sys.stderr)
+        print(f"OFREP load: {errors} answers were not 200", file=sys.stderr)
     return latencies
 
 
@@ -290,10 +354,11 @@ class Load:
         )
 
     def finish(self) -> list[float]:
-        assert self.process.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            self.process.stdin.close()
-        out, _ = self.process.communicate(timeout=120)
+        try:
+            out, _ = self.process.communicate(b"", timeout=120)  # closing its stdin ends an open-ended load
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
         if self.process.returncode != 0:
             raise SystemExit("the OFREP load process failed")
         return sorted(json.loads(out))
@@ -485,6 +550,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
         stack.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
