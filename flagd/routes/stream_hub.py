@@ -15,7 +15,8 @@ own, and each change was encoded once per stream. The hub does each of those onc
 A stream's `Mailbox` holds at most the newest event and one heartbeat: a reader that has not taken the last
 event skips to the newest (as the watcher's subscribers always did), so nothing is buffered without bound.
 Writing to the socket stays with the stream's own request task, so a slow client blocks only itself; one
-whose write has not completed in SLOW_CLIENT_SECONDS is dropped (flagd.routes.config_stream).
+that has not written what it was given in SLOW_CLIENT_SECONDS is dropped (its connection aborted, counted in
+flagd_connections_closed_total{reason="slow_stream"}).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sse_starlette import EventSourceResponse
 
 from flagd.config.snapshot import ConfigSnapshot
 from flagd.config.watcher import ConfigWatcher
+from flagd.http.transport import SLOW_STREAM
 from flagd.metrics import STREAMS_OPEN
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ FAN_OUT_CHUNK = 20
 to its socket in the next turn of the loop (about 75 microseconds through sse-starlette and the middleware), so
 a turn stays near a millisecond and an evaluation waits for a few turns at most. With 200 a stream, OFREP p99
 during a change to 1,000 streams was 33 ms (bench/streams.py)."""
+SLOW_CLIENT_SECONDS = 30.0
+"""How long a stream may take to write what it was given before its client is dropped as too slow: a reader
+that far behind holds the worker's memory, not the stream's news."""
 KEY_RECHECK_SECONDS = 0.5
 """How often open streams' keys are re-checked, so a revoked key's streams end within a second."""
 SEP = b"\r\n"
@@ -68,17 +73,38 @@ def heartbeat() -> bytes:
 
 
 class Mailbox:
-    """What one stream has yet to write: at most the newest change event and one heartbeat."""
+    """What one stream has yet to write: at most the newest change event and one heartbeat.
 
-    __slots__ = ("_ended", "_event", "_ping", "_retry", "_wake", "credential", "version")
+    A stream whose task has not taken what it was given for `slow_seconds` is stuck writing to a client that
+    does not read (its socket's buffers are full): the next offer drops it, through `abort` when the
+    connection can be aborted (flagd.http.transport), else by ending the stream."""
 
-    def __init__(self, credential: Hashable, retry_ms: int) -> None:
+    __slots__ = (
+        "_ended",
+        "_event",
+        "_ping",
+        "_retry",
+        "_since",
+        "_slow_seconds",
+        "_wake",
+        "abort",
+        "credential",
+        "version",
+    )
+
+    def __init__(
+        self, credential: Hashable, retry_ms: int, *, slow_seconds: float = SLOW_CLIENT_SECONDS
+    ) -> None:
         self.credential = credential
         self.version: int | None = None
         """The newest version this stream was given (sent or waiting)."""
+        self.abort: Callable[[str], None] | None = None
         self._retry = retry_line(retry_ms)
+        self._slow_seconds = slow_seconds
         self._event: bytes | None = None
         self._ping: bytes | None = None
+        self._since = 0.0
+        """When what is waiting was first given (the loop's clock)."""
         self._ended = False
         self._wake = asyncio.Event()
 
@@ -88,20 +114,33 @@ class Mailbox:
         return event_lines(snapshot) + self._retry
 
     def offer(self, version: int, lines: bytes) -> None:
-        if self._ended or version == self.version:
+        if self._ended or version == self.version or self._stuck():
             return
         self.version = version
         self._event = lines  # replaces one not written yet: a slow reader skips to the newest
         self._wake.set()
 
     def ping(self, comment: bytes) -> None:
-        if not self._ended:
+        if not self._ended and not self._stuck():
             self._ping = comment
             self._wake.set()
 
     def end(self) -> None:
         self._ended = True
         self._wake.set()
+
+    def _stuck(self) -> bool:
+        """Whether the stream has not taken what it was given in time; if so it is dropped."""
+        now = asyncio.get_running_loop().time()
+        if self._event is None and self._ping is None:
+            self._since = now
+            return False
+        if now - self._since < self._slow_seconds:
+            return False
+        self.end()
+        if self.abort is not None:
+            self.abort(SLOW_STREAM)
+        return True
 
     async def next(self) -> bytes | None:
         """The next bytes to write, or None once the stream is to end."""
@@ -157,10 +196,16 @@ class StreamHub:
         self._end_all()
 
     def open(
-        self, credential: Hashable, still_valid: Callable[[], Awaitable[bool]], retry_ms: int
+        self,
+        credential: Hashable,
+        still_valid: Callable[[], Awaitable[bool]],
+        retry_ms: int,
+        abort: Callable[[str], None] | None = None,
     ) -> Mailbox:
-        """A new stream's mailbox; its key is checked with `still_valid` (shared by the credential's streams)."""
+        """A new stream's mailbox; its key is checked with `still_valid` (shared by the credential's streams),
+        its connection dropped with `abort` if its client stops reading."""
         mailbox = Mailbox(credential, retry_ms)
+        mailbox.abort = abort
         self._mailboxes[mailbox] = None
         group = self._credentials.get(credential)
         if group is None:
