@@ -64,6 +64,11 @@ STREAMS_OPEN = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
+ACCESS_LOG_DROPPED = Counter(
+    "flagd_access_log_dropped",
+    "Access-log lines dropped because the log could not keep up (its buffers are bounded; requests never wait).",
+    registry=REGISTRY,
+)
 EVALUATIONS = Counter(
     "flagd_evaluations", "OFREP flag evaluations, by flag and reason.", ["flag", "reason"], registry=REGISTRY
 )
@@ -111,6 +116,13 @@ POOL_IN_USE = Gauge(
     "Database connections lent out.",
     registry=REGISTRY,
     multiprocess_mode="livesum",
+)
+RESULTS_REPLICA_READS = Counter(
+    "flagd_results_replica_reads",
+    "Results reads with FLAGD_RESULTS_DATABASE_URL set, by where they went: replica (it had replayed the "
+    "primary's writes), lagging or unreachable (read on the primary instead).",
+    ["outcome"],
+    registry=REGISTRY,
 )
 CONFIG_VERSION = Gauge(
     "flagd_config_version",

@@ -33,6 +33,8 @@ class ServerState:
     """This worker's webhook deliverer (and the HTTP client of its attempts and tests)."""
     streams: StreamHub
     """This worker's open change streams: their events, heartbeats and key checks, for all at once."""
+    results_replica: asyncpg.Pool | None = None
+    """A pool of one connection to FLAGD_RESULTS_DATABASE_URL, for /readyz (results processes have their own)."""
 
 
 def server_state(request: Request) -> ServerState:

@@ -1,7 +1,8 @@
 """All the I/O of one experiment phase's results, returned as typed values (`PhaseData`).
 
-The reader catches the phase's roll-ups up (a roll-up another catch-up holds is read as of its last
-one, unless it was never built), reduces each metric from them through the per-process reduction
+The reader catches the phase's roll-ups up on the primary (a roll-up another catch-up holds is read as of
+its last one, unless it was never built), then reads on the results replica once it has replayed that
+catch-up (flagd.results.replica; the primary without one or when it lags): it reduces each metric from them through the per-process reduction
 cache, and reads the exposure tally, the metric events' daily volumes and the names never seen.
 Everything it returns is plain data: the analysis (`flagd.results.report`) needs no connection.
 """
@@ -15,6 +16,7 @@ from flagd.experiments.catalog import ExperimentPlan, ResolvedMetric
 from flagd.health.alarms import open_for_events
 from flagd.results.cache import ReductionCache
 from flagd.results.model import DataAlarm, ExposureTally, Freshness, PhaseData, Reduction, SegmentData
+from flagd.results.replica import Replica
 from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
@@ -46,8 +48,14 @@ class PhaseReader:
         policy: RollupPolicy,
         cache: ReductionCache | None,
         now: datetime,
+        *,
+        replica: Replica | None = None,
     ) -> None:
         self._conn = conn
+        """The primary: catch-ups and the closed days stored are written here."""
+        self._replica = replica
+        self._reading: Connection = conn
+        """Where the reads go: the primary until `_reads_after_catch_up` picks the replica."""
         self._plan = plan
         self._phase = phase
         self._policy = policy
@@ -59,13 +67,14 @@ class PhaseReader:
 
     async def read(self, segment: str | None = None) -> PhaseData:
         """The phase's tally, every metric's reduction, the volumes; and the breakdown by `segment`."""
-        conn, plan = self._conn, self._plan
+        plan = self._plan
+        metrics = [m.resolved for m in plan.metrics]
+        await self._catch_up(metrics)
+        conn = await self._reads_after_catch_up(metrics)
         window = await self._window()
         started = window[0] if window else None
         self._end = min(self._now, window[1]) if window and window[1] else self._now
         tally = await exposure_tally(conn, plan.key, self._phase, self._now, started)
-        metrics = [m.resolved for m in plan.metrics]
-        await self._catch_up(metrics)
         reductions = {
             m.key: (await self._reduce(m, {"": tally.units})).get("", Reduction(m.key, {})) for m in metrics
         }
@@ -99,7 +108,7 @@ class PhaseReader:
     async def _window(self) -> tuple[datetime, datetime | None] | None:
         """The phase's start and end as recorded; for a current phase recorded before phases were, its
         lifecycle's start."""
-        window = await phase_window(self._conn, self._plan.key, self._phase)
+        window = await phase_window(self._reading, self._plan.key, self._phase)
         lifecycle = self._plan.lifecycle
         if (
             window is None
@@ -113,9 +122,10 @@ class PhaseReader:
     async def series(self, metric: ResolvedMetric) -> tuple[list[tuple[date, Reduction]], list[date]]:
         """The metric's sums as of each day's end since the phase began (today from the roll-ups), and the
         past days left out because computing them would exceed DAYS_BUDGET_SECONDS."""
+        await self._catch_up([metric])
+        await self._reads_after_catch_up([metric])
         tally, past = await self._past_days()
         stored = await self._days(metric, past, DAYS_BUDGET_SECONDS)
-        await self._catch_up([metric])
         today = (await self._reduce(metric, {"": tally.units})).get("", Reduction(metric.key, {}))
         days = [(day, stored[day]) for day in past if day in stored]
         days.append((self._now.date(), today))
@@ -135,7 +145,7 @@ class PhaseReader:
         """The phase's tally, and the past days of its series."""
         window = await self._window()
         self._end = min(self._now, window[1]) if window and window[1] else self._now
-        tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
+        tally = await exposure_tally(self._reading, self._plan.key, self._phase, self._now)
         return tally, series_days(window[0] if window else None, tally.daily, self._now)
 
     async def _days(
@@ -153,14 +163,23 @@ class PhaseReader:
         )
 
     async def _catch_up(self, metrics: Sequence[ResolvedMetric]) -> None:
-        """Bring the metrics' roll-ups up to date first. A roll-up another catch-up holds is read as of its
-        last one (the freshness says when) rather than waited for, unless it has never been built."""
+        """Bring the metrics' roll-ups up to date first, on the primary. A roll-up another catch-up holds is
+        read as of its last one (the freshness says when) rather than waited for, unless it has never been
+        built."""
         unique = _unique_sources(metrics, self._policy.pre_seconds)
         keys = [s.key for s in unique]
         built = await rollup_states(self._conn, self._plan.key, self._phase, keys)
         for source in unique:
             await catch_up(self._conn, self._plan.key, self._phase, source, wait=source.key not in built)
-        self._states.update(await rollup_states(self._conn, self._plan.key, self._phase, keys))
+
+    async def _reads_after_catch_up(self, metrics: Sequence[ResolvedMetric]) -> Connection:
+        """Choose where the reads go (the replica once it has replayed the catch-up), and read the roll-ups'
+        states there: the versions the reductions are cached under are those of the data read."""
+        if self._replica is not None:
+            self._reading = await self._replica.reads_after_writes(self._conn)
+        keys = [s.key for s in _unique_sources(metrics, self._policy.pre_seconds)]
+        self._states.update(await rollup_states(self._reading, self._plan.key, self._phase, keys))
+        return self._reading
 
     async def _reduce(
         self, metric: ResolvedMetric, population: dict[str, dict[str, int]], attribute: str | None = None
@@ -179,12 +198,12 @@ class PhaseReader:
         if retention:
             # Which units count moves with the clock: the exposure rows matured by now pin it down.
             before = matured_before(metric.metric, self._end)
-            key += (await exposure_rows(self._conn, self._plan.key, self._phase, before),)
+            key += (await exposure_rows(self._reading, self._plan.key, self._phase, before),)
         found = self._cache.get(key) if self._cache is not None else None
         if found is None:
             if metric.metric.type == "quantile":
                 found = await reduce_quantile(
-                    self._conn,
+                    self._reading,
                     self._plan.key,
                     self._phase,
                     QuantileQuery(metric.metric, source=sources[0]),
@@ -193,7 +212,7 @@ class PhaseReader:
                 )
             elif retention:
                 found = await reduce_retention_rolled(
-                    self._conn,
+                    self._reading,
                     self._plan.key,
                     self._phase,
                     metric.metric,
@@ -204,7 +223,7 @@ class PhaseReader:
                 )
             else:
                 found = await reduce_rolled_by(
-                    self._conn,
+                    self._reading,
                     self._plan.key,
                     self._phase,
                     metric,
