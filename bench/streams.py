@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -327,6 +328,9 @@ async def ofrep_load(base: str, token: str, rate: float, seconds: float, connect
 
 
 def load_main(args: argparse.Namespace) -> int:
+    # A collection of the older generations stops this process for 20-30 ms (measured), which its requests in
+    # flight would count as the server's latency; what it allocates in a run is small and freed by refcount.
+    gc.disable()
     latencies = asyncio.run(ofrep_load(args.base, args.token, args.rate, args.seconds, args.connections))
     print(json.dumps(latencies))
     return 0
@@ -350,7 +354,7 @@ class Load:
             str(args.load_connections),
         ]
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr, preexec_fn=_ahead
         )
 
     def finish(self) -> list[float]:
@@ -362,6 +366,15 @@ class Load:
         if self.process.returncode != 0:
             raise SystemExit("the OFREP load process failed")
         return sorted(json.loads(out))
+
+
+def _ahead() -> None:
+    """Run the load process ahead of this one on the shared client CPU: while 10,000 streams' events are read
+    here, a load process of equal priority waits its turn, and the server's OFREP latency it measures would
+    include the client's own queueing (measured: p99 3 ms -> 60 ms with the server's loop idle). Needs root;
+    otherwise the load runs at the same priority (the figures then include that queueing)."""
+    with contextlib.suppress(PermissionError):
+        os.nice(-10)
 
 
 def describe(name: str, ordered: list[float]) -> str:
@@ -414,6 +427,9 @@ async def run(base: str, server_pid: int, admin_key: str, sdk_key: str, args: ar
         streams = Streams(host, int(port), sdk_key)
         await streams.open(args.streams)
         await asyncio.sleep(2)  # let the worker settle
+        # The 10,000 readers' objects leave the collector's scans, which stopped this process for 50-80 ms
+        # (measured) and so delayed the arrival times it records.
+        gc.freeze()
         opened = memory_kb(server_pid)
         per_stream = (opened["VmRSS"] - before["VmRSS"]) * 1024 / args.streams
         print(
