@@ -51,6 +51,7 @@ from flagd.routes import (
     webhooks,
 )
 from flagd.routes import tracking as tracking_routes
+from flagd.routes.stream_hub import StreamHub
 from flagd.schedules.executor import ScheduleExecutor
 from flagd.settings import Settings
 from flagd.state import ServerState
@@ -154,6 +155,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         worker_id = secrets.token_hex(4)
         watcher = ResultsWatcher(settings, pool, lambda: config.snapshot.catalog, results, worker_id)
         detector = DataHealthDetector(settings, pool)
+        streams = StreamHub(config, settings.sse_heartbeat_seconds)
         sampler: asyncio.Task[None] | None = None
         replica = (
             await open_status_pool(settings.results_database_url, settings.db_connect_timeout)
@@ -169,6 +171,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await monitor.start()
             await watcher.start()
             await detector.start()
+            await streams.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -179,6 +182,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 worker_id=worker_id,
                 results=results,
                 webhooks=deliverer,
+                streams=streams,
                 results_replica=replica,
             )
             sampler = asyncio.create_task(_sample(state), name="flagd-metrics-sampler")
@@ -189,6 +193,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
             worker_exited()
+            await streams.stop()
             await deliverer.stop()
             await monitor.stop()
             await watcher.stop()

@@ -54,9 +54,15 @@ CONNECTIONS = Gauge(
 CONNECTIONS_CLOSED = Counter(
     "flagd_connections_closed",
     "Connections the server closed to protect itself, by reason: header_timeout, body_timeout, evicted "
-    "(waiting for its request headers when the cap was reached), refused (503 too_many_connections).",
+    "(waiting for its request headers when the cap was reached), refused (503 too_many_connections), slow_stream (a change stream whose client did not read what it was sent).",
     ["reason"],
     registry=REGISTRY,
+)
+STREAMS_OPEN = Gauge(
+    "flagd_streams_open",
+    "Change streams open (`/v1/flags/stream`, `/v1/client/stream`).",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 ACCESS_LOG_DROPPED = Counter(
     "flagd_access_log_dropped",
