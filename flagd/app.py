@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from flagd.auth.client import ClientAccess, ClientPolicy
 from flagd.auth.guard import Authenticator
@@ -19,6 +20,7 @@ from flagd.config.watcher import ConfigWatcher
 from flagd.health.detector import DataHealthDetector
 from flagd.http.access_log import AccessLogMiddleware, AccessLogWriter
 from flagd.http.cors import CorsMiddleware
+from flagd.http.fast_lane import FastLane
 from flagd.http.handlers import EXCEPTION_HANDLERS
 from flagd.http.metrics_middleware import MetricsMiddleware
 from flagd.http.transport import raise_descriptor_limit
@@ -27,6 +29,7 @@ from flagd.metrics import CONFIG_UPDATED, CONFIG_VERSION, POOL_IN_USE, POOL_SIZE
 from flagd.notify.deliverer import Deliverer
 from flagd.results.keeper import ResultsKeeper
 from flagd.results.pool import ResultsPool
+from flagd.results.replica import open_status_pool
 from flagd.results.watcher import ResultsWatcher
 from flagd.rollouts.monitor import RolloutMonitor, results_looker
 from flagd.routes import (
@@ -48,6 +51,7 @@ from flagd.routes import (
     webhooks,
 )
 from flagd.routes import tracking as tracking_routes
+from flagd.routes.stream_hub import StreamHub
 from flagd.schedules.executor import ScheduleExecutor
 from flagd.settings import Settings
 from flagd.state import ServerState
@@ -83,7 +87,8 @@ def create_app(settings: Settings) -> Starlette:
         middleware.append(Middleware(AccessLogMiddleware, writer=access_log))
     # Innermost, so the metrics and the access log count the preflights it answers.
     middleware.append(Middleware(CorsMiddleware))
-    return Starlette(
+    return _FlagdApp(
+        access_log,
         # Starlette tries routes in order: the hot evaluation paths come first.
         routes=[
             *ofrep.routes,
@@ -109,6 +114,17 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+
+
+class _FlagdApp(Starlette):
+    """Starlette, with the single-flag evaluation answered in front of its middleware (flagd.http.fast_lane)."""
+
+    def __init__(self, access_log: AccessLogWriter | None, **kwargs: Any) -> None:
+        self._access_log = access_log
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FastLane(super().build_middleware_stack(), self._access_log)
 
 
 @asynccontextmanager
@@ -139,7 +155,13 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         worker_id = secrets.token_hex(4)
         watcher = ResultsWatcher(settings, pool, lambda: config.snapshot.catalog, results, worker_id)
         detector = DataHealthDetector(settings, pool)
+        streams = StreamHub(config, settings.sse_heartbeat_seconds)
         sampler: asyncio.Task[None] | None = None
+        replica = (
+            await open_status_pool(settings.results_database_url, settings.db_connect_timeout)
+            if settings.results_database_url
+            else None
+        )
         try:
             await client.start()
             await ingest.start()
@@ -149,6 +171,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await monitor.start()
             await watcher.start()
             await detector.start()
+            await streams.start()
             state = ServerState(
                 settings=settings,
                 pool=pool,
@@ -159,6 +182,8 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 worker_id=worker_id,
                 results=results,
                 webhooks=deliverer,
+                streams=streams,
+                results_replica=replica,
             )
             sampler = asyncio.create_task(_sample(state), name="flagd-metrics-sampler")
             yield state
@@ -168,6 +193,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
             worker_exited()
+            await streams.stop()
             await deliverer.stop()
             await monitor.stop()
             await watcher.stop()
@@ -178,6 +204,8 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
             await ingest.stop()
             await client.stop()
             await config.stop()
+            if replica is not None:
+                await replica.close()
     finally:
         await pool.close()
 

@@ -54,8 +54,19 @@ CONNECTIONS = Gauge(
 CONNECTIONS_CLOSED = Counter(
     "flagd_connections_closed",
     "Connections the server closed to protect itself, by reason: header_timeout, body_timeout, evicted "
-    "(waiting for its request headers when the cap was reached), refused (503 too_many_connections).",
+    "(waiting for its request headers when the cap was reached), refused (503 too_many_connections), slow_stream (a change stream whose client did not read what it was sent).",
     ["reason"],
+    registry=REGISTRY,
+)
+STREAMS_OPEN = Gauge(
+    "flagd_streams_open",
+    "Change streams open (`/v1/flags/stream`, `/v1/client/stream`).",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+ACCESS_LOG_DROPPED = Counter(
+    "flagd_access_log_dropped",
+    "Access-log lines dropped because the log could not keep up (its buffers are bounded; requests never wait).",
     registry=REGISTRY,
 )
 EVALUATIONS = Counter(
@@ -105,6 +116,13 @@ POOL_IN_USE = Gauge(
     "Database connections lent out.",
     registry=REGISTRY,
     multiprocess_mode="livesum",
+)
+RESULTS_REPLICA_READS = Counter(
+    "flagd_results_replica_reads",
+    "Results reads with FLAGD_RESULTS_DATABASE_URL set, by where they went: replica (it had replayed the "
+    "primary's writes), lagging or unreachable (read on the primary instead).",
+    ["outcome"],
+    registry=REGISTRY,
 )
 CONFIG_VERSION = Gauge(
     "flagd_config_version",

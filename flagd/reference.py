@@ -1,4 +1,5 @@
-"""The generated parts of the documentation: the settings table, the endpoint table and the error codes.
+"""The generated parts of the documentation: the settings table, the endpoint table, the error codes and
+the Citus layout.
 
     python -m flagd.reference --write   # rewrite them in docs/ from the code
     python -m flagd.reference --check   # exit 1 when docs/ differs from the code (the test suite does this)
@@ -6,7 +7,8 @@
 docs/configuration.md is generated whole from `Settings` and `flagd.settings_meanings`, docs/errors.md whole
 from `flagd.error_codes`; in docs/api.md only the part between `<!-- generated: endpoints -->` and
 `<!-- end generated -->` is, from the OpenAPI document (`flagd/routes/openapi.yaml`), so the prose around
-it stays hand-written.
+it stays hand-written; likewise in docs/citus.md the part between `<!-- generated: layout -->` and
+`<!-- end generated -->`, from `flagd.storage.distribution`.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from flagd import error_codes
 from flagd.routes.openapi import document
 from flagd.settings import Settings
 from flagd.settings_meanings import MEANINGS
+from flagd.storage import distribution
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BEGIN, END = "<!-- generated: endpoints -->", "<!-- end generated -->"
+LAYOUT = "<!-- generated: layout -->"
 _METHODS = ("get", "post", "put", "delete", "patch")
 
 
@@ -86,18 +90,28 @@ def endpoints(spec: dict[str, Any] | None = None) -> str:
     )
 
 
-def _with_endpoints(text: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"docs/api.md must hold the markers {BEGIN} and {END}")
-    head, rest = text.split(BEGIN, 1)
+def _spliced(text: str, name: str, begin: str, body: str) -> str:
+    """`text` with what lies between `begin` and END replaced by `body`."""
+    if begin not in text or END not in text:
+        raise ValueError(f"docs/{name} must hold the markers {begin} and {END}")
+    head, rest = text.split(begin, 1)
     _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{endpoints()}\n{END}{tail}"
+    return f"{head}{begin}\n{body}\n{END}{tail}"
+
+
+def _with_endpoints(text: str) -> str:
+    return _spliced(text, "api.md", BEGIN, endpoints())
+
+
+def _with_layout(text: str) -> str:
+    return _spliced(text, "citus.md", LAYOUT, distribution.markdown())
 
 
 GENERATED: dict[str, Callable[[str], str]] = {
     "configuration.md": lambda _: configuration(),
     "api.md": _with_endpoints,
     "errors.md": lambda _: error_codes.markdown(),
+    "citus.md": _with_layout,
 }
 
 

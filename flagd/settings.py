@@ -33,6 +33,9 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
+    results_database_url: str | None = None
+    """A streaming read replica of DATABASE_URL that results reads go to (flagd.results.replica); the
+    catch-ups that write roll-ups stay on the primary."""
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -125,6 +128,13 @@ class Settings:
     data_health_max_events: int = 200
 
     def __post_init__(self) -> None:
+        if self.results_database_url is not None and not self.results_database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise SettingsError(
+                "FLAGD_RESULTS_DATABASE_URL must be a PostgreSQL URL (postgresql://user:password@host:5432/flagd) "
+                "of a streaming read replica of DATABASE_URL"
+            )
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"FLAGD_PORT must be between 0 and 65535, got {self.port}")
         if self.workers < 1:
@@ -262,6 +272,7 @@ class Settings:
         defaults = cls()
         return cls(
             database_url=env.get("DATABASE_URL") or None,
+            results_database_url=env.get("FLAGD_RESULTS_DATABASE_URL") or None,
             host=reader.get("FLAGD_HOST", str, defaults.host),
             port=reader.get("FLAGD_PORT", int, defaults.port),
             workers=reader.get("FLAGD_WORKERS", int, defaults.workers),

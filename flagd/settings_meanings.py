@@ -8,6 +8,7 @@ from __future__ import annotations
 
 MEANINGS: dict[str, str] = {
     "database_url": "PostgreSQL URL, e.g. `postgresql://flagd:secret@db:5432/flagd`",
+    "results_database_url": 'PostgreSQL URL of a streaming read replica of `DATABASE_URL` that results reads (results, timeseries, journeys, pages) go to once it has replayed the primary\'s latest writes; catch-ups stay on the primary (see docs/operations.md, "Many hosts and a read replica")',
     "data_dir": "where the embedded PostgreSQL keeps its data",
     "host": "address to listen on (`0.0.0.0` in containers)",
     "port": "port to listen on",

@@ -1,42 +1,56 @@
-"""One access-log line per request, with a request id, written in batches.
+"""One access-log line per request, with a request id, formatted and written off the request path.
 
-A pure ASGI middleware (not BaseHTTPMiddleware) so that streaming responses such as
-the server-sent-events feed pass through untouched.
+A request only appends a tuple of what its line will say (`AccessLogWriter.record`, about a microsecond); the
+writer's task (`run`) turns them into lines every FLUSH_INTERVAL seconds, or as soon as BATCH are waiting, a
+chunk of at most BATCH lines at a time so that formatting never holds the event loop for long, and hands the
+text to a thread that writes it: a stderr that blocks (a full pipe, a stopped terminal) stalls that thread,
+never a request. Both buffers are bounded: at most `max_buffered` lines wait to be formatted and at most
+MAX_CHUNKS chunks to be written; a line past either bound is dropped and counted in
+`flagd_access_log_dropped_total`, so a log that cannot keep up costs lines, not memory or latency.
 
-Lines go through `AccessLogWriter`, not the `logging` module: building a LogRecord,
-formatting its time and flushing one write per request cost more than evaluating a
-flag (measured with bench/ofrep.py: about 65 us a request, against about 4 us here).
-The writer renders each line in the same format as the other log lines (text or JSON,
-as FLAGD_LOG_FORMAT says), keeps them in memory, and writes them in one call every
-100 ms, when 512 are waiting, and at shutdown.
+Lines go through this writer, not the `logging` module: building a LogRecord, formatting its time and one write
+per request cost more than evaluating a flag (bench/ofrep.py measured about 65 us a request that way). The lines
+have the same format as the other log lines (text or JSON, as FLAGD_LOG_FORMAT says).
 
-Whatever a line copies from the request (the path, the method) is escaped first
-(flagd.text): control and other non-printable characters, quotes and backslashes become
-`\\xNN`-style escapes, so no request can end a line early, forge one or send the terminal
-an escape sequence; JSON lines keep the values as they came, with every non-printable
-character as a `\\uXXXX` escape.
+Whatever a line copies from the request (the path, the method) is escaped first (flagd.text): control and other
+non-printable characters, quotes and backslashes become `\\xNN`-style escapes, so no request can end a line
+early, forge one or send the terminal an escape sequence; JSON lines keep the values as they came, with every
+non-printable character as a `\\uXXXX` escape.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import queue
 import re
 import secrets
 import sys
+import threading
 import time
 from typing import TextIO
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flagd.metrics import ACCESS_LOG_DROPPED
 from flagd.text import escape as escape  # the shared escape (flagd.text); re-exported for older imports
 from flagd.text import escape_json
 
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's request id is echoed only if it is short and printable, so it cannot forge log lines.
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+FLUSH_INTERVAL = 0.1
+BATCH = 256
+MAX_BUFFERED = 20_000
+MAX_CHUNKS = 64
+SHUTDOWN_WRITE_SECONDS = 2.0
+
+Client = tuple[str, int] | str | None
+Entry = tuple[float, Client, str, str, str, int, float, str]
+"""What a line says: (time, client, method, path, HTTP version, status, seconds taken, request id)."""
 
 
 class AccessLogWriter:
@@ -45,81 +59,155 @@ class AccessLogWriter:
         *,
         json_lines: bool,
         stream: TextIO | None = None,
-        flush_interval: float = 0.1,
-        max_buffered: int = 512,
+        flush_interval: float = FLUSH_INTERVAL,
+        max_buffered: int = MAX_BUFFERED,
+        batch: int = BATCH,
     ) -> None:
         self._json = json_lines
         self._stream = stream
         self._flush_interval = flush_interval
         self._max_buffered = max_buffered
-        self._lines: list[str] = []
+        self._batch = batch
+        self._entries: list[Entry] = []
         self._pid = os.getpid()
-        self._second = -1
-        self._stamp = ""
+        self._second = self._millisecond = -1
+        self._date = self._stamp = ""
+        self._wake: asyncio.Event | None = None
+        self._chunks: queue.Queue[str | None] = queue.Queue(MAX_CHUNKS)
+        self.dropped = 0
 
     def record(
         self,
-        *,
-        client: str,
+        client: Client,
         method: str,
         path: str,
         http_version: str,
         status: int,
-        duration_ms: float,
+        seconds: float,
         request_id: str,
     ) -> None:
-        stamp = self._timestamp()
-        if not self._json:
-            method, path = escape(method, quotes=True), escape(path, quotes=True)
-            http_version = escape(http_version, quotes=True)
-        message = (
-            f'{client} "{method} {path} HTTP/{http_version}" {status} {duration_ms:.2f}ms id={request_id}'
-        )
-        if self._json:
+        """Keep one request's line to be written (or drop and count it when `max_buffered` are waiting)."""
+        entries = self._entries
+        if len(entries) >= self._max_buffered:
+            self._drop(1)
+            return
+        entries.append((time.time(), client, method, path, http_version, status, seconds, request_id))
+        if len(entries) == self._batch and self._wake is not None:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Format and write every waiting line now, on this thread (tests, and the end of `run`)."""
+        text = self._format(len(self._entries))
+        if text:
+            self._write(text)
+
+    async def run(self) -> None:
+        """Format lines in chunks and hand them to the writing thread until cancelled; then write what is left
+        (waiting at most SHUTDOWN_WRITE_SECONDS for the thread)."""
+        self._wake = asyncio.Event()
+        thread = threading.Thread(target=self._writing, name="flagd-access-log", daemon=True)
+        thread.start()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._wake.wait()
+                self._wake.clear()
+                while self._entries:
+                    text = self._format(self._batch)
+                    try:
+                        self._chunks.put_nowait(text)
+                    except queue.Full:
+                        self._drop(text.count("\n"))
+                    await asyncio.sleep(0)  # a chunk at a time: requests go on between them
+        finally:
+            self._wake = None
+            with contextlib.suppress(queue.Full):
+                self._chunks.put(None, timeout=SHUTDOWN_WRITE_SECONDS)
+            await asyncio.to_thread(thread.join, SHUTDOWN_WRITE_SECONDS)
+            if not thread.is_alive():
+                self.flush()
+
+    def _writing(self) -> None:
+        while (text := self._chunks.get()) is not None:
+            with contextlib.suppress(OSError, ValueError):  # a closed or broken stderr: the lines are lost
+                self._write(text)
+
+    def _write(self, text: str) -> None:
+        stream = self._stream if self._stream is not None else sys.stderr
+        stream.write(text)
+        stream.flush()
+
+    def _drop(self, lines: int) -> None:
+        self.dropped += lines
+        ACCESS_LOG_DROPPED.inc(lines)
+
+    def _format(self, count: int) -> str:
+        entries = self._entries[:count]
+        del self._entries[:count]
+        return self._json_lines(entries) if self._json else self._text_lines(entries)
+
+    def _text_lines(self, entries: list[Entry]) -> str:
+        lines = []
+        head = f" INFO    [{self._pid}] flagd.access: "
+        words: dict[tuple[str, str], tuple[str, str]] = {}
+        for at, client, method, path, http_version, status, seconds, request_id in entries:
+            escaped = words.get((method, http_version))
+            if escaped is None:
+                escaped = words[method, http_version] = (
+                    escape(method, quotes=True),
+                    escape(http_version, quotes=True),
+                )
+            if not path.isprintable() or '"' in path or "\\" in path:
+                path = escape(path, quotes=True)
+            lines.append(
+                f'{self._timestamp(at)}{head}{_client(client)} "{escaped[0]} {path} HTTP/{escaped[1]}" '
+                f"{status} {seconds * 1000.0:.2f}ms id={request_id}\n"
+            )
+        return "".join(lines)
+
+    def _json_lines(self, entries: list[Entry]) -> str:
+        lines = []
+        for at, client, method, path, http_version, status, seconds, request_id in entries:
+            address = _client(client)
+            duration_ms = seconds * 1000.0
+            message = f'{address} "{method} {path} HTTP/{http_version}" {status} {duration_ms:.2f}ms id={request_id}'
             fields = {
-                "time": stamp,
+                "time": self._timestamp(at),
                 "level": "INFO",
                 "logger": "flagd.access",
                 "process": self._pid,
                 "message": message,
-                "client": client,
+                "client": address,
                 "method": method,
                 "path": path,
                 "status": status,
                 "duration_ms": round(duration_ms, 3),
                 "request_id": request_id,
             }
-            self._lines.append(escape_json(orjson.dumps(fields).decode()) + "\n")
-        else:
-            self._lines.append(f"{stamp} INFO    [{self._pid}] flagd.access: {message}\n")
-        if len(self._lines) >= self._max_buffered:
-            self.flush()
+            lines.append(escape_json(orjson.dumps(fields).decode()))
+        return "\n".join(lines) + "\n" if lines else ""
 
-    def flush(self) -> None:
-        if not self._lines:
-            return
-        stream = self._stream if self._stream is not None else sys.stderr
-        text, self._lines = "".join(self._lines), []
-        stream.write(text)
-        stream.flush()
+    def _timestamp(self, now: float) -> str:
+        # The same form as logging's asctime ("2026-11-24 00:08:27,377"): the date and time formatted once a
+        # second, the whole stamp once a millisecond (many lines share one).
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:
+            self._millisecond = millisecond
+            second, milliseconds = divmod(millisecond, 1000)
+            if second != self._second:
+                self._second = second
+                self._date = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            self._stamp = f"{self._date},{milliseconds:03d}"
+        return self._stamp
 
-    async def run(self) -> None:
-        """Flush periodically until cancelled; then flush what is left."""
-        try:
-            while True:
-                await asyncio.sleep(self._flush_interval)
-                self.flush()
-        finally:
-            self.flush()
 
-    def _timestamp(self) -> str:
-        # The same form as logging's asctime ("2026-11-24 00:08:27,377"), formatted once a second.
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return f"{self._stamp},{int((now - second) * 1000):03d}"
+def _client(client: Client) -> str:
+    if client is None:
+        return "-"
+    if isinstance(client, str):
+        return client
+    return f"{client[0]}:{client[1]}"
 
 
 class AccessLogMiddleware:
@@ -132,7 +220,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
 
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope)
         id_header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
         status = 500
         started = time.perf_counter()
@@ -147,15 +235,14 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            client = scope.get("client")
             self.writer.record(
-                client=f"{client[0]}:{client[1]}" if client else "-",
-                method=scope["method"],
-                path=scope["path"],
-                http_version=scope.get("http_version", "1.1"),
-                status=status,
-                duration_ms=(time.perf_counter() - started) * 1000.0,
-                request_id=request_id,
+                scope.get("client"),
+                scope["method"],
+                scope["path"],
+                scope.get("http_version", "1.1"),
+                status,
+                time.perf_counter() - started,
+                request_id,
             )
 
 
@@ -164,7 +251,8 @@ _ID_PREFIX = secrets.token_hex(8)
 _id_counter = itertools.count(1)
 
 
-def _request_id(scope: Scope) -> str:
+def request_id_of(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is safe to echo and log, else a new one."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             candidate: str = value.decode("latin-1")

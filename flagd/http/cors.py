@@ -49,12 +49,7 @@ class CorsMiddleware:
         if scope["type"] != "http" or not is_client_path(scope["path"]):
             await self.app(scope, receive, send)
             return
-        origin = request_origin(scope)
-        server = scope.get("state", {}).get("server")
-        access: ClientAccess | None = server.auth.client if server is not None else None
-        allowed = (
-            origin if origin is not None and access is not None and access.allows_anywhere(origin) else None
-        )
+        allowed = allowed_origin(scope)
         if scope["method"] == "OPTIONS":
             await _preflight(send, allowed)
             return
@@ -64,15 +59,10 @@ class CorsMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [*message.get("headers", ()), _VARY]
-                # A key created after the origins in memory were read is admitted from its origin all the same.
-                echoed = allowed or scope.get(ADMITTED_ORIGIN)
-                if echoed is not None and not scope.get(REFUSED_ORIGIN):
-                    headers += [
-                        (b"access-control-allow-origin", echoed.encode("latin-1")),
-                        (b"access-control-expose-headers", EXPOSED_HEADERS),
-                    ]
-                message = {**message, "headers": headers}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), *answer_headers(scope, allowed)],
+                }
             await send(message)
 
         try:
@@ -83,6 +73,29 @@ class CorsMiddleware:
             if not started:
                 await unexpected_error_response()(scope, receive, send_allowed)
             raise
+
+
+def allowed_origin(scope: Scope) -> str | None:
+    """The request's Origin when the server or any client key allows it (known in memory, no query)."""
+    origin = request_origin(scope)
+    if origin is None:
+        return None
+    server = scope.get("state", {}).get("server")
+    access: ClientAccess | None = server.auth.client if server is not None else None
+    return origin if access is not None and access.allows_anywhere(origin) else None
+
+
+def answer_headers(scope: Scope, allowed: str | None) -> list[tuple[bytes, bytes]]:
+    """The CORS headers of an answer (not a preflight) on a client path, given `allowed_origin(scope)`."""
+    # A key created after the origins in memory were read is admitted from its origin all the same.
+    echoed = allowed or scope.get(ADMITTED_ORIGIN)
+    if echoed is None or scope.get(REFUSED_ORIGIN):
+        return [_VARY]
+    return [
+        _VARY,
+        (b"access-control-allow-origin", echoed.encode("latin-1")),
+        (b"access-control-expose-headers", EXPOSED_HEADERS),
+    ]
 
 
 async def _preflight(send: Send, origin: str | None) -> None:

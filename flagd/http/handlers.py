@@ -8,12 +8,12 @@ for validation problems), including Starlette's own 404 and 405.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import ExceptionHandler
+from starlette.types import ExceptionHandler, Scope
 
 from flagd import error_codes, errors
 from flagd.http.responses import error_response
@@ -81,10 +81,26 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return unexpected_error_response()
 
 
-EXCEPTION_HANDLERS: Mapping[type[Exception] | int, ExceptionHandler] = {
+async def answer_to(scope: Scope, exc: Exception) -> tuple[Response, bool]:
+    """What the table below answers to `exc` raised by a plain ASGI handler outside Starlette's middleware
+    (flagd.http.fast_lane), and whether it is unexpected: then the caller re-raises it after answering, as
+    Starlette's ServerErrorMiddleware does, so its traceback is logged."""
+    for cls in type(exc).__mro__:
+        handler = _PLAIN_HANDLERS.get(cls)
+        if handler is not None:
+            return await handler(Request(scope), exc), cls is Exception
+    return unexpected_error_response(), True  # not reached: the table has a handler for Exception
+
+
+_PLAIN_HANDLERS: Mapping[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
     errors.FlagdError: _flagd_error,
     HTTPException: _http_exception,
     **dict.fromkeys(DATABASE_UNAVAILABLE_ERRORS, _database_unavailable),
     ClientDisconnect: _client_disconnected,
     Exception: _unexpected,
 }
+
+EXCEPTION_HANDLERS: Mapping[type[Exception] | int, ExceptionHandler] = {
+    cls: handler for cls, handler in _PLAIN_HANDLERS.items()
+}
+"""The table, as Starlette takes it."""

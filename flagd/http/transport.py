@@ -52,6 +52,10 @@ HEADER_TIMEOUT = "header_timeout"
 BODY_TIMEOUT = "body_timeout"
 EVICTED = "evicted"
 REFUSED = "refused"
+SLOW_STREAM = "slow_stream"
+ABORT_EXTENSION = "flagd.abort"
+"""The ASGI scope extension through which a response may abort its connection with a reason (counted like the
+guard's own closings): a change stream whose client stopped reading cannot end with a complete response."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +202,14 @@ class ConnectionGuard:
             "connections (FLAGD_MAX_CONNECTIONS)",
             REFUSED: f"answered 503 too_many_connections: all {self.capacity} connections had a request in "
             "flight (FLAGD_MAX_CONNECTIONS)",
+            SLOW_STREAM: "change streams dropped: their clients did not read what they were sent",
         }
         parts = [f"{closed[reason]} {described[reason]}" for reason in _REASONS if closed.get(reason)]
         since = f" in the last {seconds:g} s" if seconds is not None else ""
         logger.warning("connections%s: %s", since, "; ".join(parts))
 
 
-_REASONS = (HEADER_TIMEOUT, BODY_TIMEOUT, EVICTED, REFUSED)
+_REASONS = (HEADER_TIMEOUT, BODY_TIMEOUT, EVICTED, REFUSED, SLOW_STREAM)
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -248,7 +253,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self._guard.busy(self)
         self._deadline = self.loop.time() + self._guard.limits.body_timeout
         self._awaiting = BODY_TIMEOUT
+        extensions: dict[str, Any] = {ABORT_EXTENSION: self._abort}  # uvicorn's httptools scope has none
+        self.scope["extensions"] = extensions
         super().on_headers_complete()
+
+    def _abort(self, reason: str) -> None:
+        """Drop the connection at once, whatever is left unsent (close() would wait to send it)."""
+        self.transport.abort()
+        self._guard.count(reason)
 
     def on_message_complete(self) -> None:
         self._deadline = None

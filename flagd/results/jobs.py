@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -33,6 +33,7 @@ from flagd.results.analysis import Options
 from flagd.results.cache import ReductionCache
 from flagd.results.journey import JourneyQuery
 from flagd.results.preparing import Preparing
+from flagd.results.replica import REPLICA_READ_ERRORS, Replica
 from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
 from flagd.results.watch import Observation, observe
@@ -95,6 +96,8 @@ class Answer:
     status: int
     body: bytes
     media_type: str
+    replica_reads: dict[str, int] = field(default_factory=dict)
+    """Where the job's reads went, by outcome (flagd.results.replica), for the worker's metrics."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class Failure:
     status: int
     code: str
     message: str
+    replica_reads: dict[str, int] = field(default_factory=dict)
 
     def error(self) -> FlagdError:
         return FlagdError(self.message, code=self.code, status=self.status)
@@ -114,6 +118,7 @@ class Observed:
     """A watch job's answer: what the results watcher compares of the experiment's current phase."""
 
     observation: Observation
+    replica_reads: dict[str, int] = field(default_factory=dict)
 
 
 Outcome = Answer | Observed | Failure
@@ -129,6 +134,12 @@ class _Process:
         self.conn: asyncpg.Connection | None = None
         self.second: asyncpg.Connection | None = None
         """The connection a request's catch-ups use beside `conn` (opened when first needed)."""
+        self.replica = (
+            Replica(settings.results_database_url, settings.db_connect_timeout)
+            if settings.results_database_url
+            else None
+        )
+        """Where results reads go once it has replayed the primary's writes (FLAGD_RESULTS_DATABASE_URL)."""
 
     async def connection(self) -> asyncpg.Connection:
         if self.conn is None or self.conn.is_closed():
@@ -153,33 +164,15 @@ class _Process:
         if job.kind == "ping":
             return Answer(200, b"", JSON)
         try:
-            conn = await self.connection()
-            if job.kind == "rollout_look":
-                assert job.rollout is not None, "a rollout look carries its rollout"
-                catalog = await self.current_catalog(conn, job.config_version)
-                look, decision = await look_at(
-                    conn, catalog, self.policy, self.cache, job.rollout, datetime.now(UTC), job.now
-                )
-                return Answer(200, orjson.dumps(answer(job.rollout, look, decision)), JSON)
-            if job.kind in ("rollouts_page", "rollout_page"):
-                from flagd.web import rollout_pages  # only pages need the templates
-
-                return await rollout_pages.answer(conn, job)
-            service = ResultsService(
-                conn,
-                await self.current_catalog(conn, job.config_version),
-                self.policy,
-                self.cache,
-                statement_seconds=self.settings.results_timeout_seconds,
-                connections=self.beside,
-            )
-            if job.kind in ("page", "index", "journey_page"):
-                from flagd.web import render  # only pages need the templates
-
-                return await render.page_answer(service, job)
-            if job.kind == "watch":
-                return Observed(observe(await service.results(job.key, None, Options(), job.now)))
-            return Answer(200, await _json(service, job), JSON)
+            if self.replica is None:
+                return await self.outcome(job, None)
+            self.replica.begin_job()
+            try:
+                return await self.outcome(job, self.replica)
+            except REPLICA_READ_ERRORS as exc:
+                if not self.replica.failed(exc):
+                    raise
+            return await self.outcome(job, None)  # the replica failed it (logged and counted): the primary
         except FlagdError as exc:
             return Failure(exc.status, exc.code, exc.message)
         except Preparing as exc:
@@ -192,6 +185,45 @@ class _Process:
             return Failure(
                 503, "database_unavailable", "the database is not reachable right now; retry shortly"
             )
+
+    async def outcome(self, job: Job, replica: Replica | None) -> Outcome:
+        """The job's outcome, its reads on `replica` once it has replayed the primary's writes (None: the
+        primary)."""
+        conn = await self.connection()
+        if job.kind == "rollout_look":
+            assert job.rollout is not None, "a rollout look carries its rollout"
+            catalog = await self.current_catalog(conn, job.config_version)
+            look, decision = await look_at(
+                conn,
+                catalog,
+                self.policy,
+                self.cache,
+                job.rollout,
+                datetime.now(UTC),
+                job.now,
+                replica=replica,
+            )
+            return Answer(200, orjson.dumps(answer(job.rollout, look, decision)), JSON)
+        if job.kind in ("rollouts_page", "rollout_page"):
+            from flagd.web import rollout_pages  # only pages need the templates
+
+            return await rollout_pages.answer(conn, job)
+        service = ResultsService(
+            conn,
+            await self.current_catalog(conn, job.config_version),
+            self.policy,
+            self.cache,
+            statement_seconds=self.settings.results_timeout_seconds,
+            connections=self.beside,
+            replica=replica,
+        )
+        if job.kind in ("page", "index", "journey_page"):
+            from flagd.web import render  # only pages need the templates
+
+            return await render.page_answer(service, job)
+        if job.kind == "watch":
+            return Observed(observe(await service.results(job.key, None, Options(), job.now)))
+        return Answer(200, await _json(service, job), JSON)
 
     async def forget_connection(self) -> None:
         for conn in (self.conn, self.second):
@@ -227,4 +259,7 @@ def start(settings: Settings) -> None:
 def run(job: Job) -> Outcome:
     """Run one job to its end (the pool calls this in the results process)."""
     assert _PROCESS is not None, "start() runs first in every results process"
-    return _PROCESS.loop.run_until_complete(_PROCESS.handle(job))
+    outcome = _PROCESS.loop.run_until_complete(_PROCESS.handle(job))
+    if _PROCESS.replica is None:
+        return outcome
+    return replace(outcome, replica_reads=_PROCESS.replica.drain_counts())

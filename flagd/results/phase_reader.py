@@ -1,7 +1,8 @@
 """All the I/O of one experiment phase's results, returned as typed values (`PhaseData`).
 
-The reader catches the phase's roll-ups up (a roll-up another catch-up holds is read as of its last
-one, unless it was never built), reduces each metric from them through the per-process reduction
+The reader catches the phase's roll-ups up on the primary (a roll-up another catch-up holds is read as of
+its last one, unless it was never built), then reads on the results replica once it has replayed that
+catch-up (flagd.results.replica; the primary without one or when it lags): it reduces each metric from them through the per-process reduction
 cache, and reads the exposure tally, the metric events' daily volumes and the names never seen.
 Everything it returns is plain data: the analysis (`flagd.results.report`) needs no connection.
 """
@@ -19,6 +20,7 @@ from flagd.results.cache import ReductionCache
 from flagd.results.live import LiveMetric, live_rolled
 from flagd.results.model import DataAlarm, ExposureTally, Freshness, PhaseData, Reduction, SegmentData
 from flagd.results.preparing import Preparing, Progress
+from flagd.results.replica import Replica
 from flagd.results.sql.days import day_reductions, signature
 from flagd.results.sql.delta import additive
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
@@ -58,13 +60,18 @@ class PhaseReader:
         *,
         built_in_background: bool = False,
         connections: Connections | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self._conn = conn
+        """The primary: catch-ups and the closed days stored are written here."""
         self._connections = connections
         """A second connection for catch-ups to run beside this one's (None: one after the other)."""
         self._background = built_in_background
         """Whether the keeper builds this phase's missing roll-ups (flagd.results.preparing): a read that
         finds one missing raises Preparing instead of building it."""
+        self._replica = replica
+        self._reading: Connection = conn
+        """Where the reads go: the primary until `_reads_after_catch_up` picks the replica."""
         self._plan = plan
         self._phase = phase
         self._policy = policy
@@ -76,13 +83,14 @@ class PhaseReader:
 
     async def read(self, segment: str | None = None) -> PhaseData:
         """The phase's tally, every metric's reduction, the volumes; and the breakdown by `segment`."""
-        conn, plan = self._conn, self._plan
+        plan = self._plan
+        metrics = [m.resolved for m in plan.metrics]
+        await self._catch_up(metrics)
+        conn = await self._reads_after_catch_up(metrics)
         window = await self._window()
         started = window[0] if window else None
         self._end = min(self._now, window[1]) if window and window[1] else self._now
         tally = await exposure_tally(conn, plan.key, self._phase, self._now, started)
-        metrics = [m.resolved for m in plan.metrics]
-        await self._catch_up(metrics, tally.total + tally.multiple)
         reductions = {
             m.key: (await self._reduce(m, {"": tally.units})).get("", Reduction(m.key, {})) for m in metrics
         }
@@ -116,7 +124,7 @@ class PhaseReader:
     async def _window(self) -> tuple[datetime, datetime | None] | None:
         """The phase's start and end as recorded; for a current phase recorded before phases were, its
         lifecycle's start."""
-        window = await phase_window(self._conn, self._plan.key, self._phase)
+        window = await phase_window(self._reading, self._plan.key, self._phase)
         lifecycle = self._plan.lifecycle
         if (
             window is None
@@ -130,9 +138,10 @@ class PhaseReader:
     async def series(self, metric: ResolvedMetric) -> tuple[list[tuple[date, Reduction]], list[date]]:
         """The metric's sums as of each day's end since the phase began (today from the roll-ups), and the
         past days left out because computing them would exceed DAYS_BUDGET_SECONDS."""
+        await self._catch_up([metric])
+        await self._reads_after_catch_up([metric])
         tally, past = await self._past_days()
         stored = await self._days(metric, past, DAYS_BUDGET_SECONDS)
-        await self._catch_up([metric], tally.total + tally.multiple)
         today = (await self._reduce(metric, {"": tally.units})).get("", Reduction(metric.key, {}))
         days = [(day, stored[day]) for day in past if day in stored]
         days.append((self._now.date(), today))
@@ -172,7 +181,7 @@ class PhaseReader:
         """The phase's tally, and the past days of its series."""
         window = await self._window()
         self._end = min(self._now, window[1]) if window and window[1] else self._now
-        tally = await exposure_tally(self._conn, self._plan.key, self._phase, self._now)
+        tally = await exposure_tally(self._reading, self._plan.key, self._phase, self._now)
         return tally, series_days(window[0] if window else None, tally.daily, self._now)
 
     async def _days(
@@ -189,18 +198,18 @@ class PhaseReader:
             budget_seconds=budget,
         )
 
-    async def _catch_up(self, metrics: Sequence[ResolvedMetric], units: int) -> None:
-        """Bring the metrics' roll-ups up to date first. A roll-up another catch-up holds is read as of its
-        last one (the freshness says when) rather than waited for, and so is one caught up less than the
-        policy's fresh_seconds ago. One never built is built here and waited for, unless the keeper builds
-        it in the background: a running experiment's current phase whose `units` (exposed units) reach the
-        policy's inline_build_units (then Preparing says how far it got)."""
+    async def _catch_up(self, metrics: Sequence[ResolvedMetric]) -> None:
+        """Bring the metrics' roll-ups up to date first, on the primary. A roll-up another catch-up holds is
+        read as of its last one (the freshness says when) rather than waited for, and so is one caught up
+        less than the policy's fresh_seconds ago. One never built is built here and waited for, unless the
+        keeper builds it in the background: a running experiment's current phase whose exposed units reach
+        the policy's inline_build_units (then Preparing says how far it got)."""
         unique = _unique_sources(metrics, self._policy.pre_seconds)
         keys = [s.key for s in unique]
         built = await rollup_states(self._conn, self._plan.key, self._phase, keys)
         missing = [s for s in unique if s.key not in built]
         inline = self._policy.inline_build_units
-        if missing and self._background and inline is not None and units >= inline:
+        if missing and self._background and inline is not None and await self._exposed_units() >= inline:
             raise Preparing(Progress(self._plan.key, self._phase, len(unique) - len(missing), len(unique)))
         fresh = timedelta(seconds=self._policy.fresh_seconds)
         todo = [
@@ -224,7 +233,23 @@ class PhaseReader:
             await asyncio.gather(catching_up(self._conn), beside())
         else:
             await catching_up(self._conn)
-        self._states.update(await rollup_states(self._conn, self._plan.key, self._phase, keys))
+
+    async def _exposed_units(self) -> int:
+        """The phase's exposed units (counting those with more than one variant), on the primary."""
+        window = await self._window()
+        tally = await exposure_tally(
+            self._conn, self._plan.key, self._phase, self._now, window[0] if window else None
+        )
+        return tally.total + tally.multiple
+
+    async def _reads_after_catch_up(self, metrics: Sequence[ResolvedMetric]) -> Connection:
+        """Choose where the reads go (the replica once it has replayed the catch-up), and read the roll-ups'
+        states there: the versions the reductions are cached under are those of the data read."""
+        if self._replica is not None:
+            self._reading = await self._replica.reads_after_writes(self._conn)
+        keys = [s.key for s in _unique_sources(metrics, self._policy.pre_seconds)]
+        self._states.update(await rollup_states(self._reading, self._plan.key, self._phase, keys))
+        return self._reading
 
     async def _reduce(
         self, metric: ResolvedMetric, population: dict[str, dict[str, int]], attribute: str | None = None
@@ -249,12 +274,12 @@ class PhaseReader:
         if retention:
             # Which units count moves with the clock: the exposure rows matured by now pin it down.
             before = matured_before(metric.metric, self._end)
-            key += (await exposure_rows(self._conn, self._plan.key, self._phase, before),)
+            key += (await exposure_rows(self._reading, self._plan.key, self._phase, before),)
         found = self._cache.get(key) if self._cache is not None else None
         if found is None:
             if metric.metric.type == "quantile":
                 found = await reduce_quantile(
-                    self._conn,
+                    self._reading,
                     self._plan.key,
                     self._phase,
                     QuantileQuery(metric.metric, source=sources[0]),
@@ -263,7 +288,7 @@ class PhaseReader:
                 )
             elif retention:
                 found = await reduce_retention_rolled(
-                    self._conn,
+                    self._reading,
                     self._plan.key,
                     self._phase,
                     metric.metric,
@@ -274,7 +299,7 @@ class PhaseReader:
                 )
             else:
                 found = await reduce_rolled_by(
-                    self._conn,
+                    self._reading,
                     self._plan.key,
                     self._phase,
                     metric,

@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
 from flagd.errors import ServiceUnavailable
+from flagd.metrics import RESULTS_REPLICA_READS
 from flagd.results import jobs
 from flagd.results.watch import Observation
 from flagd.settings import Settings
@@ -108,6 +109,8 @@ class ResultsPool:
         except BrokenProcessPool as exc:
             self._replace(exc)
             raise _unavailable() from exc
+        for where, count in outcome.replica_reads.items():
+            RESULTS_REPLICA_READS.labels(where).inc(count)
         preparing = (isinstance(outcome, jobs.Answer) and outcome.status == jobs.PREPARING_STATUS) or (
             isinstance(outcome, jobs.Failure) and outcome.code == jobs.PREPARING_CODE
         )

@@ -14,6 +14,7 @@ from flagd.results.looks import daily_looks, record_look, stored_looks
 from flagd.results.model import ExperimentResults, ExperimentSummary, Timeseries
 from flagd.results.phase_reader import Connections, PhaseReader
 from flagd.results.preparing import Preparing
+from flagd.results.replica import Replica
 from flagd.results.report import analyse_phase, method_of, planned
 from flagd.results.sql.exposures import units_per_experiment
 from flagd.results.sql.funnel import read_funnel
@@ -68,7 +69,8 @@ def not_started(key: str) -> str:
 
 
 class ResultsService:
-    """Results of the experiments of one catalog, read over one connection."""
+    """Results of the experiments of one catalog, read over one connection to the primary, or, with a
+    replica, read there once it has replayed the primary's writes (flagd.results.replica)."""
 
     def __init__(
         self,
@@ -79,10 +81,12 @@ class ResultsService:
         *,
         statement_seconds: float = 120.0,
         connections: Connections | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self._conn = conn
         self._connections = connections
         """A second connection a request's catch-ups may use beside `conn`."""
+        self._replica = replica
         self._statement_seconds = statement_seconds
         self._catalog = catalog
         self._policy = policy
@@ -105,7 +109,12 @@ class ResultsService:
             now,
             built_in_background=background,
             connections=self._connections,
+            replica=self._replica,
         )
+
+    async def _reads(self) -> Connection:
+        """Where a read with no catch-up before it goes: the replica once it is as current as the primary."""
+        return self._conn if self._replica is None else await self._replica.reads_after_writes(self._conn)
 
     async def results(
         self, key: str, phase: int | None, options: Options, now: datetime, segment: str | None = None
@@ -154,7 +163,7 @@ class ResultsService:
     async def experiments(self, now: datetime) -> list[ExperimentSummary]:
         """Every experiment with its state, phase, flag, primary metric, units exposed in its current phase and
         headline: the decision of its current phase (None before it starts, or when it cannot be analysed)."""
-        units = await units_per_experiment(self._conn)
+        units = await units_per_experiment(await self._reads())
         started = [e for e in self._catalog.entries.values() if e.phase >= 1 and e.plan is not None]
         started.sort(key=lambda e: e.phase_started_at or "", reverse=True)
         headlines = {}
@@ -181,8 +190,9 @@ class ResultsService:
     async def journey(self, query: JourneyQuery, now: datetime) -> Funnel:
         """The funnel of a journey over every unit (outside experiments), within the statement time."""
         experiment = query.breakdown.experiment if query.breakdown else ""
+        conn = await self._reads()
         if experiment and experiment not in self._catalog.entries:
-            seen = await self._conn.fetchval(
+            seen = await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM exposures WHERE experiment = $1)", experiment
             )
             if not seen:
@@ -190,7 +200,7 @@ class ResultsService:
                     f"breakdown names experiment {experiment}, which does not exist and has no exposures; "
                     "check the key (GET /v1/experiments lists them)"
                 )
-        rows, distinct = await read_funnel(self._conn, query, self._statement_seconds)
+        rows, distinct = await read_funnel(conn, query, self._statement_seconds)
         return funnel(query, rows, distinct, now)
 
     async def keep_up(self, now: datetime, connections: Connections | None = None) -> int:

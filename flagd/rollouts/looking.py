@@ -15,6 +15,7 @@ from flagd.experiments.model import BASIS_POINTS, Experiment
 from flagd.results.analysis import statistic
 from flagd.results.cache import ReductionCache
 from flagd.results.phase_reader import PhaseReader
+from flagd.results.replica import Replica
 from flagd.results.sql.rollup import RollupPolicy
 from flagd.rollouts.decision import Comparison, Decision, Look, decide
 from flagd.rollouts.serving import RolloutState
@@ -49,11 +50,13 @@ async def look_at(
     row: RolloutState,
     now: datetime,
     clock: datetime,
+    *,
+    replica: Replica | None = None,
 ) -> tuple[Look, Decision]:
     """The stage's look as of `now` (what the data says) with `clock` timing the stage, and the decision."""
     rollout = row.rollout
     plan = plan_of(row, catalog)
-    data = await PhaseReader(conn, plan, row.phase, policy, cache, now).read()
+    data = await PhaseReader(conn, plan, row.phase, policy, cache, now, replica=replica).read()
     directions = {g.metric: g for g in rollout.guardrails}
     comparisons = []
     for analysed in plan.metrics:

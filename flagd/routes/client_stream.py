@@ -48,7 +48,7 @@ async def stream_client(request: Request) -> Response:
     state.auth.client.admit(principal.key_id, principal.origins, request.scope)
     assert token is not None  # authenticate_stream refuses a missing one
     retry_ms = RECONNECT_MS + secrets.randbelow(RECONNECT_JITTER_MS + 1)
-    return change_stream(state, lambda: state.auth.stream_still_valid(token), retry_ms)
+    return change_stream(state, ("client", token), lambda: state.auth.stream_still_valid(token), retry_ms)
 
 
 routes = [resource(CLIENT_STREAM_PATH, GET=stream_client)]

@@ -9,30 +9,27 @@ OFREP client-side providers can use the stream too.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any
 
-import anyio
-import orjson
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from flagd.auth.guard import Principal, credentials, requires
 from flagd.auth.keys import Scope
-from flagd.config.snapshot import ConfigSnapshot
-from flagd.config.watcher import ConfigWatcher
+from flagd.http.transport import ABORT_EXTENSION
 from flagd.state import ServerState, server_state
 
 STREAM_PATH = "/v1/flags/stream"
 RECONNECT_MS = 1000
 """The reconnection delay every change event suggests (SSE `retry`), so clients come back quickly after a
 shutdown closes their stream."""
-KEY_RECHECK_SECONDS = 0.5
-"""How often an open stream re-checks its key, so a revoked key's stream ends within a second."""
 SHUTDOWN_GRACE_SECONDS = 2.0
-"""At shutdown, how long a stream has to end itself (it does within KEY_RECHECK_SECONDS) before sse-starlette
+"""At shutdown, how long a stream has to end itself (the hub ends them all at once) before sse-starlette
 cancels it; well within uvicorn's graceful shutdown of 10 s."""
 
 
@@ -56,65 +53,78 @@ async def get_flags(request: Request, principal: Principal) -> Response:
     return Response(snapshot.body, media_type="application/json", headers=headers)
 
 
-def change_event(snapshot: ConfigSnapshot, retry_ms: int = RECONNECT_MS) -> ServerSentEvent:
-    data = {
-        "type": "refetchEvaluation",
-        "version": snapshot.version,
-        "etag": snapshot.etag,
-        "lastModified": int(snapshot.updated_at),
-    }
-    # `retry` tells clients how soon to reconnect when the stream ends (a restart, a deploy).
-    return ServerSentEvent(data=orjson.dumps(data).decode(), id=str(snapshot.version), retry=retry_ms)
-
-
 @requires(Scope.SDK)
 async def stream_flags(request: Request, principal: Principal) -> Response:
     state = server_state(request)
     token = credentials(request.scope["headers"])
-    return change_stream(state, lambda: state.auth.still_valid(token, Scope.SDK), RECONNECT_MS)
+    return change_stream(
+        state, ("sdk", token), lambda: state.auth.still_valid(token, Scope.SDK), RECONNECT_MS
+    )
 
 
-def change_stream(state: ServerState, still_valid: Callable[[], Awaitable[bool]], retry_ms: int) -> Response:
+def change_stream(
+    state: ServerState, credential: Hashable, still_valid: Callable[[], Awaitable[bool]], retry_ms: int
+) -> Response:
     """An event stream of config versions (only that one came, never what it holds) for as long as
-    `still_valid` says its caller may listen: checked every KEY_RECHECK_SECONDS and before each event."""
-    # sse-starlette sets `shutdown` when the server begins to stop; the stream then ends itself, with the
-    # chunk that completes the response, instead of being cancelled half-way (which uvicorn logs as an error).
-    shutdown = anyio.Event()
-    return EventSourceResponse(
-        _changes(state.config, still_valid, shutdown, retry_ms),
-        ping=state.settings.sse_heartbeat_seconds,
+    `still_valid` says its caller may listen. The worker's StreamHub checks it (once for all the streams of
+    one `credential`) every half second and before each event, and hands the stream its events and heartbeats
+    (flagd.routes.stream_hub); this response only writes them."""
+    return ChangeStreamResponse(
+        state,
+        credential,
+        still_valid,
+        retry_ms,
+        ping=0,  # the hub sends one heartbeat to all streams
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Flagd-Worker": state.worker_id},
-        shutdown_event=shutdown,
         shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 
-async def _changes(
-    watcher: ConfigWatcher,
-    still_valid: Callable[[], Awaitable[bool]],
-    shutdown: anyio.Event,
-    retry_ms: int,
-) -> AsyncIterator[ServerSentEvent]:
-    subscriber = watcher.subscribe()
-    try:
-        sent = watcher.snapshot.version
-        yield change_event(watcher.snapshot, retry_ms)
-        while not shutdown.is_set():
-            try:
-                snapshot = await asyncio.wait_for(subscriber.get(), KEY_RECHECK_SECONDS)
-            except TimeoutError:
-                if not await still_valid():
-                    return  # the key was revoked: the stream ends
-                continue
-            if snapshot is None:  # the server is shutting down
-                return
-            if not await still_valid():
-                return
-            if snapshot.version != sent:
-                sent = snapshot.version
-                yield change_event(snapshot, retry_ms)
-    finally:
-        watcher.unsubscribe(subscriber)
+class ChangeStreamResponse(EventSourceResponse):
+    """sse-starlette's response (HEAD, disconnects, shutdown, the closing chunk), writing what the hub gives.
+
+    Its writes skip sse-starlette's per-send cancel scope (`send_timeout`): at 10,000 streams that scope was a
+    good part of each delivery's cost, and a client that stops reading is dropped by the hub instead, which
+    aborts its connection (ABORT_EXTENSION, counted in flagd_connections_closed_total{reason="slow_stream"})."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        credential: Hashable,
+        still_valid: Callable[[], Awaitable[bool]],
+        retry_ms: int,
+        **options: Any,
+    ) -> None:
+        super().__init__(self._changes(state, credential, still_valid, retry_ms), **options)
+        self._abort: Callable[[str], None] | None = None
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        self._abort = scope.get("extensions", {}).get(ABORT_EXTENSION)
+        await super().__call__(scope, receive, send)
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        try:
+            await send(message)
+        except BaseException:
+            self._send_interrupted = True
+            raise
+
+    async def _changes(
+        self,
+        state: ServerState,
+        credential: Hashable,
+        still_valid: Callable[[], Awaitable[bool]],
+        retry_ms: int,
+    ) -> AsyncIterator[bytes]:
+        hub = state.streams
+        # Opened before the snapshot is read, so no change is missed; only once the response runs (not for HEAD).
+        mailbox = hub.open(credential, still_valid, retry_ms, self._abort)
+        try:
+            yield mailbox.first(state.config.snapshot)
+            while (chunk := await mailbox.next()) is not None:
+                yield chunk
+        finally:
+            hub.close(mailbox)
 
 
 routes = [

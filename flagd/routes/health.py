@@ -2,7 +2,9 @@
 
 `/healthz` says the process is serving requests and touches nothing else.
 `/readyz` says this instance can do its work: the database answers and its schema is
-the one this server expects. Otherwise it answers 503 with the reason.
+the one this server expects. Otherwise it answers 503 with the reason. With FLAGD_RESULTS_DATABASE_URL
+it also reports the results replica (reachable, how far behind), which never makes it unready: results
+read on the primary meanwhile (flagd.results.replica).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from starlette.routing import Route
 
 from flagd.errors import DatabaseUnavailable, ServiceUnavailable
 from flagd.http.responses import OrjsonResponse
+from flagd.results.replica import replica_status
 from flagd.state import server_state
 from flagd.storage.instance import instance_id
 from flagd.storage.migrations import schema_status
@@ -36,6 +39,11 @@ async def readyz(request: Request) -> Response:
             async with state.pool.acquire() as conn:
                 status = await schema_status(conn, state.migrations)
                 identity = await instance_id(conn) if status.current else None
+                replica = (
+                    await replica_status(conn, state.results_replica)
+                    if state.results_replica is not None
+                    else None
+                )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"the database is not reachable: {exc or type(exc).__name__}") from exc
     if not status.up_to_date:
@@ -61,6 +69,14 @@ async def readyz(request: Request) -> Response:
             "problems": [
                 {"path": p.path, "message": p.message} for p in snapshot.problems[:MAX_REPORTED_PROBLEMS]
             ],
+            "resultsReplica": None
+            if replica is None
+            else {
+                "reachable": replica.reachable,
+                "standby": replica.standby,
+                "lagBytes": replica.lag_bytes,
+                "error": replica.error,
+            },
         }
     )
 

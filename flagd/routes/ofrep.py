@@ -58,47 +58,51 @@ class _BadContext(Exception):
 
 
 class EvaluateFlag:
-    """POST /ofrep/v1/evaluate/flags/{key}, the hottest path in the server, as a plain ASGI app.
-
-    It does what the Starlette endpoints do (authenticate, read the body within the
-    limit, answer in JSON, raise FlagdError into the shared handlers) without building
-    Request and Response objects: one pass over the raw headers, one receive for the
-    body, and a success body rendered once per (flag, variant, reason).
-    """
+    """POST /ofrep/v1/evaluate/flags/{key} as a route. The server answers it in front of the middleware stack
+    (flagd.http.fast_lane calls `evaluate_one`); the route is what the router and the OpenAPI document see."""
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
-        state: ServerState = scope["state"]["server"]
-        key: str = scope["path_params"]["key"]
-        principal = await state.auth.authenticate_scope(scope, Scope.CLIENT)
-        try:
-            context = _read_context(await receive_body(scope, receive, state.settings.max_body_bytes))
-        except _BadContext as exc:
-            error = {"key": key, "errorCode": ErrorCode.INVALID_CONTEXT.value, "errorDetails": exc.details}
-            await _send(send, 400, orjson.dumps(error))
-            return
-        snapshot = state.config.snapshot
-        details = snapshot.flag_set.resolve(FlagType.ANY, key, None, context)
-        count_evaluation(key if key in snapshot.flag_set.flags else UNKNOWN_FLAG, details.reason.value)
-        if details.error_code is None:
-            exposed = snapshot.exposure(key, details, context)
-            if (
-                exposed is not None
-                and state.settings.server_exposures
-                and principal.server_exposures
-                and wanted(scope["headers"])
-            ):
-                state.ingest.exposures.record(exposed)
-            in_experiment = None if key not in snapshot.experiments else exposed is not None
-            rendered_key = (key, details.variant, details.reason, in_experiment)
-            body = snapshot.ofrep_bodies.get(rendered_key)
-            if body is None:
-                body = snapshot.ofrep_bodies[rendered_key] = orjson.dumps(
-                    _success(key, details, snapshot, in_experiment)
-                )
-            await _send(send, 200, body)
-            return
-        status = 404 if details.error_code is ErrorCode.FLAG_NOT_FOUND else 400
-        await _send(send, status, orjson.dumps(_failure(key, details)))
+        status, body = await evaluate_one(scope, receive, scope["path_params"]["key"])
+        await _send(send, status, body)
+
+
+async def evaluate_one(scope: AsgiScope, receive: Receive, key: str) -> tuple[int, bytes]:
+    """The status and JSON body of one flag's evaluation, the hottest path in the server.
+
+    It does what the Starlette endpoints do (authenticate, read the body within the limit, answer in
+    JSON, raise FlagdError for the shared handlers) without building Request and Response objects: one
+    pass over the raw headers, one receive for the body, and a success body rendered once per (flag,
+    variant, reason).
+    """
+    state: ServerState = scope["state"]["server"]
+    principal = await state.auth.authenticate_scope(scope, Scope.CLIENT)
+    try:
+        context = _read_context(await receive_body(scope, receive, state.settings.max_body_bytes))
+    except _BadContext as exc:
+        error = {"key": key, "errorCode": ErrorCode.INVALID_CONTEXT.value, "errorDetails": exc.details}
+        return 400, orjson.dumps(error)
+    snapshot = state.config.snapshot
+    details = snapshot.flag_set.resolve(FlagType.ANY, key, None, context)
+    count_evaluation(key if key in snapshot.flag_set.flags else UNKNOWN_FLAG, details.reason.value)
+    if details.error_code is None:
+        exposed = snapshot.exposure(key, details, context)
+        if (
+            exposed is not None
+            and state.settings.server_exposures
+            and principal.server_exposures
+            and wanted(scope["headers"])
+        ):
+            state.ingest.exposures.record(exposed)
+        in_experiment = None if key not in snapshot.experiments else exposed is not None
+        rendered_key = (key, details.variant, details.reason, in_experiment)
+        body = snapshot.ofrep_bodies.get(rendered_key)
+        if body is None:
+            body = snapshot.ofrep_bodies[rendered_key] = orjson.dumps(
+                _success(key, details, snapshot, in_experiment)
+            )
+        return 200, body
+    status = 404 if details.error_code is ErrorCode.FLAG_NOT_FOUND else 400
+    return status, orjson.dumps(_failure(key, details))
 
 
 async def _send(send: Send, status: int, body: bytes) -> None:

@@ -1,7 +1,7 @@
 """The code blocks of a Markdown document, and the one shell script that runs them as a reader would.
 
-A block is run when its language is `sh` or `python`; `json`, `yaml` and `text` are shown, never run. The
-fence may name a file: a ```python file=shop.py``` block is saved as shop.py (the text around it tells the
+A block is run when its language is `sh` or `python`; `json`, `yaml`, `text` and `sql` are shown, never run.
+The fence may name a file: a ```python file=shop.py``` block is saved as shop.py (the text around it tells the
 reader to), and later blocks run it. `html`, `js`, `javascript` and `jsx` blocks must name one, and are saved,
 never run (a later block serves them, or a test bundles or opens them in a browser). An HTML comment on the line
 before the fence changes how the block is treated:
@@ -24,7 +24,7 @@ from pathlib import Path
 
 RUN = {"sh", "python"}
 SAVED = {"html", "js", "javascript", "jsx"}
-SHOWN = {"json", "yaml", "text"}
+SHOWN = {"json", "yaml", "text", "sql"}
 _FENCE = re.compile(r"^```(?P<lang>[a-z]*)(?P<attrs>[^`]*)$")
 _MARKER = re.compile(r"^<!-- doc-test: (?P<what>skip|fails)(?::\s*(?P<reason>.*?))?\s*-->$")
 _FILE = re.compile(r"\bfile=(?P<name>[A-Za-z0-9_.\-/]+)")

@@ -21,6 +21,7 @@ def test_should_read_every_variable_from_the_environment() -> None:
     settings = Settings.from_env(
         {
             "DATABASE_URL": "postgresql://u:p@db/flagd",
+            "FLAGD_RESULTS_DATABASE_URL": "postgresql://u:p@replica/flagd",
             "FLAGD_HOST": "0.0.0.0",
             "FLAGD_PORT": "9000",
             "FLAGD_WORKERS": "4",
@@ -50,6 +51,7 @@ def test_should_read_every_variable_from_the_environment() -> None:
     )
     assert settings == Settings(
         database_url="postgresql://u:p@db/flagd",
+        results_database_url="postgresql://u:p@replica/flagd",
         host="0.0.0.0",
         port=9000,
         workers=4,
@@ -113,6 +115,10 @@ def test_should_treat_blank_values_as_unset() -> None:
             "FLAGD_SSE_HEARTBEAT_SECONDS must be a valid float, got 'inf'",
         ),
         ({"FLAGD_PORT": "\u0668\u0660"}, "FLAGD_PORT must be a valid int"),
+        (
+            {"FLAGD_RESULTS_DATABASE_URL": "replica:5432"},
+            "FLAGD_RESULTS_DATABASE_URL must be a PostgreSQL URL",
+        ),
         ({"FLAGD_WORKERS": "1_0"}, "FLAGD_WORKERS must be a valid int, got '1_0'"),
         (
             {"FLAGD_EVENTS_MAX_QUEUED": "10", "FLAGD_EVENTS_MAX_BATCH": "100"},
