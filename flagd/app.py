@@ -143,7 +143,7 @@ async def _serving(settings: Settings) -> AsyncIterator[ServerState]:
         await config.start()
         ingest = Ingest(settings, pool)
         keeper = ResultsKeeper(settings, pool, lambda: config.snapshot.catalog)
-        results = ResultsPool(settings)
+        results = ResultsPool(settings, on_preparing=keeper.wake)
         deliverer = Deliverer(settings, pool)
         executor = ScheduleExecutor(settings, pool, config.refresh_after_write)
         monitor = RolloutMonitor(

@@ -73,6 +73,10 @@ class Settings:
     server_exposures: bool = True
     results_pre_exposure_days: int = 14
     results_rollup_seconds: float = 30.0
+    results_fresh_seconds: float = 5.0
+    """A results request reads a roll-up caught up at most this long ago as it is, without catching it up."""
+    results_inline_build_units: int = 50_000
+    """A running experiment's phase with fewer exposed units has its first roll-ups built by the request."""
     results_processes: int = 1
     """Processes per worker that compute results and render pages, off the loop that answers evaluations."""
     results_max_waiting: int = 4
@@ -202,6 +206,8 @@ class Settings:
             ("FLAGD_EVENTS_COMMIT_TIMEOUT", self.events_commit_timeout, 0.1, 600),
             ("FLAGD_RESULTS_PRE_EXPOSURE_DAYS", self.results_pre_exposure_days, 0, 365),
             ("FLAGD_RESULTS_ROLLUP_SECONDS", self.results_rollup_seconds, 1, 86_400),
+            ("FLAGD_RESULTS_FRESH_SECONDS", self.results_fresh_seconds, 0, 3_600),
+            ("FLAGD_RESULTS_INLINE_BUILD_UNITS", self.results_inline_build_units, 0, 100_000_000),
             ("FLAGD_RESULTS_PROCESSES", self.results_processes, 1, 32),
             ("FLAGD_RESULTS_MAX_WAITING", self.results_max_waiting, 0, 1_000),
             ("FLAGD_RESULTS_TIMEOUT_SECONDS", self.results_timeout_seconds, 1, 3_600),
@@ -318,6 +324,12 @@ class Settings:
             ),
             results_rollup_seconds=reader.get(
                 "FLAGD_RESULTS_ROLLUP_SECONDS", float, defaults.results_rollup_seconds
+            ),
+            results_fresh_seconds=reader.get(
+                "FLAGD_RESULTS_FRESH_SECONDS", float, defaults.results_fresh_seconds
+            ),
+            results_inline_build_units=reader.get(
+                "FLAGD_RESULTS_INLINE_BUILD_UNITS", int, defaults.results_inline_build_units
             ),
             results_processes=reader.get("FLAGD_RESULTS_PROCESSES", int, defaults.results_processes),
             results_max_waiting=reader.get("FLAGD_RESULTS_MAX_WAITING", int, defaults.results_max_waiting),

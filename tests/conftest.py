@@ -118,6 +118,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         db_pool_max_size=4,
         config_poll_seconds=0.5,
         sse_heartbeat_seconds=1.0,
+        results_fresh_seconds=0,  # a test reads what it just posted
     )
 
 

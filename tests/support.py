@@ -176,6 +176,7 @@ class FlagdProcess:
 
 def flagd_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGD_") and k != "DATABASE_URL"}
+    env["FLAGD_RESULTS_FRESH_SECONDS"] = "0"  # a test reads what it just posted
     env.update(overrides)
     return env
 

@@ -40,7 +40,9 @@ _SECTION_SQL = {
         # Its results' derived rows go with it (they are rebuilt from events and exposures when needed).
         "WITH gone AS (DELETE FROM experiments WHERE key = $1 RETURNING key), "
         "units AS (DELETE FROM results_unit_values WHERE experiment IN (SELECT key FROM gone)), "
-        "rollups AS (DELETE FROM results_rollups WHERE experiment IN (SELECT key FROM gone)) "
+        "rollups AS (DELETE FROM results_rollups WHERE experiment IN (SELECT key FROM gone)), "
+        "changes AS (DELETE FROM results_unit_changes WHERE experiment IN (SELECT key FROM gone)), "
+        "sums AS (DELETE FROM results_sums WHERE experiment IN (SELECT key FROM gone)) "
         "DELETE FROM results_days WHERE experiment IN (SELECT key FROM gone)",
     ),
     "events": (

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -31,6 +32,7 @@ from flagd.results import wire
 from flagd.results.analysis import Options
 from flagd.results.cache import ReductionCache
 from flagd.results.journey import JourneyQuery
+from flagd.results.preparing import Preparing
 from flagd.results.replica import REPLICA_READ_ERRORS, Replica
 from flagd.results.service import ResultsService
 from flagd.results.sql.rollup import RollupPolicy
@@ -45,6 +47,9 @@ logger = logging.getLogger(__name__)
 NICENESS = 10
 """How much lower than the worker's the results process's CPU priority is."""
 JSON = "application/json"
+PREPARING_STATUS = 202
+"""A results answer still being prepared (flagd.results.preparing): its progress, not the results."""
+PREPARING_CODE = "results_preparing"
 HTML = "text/html; charset=utf-8"
 
 Kind = Literal[
@@ -127,6 +132,8 @@ class _Process:
         self.cache = ReductionCache()
         self.catalog = Catalog.empty()
         self.conn: asyncpg.Connection | None = None
+        self.second: asyncpg.Connection | None = None
+        """The connection a request's catch-ups use beside `conn` (opened when first needed)."""
         self.replica = (
             Replica(settings.results_database_url, settings.db_connect_timeout)
             if settings.results_database_url
@@ -138,6 +145,12 @@ class _Process:
         if self.conn is None or self.conn.is_closed():
             self.conn = await connect(self.settings)
         return self.conn
+
+    @contextlib.asynccontextmanager
+    async def beside(self) -> AsyncIterator[asyncpg.Connection]:
+        if self.second is None or self.second.is_closed():
+            self.second = await connect(self.settings)
+        yield self.second
 
     async def current_catalog(self, conn: asyncpg.Connection, version: int) -> Catalog:
         if self.catalog.version < 0 or self.catalog.version < version:
@@ -162,6 +175,10 @@ class _Process:
             return await self.outcome(job, None)  # the replica failed it (logged and counted): the primary
         except FlagdError as exc:
             return Failure(exc.status, exc.code, exc.message)
+        except Preparing as exc:
+            if job.kind in ("results", "timeseries"):
+                return Answer(PREPARING_STATUS, wire.preparing(exc.progress), JSON)
+            return Failure(503, PREPARING_CODE, exc.progress.message)
         except DATABASE_UNAVAILABLE_ERRORS as exc:
             logger.warning("results process: database unavailable: %r", exc)
             await self.forget_connection()
@@ -197,6 +214,7 @@ class _Process:
             self.policy,
             self.cache,
             statement_seconds=self.settings.results_timeout_seconds,
+            connections=self.beside,
             replica=replica,
         )
         if job.kind in ("page", "index", "journey_page"):
@@ -208,10 +226,12 @@ class _Process:
         return Answer(200, await _json(service, job), JSON)
 
     async def forget_connection(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(Exception):
-                await self.conn.close(timeout=1)
+        for conn in (self.conn, self.second):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
         self.conn = None
+        self.second = None
 
 
 async def _json(service: ResultsService, job: Job) -> bytes:

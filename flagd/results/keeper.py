@@ -1,5 +1,6 @@
 """The results keeper: a background task per worker that keeps running experiments' roll-ups and past
-days up to date (`ResultsService.keep_up`) every FLAGD_RESULTS_ROLLUP_SECONDS.
+days up to date (`ResultsService.keep_up`) every FLAGD_RESULTS_ROLLUP_SECONDS, and builds the roll-ups
+a results request found missing as soon as it is woken (`wake`; flagd.results.preparing).
 
 Only one worker of all the servers on a database keeps up at a time (a session advisory lock, skipped
 when held), and a failed round (the database down, say) is logged and tried again next round
@@ -33,6 +34,8 @@ class ResultsKeeper:
         self._catalog = catalog
         """The worker's current catalog (the config watcher's snapshot holds it)."""
         self._policy = RollupPolicy.from_settings(settings)
+        self._pool = pool
+        self._build_only = False
         self._rounds = LockedRounds(
             pool,
             KEEPER_LOCK_KEY,
@@ -41,6 +44,12 @@ class ResultsKeeper:
             name="flagd-results-keeper",
             doing="keeping results up to date",
         )
+
+    def wake(self) -> None:
+        """A results request found roll-ups never built: build them now, in a round of their own (the rest of
+        a round, the closed days especially, waits for the next timed one)."""
+        self._build_only = True
+        self._rounds.wake()
 
     async def start(self) -> None:
         await self._rounds.start()
@@ -55,7 +64,12 @@ class ResultsKeeper:
     async def _keep_up(self, conn: Connection) -> int:
         started = time.perf_counter()
         service = ResultsService(conn, self._catalog(), self._policy)
-        kept = await service.keep_up(datetime.now(UTC))
+        if self._build_only:
+            self._build_only = False
+            built = await service.build_missing(datetime.now(UTC), self._pool.acquire)
+            logger.debug("built %d roll-up(s) in %.2f s", built, time.perf_counter() - started)
+            return built
+        kept = await service.keep_up(datetime.now(UTC), self._pool.acquire)
         if kept:
             logger.debug("kept %d experiment(s) up in %.2f s", kept, time.perf_counter() - started)
         return kept

@@ -9,18 +9,23 @@ Everything it returns is plain data: the analysis (`flagd.results.report`) needs
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, timedelta
 
 from flagd.experiments.catalog import ExperimentPlan, ResolvedMetric
 from flagd.health.alarms import open_for_events
 from flagd.results.cache import ReductionCache
+from flagd.results.live import LiveMetric, live_rolled
 from flagd.results.model import DataAlarm, ExposureTally, Freshness, PhaseData, Reduction, SegmentData
+from flagd.results.preparing import Preparing, Progress
 from flagd.results.replica import Replica
 from flagd.results.sql.days import day_reductions, signature
+from flagd.results.sql.delta import additive
 from flagd.results.sql.exposures import exposure_tally, phase_window, refused_exposures
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
-from flagd.results.sql.reduce import reduce_rolled_by, segment_population
+from flagd.results.sql.reduce import fill, reduce_rolled_by, segment_population
 from flagd.results.sql.retention import exposure_rows, matured_before, reduce_retention_rolled
 from flagd.results.sql.rollup import (
     RollupPolicy,
@@ -34,6 +39,10 @@ from flagd.results.sql.volumes import daily_events, events_since, never_arrived
 from flagd.storage.types import Connection
 
 MAX_SERIES_DAYS = 92
+BUILD_CONCURRENCY = 2
+"""Roll-ups the keeper builds at once (the machine's cores, at least two, are what a build waits on)."""
+Connections = Callable[[], AbstractAsyncContextManager[Connection]]
+"""Where the keeper's builds take connections of their own from (a pool's acquire)."""
 DAYS_BUDGET_SECONDS = 2.0
 """How long a series request spends computing past days nobody stored yet (the keeper stores them for
 running experiments); the days it leaves out are listed as pendingDays and appear on a later look."""
@@ -49,10 +58,17 @@ class PhaseReader:
         cache: ReductionCache | None,
         now: datetime,
         *,
+        built_in_background: bool = False,
+        connections: Connections | None = None,
         replica: Replica | None = None,
     ) -> None:
         self._conn = conn
         """The primary: catch-ups and the closed days stored are written here."""
+        self._connections = connections
+        """A second connection for catch-ups to run beside this one's (None: one after the other)."""
+        self._background = built_in_background
+        """Whether the keeper builds this phase's missing roll-ups (flagd.results.preparing): a read that
+        finds one missing raises Preparing instead of building it."""
         self._replica = replica
         self._reading: Connection = conn
         """Where the reads go: the primary until `_reads_after_catch_up` picks the replica."""
@@ -131,15 +147,35 @@ class PhaseReader:
         days.append((self._now.date(), today))
         return days, [day for day in past if day not in stored]
 
-    async def keep_up(self) -> None:
+    async def keep_up(self, connections: Connections | None = None) -> None:
         """Catch every roll-up of the phase up without waiting for one another holds, and store its closed
-        days: what the keeper does for running experiments so that requests find little to do."""
+        days: what the keeper does for running experiments so that requests find little to do. Roll-ups
+        never built are built first, BUILD_CONCURRENCY at a time on `connections` when given (each build is
+        one statement that PostgreSQL runs on one core)."""
         metrics = [m.resolved for m in self._plan.metrics]
-        for source in _unique_sources(metrics, self._policy.pre_seconds):
+        sources = _unique_sources(metrics, self._policy.pre_seconds)
+        if connections is not None:
+            await self.build_missing(connections)
+        for source in sources:
             await catch_up(self._conn, self._plan.key, self._phase, source, wait=False)
         _, past = await self._past_days()
         for metric in metrics:
             await self._days(metric, past, None)
+
+    async def build_missing(self, connections: Connections) -> int:
+        """Build the phase's roll-ups never built, BUILD_CONCURRENCY at a time; how many were missing."""
+        sources = _unique_sources([m.resolved for m in self._plan.metrics], self._policy.pre_seconds)
+        built = await rollup_states(self._conn, self._plan.key, self._phase, [s.key for s in sources])
+        queue = [s for s in sources if s.key not in built]
+        missing = len(queue)
+
+        async def builder() -> None:
+            async with connections() as conn:
+                while queue:
+                    await catch_up(conn, self._plan.key, self._phase, queue.pop(0), wait=False)
+
+        await asyncio.gather(*(builder() for _ in range(min(BUILD_CONCURRENCY, len(queue)))))
+        return missing
 
     async def _past_days(self) -> tuple[ExposureTally, list[date]]:
         """The phase's tally, and the past days of its series."""
@@ -164,13 +200,47 @@ class PhaseReader:
 
     async def _catch_up(self, metrics: Sequence[ResolvedMetric]) -> None:
         """Bring the metrics' roll-ups up to date first, on the primary. A roll-up another catch-up holds is
-        read as of its last one (the freshness says when) rather than waited for, unless it has never been
-        built."""
+        read as of its last one (the freshness says when) rather than waited for, and so is one caught up
+        less than the policy's fresh_seconds ago. One never built is built here and waited for, unless the
+        keeper builds it in the background: a running experiment's current phase whose exposed units reach
+        the policy's inline_build_units (then Preparing says how far it got)."""
         unique = _unique_sources(metrics, self._policy.pre_seconds)
         keys = [s.key for s in unique]
         built = await rollup_states(self._conn, self._plan.key, self._phase, keys)
-        for source in unique:
-            await catch_up(self._conn, self._plan.key, self._phase, source, wait=source.key not in built)
+        missing = [s for s in unique if s.key not in built]
+        inline = self._policy.inline_build_units
+        if missing and self._background and inline is not None and await self._exposed_units() >= inline:
+            raise Preparing(Progress(self._plan.key, self._phase, len(unique) - len(missing), len(unique)))
+        fresh = timedelta(seconds=self._policy.fresh_seconds)
+        todo = [
+            (source, built.get(source.key) is None)
+            for source in unique
+            if not (source.key in built and fresh and self._now - built[source.key].caught_up_at < fresh)
+        ]
+
+        async def catching_up(conn: Connection) -> None:
+            while todo:
+                source, wait = todo.pop(0)
+                await catch_up(conn, self._plan.key, self._phase, source, wait=wait)
+
+        if self._connections is not None and len(todo) > 1:
+            # Each catch-up is statements PostgreSQL runs on one core: two at once on two connections.
+            async def beside() -> None:
+                assert self._connections is not None
+                async with self._connections() as other:
+                    await catching_up(other)
+
+            await asyncio.gather(catching_up(self._conn), beside())
+        else:
+            await catching_up(self._conn)
+
+    async def _exposed_units(self) -> int:
+        """The phase's exposed units (counting those with more than one variant), on the primary."""
+        window = await self._window()
+        tally = await exposure_tally(
+            self._conn, self._plan.key, self._phase, self._now, window[0] if window else None
+        )
+        return tally.total + tally.multiple
 
     async def _reads_after_catch_up(self, metrics: Sequence[ResolvedMetric]) -> Connection:
         """Choose where the reads go (the replica once it has replayed the catch-up), and read the roll-ups'
@@ -186,6 +256,12 @@ class PhaseReader:
     ) -> dict[str, Reduction]:
         """The metric per segment of `attribute` (one, "", without), filled with `population`."""
         sources = tuple(s.key for s in metric_sources(metric, self._policy.pre_seconds))
+        if attribute is None and additive(metric):
+            live = LiveMetric(
+                self._plan.key, self._phase, metric, signature(metric, self._policy.pre_seconds), sources
+            )
+            rolled = await live_rolled(self._conn, live, self._cache)
+            return {segment: fill(metric, rolled, counts) for segment, counts in population.items()}
         key: tuple[object, ...] = (
             self._plan.key,
             self._phase,

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import multiprocessing
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -39,8 +40,10 @@ STOP_SECONDS = 5.0
 
 
 class ResultsPool:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_preparing: Callable[[], None] | None = None) -> None:
         self._settings = settings
+        self._on_preparing = on_preparing
+        """Called when a job found roll-ups never built (the keeper's wake: it builds them now)."""
         self._processes = settings.results_processes
         self._capacity = settings.results_processes + settings.results_max_waiting
         self._timeout = settings.results_timeout_seconds
@@ -108,6 +111,11 @@ class ResultsPool:
             raise _unavailable() from exc
         for where, count in outcome.replica_reads.items():
             RESULTS_REPLICA_READS.labels(where).inc(count)
+        preparing = (isinstance(outcome, jobs.Answer) and outcome.status == jobs.PREPARING_STATUS) or (
+            isinstance(outcome, jobs.Failure) and outcome.code == jobs.PREPARING_CODE
+        )
+        if preparing and self._on_preparing is not None:
+            self._on_preparing()
         if isinstance(outcome, jobs.Failure):
             raise outcome.error()
         return outcome

@@ -12,7 +12,8 @@ from flagd.results.cache import ReductionCache
 from flagd.results.journey import Funnel, JourneyQuery, funnel
 from flagd.results.looks import daily_looks, record_look, stored_looks
 from flagd.results.model import ExperimentResults, ExperimentSummary, Timeseries
-from flagd.results.phase_reader import PhaseReader
+from flagd.results.phase_reader import Connections, PhaseReader
+from flagd.results.preparing import Preparing
 from flagd.results.replica import Replica
 from flagd.results.report import analyse_phase, method_of, planned
 from flagd.results.sql.exposures import units_per_experiment
@@ -79,9 +80,12 @@ class ResultsService:
         cache: ReductionCache | None = None,
         *,
         statement_seconds: float = 120.0,
+        connections: Connections | None = None,
         replica: Replica | None = None,
     ) -> None:
         self._conn = conn
+        self._connections = connections
+        """A second connection a request's catch-ups may use beside `conn`."""
         self._replica = replica
         self._statement_seconds = statement_seconds
         self._catalog = catalog
@@ -93,7 +97,20 @@ class ResultsService:
         return self._catalog
 
     def _reader(self, plan: ExperimentPlan, phase: int, now: datetime) -> PhaseReader:
-        return PhaseReader(self._conn, plan, phase, self._policy, self._cache, now, replica=self._replica)
+        entry = self._catalog.entries.get(plan.key)
+        # The keeper builds the roll-ups of running experiments' current phases (flagd.results.preparing).
+        background = entry is not None and entry.state == "running" and phase == entry.phase
+        return PhaseReader(
+            self._conn,
+            plan,
+            phase,
+            self._policy,
+            self._cache,
+            now,
+            built_in_background=background,
+            connections=self._connections,
+            replica=self._replica,
+        )
 
     async def _reads(self) -> Connection:
         """Where a read with no catch-up before it goes: the replica once it is as current as the primary."""
@@ -151,7 +168,10 @@ class ResultsService:
         started.sort(key=lambda e: e.phase_started_at or "", reverse=True)
         headlines = {}
         for entry in started[:MAX_HEADLINES]:
-            headlines[entry.key] = (await self.results(entry.key, None, Options(), now)).decision
+            try:
+                headlines[entry.key] = (await self.results(entry.key, None, Options(), now)).decision
+            except Preparing:
+                continue  # its first roll-ups are still being built: no headline yet
         return [
             ExperimentSummary(
                 key=entry.key,
@@ -183,15 +203,27 @@ class ResultsService:
         rows, distinct = await read_funnel(conn, query, self._statement_seconds)
         return funnel(query, rows, distinct, now)
 
-    async def keep_up(self, now: datetime) -> int:
-        """For every running experiment's current phase: catch its roll-ups up and store its closed days, so
-        that requests find little to do. Roll-ups another catch-up holds are skipped. Returns the number of
-        experiments kept up."""
+    async def keep_up(self, now: datetime, connections: Connections | None = None) -> int:
+        """For every running experiment's current phase: catch its roll-ups up (building the missing ones
+        first, on `connections` when given) and store its closed days, so that requests find little to do.
+        Roll-ups another catch-up holds are skipped. Returns the number of experiments kept up."""
         kept = 0
-        for entry in self._catalog.entries.values():
-            plan = entry.plan
-            if plan is None or entry.state != "running" or entry.phase < 1:
-                continue
-            await self._reader(plan, entry.phase, now).keep_up()
+        for plan, phase in self._running():
+            await self._reader(plan, phase, now).keep_up(connections)
             kept += 1
         return kept
+
+    async def build_missing(self, now: datetime, connections: Connections) -> int:
+        """Only build the roll-ups never built of running experiments' current phases (what a request that
+        found one missing wakes the keeper for); the number built."""
+        built = 0
+        for plan, phase in self._running():
+            built += await self._reader(plan, phase, now).build_missing(connections)
+        return built
+
+    def _running(self) -> list[tuple[ExperimentPlan, int]]:
+        return [
+            (entry.plan, entry.phase)
+            for entry in self._catalog.entries.values()
+            if entry.plan is not None and entry.state == "running" and entry.phase >= 1
+        ]

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from flagd.results.preparing import Progress
+
 
 @cache
 def camel(name: str) -> str:
@@ -45,3 +47,20 @@ def to_wire(value: Any) -> Any:
 def dumps(value: Any) -> bytes:
     """The JSON body of a typed value."""
     return orjson.dumps(to_wire(value))
+
+
+def preparing(progress: Progress) -> bytes:
+    """The answer of a results request whose roll-ups are still being built (flagd.results.preparing)."""
+    return orjson.dumps(
+        {
+            "experiment": progress.experiment,
+            "phase": progress.phase,
+            "state": "preparing",
+            "preparing": {
+                "percentDone": progress.percent_done,
+                "rollupsBuilt": progress.built,
+                "rollups": progress.rollups,
+            },
+            "message": progress.message,
+        }
+    )

@@ -64,6 +64,13 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement(
         "results_unit_values", D, "the per-unit roll-ups, written from an exposures-events join", UNIT, GROUP
     ),
+    Placement(
+        "results_unit_changes",
+        D,
+        "each changed unit's earlier roll-up row, joined to results_unit_values on unit by the live delta",
+        UNIT,
+        GROUP,
+    ),
     # Configuration, keys and audit: small, read everywhere, written by admins.
     Placement("instance", R, "one row: the installation's identity"),
     Placement("config_state", R, "one row: the flag set's version and metadata"),
@@ -87,6 +94,7 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("events_retention", L, "one row: the day before which events were pruned"),
     Placement("results_rollups", L, "how far each roll-up is caught up, one row per source; never joined"),
     Placement("results_days", L, "closed days' per-variant sums of a metric; no unit in it"),
+    Placement("results_sums", L, "the latest per-variant sums of a metric, for a new process; no unit in it"),
     Placement("sequential_looks", L, "looks taken per experiment phase; no unit in it"),
     Placement("experiment_watch", L, "the results watcher's last look per experiment"),
     Placement("notifications", L, "the outbox; a trigger fans each row out to webhook_deliveries"),

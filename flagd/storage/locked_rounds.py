@@ -42,6 +42,7 @@ class LockedRounds(Generic[T]):
         self._doing = doing
         """What a round does, for the log ("keeping results up to date")."""
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
@@ -62,9 +63,15 @@ class LockedRounds(Generic[T]):
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
 
+    def wake(self) -> None:
+        """Run the next round now rather than at the end of the interval (once, however often woken)."""
+        self._woken.set()
+
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self._interval)
+            self._woken.clear()
             try:
                 await self.run_once()
             except Exception as exc:  # the database may be down; the next round tries again

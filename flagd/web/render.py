@@ -15,6 +15,7 @@ from flagd.errors import FlagdError
 from flagd.results import narrative
 from flagd.results.jobs import HTML, Answer, Job
 from flagd.results.narrative import humane
+from flagd.results.preparing import Preparing
 from flagd.results.service import ResultsService
 from flagd.results.words import count, percent, plural
 from flagd.web import journey_view, views
@@ -47,6 +48,10 @@ def render(template: str, **context: Any) -> str:
     return _ENV.get_template(template).render(**context)
 
 
+PREPARING_REFRESH_SECONDS = 3
+"""How often a page of results still being prepared reloads itself."""
+
+
 def message(heading: str, text: str, session: object = None) -> str:
     return render("message.html", heading=heading, text=text, session=session, back="/experiments")
 
@@ -76,6 +81,17 @@ async def page_answer(service: ResultsService, job: Job) -> Answer:
         series = await service.timeseries(job.key, None, None, job.options, job.now)
     except FlagdError as exc:
         return _message(exc.status, "No results", exc.message, job)
+    except Preparing as exc:
+        # 202, and the page asks again by itself until the results are ready.
+        html = render(
+            "message.html",
+            heading=f"Preparing results, {exc.progress.percent_done}% done",
+            text=exc.progress.message[0].upper() + exc.progress.message[1:] + ".",
+            session=job.session,
+            back="/experiments",
+            refresh=PREPARING_REFRESH_SECONDS,
+        )
+        return Answer(202, html.encode(), HTML)
     words = narrative.names_of(entry.plan)
     if results.exposed == 0:
         return _message(

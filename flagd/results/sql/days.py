@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 
 from flagd.experiments.catalog import ResolvedMetric
-from flagd.results.model import QuantileSums, Reduction, VariantSums
+from flagd.results.model import Reduction
+from flagd.results.sql.codec import decode, encode
 from flagd.results.sql.quantile import QuantileQuery, reduce_quantile
 from flagd.results.sql.reduce import reduce_metric
 from flagd.results.sql.retention import reduce_retention_raw
@@ -35,33 +36,6 @@ def signature(metric: ResolvedMetric, pre_seconds: int) -> str:
 
 def day_end(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-
-
-def _encode(reduction: Reduction) -> bytes:
-    return orjson.dumps(
-        {
-            "cap": reduction.cap,
-            "variants": {
-                v: [getattr(s, f) for f in VariantSums.FIELDS] for v, s in reduction.variants.items()
-            },
-            "quantiles": {
-                v: [getattr(q, f) for f in QuantileSums.FIELDS] for v, q in reduction.quantiles.items()
-            },
-        }
-    )
-
-
-def _decode(metric: str, raw: str) -> Reduction:
-    stored = orjson.loads(raw)
-    variants = {
-        v: VariantSums(int(values[0]), *(float(x) for x in values[1:]))
-        for v, values in stored["variants"].items()
-    }
-    quantiles = {
-        v: QuantileSums(int(values[0]), int(values[1]), *(float(x) for x in values[2:]))
-        for v, values in stored.get("quantiles", {}).items()
-    }
-    return Reduction(metric, variants, stored["cap"], quantiles)
 
 
 async def day_reductions(
@@ -87,7 +61,7 @@ async def day_reductions(
         key,
         list(days),
     )
-    found = {r["day"]: _decode(metric.key, r["sums"]) for r in rows}
+    found = {r["day"]: decode(metric.key, r["sums"]) for r in rows}
     started = time.monotonic()
     computed = 0
     for day in sorted(days, reverse=True):
@@ -106,7 +80,7 @@ async def day_reductions(
                 phase,
                 key,
                 day,
-                _encode(reduction).decode(),
+                encode(reduction),
             )
         found[day] = reduction
     return found

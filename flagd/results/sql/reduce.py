@@ -195,7 +195,7 @@ def segmented_units(attribute_param: str, before: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Expressions:
+class MetricExpressions:
     y: str
     d: str
     x: str
@@ -217,22 +217,27 @@ class _Expressions:
         return 1.0 if self.d == "1.0" else 0.0
 
 
-def _expressions(resolved: ResolvedMetric) -> _Expressions:
+def metric_expressions(resolved: ResolvedMetric) -> MetricExpressions:
     metric = resolved.metric
     if metric.type == "ratio":
         numerator, denominator = resolved.parts
-        return _Expressions(
+        return MetricExpressions(
             _VALUE[numerator.type][0],
             _VALUE[denominator.type][0].replace("a.", "b."),
             "0.0",
             (numerator, denominator),
         )
     if metric.type == "funnel":  # the decided step's conversion from exposure
-        return _Expressions(
+        return MetricExpressions(
             f"(a.post_count >= {int(metric.decide_on or 0)})::int::float8", "1.0", "0.0", (metric, metric)
         )
     y, d, x = _VALUE[metric.type]
-    return _Expressions(y, d, x, (metric, metric))
+    return MetricExpressions(y, d, x, (metric, metric))
+
+
+def _cap_and_sum(percentile: float | None, fixed: float | None, reached: str) -> str:
+    """Steps 4 and 5 of a reduction from the roll-ups ($3 the percentile, $4 the fixed cap)."""
+    return _CAP_AND_SUM.format(fixed="$4", percentile="$3", reached=reached)
 
 
 def _winsor(metric: Metric) -> tuple[float | None, float | None]:
@@ -291,7 +296,7 @@ async def reduce_metric_by(
     as OTHER.
 
     The cap of a winsorised metric is computed over all units, so every segment is capped alike."""
-    e = _expressions(metric)
+    e = metric_expressions(metric)
     args: list[object] = [experiment, phase, end, *_winsor(metric.metric)]
     per_unit_a = _per_unit(e.sources[0], float(pre_seconds), args)
     per_unit_b = _per_unit(e.sources[1], float(pre_seconds), args) if e.both else "SELECT NULL::text AS unit"
@@ -324,9 +329,26 @@ async def reduce_rolled_by(
     """Like `reduce_metric_by`, from the metric's roll-ups (`sources`: their keys, caught up by the
     caller) as of their last catch-up. `population`, units per segment and variant, is read from the
     exposures unless given."""
-    e = _expressions(metric)
+    rolled = await rolled_sums(conn, experiment, phase, metric, sources, attribute=attribute)
+    if population is None:
+        population = await segment_population(conn, experiment, phase, attribute)
+    return {segment: fill(metric, rolled.get(segment), counts) for segment, counts in population.items()}
+
+
+async def rolled_sums(
+    conn: Connection,
+    experiment: str,
+    phase: int,
+    metric: ResolvedMetric,
+    sources: tuple[str, ...],
+    *,
+    attribute: str | None,
+) -> dict[str, Reduction]:
+    """Per segment, the sums of the units that have a roll-up row (`fill` adds the others)."""
+    e = metric_expressions(metric)
     segmented = attribute is not None
     attribute_param = f"${7 if e.both else 6}"
+    percentile, fixed = _winsor(metric.metric)
     sql = _ROLLED.format(
         units=segmented_units(attribute_param, "") + "," if segmented else "",
         source_b="$6" if e.both else "NULL",
@@ -339,22 +361,22 @@ async def reduce_rolled_by(
         join_units="JOIN units u ON u.unit = " + ("coalesce(a.unit, b.unit)" if e.both else "a.unit")
         if segmented
         else "",
-        cap_and_sum=_CAP_AND_SUM.format(fixed="$4", percentile="$3", reached=e.reached),
+        cap_and_sum=_cap_and_sum(percentile, fixed, e.reached),
     )
-    args: list[object] = [experiment, phase, *_winsor(metric.metric), *sources[: 2 if e.both else 1]]
+    args: list[object] = [experiment, phase, percentile, fixed, *sources[: 2 if e.both else 1]]
     if segmented:
         args.append(attribute)
     async with conn.transaction():
         # A winsorised metric sorts every unit's value, and a ratio joins two roll-ups by unit: in memory.
         await conn.execute(f"SET LOCAL work_mem = '{REDUCTION_WORK_MEM}'")
         rows = await conn.fetch(sql, *args)
-    if population is None:
-        population = await segment_population(conn, experiment, phase, attribute)
-    rolled = _reductions(metric.metric, rows)
-    return {
-        segment: _fill(metric.metric, rolled.get(segment), counts, e.d_without_events)
-        for segment, counts in population.items()
-    }
+    return _reductions(metric.metric, rows)
+
+
+def fill(metric: ResolvedMetric, rolled: Reduction | None, counts: dict[str, int]) -> Reduction:
+    """The roll-up's sums of one segment with its units that had no event added (`counts`: its units per
+    variant)."""
+    return _fill(metric.metric, rolled, counts, metric_expressions(metric).d_without_events)
 
 
 _POPULATION = "WITH {units} SELECT segment, variant, count(*) AS n FROM units GROUP BY 1, 2"

@@ -256,7 +256,13 @@ async def test_should_drop_the_derived_rows_of_a_deleted_experiment_and_keep_its
     assert (await admin.post("/v1/admin/experiments/pricing/stop")).status_code == 200
     deleted = await admin.delete("/v1/admin/experiments/pricing")
     assert deleted.status_code == 204, deleted.text
-    for table in ("results_unit_values", "results_rollups", "results_days"):
+    for table in (
+        "results_unit_values",
+        "results_rollups",
+        "results_days",
+        "results_unit_changes",
+        "results_sums",
+    ):
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     assert await conn.fetchval("SELECT count(*) FROM events") == events
 

@@ -60,6 +60,8 @@ UNCHECKED: dict[tuple[str, str], str] = {
     ("flagd/results/sql/funnel.py", "first AS ("): TEMPLATE,
     ("flagd/results/sql/funnel.py", "(SELECT count(DISTINCT segment) FROM first)"): TEMPLATE,
     ("flagd/results/sql/quantile.py", "units AS ("): TEMPLATE,
+    ("flagd/results/sql/delta.py", "WITH changed AS MATERIALIZED"): TEMPLATE,
+    ("flagd/results/sql/delta.py", "coalesce(a.post_count, 0) AS r"): TEMPLATE,
     ("flagd/results/sql/quantile.py", "unit_values AS ("): TEMPLATE,
     ("flagd/results/sql/quantile.py", "percentile_disc(hole_2) WITHIN GROUP"): TEMPLATE,
     ("flagd/results/sql/quantile.py", "q AS (SELECT * FROM unnest("): TEMPLATE,

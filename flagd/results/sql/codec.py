@@ -1,0 +1,43 @@
+"""A reduction as stored JSON (results_days, results_sums): its cap, per-variant sums, quantiles and a
+funnel's units per step, in the order of the fields of VariantSums and QuantileSums."""
+
+from __future__ import annotations
+
+import orjson
+
+from flagd.results.model import QuantileSums, Reduction, VariantSums
+
+
+def encode(reduction: Reduction) -> str:
+    stored: dict[str, object] = {
+        "cap": reduction.cap,
+        "variants": {v: [getattr(s, f) for f in VariantSums.FIELDS] for v, s in reduction.variants.items()},
+        "quantiles": {
+            v: [getattr(q, f) for f in QuantileSums.FIELDS] for v, q in reduction.quantiles.items()
+        },
+    }
+    if reduction.reached is not None:
+        stored["reached"] = {v: list(steps) for v, steps in reduction.reached.items()}
+    return orjson.dumps(stored).decode()
+
+
+def decode(metric: str, raw: str) -> Reduction:
+    stored = orjson.loads(raw)
+    variants = {
+        v: VariantSums(int(values[0]), *(float(x) for x in values[1:]))
+        for v, values in stored["variants"].items()
+    }
+    quantiles = {
+        v: QuantileSums(int(values[0]), int(values[1]), *(float(x) for x in values[2:]))
+        for v, values in stored.get("quantiles", {}).items()
+    }
+    reached = stored.get("reached")
+    return Reduction(
+        metric,
+        variants,
+        stored["cap"],
+        quantiles,
+        reached={v: tuple(int(c) for c in steps) for v, steps in reached.items()}
+        if reached is not None
+        else None,
+    )
