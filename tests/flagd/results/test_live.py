@@ -130,8 +130,8 @@ async def test_should_bring_a_look_forward_from_the_changed_units_to_what_every_
 
     first = await read(process)
     assert await conn.fetchval("SELECT count(*) FROM results_sums") == len(live)
-    for key, scratch in (await from_scratch(conn, plan, first)).items():
-        assert_same(first.reductions[key], scratch)
+    for key, reduced in (await from_scratch(conn, plan, first)).items():
+        assert_same(first.reductions[key], reduced)
 
     for _round in range(2):
         await post_all(sdk, await later_events(conn, now))
