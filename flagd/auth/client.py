@@ -25,6 +25,7 @@ from flagd.auth.repository import ApiKeyRepository
 from flagd.errors import FlagdError, Forbidden
 from flagd.http.rate_limit import Buckets, Rate, retry_after
 from flagd.settings import Settings
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +103,7 @@ class ClientAccess:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _refresher(self) -> None:
         while True:

@@ -22,6 +22,7 @@ from flagd.config.repository import CONFIG_CHANNEL, ConfigRepository
 from flagd.config.snapshot import ConfigSnapshot
 from flagd.settings import Settings
 from flagd.storage.pool import connect
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +69,7 @@ class ConfigWatcher:
         self._tasks = [asyncio.create_task(self._reload_when_dirty()), asyncio.create_task(self._poll())]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         for subscriber in list(self._subscribers):
             _offer(subscriber, None)  # ends open streams, so shutdown does not wait for them
         if self._listener is not None:

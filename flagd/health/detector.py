@@ -13,7 +13,6 @@ Every worker refreshes the /metrics gauge of open alarms after each round, whoev
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from flagd.health.rules import BASELINE_WEEKS
 from flagd.metrics import DATA_HEALTH_OPEN
 from flagd.settings import Settings
 from flagd.storage.types import Connection
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +66,7 @@ class DataHealthDetector:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def run_once(self, now: datetime | None = None) -> Round | None:
         """One round as of `now`; None when another worker holds the detector's lock."""

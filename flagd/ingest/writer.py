@@ -20,7 +20,6 @@ Server-side exposures (`offer`) take the same path without a waiting request: at
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -36,6 +35,7 @@ from flagd import metrics
 from flagd.errors import DatabaseUnavailable, FlagdError, ServiceUnavailable
 from flagd.ingest.counters import Counters
 from flagd.ingest.events import Event
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -269,9 +269,7 @@ class EventWriter:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), grace)
             except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                await cancel_and_wait(self._task)
         self._fail_all("the server is shutting down")
         await self._close_connection()
 

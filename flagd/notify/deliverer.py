@@ -35,6 +35,7 @@ from flagd.notify.repository import Attempt, WebhookRecord, WebhookRepository
 from flagd.notify.sender import Outcome, Sender
 from flagd.settings import Settings
 from flagd.storage.pool import connect
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -82,9 +83,7 @@ class Deliverer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=STOP_GRACE_SECONDS)
         for task in set(self._in_flight):

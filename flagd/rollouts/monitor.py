@@ -12,7 +12,6 @@ round, one at a time, each look within the results pool's timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from flagd.rollouts.repository import RolloutRepository
 from flagd.rollouts.service import MOVES, RolloutService
 from flagd.rollouts.serving import RolloutState
 from flagd.settings import Settings
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +91,7 @@ class RolloutMonitor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def run_once(self) -> list[tuple[str, str]]:
         """One round: every running rollout looked at; the (key, move) of each transition this monitor made."""

@@ -22,7 +22,6 @@ flagd_connections_closed_total{reason="slow_stream"}).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from flagd.config.snapshot import ConfigSnapshot
 from flagd.config.watcher import ConfigWatcher
 from flagd.http.transport import SLOW_STREAM
 from flagd.metrics import STREAMS_OPEN
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -188,11 +188,7 @@ class StreamHub:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._end_all()
 
     def open(

@@ -12,7 +12,6 @@ transaction is bounded by FLAGD_SCHEDULES_TIMEOUT_SECONDS (its statements and th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -25,6 +24,7 @@ from flagd.schedules.repository import ScheduleRepository
 from flagd.schedules.service import execute, give_up
 from flagd.settings import Settings
 from flagd.storage.types import Connection
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,7 @@ class ScheduleExecutor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def run_once(self) -> list[Schedule]:
         """One round: the schedules this worker executed (or failed), at most the batch size."""

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 import asyncpg
 
 from flagd.storage.types import Connection
+from flagd.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,7 @@ class LockedRounds(Generic[T]):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def run_once(self) -> T | None:
         """One round's result, or None when another worker holds the lock."""
