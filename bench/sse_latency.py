@@ -34,11 +34,14 @@ from flagd.auth import keys
 from flagd.auth.keys import Scope
 from flagd.auth.repository import ApiKeyRepository
 from flagd.storage.migrations import apply_migrations, load_migrations
+from flagd.storage.pool import init_connection
 
 
 async def make_keys(database_url: str) -> tuple[str, str]:
+    """Migrations, and an admin key and an SDK key; their tokens."""
     conn = await asyncpg.connect(database_url)
     try:
+        await init_connection(conn)
         await apply_migrations(conn, load_migrations())
         tokens = []
         for scope in (Scope.ADMIN, Scope.SDK):

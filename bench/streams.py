@@ -36,54 +36,22 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 from common import database, serve
-
-from flagd.auth import keys
-from flagd.auth.keys import Scope
-from flagd.auth.repository import ApiKeyRepository
-from flagd.storage.migrations import apply_migrations, load_migrations
-from flagd.storage.pool import init_connection
+from ofrep import FLAG_KEY, FLAGS
+from sse_latency import make_keys
 
 SERVER_CPU = 0
 CLIENT_CPU = 1
 CHANGE_FLAG = "streamed"
-OFREP_FLAG = "checkout-experiment"
-OFREP_DEFINITION = {
-    "state": "ENABLED",
-    "variants": {"control": "control", "treatment": "treatment"},
-    "defaultVariant": "control",
-    "targeting": {
-        "if": [
-            {"in": [{"var": "country"}, ["DE", "FR", "NL"]]},
-            {"fractional": [["control", 50], ["treatment", 50]]},
-            "control",
-        ]
-    },
-}
+OFREP_FLAG = FLAG_KEY
+OFREP_DEFINITION = FLAGS["flags"][FLAG_KEY]
 DELIVERY_P99_TARGET_MS = 1000.0
 OFREP_RATIO_TARGET = 2.0
 VERSION = re.compile(rb'"version":(\d+)')
 
 
 # --- the server and its data -------------------------------------------------------------------------------
-
-
-async def prepare(database_url: str) -> tuple[str, str]:
-    """Migrations, and an admin key and an SDK key; their tokens."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await init_connection(conn)
-        await apply_migrations(conn, load_migrations())
-        tokens = []
-        for scope in (Scope.ADMIN, Scope.SDK):
-            new = keys.generate()
-            await ApiKeyRepository(conn).create(f"bench-{scope.value}", scope, new)
-            tokens.append(new.token)
-    finally:
-        await conn.close()
-    return tokens[0], tokens[1]
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -541,7 +509,7 @@ def main() -> int:
     server = None
     try:
         database_url = stack.enter_context(database(workdir))
-        admin_key, sdk_key = asyncio.run(prepare(database_url))
+        admin_key, sdk_key = asyncio.run(make_keys(database_url))
         env = {"FLAGD_MAX_CONNECTIONS": str(args.streams + 500)}
         log = stack.enter_context((workdir / "serve.log").open("wb"))
         server, base = serve(
