@@ -13,7 +13,9 @@ connections too, answers 503 only once a request's headers are complete, and log
   previous response ended, and its body `body_timeout` after the headers, however slowly they trickle in;
   past them the connection is closed (reasons `header_timeout`, `body_timeout`). One timer per connection,
   re-armed when it fires (at most every min(header_timeout, body_timeout)): a request costs two clock reads,
-  not a timer.
+  not a timer. A connection that waits for nothing (its response is being written, as a change stream's is
+  for hours) lets its timer lapse until it waits again: 10,000 open streams had 1,000 timers a second, which
+  a stall of the loop bunched together until they all fired at once (100 ms stalls, bench/streams.py).
 - a cap: a worker holds at most `capacity` connections (FLAGD_MAX_CONNECTIONS, lowered to the open-file limit
   less the descriptors the worker needs for itself). A connection past it closes the connection that has waited
   longest for its request headers (an idle or a trickling one: `evicted`), so slow sockets cannot starve real
@@ -239,7 +241,6 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refused = True
             self.app = self._guard.refuse
         self._await_headers()
-        self._timer = self.loop.call_later(self._guard.check_seconds, self._check_deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
         CONNECTIONS.dec()
@@ -253,6 +254,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._guard.busy(self)
         self._deadline = self.loop.time() + self._guard.limits.body_timeout
         self._awaiting = BODY_TIMEOUT
+        self._arm()
         extensions: dict[str, Any] = {ABORT_EXTENSION: self._abort}  # uvicorn's httptools scope has none
         self.scope["extensions"] = extensions
         super().on_headers_complete()
@@ -275,19 +277,24 @@ class GuardedProtocol(HttpToolsProtocol):
     def _await_headers(self) -> None:
         self._deadline = self.loop.time() + self._guard.limits.header_timeout
         self._awaiting = HEADER_TIMEOUT
+        self._arm()
         if not self._refused:
             self._guard.waiting(self)
+
+    def _arm(self) -> None:
+        """Check the deadline within check_seconds, unless a check is due already."""
+        if self._timer is None:
+            self._timer = self.loop.call_later(self._guard.check_seconds, self._check_deadline)
 
     def _check_deadline(self) -> None:
         self._timer = None
         if self.transport.is_closing():
             return
+        if self._deadline is None:
+            return  # nothing awaited: the next deadline set arms the timer again (`_arm`)
         # Never sleep past check_seconds: a deadline set meanwhile is at least that far away, so none is missed.
-        delay = self._guard.check_seconds
-        if self._deadline is not None:
-            left = self._deadline - self.loop.time()
-            if left <= 0:
-                self._guard.close(self, self._awaiting)
-                return
-            delay = min(delay, left)
-        self._timer = self.loop.call_later(delay, self._check_deadline)
+        left = self._deadline - self.loop.time()
+        if left <= 0:
+            self._guard.close(self, self._awaiting)
+            return
+        self._timer = self.loop.call_later(min(self._guard.check_seconds, left), self._check_deadline)

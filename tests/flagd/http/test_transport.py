@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from flagd.app import create_app
-from flagd.http.transport import server_options
+from flagd.http.transport import GuardedProtocol, server_options
 from flagd.metrics import REGISTRY
 from flagd.settings import Settings
 from tests.support import TIMEOUT, LiveServer, bearer, flagd_env, free_port, running_server
@@ -107,6 +107,46 @@ async def test_should_close_a_request_whose_body_never_completes(
         )
         assert await until_closed(reader) == b""
     assert closed_count("body_timeout") - before == 1
+
+
+async def test_should_check_no_deadline_of_a_connection_whose_response_is_being_written(
+    settings: Settings, sdk_key: str, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A change stream waits for nothing from its client: its timer lapses instead of firing every
+    # check_seconds (10,000 streams had 1,000 timers a second, which bunched into 100 ms stalls).
+    strict = dataclasses.replace(settings, header_timeout_seconds=0.2, body_timeout_seconds=0.2)
+    checks = 0
+    check = GuardedProtocol._check_deadline
+
+    def counted(self: GuardedProtocol) -> None:
+        nonlocal checks
+        checks += 1
+        check(self)
+
+    monkeypatch.setattr(GuardedProtocol, "_check_deadline", counted)
+    streams = 10
+    async with guarded_server(strict) as live:
+        for _ in range(streams):
+            reader, writer = await connect(live.port)
+            writer.write(
+                b"GET /v1/flags/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                b"Authorization: Bearer " + sdk_key.encode() + b"\r\n\r\n"
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)  # the first event, whole
+        checked = checks
+        await asyncio.sleep(2.0)  # ten check periods
+        during = checks - checked
+        assert during <= streams, f"{during} deadline checks of {streams} open streams in 2 s"
+    # A connection that waits for its next request still has its deadline.
+    before = closed_count("header_timeout")
+    async with guarded_server(strict) as live:
+        reader, writer = await connect(live.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answered = await until_closed(reader)  # answered, then closed when no next request came in time
+        assert answered.startswith(b"HTTP/1.1 200")
+    assert closed_count("header_timeout") - before == 1
 
 
 async def test_should_close_the_longest_waiting_connection_to_make_room_at_the_cap(
