@@ -42,7 +42,8 @@ _SECTION_SQL = {
         "units AS (DELETE FROM results_unit_values WHERE experiment IN (SELECT key FROM gone)), "
         "rollups AS (DELETE FROM results_rollups WHERE experiment IN (SELECT key FROM gone)), "
         "changes AS (DELETE FROM results_unit_changes WHERE experiment IN (SELECT key FROM gone)), "
-        "sums AS (DELETE FROM results_sums WHERE experiment IN (SELECT key FROM gone)) "
+        "sums AS (DELETE FROM results_sums WHERE experiment IN (SELECT key FROM gone)), "
+        "reductions AS (DELETE FROM results_reductions WHERE experiment IN (SELECT key FROM gone)) "
         "DELETE FROM results_days WHERE experiment IN (SELECT key FROM gone)",
     ),
     "events": (

@@ -35,6 +35,7 @@ from flagd.results.sql.rollup import (
     metric_sources,
     rollup_states,
 )
+from flagd.results.sql.stored import key_text, store_reductions, stored_reductions
 from flagd.results.sql.volumes import daily_events, events_since, never_arrived
 from flagd.storage.types import Connection
 
@@ -256,16 +257,15 @@ class PhaseReader:
     ) -> dict[str, Reduction]:
         """The metric per segment of `attribute` (one, "", without), filled with `population`."""
         sources = tuple(s.key for s in metric_sources(metric, self._policy.pre_seconds))
+        metric_signature = signature(metric, self._policy.pre_seconds)
         if attribute is None and additive(metric):
-            live = LiveMetric(
-                self._plan.key, self._phase, metric, signature(metric, self._policy.pre_seconds), sources
-            )
+            live = LiveMetric(self._plan.key, self._phase, metric, metric_signature, sources)
             rolled = await live_rolled(self._conn, live, self._cache)
             return {segment: fill(metric, rolled, counts) for segment, counts in population.items()}
         key: tuple[object, ...] = (
             self._plan.key,
             self._phase,
-            signature(metric, self._policy.pre_seconds),
+            metric_signature,
             tuple((k, self._states[k].version if k in self._states else 0) for k in sources),
             attribute,
             tuple(sorted((segment, tuple(sorted(counts.items()))) for segment, counts in population.items())),
@@ -276,6 +276,15 @@ class PhaseReader:
             before = matured_before(metric.metric, self._end)
             key += (await exposure_rows(self._reading, self._plan.key, self._phase, before),)
         found = self._cache.get(key) if self._cache is not None else None
+        # Without a breakdown, what any process reduced under this key is stored (a breakdown's attribute
+        # is the request's to choose: those stay in this process's cache only).
+        shared = key_text(key) if attribute is None and all(k in self._states for k in sources) else None
+        if found is None and shared is not None:
+            found = await stored_reductions(
+                self._reading, self._plan.key, self._phase, metric_signature, metric.key, shared
+            )
+            if found is not None and self._cache is not None:
+                self._cache.put(key, found)
         if found is None:
             if metric.metric.type == "quantile":
                 found = await reduce_quantile(
@@ -306,6 +315,10 @@ class PhaseReader:
                     sources,
                     attribute=attribute,
                     population=population,
+                )
+            if shared is not None:
+                await store_reductions(
+                    self._conn, self._plan.key, self._phase, metric_signature, shared, found
                 )
             if self._cache is not None:
                 self._cache.put(key, found)

@@ -95,6 +95,7 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("results_rollups", L, "how far each roll-up is caught up, one row per source; never joined"),
     Placement("results_days", L, "closed days' per-variant sums of a metric; no unit in it"),
     Placement("results_sums", L, "the latest per-variant sums of a metric, for a new process; no unit in it"),
+    Placement("results_reductions", L, "the last reduction of a metric, for a new process; no unit in it"),
     Placement("sequential_looks", L, "looks taken per experiment phase; no unit in it"),
     Placement("experiment_watch", L, "the results watcher's last look per experiment"),
     Placement("notifications", L, "the outbox; a trigger fans each row out to webhook_deliveries"),

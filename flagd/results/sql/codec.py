@@ -1,5 +1,6 @@
-"""A reduction as stored JSON (results_days, results_sums): its cap, per-variant sums, quantiles and a
-funnel's units per step, in the order of the fields of VariantSums and QuantileSums."""
+"""A reduction as stored JSON (results_days, results_sums, results_reductions): its cap, per-variant sums,
+quantiles, a funnel's units per step and a retention's maturing units, in the order of the fields of
+VariantSums and QuantileSums."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def encode(reduction: Reduction) -> str:
     }
     if reduction.reached is not None:
         stored["reached"] = {v: list(steps) for v, steps in reduction.reached.items()}
+    if reduction.maturing is not None:
+        stored["maturing"] = reduction.maturing
     return orjson.dumps(stored).decode()
 
 
@@ -32,11 +35,13 @@ def decode(metric: str, raw: str) -> Reduction:
         for v, values in stored.get("quantiles", {}).items()
     }
     reached = stored.get("reached")
+    maturing = stored.get("maturing")
     return Reduction(
         metric,
         variants,
         stored["cap"],
         quantiles,
+        maturing={v: int(n) for v, n in maturing.items()} if maturing is not None else None,
         reached={v: tuple(int(c) for c in steps) for v, steps in reached.items()}
         if reached is not None
         else None,

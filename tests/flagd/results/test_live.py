@@ -102,16 +102,29 @@ async def from_scratch(
     return out
 
 
-async def test_should_bring_a_look_forward_from_the_changed_units_to_what_every_unit_gives(
-    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, conn: asyncpg.Connection, database_url: str
-) -> None:
-    assert (await admin.put("/v1/admin/flag-set", json=live_document())).status_code == 200
+async def started(
+    admin: httpx.AsyncClient,
+    sdk: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    database_url: str,
+    document: dict[str, Any],
+) -> tuple[ExperimentPlan, datetime]:
+    """The pricing experiment of `document` started 3 days ago, 120 simulated units posted; its plan and
+    the moment they were simulated at."""
+    assert (await admin.put("/v1/admin/flag-set", json=document)).status_code == 200
     assert (await admin.post("/v1/admin/experiments/pricing/start")).status_code == 200
     await backdate_phase(admin, database_url, "pricing", 3)
     now = datetime.now(UTC)
     await post_all(sdk, simulated(now, 120))
     plan = (await catalog_of(conn)).plan("pricing")
     assert plan is not None
+    return plan, now
+
+
+async def test_should_bring_a_look_forward_from_the_changed_units_to_what_every_unit_gives(
+    admin: httpx.AsyncClient, sdk: httpx.AsyncClient, conn: asyncpg.Connection, database_url: str
+) -> None:
+    plan, now = await started(admin, sdk, conn, database_url, live_document())
     live = [m.resolved for m in plan.metrics if additive(m.resolved)]
     assert {m.key for m in live} == {
         "converted",

@@ -262,6 +262,7 @@ async def test_should_drop_the_derived_rows_of_a_deleted_experiment_and_keep_its
         "results_days",
         "results_unit_changes",
         "results_sums",
+        "results_reductions",
     ):
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
     assert await conn.fetchval("SELECT count(*) FROM events") == events
