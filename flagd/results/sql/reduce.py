@@ -48,7 +48,7 @@ from flagd.storage.types import Connection
 _UNIT_AGGREGATES = """
        count(*) FILTER (WHERE e.occurred_at >= u.exposed_at)::float8 AS post_count,
        coalesce(sum({value}) FILTER (WHERE e.occurred_at >= u.exposed_at), 0) AS post_sum,
-       (array_agg({value} ORDER BY e.occurred_at DESC)
+       (array_agg({value} ORDER BY e.occurred_at DESC, {value} DESC)
             FILTER (WHERE e.occurred_at >= u.exposed_at AND {value} IS NOT NULL))[1] AS post_last,
        count(*) FILTER (WHERE e.occurred_at < u.exposed_at)::float8 AS pre_count,
        coalesce(sum({value}) FILTER (WHERE e.occurred_at < u.exposed_at), 0) AS pre_sum"""
