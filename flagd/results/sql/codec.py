@@ -4,12 +4,23 @@ VariantSums and QuantileSums."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from flagd.results.model import QuantileSums, Reduction, VariantSums
 
 
 def encode(reduction: Reduction) -> str:
+    return orjson.dumps(fields(reduction)).decode()
+
+
+def decode(metric: str, raw: str) -> Reduction:
+    return from_fields(metric, orjson.loads(raw))
+
+
+def fields(reduction: Reduction) -> dict[str, object]:
+    """The reduction as the JSON object stored (to nest in a larger document)."""
     stored: dict[str, object] = {
         "cap": reduction.cap,
         "variants": {v: [getattr(s, f) for f in VariantSums.FIELDS] for v, s in reduction.variants.items()},
@@ -21,11 +32,11 @@ def encode(reduction: Reduction) -> str:
         stored["reached"] = {v: list(steps) for v, steps in reduction.reached.items()}
     if reduction.maturing is not None:
         stored["maturing"] = reduction.maturing
-    return orjson.dumps(stored).decode()
+    return stored
 
 
-def decode(metric: str, raw: str) -> Reduction:
-    stored = orjson.loads(raw)
+def from_fields(metric: str, stored: dict[str, Any]) -> Reduction:
+    """The reduction of `metric` from its stored JSON object, parsed."""
     variants = {
         v: VariantSums(int(values[0]), *(float(x) for x in values[1:]))
         for v, values in stored["variants"].items()

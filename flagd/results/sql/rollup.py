@@ -91,9 +91,9 @@ class Source:
         return not self.steps and not self.values
 
     def compute_sql(self, touched: str, params: list[object], before: datetime) -> str:
-        """The per-unit rows of this source (the touched units' only, with a join) from the events stored
-        before `before` (an incremental source's rows hold exactly those); its parameters appended to
-        `params`, which holds the experiment, the phase and the source key."""
+        """The per-unit rows of this source (the touched units' only, with a join); an incremental source's
+        from the events stored before `before` only (its rows hold exactly those), a funnel's from every
+        event; its parameters appended to `params`, which holds the experiment, the phase and the source key."""
         if self.steps:
             steps = step_ctes(
                 self.steps, self.window_seconds, "base", ("variant",), "'infinity'::timestamptz", params

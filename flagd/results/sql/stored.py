@@ -15,7 +15,7 @@ from collections.abc import Hashable
 import orjson
 
 from flagd.results.model import Reduction
-from flagd.results.sql.codec import decode, encode
+from flagd.results.sql.codec import fields, from_fields
 from flagd.storage.types import Connection
 
 
@@ -39,7 +39,7 @@ async def stored_reductions(
     if raw is None:
         return None
     try:
-        return {segment: decode(metric, orjson.dumps(r).decode()) for segment, r in orjson.loads(raw).items()}
+        return {segment: from_fields(metric, r) for segment, r in orjson.loads(raw).items()}
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
@@ -48,7 +48,7 @@ async def store_reductions(
     conn: Connection, experiment: str, phase: int, signature: str, key: str, found: dict[str, Reduction]
 ) -> None:
     """Store the metric's reductions under `key`, replacing what was stored for it."""
-    encoded = "{" + ",".join(f"{orjson.dumps(s).decode()}:{encode(r)}" for s, r in found.items()) + "}"
+    encoded = orjson.dumps({segment: fields(r) for segment, r in found.items()}).decode()
     await conn.execute(
         "INSERT INTO results_reductions AS s (experiment, phase, signature, key, reduction) "
         "VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (experiment, phase, signature) DO UPDATE "
