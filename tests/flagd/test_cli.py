@@ -33,8 +33,24 @@ def run_flagd(
 def test_should_list_commands_in_help() -> None:
     result = run_flagd("--help")
     assert result.returncode == 0
-    assert "serve" in result.stdout
-    assert "migrate" in result.stdout
+    for command in ("serve", "migrate", "keys", "apply", "export", "experiments", "schedules", "events"):
+        assert f"    {command} " in result.stdout, command
+    assert run_flagd("-v", "--help", "keys").stdout == result.stdout
+
+
+def test_should_load_only_the_module_of_the_command_it_runs() -> None:
+    # A command starts without the server's or the other commands' imports (half a second each).
+    probe = (
+        "import sys\n"
+        "from flagd.cli import main\n"
+        "main(['-v', 'keys', 'list', '--database-url', 'postgresql://nobody@127.0.0.1:1/none'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('flagd.cli.') or m in ('uvicorn', 'httpx')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=flagd_env(), check=False
+    )
+    assert "cannot connect to PostgreSQL" in result.stderr, result.stderr
+    assert result.stdout.strip() == "['flagd.cli.common', 'flagd.cli.keys']", result.stdout
 
 
 def test_should_exit_2_on_unknown_option() -> None:
